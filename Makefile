@@ -1,0 +1,55 @@
+# ctiwatch: `make run` and `make test` are the only commands a new user needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CONFIG ?= config/ctiwatch.yaml
+CORE := sla classifier incidents alerting probes ctiwatch
+
+.PHONY: install run test lint typecheck unit system-deps services bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# System tools the tests use, from Debian's packages when missing.
+system-deps:
+	@missing=""; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# PostgreSQL and Mosquitto run on every machine; start them if they are down.
+services:
+	@bash scripts/services.sh
+
+run: $(STAMP)
+	$(BIN)/ctiwatch run --config $(CONFIG)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict $(CORE)
+
+unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit tests/contracts
+
+test: $(STAMP) system-deps services lint typecheck
+	docker-compose -f docker-compose.yml config -q
+	$(BIN)/pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache ctiwatch.db*

@@ -1,0 +1,3 @@
+from ctiwatch.cli import main
+
+raise SystemExit(main())
