@@ -17,6 +17,7 @@ from ctiwatch.config import ConfigError
 COMMAND_MODULES = (
     "ctiwatch.commands.core",
     "ctiwatch.commands.sla",
+    "ctiwatch.commands.report",
 )
 
 

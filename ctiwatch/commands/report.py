@@ -1,0 +1,252 @@
+"""``report kpi``: the SLA KPI report per month and priority (table, CSV, JSON or HTML)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import sys
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+from ctiwatch.clock import RealClock
+from ctiwatch.config import Config, load_config
+from ctiwatch.sla_policy import policy_from_config
+from sla.kpi import KpiIncident, KpiRow, kpi_report
+from sla.targets import SlaPolicy
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+FORMATS = ("table", "csv", "json", "html")
+CSV_FIELDS = (
+    "month",
+    "priority",
+    "incidents",
+    "resolved",
+    "response_met_share",
+    "update_met_share",
+    "met_share",
+    "repair_met_share",
+    "repair_hours",
+    "repair_hours_max",
+    "meets_target",
+)
+
+
+def register(sub: Any) -> None:
+    report = sub.add_parser("report", help="reports over the incident history")
+    reports = report.add_subparsers(dest="report_command", required=True, metavar="REPORT")
+    kpi = reports.add_parser("kpi", help="SLA KPIs per month and priority")
+    kpi.add_argument("--month", type=month_argument, metavar="YYYY-MM", help="default: all")
+    kpi.add_argument("--format", choices=FORMATS, default="table")
+    kpi.add_argument("--config", metavar="FILE")
+    kpi.set_defaults(func=kpi_command)
+
+
+def month_argument(text: str) -> str:
+    if not _MONTH.match(text.strip()):
+        raise argparse.ArgumentTypeError(f"not a month such as 2026-12: {text!r}")
+    return text.strip()
+
+
+def load_kpi_incidents(config: Config, month: str | None) -> list[KpiIncident]:
+    """The incidents opened in ``month`` (all when None), as KPI records.
+
+    Placeholder until the incident store exists: no incidents, and a note on stderr.
+    """
+    del config, month
+    print("note: no incident store yet; the KPI report has no incidents", file=sys.stderr)
+    return []
+
+
+def kpi_command(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    policy = policy_from_config(config.sla)
+    incidents = load_kpi_incidents(config, args.month)
+    rows = kpi_report(incidents, policy, args.month, now=RealClock().now())
+    renderer = RENDERERS[args.format]
+    sys.stdout.write(renderer(rows, policy, args.month))
+    return 0
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share * 100:.1f}%"
+
+
+def _hours(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _title(policy: SlaPolicy, month: str | None) -> str:
+    period = month if month is not None else "all months"
+    return f"SLA KPIs {period} (performance target {policy.performance_target * 100:.0f}%)"
+
+
+def render_table(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -> str:
+    header = (
+        "month",
+        "priority",
+        "incidents",
+        "response met",
+        "update met",
+        "SLA met",
+        "repair met",
+        "repair h mean",
+        "repair h max",
+        "target",
+    )
+    body = [
+        (
+            row.month,
+            f"P{int(row.priority)} {row.priority.label}",
+            str(row.incidents),
+            _percent(row.response_met_share),
+            _percent(row.update_met_share),
+            _percent(row.met_share),
+            _percent(row.repair_met_share),
+            _hours(row.repair_hours),
+            _hours(row.repair_hours_max),
+            "met" if row.meets_target else "MISSED",
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    lines = [_title(policy, month)]
+    for line in [header, *body]:
+        cells = [
+            cell.ljust(width) if i < 2 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    if not rows:
+        lines.append("(no incidents)")
+    lines.append("repair hours are support hours from opening to resolution")
+    return "\n".join(lines) + "\n"
+
+
+def _row_dict(row: KpiRow) -> dict[str, Any]:
+    return {
+        "month": row.month,
+        "priority": int(row.priority),
+        "incidents": row.incidents,
+        "resolved": row.resolved,
+        "response_met_share": row.response_met_share,
+        "update_met_share": row.update_met_share,
+        "met_share": row.met_share,
+        "repair_met_share": row.repair_met_share,
+        "repair_hours": row.repair_hours,
+        "repair_hours_max": row.repair_hours_max,
+        "meets_target": row.meets_target,
+    }
+
+
+def render_csv(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        values = _row_dict(row)
+        values["meets_target"] = "yes" if row.meets_target else "no"
+        writer.writerow({key: "" if value is None else value for key, value in values.items()})
+    return out.getvalue()
+
+
+def render_json(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -> str:
+    document = {
+        "month": month,
+        "performance_target": policy.performance_target,
+        "repair_hours": "support hours from opening to resolution",
+        "rows": [_row_dict(row) for row in rows],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+_BARS = (
+    ("response met", "response_met_share"),
+    ("update met", "update_met_share"),
+    ("SLA met", "met_share"),
+    ("repair met", "repair_met_share"),
+)
+_LABEL_W = 110
+_BAR_W = 300
+_BAR_H = 18
+_GAP = 6
+
+
+def _svg_chart(row: KpiRow, target: float) -> str:
+    """Horizontal bars of the shares of one row, with the performance target as a line."""
+    height = len(_BARS) * (_BAR_H + _GAP) + _GAP
+    width = _LABEL_W + _BAR_W + 60
+    title = f"P{int(row.priority)} {row.priority.label} {row.month}"
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="{escape(title)}">'
+    ]
+    for index, (label, attribute) in enumerate(_BARS):
+        share: float | None = getattr(row, attribute)
+        y = _GAP + index * (_BAR_H + _GAP)
+        text_y = y + _BAR_H - 5
+        parts.append(f'<text x="0" y="{text_y}" font-size="12">{escape(label)}</text>')
+        parts.append(
+            f'<rect x="{_LABEL_W}" y="{y}" width="{_BAR_W}" height="{_BAR_H}" fill="#eee"/>'
+        )
+        if share is not None:
+            colour = "#2e7d32" if share >= target else "#c62828"
+            parts.append(
+                f'<rect x="{_LABEL_W}" y="{y}" width="{share * _BAR_W:.1f}" '
+                f'height="{_BAR_H}" fill="{colour}"/>'
+            )
+        parts.append(
+            f'<text x="{_LABEL_W + _BAR_W + 6}" y="{text_y}" font-size="12">'
+            f"{escape(_percent(share))}</text>"
+        )
+    line_x = _LABEL_W + target * _BAR_W
+    parts.append(
+        f'<line x1="{line_x:.1f}" y1="0" x2="{line_x:.1f}" y2="{height}" stroke="#000" '
+        'stroke-dasharray="4 3"/>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -> str:
+    title = _title(policy, month)
+    target = policy.performance_target
+    sections = []
+    for row in rows:
+        verdict = "meets the target" if row.meets_target else "misses the target"
+        sections.append(
+            "<section>"
+            f"<h2>{escape(row.month)} P{int(row.priority)} {escape(row.priority.label)}</h2>"
+            f"<p>{row.incidents} incidents, {row.resolved} resolved; {escape(verdict)}; "
+            f"repair {escape(_hours(row.repair_hours))} h mean, "
+            f"{escape(_hours(row.repair_hours_max))} h max (support hours)</p>"
+            f"{_svg_chart(row, target)}"
+            "</section>"
+        )
+    if not rows:
+        sections.append("<p>No incidents.</p>")
+    body = "\n".join(sections)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title>"
+        "<style>body{font-family:sans-serif;margin:2em}section{margin-bottom:1.5em}"
+        "h2{font-size:1.1em;margin:0 0 .3em}</style></head>\n"
+        f"<body><h1>{escape(title)}</h1>\n"
+        f"<p>Dashed line: performance target {target * 100:.0f}%.</p>\n"
+        f"{body}\n</body></html>\n"
+    )
+
+
+RENDERERS = {
+    "table": render_table,
+    "csv": render_csv,
+    "json": render_json,
+    "html": render_html,
+}

@@ -1,0 +1,180 @@
+"""Scenario files for ``ctiwatch simulate`` (the contract in ``shared/spec/simulate.md``).
+
+Strict like the configuration: unknown keys are errors and every error names the field, e.g.
+``faults[2].location: 'acme-rtm' is not a location of customer 'acme'``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from classifier.observation import Service
+from ctiwatch.config import (
+    ConfigError,
+    CustomerConfig,
+    Duration,
+    PhoneNumber,
+    Strict,
+    describe_errors,
+    load_yaml,
+)
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a UTC offset, e.g. 2026-12-01T09:00:00+01:00")
+    return value
+
+
+class FaultSpec(Strict):
+    service: Service
+    customer: str | None = None
+    location: str | None = None
+    users: list[str] | None = None
+    from_: datetime = Field(alias="from")
+    to: datetime
+    kind: Literal["outage", "unrecognized", "slow"]
+    rate: float | None = Field(default=None, gt=0, le=1)
+    latency: Duration | None = None
+
+    _aware = field_validator("from_", "to")(_aware)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FaultSpec:
+        if self.to <= self.from_:
+            raise ValueError("'to' must be after 'from'")
+        if self.kind == "unrecognized" and self.rate is None:
+            raise ValueError("rate: is required for kind 'unrecognized'")
+        if self.kind == "slow" and self.latency is None:
+            raise ValueError("latency: is required for kind 'slow'")
+        return self
+
+
+class MaintenanceSpec(Strict):
+    from_: datetime = Field(alias="from")
+    to: datetime
+    services: list[Service] | None = None
+    customers: list[str] | None = None
+    locations: list[str] | None = None
+    reason: str = "announced maintenance"
+
+    _aware = field_validator("from_", "to")(_aware)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceSpec:
+        if self.to <= self.from_:
+            raise ValueError("'to' must be after 'from'")
+        return self
+
+
+ActionKind = Literal["acknowledge", "update", "resolve", "reopen"]
+
+
+class ActionSpec(Strict):
+    at: datetime
+    acknowledge: int | None = Field(default=None, ge=1)
+    update: int | None = Field(default=None, ge=1)
+    resolve: int | None = Field(default=None, ge=1)
+    reopen: int | None = Field(default=None, ge=1)
+    text: str | None = None
+    by: str = "scenario"
+
+    _aware = field_validator("at")(_aware)
+
+    @model_validator(mode="after")
+    def _one_action(self) -> ActionSpec:
+        names = ("acknowledge", "update", "resolve", "reopen")
+        chosen = [name for name in names if getattr(self, name)]
+        if len(chosen) != 1:
+            raise ValueError("give exactly one of acknowledge, update, resolve, reopen")
+        return self
+
+    @property
+    def kind(self) -> ActionKind:
+        for name in ("acknowledge", "update", "resolve", "reopen"):
+            if getattr(self, name):
+                return name
+        raise AssertionError("validated to have one action")
+
+    @property
+    def incident(self) -> int:
+        number = getattr(self, self.kind)
+        assert isinstance(number, int)
+        return number
+
+
+class Scenario(Strict):
+    start: datetime
+    duration: Duration
+    probe_interval: Duration | None = None
+    customers: list[CustomerConfig] | None = None
+    faults: list[FaultSpec] = Field(default_factory=list)
+    maintenance: list[MaintenanceSpec] = Field(default_factory=list)
+    actions: list[ActionSpec] = Field(default_factory=list)
+    oncall: list[PhoneNumber] | None = None
+    seed: int = 0
+
+    _aware = field_validator("start")(_aware)
+
+    @field_validator("duration", "probe_interval")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
+
+    @property
+    def end(self) -> datetime:
+        return self.start + self.duration
+
+
+def check_references(scenario: Scenario, customers: list[CustomerConfig]) -> list[str]:
+    """Faults and maintenance must name customers, locations and users that exist."""
+    errors: list[str] = []
+    by_id = {c.id: c for c in customers}
+    for index, fault in enumerate(scenario.faults):
+        where = f"faults[{index}]"
+        chosen = [by_id[fault.customer]] if fault.customer in by_id else list(by_id.values())
+        if fault.customer is not None and fault.customer not in by_id:
+            errors.append(f"{where}.customer: unknown customer {fault.customer!r}")
+            continue
+        locations = [loc for c in chosen for loc in c.locations]
+        if fault.location is not None:
+            locations = [loc for loc in locations if loc.id == fault.location]
+            if not locations:
+                owner = f"customer {fault.customer!r}" if fault.customer else "any customer"
+                errors.append(f"{where}.location: {fault.location!r} is not a location of {owner}")
+                continue
+        known_users = {u.id for loc in locations for u in loc.users}
+        for user in fault.users or []:
+            if user not in known_users:
+                errors.append(f"{where}.users: unknown user {user!r} at the chosen location(s)")
+    for index, window in enumerate(scenario.maintenance):
+        for customer in window.customers or []:
+            if customer not in by_id:
+                errors.append(f"maintenance[{index}].customers: unknown customer {customer!r}")
+        all_locations = {loc.id for c in customers for loc in c.locations}
+        for location in window.locations or []:
+            if location not in all_locations:
+                errors.append(f"maintenance[{index}].locations: unknown location {location!r}")
+    for index, action in enumerate(scenario.actions):
+        if not scenario.start <= action.at <= scenario.end:
+            errors.append(f"actions[{index}].at: outside the simulated period")
+    return errors
+
+
+def scenario_from_data(data: Any) -> Scenario:
+    if not isinstance(data, dict):
+        raise ConfigError(["the scenario must be a mapping (start, duration, faults, ...)"])
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, data)) from exc
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    return scenario_from_data(load_yaml(Path(path)))

@@ -1,0 +1,120 @@
+"""SLA clocks: warning at 75% of the support time, breach at 100%, scheduling helpers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sla.priority import Priority
+from sla.targets import SlaPolicy
+from sla.timers import (
+    ClockName,
+    SlaClock,
+    TimerEvent,
+    TimerEventKind,
+    due_timer_events,
+    next_timer_at,
+    restart_update_clock,
+    start_clocks,
+)
+
+AMS = ZoneInfo("Europe/Amsterdam")
+POLICY = SlaPolicy.default()
+WARNING, BREACH = TimerEventKind.WARNING, TimerEventKind.BREACH
+RESPONSE, UPDATE, REPAIR = ClockName.RESPONSE, ClockName.UPDATE, ClockName.REPAIR
+
+
+def ams(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=AMS)
+
+
+def test_p1_clocks_warn_after_three_support_hours_and_breach_after_four() -> None:
+    clocks = start_clocks(POLICY, Priority.CRITICAL, ams("2026-12-01T09:00"))
+    assert clocks == {
+        RESPONSE: SlaClock(RESPONSE, ams("2026-12-01T09:00"), ams("2026-12-01T12:00"),
+                           ams("2026-12-01T13:00")),
+        UPDATE: SlaClock(UPDATE, ams("2026-12-01T09:00"), ams("2026-12-01T12:00"),
+                         ams("2026-12-01T13:00")),
+    }  # fmt: skip
+
+
+def test_p1_warning_over_the_weekend_counts_only_support_time() -> None:
+    clocks = start_clocks(POLICY, Priority.CRITICAL, ams("2026-12-04T15:00"))
+    assert clocks[RESPONSE].warn_at == ams("2026-12-07T09:30")
+    assert clocks[RESPONSE].due == ams("2026-12-07T10:30")
+
+
+def test_p2_repair_clock_warns_at_75_percent_of_its_two_working_days() -> None:
+    clocks = start_clocks(POLICY, Priority.HIGH, ams("2026-11-30T14:00"))
+    assert clocks[RESPONSE].warn_at == ams("2026-12-01T11:30")
+    assert clocks[RESPONSE].due == ams("2026-12-01T13:30")
+    # 17 support hours from Tue 08:30 to Wed 17:00; 75% = 12h45m: Wed 12:45.
+    assert clocks[REPAIR] == SlaClock(
+        REPAIR, ams("2026-12-01T08:30"), ams("2026-12-02T12:45"), ams("2026-12-02T17:00")
+    )
+
+
+def test_p3_reported_saturday_warns_monday_afternoon() -> None:
+    clocks = start_clocks(POLICY, Priority.NORMAL, ams("2026-12-05T11:00"))
+    assert clocks == {
+        RESPONSE: SlaClock(RESPONSE, ams("2026-12-07T08:30"), ams("2026-12-07T14:52:30"),
+                           ams("2026-12-07T17:00")),
+    }  # fmt: skip
+
+
+def test_update_clock_restarts_tttu_after_an_update() -> None:
+    clock = restart_update_clock(POLICY, Priority.CRITICAL, ams("2026-12-01T11:00"))
+    assert clock == SlaClock(
+        UPDATE, ams("2026-12-01T11:00"), ams("2026-12-01T14:00"), ams("2026-12-01T15:00")
+    )
+
+
+def test_no_update_clock_for_best_effort_priorities() -> None:
+    assert restart_update_clock(POLICY, Priority.LOW, ams("2026-12-01T11:00")) is None
+
+
+def test_nothing_is_due_before_the_warning() -> None:
+    clocks = start_clocks(POLICY, Priority.CRITICAL, ams("2026-12-01T09:00"))
+    assert due_timer_events(clocks, set(), ams("2026-12-01T11:59:59")) == []
+
+
+def test_warnings_are_due_at_75_percent() -> None:
+    clocks = start_clocks(POLICY, Priority.CRITICAL, ams("2026-12-01T09:00"))
+    assert due_timer_events(clocks, set(), ams("2026-12-01T12:00")) == [
+        TimerEvent(RESPONSE, WARNING, ams("2026-12-01T12:00")),
+        TimerEvent(UPDATE, WARNING, ams("2026-12-01T12:00")),
+    ]
+
+
+def test_breaches_are_due_at_100_percent_and_fired_events_are_left_out() -> None:
+    clocks = start_clocks(POLICY, Priority.CRITICAL, ams("2026-12-01T09:00"))
+    fired = {(RESPONSE, WARNING), (UPDATE, WARNING), (UPDATE, BREACH)}
+    assert due_timer_events(clocks, fired, ams("2026-12-01T13:00")) == [
+        TimerEvent(RESPONSE, BREACH, ams("2026-12-01T13:00")),
+    ]
+
+
+def test_due_events_are_sorted_by_time_across_clocks() -> None:
+    clocks = start_clocks(POLICY, Priority.HIGH, ams("2026-11-30T14:00"))
+    events = due_timer_events(clocks, set(), ams("2026-12-03T00:00"))
+    assert [(e.clock, e.kind, e.at) for e in events] == [
+        (RESPONSE, WARNING, ams("2026-12-01T11:30")),
+        (UPDATE, WARNING, ams("2026-12-01T11:30")),
+        (RESPONSE, BREACH, ams("2026-12-01T13:30")),
+        (UPDATE, BREACH, ams("2026-12-01T13:30")),
+        (REPAIR, WARNING, ams("2026-12-02T12:45")),
+        (REPAIR, BREACH, ams("2026-12-02T17:00")),
+    ]
+
+
+def test_next_timer_is_the_earliest_unfired_event() -> None:
+    clocks = start_clocks(POLICY, Priority.HIGH, ams("2026-11-30T14:00"))
+    assert next_timer_at(clocks, set()) == ams("2026-12-01T11:30")
+    fired = {(RESPONSE, WARNING), (UPDATE, WARNING), (RESPONSE, BREACH), (UPDATE, BREACH)}
+    assert next_timer_at(clocks, fired) == ams("2026-12-02T12:45")
+
+
+def test_no_next_timer_when_everything_fired() -> None:
+    clocks = start_clocks(POLICY, Priority.NORMAL, ams("2026-12-01T09:00"))
+    assert next_timer_at(clocks, {(RESPONSE, WARNING), (RESPONSE, BREACH)}) is None
+    assert next_timer_at({}, set()) is None
