@@ -109,9 +109,7 @@ class _VirtualSelector(selectors.BaseSelector):
         self._inner = selectors.DefaultSelector()
         self._advance = loop_time
 
-    def register(
-        self, fileobj: Any, events: int, data: Any = None
-    ) -> selectors.SelectorKey:
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._inner.register(fileobj, events, data)
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
