@@ -1,0 +1,44 @@
+"""The incident actions both the console forms and the JSON API perform."""
+
+from __future__ import annotations
+
+from ctiwatch.web.inputs import ActorBody, Body, PriorityBody, UpdateBody
+from ctiwatch.web.service import ConsoleService
+
+# Action name in the URL -> the body it needs.
+INCIDENT_ACTIONS: dict[str, type[Body]] = {
+    "ack": ActorBody,
+    "update": UpdateBody,
+    "priority": PriorityBody,
+    "resolve": ActorBody,
+    "reopen": ActorBody,
+}
+
+# What the console says after an action succeeded (PRG: ``?done=<code>``).
+DONE_MESSAGES = {
+    "ack": "Incident acknowledged.",
+    "update": "Update posted.",
+    "priority": "Priority changed.",
+    "resolve": "Incident resolved.",
+    "reopen": "Incident reopened.",
+    "question": "Question opened as a P4 incident.",
+    "scheduled": "Maintenance window scheduled.",
+    "cancelled": "Maintenance window cancelled.",
+}
+
+
+async def perform(service: ConsoleService, number: int, action: str, body: Body) -> None:
+    """Run ``action`` on incident ``number``; ``body`` was validated with INCIDENT_ACTIONS."""
+    if isinstance(body, UpdateBody):
+        await service.update(number, body.actor, body.text)
+    elif isinstance(body, PriorityBody):
+        await service.change_priority(number, body.actor, body.priority, body.reason)
+    elif isinstance(body, ActorBody):
+        run = {
+            "ack": service.acknowledge,
+            "resolve": service.resolve,
+            "reopen": service.reopen,
+        }[action]
+        await run(number, body.actor)
+    else:  # pragma: no cover - INCIDENT_ACTIONS lists every body type
+        raise TypeError(f"no action for {type(body).__name__}")

@@ -1,0 +1,165 @@
+"""The web application: status page, operations console, JSON API, health and metrics.
+
+Everything it shows or changes goes through one :class:`ConsoleService`; the app owns no state
+of its own. There is no login yet: the console trusts the network it is served on, and the name
+a person types is only recorded on the timeline.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import prometheus_client
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from ctiwatch.web.api import Api, json_error
+from ctiwatch.web.pages import NONCE, Pages
+from ctiwatch.web.render import build_environment
+from ctiwatch.web.service import ConsoleService, ServiceError
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def build_web_app(
+    service: ConsoleService,
+    *,
+    metrics_registry: prometheus_client.CollectorRegistry | None,
+    tz: str = "Europe/Amsterdam",
+    extra_routes: Callable[[web.Application], None] | None = None,
+) -> web.Application:
+    """The console over ``service``; ``/metrics`` exposes ``metrics_registry`` (with the
+    web's own request metrics added to it) and is absent when it is None."""
+    zone = ZoneInfo(tz)
+    pages = Pages(service, build_environment(zone), zone)
+    middlewares: list[Middleware] = []
+    if metrics_registry is not None:
+        middlewares.append(_metrics_middleware(metrics_registry))
+    middlewares += [_headers_middleware, _errors_middleware(pages), _same_origin_middleware]
+    app = web.Application(middlewares=middlewares)
+    app.add_routes(pages.routes())
+    app.add_routes(Api(service, zone).routes())
+    app.add_routes([web.get("/healthz", _healthz), web.static("/static", STATIC)])
+    if metrics_registry is not None:
+        app.add_routes([web.get("/metrics", _metrics_handler(metrics_registry))])
+    if extra_routes is not None:
+        extra_routes(app)
+    return app
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def _metrics_handler(registry: prometheus_client.CollectorRegistry) -> Handler:
+    async def metrics(request: web.Request) -> web.Response:
+        body = prometheus_client.generate_latest(registry)
+        return web.Response(
+            body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
+        )
+
+    return metrics
+
+
+def _is_api(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _errors_middleware(pages: Pages) -> Middleware:
+    """Every failure is a clean answer: JSON under /api/, a page elsewhere; never a traceback."""
+
+    @web.middleware
+    async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ServiceError as exc:
+            if _is_api(request):
+                return json_error(exc.status, exc.message, exc.field)
+            return pages.error_page(request, exc.status, exc.message)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                raise
+            message = {404: "not found", 405: "method not allowed"}.get(exc.status, exc.reason)
+            if _is_api(request):
+                return json_error(exc.status, message)
+            return pages.error_page(request, exc.status, message.capitalize() + ".")
+        except Exception:
+            log.exception("web: %s %s failed", request.method, request.path)
+            if _is_api(request):
+                return json_error(500, "internal error")
+            return pages.error_page(request, 500, "Something went wrong; it has been logged.")
+
+    return errors
+
+
+@web.middleware
+async def _same_origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """No login yet, so at least refuse changes a browser sends on behalf of another site."""
+    if request.method in _UNSAFE:
+        origin = request.headers.get("Origin")
+        cross_site = request.headers.get("Sec-Fetch-Site") == "cross-site"
+        if cross_site or (origin is not None and origin.partition("://")[2] != request.host):
+            raise ServiceError("cross-site request refused", None, 403)
+    return await handler(request)
+
+
+@web.middleware
+async def _headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    nonce = secrets.token_urlsafe(16)
+    request[NONCE] = nonce
+    response = await handler(request)
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        f"default-src 'none'; style-src 'nonce-{nonce}'; script-src 'self'; "
+        "connect-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _metrics_middleware(registry: prometheus_client.CollectorRegistry) -> Middleware:
+    requests = prometheus_client.Counter(
+        "ctiwatch_http_requests",
+        "HTTP requests answered by the web console and API",
+        ["method", "route", "status"],
+        registry=registry,
+    )
+    latency = prometheus_client.Histogram(
+        "ctiwatch_http_request_duration_seconds",
+        "Time to answer an HTTP request",
+        ["method", "route"],
+        registry=registry,
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    )
+
+    @web.middleware
+    async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
+        # A resource's pattern, never the raw path: label values must stay few.
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            requests.labels(request.method, route, str(status)).inc()
+            latency.labels(request.method, route).observe(time.perf_counter() - started)
+
+    return metrics

@@ -1,0 +1,142 @@
+"""What people send: JSON bodies and HTML forms, validated strictly, errors naming the field.
+
+Every problem becomes a :class:`ServiceError` with status 400 and the field at fault, the same
+error type the service raises, so the web turns both into one kind of answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from ctiwatch.web.service import ServiceError
+
+Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+ServiceName = Literal["click2dial", "crm"]
+
+
+class Body(BaseModel):
+    """Every action names the person doing it; it goes on the timeline."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    actor: Actor
+
+
+class ActorBody(Body):
+    pass
+
+
+class UpdateBody(Body):
+    text: Text
+
+
+class PriorityBody(Body):
+    priority: Annotated[int, Field(ge=1, le=4)]
+    reason: Reason
+
+
+class QuestionBody(Body):
+    customer: CustomerId
+    text: Text
+
+
+class MaintenanceBody(Body):
+    start: AwareDatetime
+    end: AwareDatetime
+    services: list[ServiceName] | None = None
+    customers: list[CustomerId] | None = None
+    reason: Reason
+
+
+B = TypeVar("B", bound=Body)
+
+_TIME = "must be a time with a UTC offset, e.g. 2026-12-02T22:00:00+01:00"
+_MESSAGES = {
+    "missing": "is required",
+    "extra_forbidden": "unknown field",
+    "string_too_short": "must not be empty",
+    "string_type": "must be a string",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "list_type": "must be a list",
+    "timezone_aware": _TIME,
+    "datetime_type": _TIME,
+    "datetime_parsing": _TIME,
+    "datetime_from_date_parsing": _TIME,
+}
+
+
+def parse_json(model: type[B], raw: bytes) -> B:
+    """A JSON request body, strictly: no unknown fields, no strings for numbers."""
+    if not raw.strip():
+        raise ServiceError("the request body must be a JSON object", None, 400)
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+
+
+def parse_form(model: type[B], data: Mapping[str, Any]) -> B:
+    """Form fields arrive as strings: validate leniently in type, strictly in content."""
+    try:
+        return model.model_validate(data, strict=False)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+
+
+def _first_error(exc: ValidationError) -> ServiceError:
+    error = exc.errors()[0]
+    if error["type"] in ("json_invalid", "model_type", "model_attributes_type"):
+        return ServiceError("the request body must be a JSON object", None, 400)
+    loc = [str(part) for part in error["loc"]]
+    field = loc[0] if loc else None
+    where = ".".join(loc)
+    message = _MESSAGES.get(error["type"], error["msg"])
+    if error["type"] == "literal_error" and field == "services":
+        message = "must be click2dial or crm"
+    if field == "priority" and error["type"] in ("less_than_equal", "greater_than_equal"):
+        message = "must be 1, 2, 3 or 4"
+    return ServiceError(f"{where}: {message}" if where else message, field, 400)
+
+
+def parse_local_time(value: str, field: str, tz: ZoneInfo) -> datetime:
+    """A ``datetime-local`` form value (``2026-12-02T22:00``) read as wall time in ``tz``."""
+    text = value.strip()
+    if not text:
+        raise ServiceError(f"{field}: is required", field, 400)
+    try:
+        naive = datetime.fromisoformat(text)
+    except ValueError:
+        raise ServiceError(f"{field}: not a date and time: {text!r}", field, 400) from None
+    if naive.tzinfo is not None:
+        return naive
+    aware = naive.replace(tzinfo=tz)
+    if aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
+        raise ServiceError(
+            f"{field}: {naive:%Y-%m-%d %H:%M} does not exist in {tz.key} "
+            "(the clocks skip that hour)",
+            field,
+            400,
+        )
+    return aware
+
+
+def parse_limit(value: str | None, default: int = 100, maximum: int = 500) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        limit = int(value)
+    except ValueError:
+        raise ServiceError(f"limit: must be a whole number, not {value!r}", "limit") from None
+    if not 1 <= limit <= maximum:
+        raise ServiceError(f"limit: must be between 1 and {maximum}", "limit")
+    return limit

@@ -1,0 +1,251 @@
+"""The console's HTML pages: status, incidents, questions and maintenance.
+
+Forms POST, then redirect (post/redirect/get) with ``?done=<code>``. A refused form renders
+the same page again with the message, the field marked and what was typed kept, answering
+with the error's status (400, 404, 409). The name a person types is remembered in a cookie.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, unquote
+from zoneinfo import ZoneInfo
+
+import jinja2
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from ctiwatch.web.actions import DONE_MESSAGES, INCIDENT_ACTIONS, perform
+from ctiwatch.web.inputs import (
+    ActorBody,
+    B,
+    MaintenanceBody,
+    QuestionBody,
+    parse_form,
+    parse_limit,
+    parse_local_time,
+)
+from ctiwatch.web.render import overall
+from ctiwatch.web.service import INCIDENT_FILTERS, ConsoleService, ServiceError
+
+ACTOR_COOKIE = "ctiwatch_actor"
+NONCE = web.RequestKey("csp_nonce", str)
+_YEAR = 365 * 24 * 3600
+
+
+class Pages:
+    def __init__(self, service: ConsoleService, env: jinja2.Environment, tz: ZoneInfo) -> None:
+        self._service = service
+        self._env = env
+        self._tz = tz
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/", self.status),
+            web.get("/incidents", self.incidents),
+            web.get("/incidents/new", self.new_question),
+            web.post("/incidents/new", self.open_question),
+            web.get(r"/incidents/{number:\d{1,9}}", self.incident),
+            web.post(r"/incidents/{number:\d{1,9}}/{action}", self.incident_action),
+            web.get("/maintenance", self.maintenance),
+            web.post("/maintenance", self.schedule_maintenance),
+            web.post(r"/maintenance/{id:\d{1,9}}/cancel", self.cancel_maintenance),
+        ]
+
+    def render(
+        self, request: web.Request, template: str, status: int = 200, **context: Any
+    ) -> web.Response:
+        context.setdefault("actor", actor_of(request))
+        context.setdefault("error", None)
+        context.setdefault("form", {})
+        done = request.query.get("done", "")
+        context.setdefault("notice", DONE_MESSAGES.get(done))
+        context["nonce"] = request.get(NONCE, "")
+        context["path"] = request.path
+        html = self._env.get_template(template).render(**context)
+        return web.Response(text=html, status=status, content_type="text/html")
+
+    def error_page(self, request: web.Request, status: int, message: str) -> web.Response:
+        return self.render(
+            request, "error.html", status=status, status_code=status, message=message
+        )
+
+    # --- status --------------------------------------------------------------------------
+
+    async def status(self, request: web.Request) -> web.Response:
+        status = await self._service.status()
+        return self.render(request, "status.html", status=200, view=status, banner=overall(status))
+
+    # --- incidents -----------------------------------------------------------------------
+
+    async def incidents(self, request: web.Request) -> web.Response:
+        status_filter = request.query.get("status") or None
+        customer = request.query.get("customer") or None
+        view = await self._service.status()
+        error: ServiceError | None = None
+        found = []
+        try:
+            if status_filter is not None and status_filter not in INCIDENT_FILTERS:
+                raise ServiceError(f"unknown status {status_filter!r}", "status")
+            limit = parse_limit(request.query.get("limit"), default=200)
+            found = await self._service.incidents(status_filter, customer, limit)
+        except ServiceError as exc:
+            error = exc
+        return self.render(
+            request,
+            "incidents.html",
+            status=error.status if error else 200,
+            incidents=found,
+            customers=view.customers,
+            filters=INCIDENT_FILTERS,
+            selected_status=status_filter or "",
+            selected_customer=customer or "",
+            error=error,
+        )
+
+    async def incident(self, request: web.Request) -> web.Response:
+        return await self._incident_page(request, int(request.match_info["number"]))
+
+    async def _incident_page(
+        self,
+        request: web.Request,
+        number: int,
+        status: int = 200,
+        error: ServiceError | None = None,
+        form: Mapping[str, str] | None = None,
+    ) -> web.Response:
+        detail = await self._service.incident(number)
+        if detail is None:
+            return self.error_page(request, 404, f"Incident {number} does not exist.")
+        return self.render(
+            request,
+            "incident.html",
+            status=status,
+            incident=detail,
+            i=detail.summary,
+            error=error,
+            form=form or {},
+        )
+
+    async def incident_action(self, request: web.Request) -> web.Response:
+        number = int(request.match_info["number"])
+        action = request.match_info["action"]
+        model = INCIDENT_ACTIONS.get(action)
+        if model is None:
+            return self.error_page(request, 404, f"There is no action {action!r}.")
+        form = await request.post()
+        typed = _strings(form)
+        try:
+            body = _form_body(model, form)
+            await perform(self._service, number, action, body)
+        except ServiceError as exc:
+            if exc.status == 404:
+                return self.error_page(request, 404, exc.message)
+            return await self._incident_page(request, number, exc.status, exc, typed)
+        return _redirect(f"/incidents/{number}?done={action}", body.actor)
+
+    async def new_question(self, request: web.Request) -> web.Response:
+        view = await self._service.status()
+        return self.render(request, "question.html", customers=view.customers)
+
+    async def open_question(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        try:
+            body = _form_body(QuestionBody, form)
+            number = await self._service.open_question(body.customer, body.actor, body.text)
+        except ServiceError as exc:
+            view = await self._service.status()
+            return self.render(
+                request,
+                "question.html",
+                status=exc.status,
+                customers=view.customers,
+                error=exc,
+                form=_strings(form),
+            )
+        return _redirect(f"/incidents/{number}?done=question", body.actor)
+
+    # --- maintenance ---------------------------------------------------------------------
+
+    async def maintenance(self, request: web.Request) -> web.Response:
+        return await self._maintenance_page(request)
+
+    async def _maintenance_page(
+        self,
+        request: web.Request,
+        status: int = 200,
+        error: ServiceError | None = None,
+        form: Mapping[str, Any] | None = None,
+    ) -> web.Response:
+        view = await self._service.status()
+        windows = await self._service.maintenance()
+        return self.render(
+            request,
+            "maintenance.html",
+            status=status,
+            windows=windows,
+            customers=view.customers,
+            now=view.generated_at,
+            error=error,
+            form=form or {},
+        )
+
+    async def schedule_maintenance(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        typed: dict[str, Any] = _strings(form)
+        typed["services"] = form.getall("services", [])
+        typed["customers"] = form.getall("customers", [])
+        try:
+            data: dict[str, Any] = {
+                "actor": form.get("actor", ""),
+                "start": parse_local_time(str(form.get("start", "")), "start", self._tz),
+                "end": parse_local_time(str(form.get("end", "")), "end", self._tz),
+                "services": typed["services"] or None,
+                "customers": typed["customers"] or None,
+                "reason": form.get("reason", ""),
+            }
+            body = parse_form(MaintenanceBody, data)
+            await self._service.schedule_maintenance(
+                body.start,
+                body.end,
+                list(body.services) if body.services else None,
+                body.customers,
+                body.reason,
+                body.actor,
+            )
+        except ServiceError as exc:
+            return await self._maintenance_page(request, exc.status, exc, typed)
+        return _redirect("/maintenance?done=scheduled", body.actor)
+
+    async def cancel_maintenance(self, request: web.Request) -> web.Response:
+        window_id = int(request.match_info["id"])
+        form = await request.post()
+        try:
+            body = _form_body(ActorBody, form)
+            await self._service.cancel_maintenance(window_id, body.actor)
+        except ServiceError as exc:
+            return await self._maintenance_page(request, exc.status, exc, _strings(form))
+        return _redirect("/maintenance?done=cancelled", body.actor)
+
+
+def actor_of(request: web.Request) -> str:
+    return unquote(request.cookies.get(ACTOR_COOKIE, ""))[:80]
+
+
+def _strings(form: MultiDictProxy[Any]) -> dict[str, str]:
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def _form_body(model: type[B], form: MultiDictProxy[Any]) -> B:
+    """Only the fields ``model`` knows: one form on the incident page serves every action."""
+    data = {name: form[name] for name in model.model_fields if name in form}
+    return parse_form(model, data)
+
+
+def _redirect(location: str, actor: str) -> web.Response:
+    response = web.Response(status=303, headers={"Location": location})
+    response.set_cookie(
+        ACTOR_COOKIE, quote(actor), max_age=_YEAR, path="/", httponly=True, samesite="Lax"
+    )
+    return response

@@ -1,0 +1,230 @@
+"""Turning view models into HTML (Jinja2) and JSON, with every time in local time."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from ctiwatch.web.service import (
+    SERVICE_STATES,
+    CustomerStatus,
+    IncidentDetail,
+    ServiceState,
+    StatusView,
+)
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+SERVICE_NAMES = {"click2dial": "Click2Dial", "crm": "CRM integration"}
+PRIORITY_LABELS = {1: "Critical", 2: "High", 3: "Normal", 4: "Low"}
+STATE_LABELS = {
+    "ok": "Operational",
+    "degraded": "Degraded",
+    "down": "Down",
+    "maintenance": "Maintenance",
+    "unknown": "No data",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Overall:
+    """The status page's banner."""
+
+    state: ServiceState
+    headline: str
+    detail: str
+
+
+def overall(status: StatusView) -> Overall:
+    """Worst first: an outage or open P1, then degradation or open P2, then maintenance."""
+    states = [t.state for c in status.customers for loc in c.locations for t in loc.services]
+    counts = {state: states.count(state) for state in SERVICE_STATES}
+    priorities = [i.priority for i in status.open_incidents]
+    parts = [f"{counts[s]} {STATE_LABELS[s].lower()}" for s in ("down", "degraded", "maintenance")]
+    facts = [part for part in parts if not part.startswith("0 ")]
+    if priorities:
+        n = len(priorities)
+        facts.append(f"{n} open incident{'s' if n != 1 else ''}")
+    detail = " · ".join(facts) if facts else f"{len(states)} services checked"
+    if counts["down"] or 1 in priorities:
+        return Overall("down", "Major outage", detail)
+    if counts["degraded"] or 2 in priorities:
+        return Overall("degraded", "Service disruption", detail)
+    if counts["maintenance"]:
+        return Overall("maintenance", "Maintenance in progress", detail)
+    if states and counts["unknown"] == len(states):
+        return Overall("unknown", "Waiting for the first probes", detail)
+    if not states:
+        return Overall("unknown", "Nothing is monitored yet", "the topology has no customers")
+    return Overall("ok", "All systems operational", detail)
+
+
+_SEVERITY: dict[str, int] = {"ok": 0, "unknown": 1, "maintenance": 2, "degraded": 3, "down": 4}
+
+
+def worst_state(customer: CustomerStatus) -> str:
+    states = [t.state for loc in customer.locations for t in loc.services]
+    return max(states, key=lambda s: _SEVERITY[s], default="unknown")
+
+
+# --- Jinja ----------------------------------------------------------------------------------
+
+
+def build_environment(tz: ZoneInfo) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+    def local(value: datetime | None, fmt: str = "%a %d %b %Y %H:%M") -> str:
+        if value is None:
+            return "—"
+        return value.astimezone(tz).strftime(fmt)
+
+    def iso(value: datetime | None) -> str:
+        return "" if value is None else value.astimezone(tz).isoformat()
+
+    env.filters["local"] = local
+    env.filters["iso"] = iso
+    env.filters["ago"] = ago
+    env.filters["pct"] = pct
+    env.filters["ms"] = ms
+    env.filters["duration"] = duration
+    env.filters["service_name"] = lambda service: SERVICE_NAMES.get(service, service)
+    env.globals["worst_state"] = worst_state
+    env.globals["deadline_rows"] = deadline_rows
+    env.globals.update(
+        SERVICE_NAMES=SERVICE_NAMES,
+        PRIORITY_LABELS=PRIORITY_LABELS,
+        STATE_LABELS=STATE_LABELS,
+        tz_name=tz.key,
+    )
+    return env
+
+
+def ago(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "never"
+    seconds = (now - value).total_seconds()
+    if seconds < 0:
+        return "in " + duration(-seconds)
+    return duration(seconds) + " ago"
+
+
+def duration(seconds: float | timedelta) -> str:
+    total = int(seconds.total_seconds() if isinstance(seconds, timedelta) else seconds)
+    if total < 60:
+        return f"{total}s"
+    minutes, _ = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
+
+
+def pct(rate: float | None) -> str:
+    if rate is None:
+        return "—"
+    return f"{rate * 100:.1f}%"
+
+
+def ms(latency: float | None) -> str:
+    if latency is None:
+        return "—"
+    if latency >= 10_000:
+        return f"{latency / 1000:.1f} s"
+    if latency >= 1000:
+        return f"{latency / 1000:.2f} s"
+    return f"{latency:.0f} ms"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineRow:
+    """One SLA target on the incident page: when it is due and how it stands."""
+
+    target: str  # response | update | repair
+    label: str
+    due: datetime | None
+    badge: str  # css class: breach | met | plain
+    verdict: str
+
+
+def deadline_rows(detail: IncidentDetail) -> list[DeadlineRow]:
+    i = detail.summary
+    resolved = i.status == "resolved"
+    unset = "to be determined" if i.priority == 1 else "best effort"
+    rows = []
+    if "response" in i.breaches:
+        response = ("breach", "breached")
+    elif i.acknowledged_at is not None:
+        response = ("met", "responded")
+    elif resolved:
+        response = ("plain", "stopped")
+    else:
+        response = ("plain", "running" if detail.response_due else "not set")
+    rows.append(DeadlineRow("response", "Response due", detail.response_due, *response))
+    for target, label, due in (
+        ("update", "Next update due", detail.update_due),
+        ("repair", "Repair due", detail.repair_due),
+    ):
+        if target in i.breaches:
+            verdict = ("breach", "breached")
+        elif due is None:
+            verdict = ("plain", "best effort" if target == "update" else unset)
+        elif resolved:
+            verdict = ("met", "stopped") if target == "repair" else ("plain", "stopped")
+        else:
+            verdict = ("plain", "running")
+        rows.append(DeadlineRow(target, label, due, *verdict))
+    return rows
+
+
+# --- JSON -----------------------------------------------------------------------------------
+
+
+def jsonable(value: Any, tz: ZoneInfo) -> Any:
+    """Dataclasses as objects, tuples as lists, times as ISO 8601 with the local offset."""
+    if isinstance(value, datetime):
+        return value.astimezone(tz).isoformat()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name), tz) for f in dataclasses.fields(value)}
+    if isinstance(value, list | tuple):
+        return [jsonable(item, tz) for item in value]
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, tz) for k, v in value.items()}
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def status_json(status: StatusView, tz: ZoneInfo) -> dict[str, Any]:
+    banner = overall(status)
+    body: dict[str, Any] = {"overall": jsonable(banner, tz)}
+    body.update(jsonable(status, tz))
+    return body
+
+
+def incident_json(detail: IncidentDetail, tz: ZoneInfo) -> dict[str, Any]:
+    """The summary's fields at the top level, like ``ctiwatch simulate`` reports incidents."""
+    body: dict[str, Any] = jsonable(detail.summary, tz)
+    body.update(
+        response_due=jsonable(detail.response_due, tz),
+        update_due=jsonable(detail.update_due, tz),
+        repair_due=jsonable(detail.repair_due, tz),
+        scope=jsonable(detail.scope, tz),
+        timeline=jsonable(detail.timeline, tz),
+    )
+    return body

@@ -1,0 +1,207 @@
+"""The one interface between the web layer and the rest of ctiwatch.
+
+The web layer renders and validates; everything it shows comes from a :class:`ConsoleService`
+as plain frozen view models, and every action goes through it. The composition root
+implements the protocol over storage and the incident engine; :mod:`ctiwatch.web.fake_service`
+is an in-memory reference implementation.
+
+Times in the view models are timezone-aware (UTC is fine); the web shows them in local time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol
+
+ServiceState = Literal["ok", "degraded", "down", "maintenance", "unknown"]
+AgentState = Literal["online", "offline", "stale"]
+IncidentState = Literal["open", "acknowledged", "resolved"]
+MaintenanceState = Literal["scheduled", "active", "ended", "cancelled"]
+Breach = Literal["response", "update", "repair"]
+
+SERVICE_STATES: tuple[ServiceState, ...] = ("ok", "degraded", "down", "maintenance", "unknown")
+INCIDENT_STATES: tuple[IncidentState, ...] = ("open", "acknowledged", "resolved")
+# Values of the ``status`` filter of :meth:`ConsoleService.incidents`: an incident state, or
+# ``active`` for every incident that is not resolved (open or acknowledged).
+INCIDENT_FILTERS: tuple[str, ...] = ("active", *INCIDENT_STATES)
+
+
+class ServiceError(Exception):
+    """An action the service refuses, in the user's words.
+
+    ``status`` is the HTTP status the web answers with: 404 unknown incident or window,
+    409 not possible in the current state (e.g. acknowledging a resolved incident),
+    400 bad input, with ``field`` naming the input at fault.
+    """
+
+    def __init__(self, message: str, field: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.status = status
+
+
+# --- status page ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTile:
+    """One service at one location of one customer."""
+
+    service: str  # click2dial | crm
+    state: ServiceState
+    last_probe_at: datetime | None
+    recognition_rate: float | None  # 0..1 over the trailing hour; None when no calls
+    calls: int  # calls in the trailing hour (the base of the rate)
+    latency_p95_ms: float | None
+    incident_number: int | None = None  # the customer's open incident, if this service is in it
+    incident_priority: int | None = None
+    detail: str = ""  # a short why, e.g. "alice: 3 failed rounds"
+
+
+@dataclass(frozen=True, slots=True)
+class LocationStatus:
+    id: str
+    name: str
+    services: tuple[ServiceTile, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerStatus:
+    id: str
+    name: str
+    locations: tuple[LocationStatus, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentView:
+    """A remote probe agent: ``stale`` when its heartbeats stopped recently, ``offline`` after
+    its last will or a long silence."""
+
+    name: str
+    status: AgentState
+    last_seen: datetime | None
+    location: str = ""
+
+
+# --- incidents ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentSummary:
+    number: int
+    customer: str  # customer id
+    customer_name: str
+    title: str
+    status: IncidentState
+    priority: int  # 1..4
+    opened_at: datetime
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolved_by: Literal["auto", "person"] | None = None
+    breaches: tuple[Breach, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeEntry:
+    """One condition in an incident's scope; ``user`` is None for a whole location."""
+
+    service: str
+    location: str
+    user: str | None
+    priority: int
+    condition: str = ""  # the rule that holds, e.g. "3 consecutive failed rounds"
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    at: datetime
+    kind: str  # opened, scope_grew, raised, acknowledged, updated, alert_sent, resolved, ...
+    detail: str
+    actor: str | None = None  # a person's name; None for ctiwatch itself
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentDetail:
+    summary: IncidentSummary
+    scope: tuple[ScopeEntry, ...]
+    response_due: datetime | None
+    update_due: datetime | None
+    repair_due: datetime | None
+    timeline: tuple[TimelineEntry, ...]
+
+
+# --- maintenance ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceView:
+    """An announced window; ``services`` / ``customers`` None means every one."""
+
+    id: int
+    start: datetime
+    end: datetime
+    services: tuple[str, ...] | None
+    customers: tuple[str, ...] | None
+    reason: str
+    created_by: str
+    state: MaintenanceState
+    cancelled_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusView:
+    generated_at: datetime
+    customers: tuple[CustomerStatus, ...]
+    agents: tuple[AgentView, ...]
+    open_incidents: tuple[IncidentSummary, ...]  # every incident that is not resolved
+    maintenance: tuple[MaintenanceView, ...]  # windows that are active or scheduled
+
+
+class ConsoleService(Protocol):
+    """What the console and the JSON API need. Actions raise :class:`ServiceError`."""
+
+    async def status(self) -> StatusView: ...
+
+    async def incidents(
+        self, status: str | None, customer: str | None, limit: int
+    ) -> list[IncidentSummary]:
+        """Newest first. ``status`` is None or one of :data:`INCIDENT_FILTERS`."""
+        ...
+
+    async def incident(self, number: int) -> IncidentDetail | None: ...
+
+    async def acknowledge(self, number: int, actor: str) -> None: ...
+
+    async def update(self, number: int, actor: str, text: str) -> None: ...
+
+    async def change_priority(
+        self, number: int, actor: str, priority: int, reason: str
+    ) -> None: ...
+
+    async def resolve(self, number: int, actor: str) -> None: ...
+
+    async def reopen(self, number: int, actor: str) -> None: ...
+
+    async def open_question(self, customer: str, actor: str, text: str) -> int:
+        """Open a P4 incident (a question, no impact on the service); returns its number."""
+        ...
+
+    async def maintenance(self) -> list[MaintenanceView]:
+        """Every window, newest start first."""
+        ...
+
+    async def schedule_maintenance(
+        self,
+        start: datetime,
+        end: datetime,
+        services: list[str] | None,
+        customers: list[str] | None,
+        reason: str,
+        actor: str,
+    ) -> MaintenanceView:
+        """Refuses (400, field ``start``/``end``) a window that touches support hours."""
+        ...
+
+    async def cancel_maintenance(self, id: int, actor: str) -> None: ...

@@ -1,0 +1,152 @@
+"""The status page in a real browser: headless Chromium loads it from a local port, runs its
+script (which polls /api/v1/status) and we read the DOM it ends with, and a screenshot.
+
+Chromium's ``--virtual-time-budget`` runs the page's timers in virtual time, so the 10-second
+refresh happens without waiting 10 seconds. Skipped when Chromium is missing, unless CI=true.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from ctiwatch.clock import FixedClock
+from ctiwatch.web.app import build_web_app
+from ctiwatch.web.fake_service import FakeService, example_service
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # Tue 1 Dec 2026 10:00 in Amsterdam
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.environ.get("CI") == "true":
+        pytest.fail("chromium is not installed (make system-deps installs it)")
+    pytest.skip("chromium is not installed")
+
+
+async def serve(
+    service: FakeService, on_status_read: Callable[[int], None] | None = None
+) -> AsyncIterator[str]:
+    """Serve the console on a free port; ``on_status_read(n)`` runs before the n-th API poll."""
+    app = build_web_app(service, metrics_registry=None)
+    reads = 0
+
+    @web.middleware
+    async def polls(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal reads
+        if request.path == "/api/v1/status" and on_status_read is not None:
+            reads += 1
+            on_status_read(reads)
+        return await handler(request)
+
+    app.middlewares.insert(0, polls)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def run_chromium(profile: Path, *args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with asyncio.timeout(90):
+            stdout, _ = await process.communicate()
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode == 0
+    return stdout.decode()
+
+
+@pytest.fixture
+async def base_url() -> AsyncIterator[str]:
+    async for url in serve(example_service(FixedClock(NOW))):
+        yield url
+
+
+async def test_status_page_dom_after_its_script_ran(base_url: str, tmp_path: Path) -> None:
+    dom = await run_chromium(
+        tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", base_url + "/"
+    )
+    assert 'data-live="ok"' in dom  # the script fetched /api/v1/status and said so
+    assert "live · refreshes every 10 s" in dom
+    assert 'data-tile="acme/acme-ams/click2dial" data-state="down"' in dom
+    assert 'data-tile="globex/globex-utr/crm" data-state="ok"' in dom
+    assert '<tr class="incident" data-incident="1" data-priority="1">' in dom
+    assert "#1 Click2Dial unavailable at Amsterdam" in dom
+    assert 'id="banner" data-state="down"' in dom
+
+
+async def test_status_page_shows_a_change_without_reloading(tmp_path: Path) -> None:
+    service = example_service(FixedClock(NOW))
+    polls: list[int] = []
+
+    def recover_on_second_poll(n: int) -> None:
+        polls.append(n)
+        if n == 2:
+            service.set_tile("acme", "acme-ams", "click2dial", "ok", latency_p95_ms=180.0)
+
+    async for url in serve(service, recover_on_second_poll):
+        # The first poll runs at load, the second 10 s (virtual) later and sees the change.
+        dom = await run_chromium(
+            tmp_path / "profile", "--virtual-time-budget=15000", "--dump-dom", url + "/"
+        )
+    assert polls[:2] == [1, 2]
+    assert 'data-tile="acme/acme-ams/click2dial" data-state="ok"' in dom
+    assert 'data-tile="acme/acme-ams/click2dial" data-state="down"' not in dom
+    assert 'data-live="ok"' in dom
+
+
+async def test_status_page_screenshot(base_url: str, tmp_path: Path) -> None:
+    shot = tmp_path / "status.png"
+    await run_chromium(
+        tmp_path / "profile",
+        "--virtual-time-budget=3000",
+        f"--screenshot={shot}",
+        "--window-size=1280,900",
+        base_url + "/",
+    )
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width = int.from_bytes(data[16:20], "big")
+    height = int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1280, 900)
+    if artifacts := os.environ.get("CTIWATCH_SCREENSHOTS"):  # keep it to look at
+        await asyncio.to_thread(keep, shot, Path(artifacts))
+
+
+def keep(shot: Path, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(shot, folder / shot.name)

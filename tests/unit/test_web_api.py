@@ -1,0 +1,442 @@
+"""The JSON API, health, metrics and the app's error handling over the FakeService."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import prometheus_client
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from ctiwatch.clock import FixedClock
+from ctiwatch.web.app import build_web_app
+from ctiwatch.web.fake_service import FakeService, example_service
+from ctiwatch.web.service import StatusView
+
+Client = TestClient[web.Request, web.Application]
+ClientFactory = Callable[..., Awaitable[Client]]
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # Tue 1 Dec 2026 10:00 in Amsterdam
+
+
+@pytest.fixture
+def fake() -> FakeService:
+    return example_service(FixedClock(NOW))
+
+
+@pytest.fixture
+def registry() -> prometheus_client.CollectorRegistry:
+    return prometheus_client.CollectorRegistry()
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: ClientFactory,
+    fake: FakeService,
+    registry: prometheus_client.CollectorRegistry,
+) -> Client:
+    return await aiohttp_client(build_web_app(fake, metrics_registry=registry))
+
+
+async def get_json(client: Client, path: str, status: int = 200) -> Any:
+    response = await client.get(path)
+    assert response.status == status
+    assert response.content_type == "application/json"
+    return await response.json()
+
+
+async def post_json(client: Client, path: str, body: Any, status: int) -> Any:
+    response = await client.post(path, json=body)
+    assert response.status == status, await response.text()
+    return await response.json()
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+async def test_api_status_has_banner_tiles_incidents_agents_in_local_time(client: Client) -> None:
+    status = await get_json(client, "/api/v1/status")
+    assert status["overall"] == {
+        "state": "down",
+        "headline": "Major outage",
+        "detail": "1 down · 1 open incident",
+    }
+    assert status["generated_at"] == "2026-12-01T10:00:00+01:00"
+    acme = status["customers"][0]
+    assert (acme["id"], acme["name"]) == ("acme", "ACME B.V.")
+    c2d, crm = acme["locations"][0]["services"]
+    assert c2d == {
+        "service": "click2dial",
+        "state": "down",
+        "last_probe_at": "2026-12-01T09:59:18+01:00",
+        "recognition_rate": None,
+        "calls": 0,
+        "latency_p95_ms": None,
+        "incident_number": 1,
+        "incident_priority": 1,
+        "detail": "all users: 3 failed rounds",
+    }
+    assert (crm["state"], crm["recognition_rate"], crm["incident_number"]) == ("ok", 0.991, None)
+    assert [i["number"] for i in status["open_incidents"]] == [1]
+    assert status["agents"][1] == {
+        "name": "agent-utr-1",
+        "status": "stale",
+        "last_seen": "2026-12-01T09:56:00+01:00",
+        "location": "globex-utr",
+    }
+    assert status["maintenance"] == []
+
+
+async def test_api_incidents_filters_by_status_and_customer(client: Client) -> None:
+    body = await get_json(client, "/api/v1/incidents")
+    assert [i["number"] for i in body["incidents"]] == [2, 1]
+    body = await get_json(client, "/api/v1/incidents?status=active")
+    assert [i["number"] for i in body["incidents"]] == [1]
+    body = await get_json(client, "/api/v1/incidents?customer=globex")
+    assert [(i["number"], i["status"], i["resolved_by"]) for i in body["incidents"]] == [
+        (2, "resolved", "auto")
+    ]
+    body = await get_json(client, "/api/v1/incidents?limit=1")
+    assert len(body["incidents"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ("status=closed", "status", "status: must be one of active, open, acknowledged, resolved"),
+        ("limit=ten", "limit", "limit: must be a whole number, not 'ten'"),
+        ("limit=0", "limit", "limit: must be between 1 and 500"),
+    ],
+)
+async def test_api_incidents_bad_query_is_400_naming_the_field(
+    client: Client, query: str, field: str, message: str
+) -> None:
+    body = await get_json(client, f"/api/v1/incidents?{query}", status=400)
+    assert body == {"error": message, "field": field}
+
+
+async def test_api_incident_detail_has_deadlines_scope_and_timeline(client: Client) -> None:
+    body = await get_json(client, "/api/v1/incidents/1")
+    assert body["number"] == 1 and body["priority"] == 1 and body["status"] == "open"
+    assert body["opened_at"] == "2026-12-01T09:30:00+01:00"
+    assert body["response_due"] == "2026-12-01T13:30:00+01:00"
+    assert body["update_due"] == "2026-12-01T13:30:00+01:00"
+    assert body["repair_due"] is None
+    assert body["breaches"] == []
+    assert body["scope"] == [
+        {
+            "service": "click2dial",
+            "location": "acme-ams",
+            "user": None,
+            "priority": 1,
+            "condition": "3 consecutive failed rounds",
+        }
+    ]
+    assert [e["kind"] for e in body["timeline"]] == ["opened", "alert_sent"]
+
+
+async def test_api_unknown_incident_is_404_json(client: Client) -> None:
+    body = await get_json(client, "/api/v1/incidents/42", status=404)
+    assert body == {"error": "incident 42 does not exist", "field": None}
+
+
+async def test_api_unknown_path_is_404_json(client: Client) -> None:
+    body = await get_json(client, "/api/v1/nothing", status=404)
+    assert body == {"error": "not found", "field": None}
+
+
+# --- actions --------------------------------------------------------------------------------
+
+
+async def test_api_acknowledge_update_priority_resolve_reopen(client: Client) -> None:
+    body = await post_json(client, "/api/v1/incidents/1/ack", {"actor": "Sanne"}, 200)
+    assert (body["status"], body["acknowledged_at"]) == (
+        "acknowledged",
+        "2026-12-01T10:00:00+01:00",
+    )
+    body = await post_json(
+        client, "/api/v1/incidents/1/update", {"actor": "Sanne", "text": "On it."}, 200
+    )
+    assert body["timeline"][-1] == {
+        "at": "2026-12-01T10:00:00+01:00",
+        "kind": "updated",
+        "detail": "On it.",
+        "actor": "Sanne",
+    }
+    change = {"actor": "Sanne", "priority": 2, "reason": "one user only"}
+    body = await post_json(client, "/api/v1/incidents/1/priority", change, 200)
+    assert body["priority"] == 2
+    assert body["repair_due"] == "2026-12-03T10:00:00+01:00"
+    body = await post_json(client, "/api/v1/incidents/1/resolve", {"actor": "Sanne"}, 200)
+    assert (body["status"], body["resolved_by"]) == ("resolved", "person")
+    body = await post_json(client, "/api/v1/incidents/1/reopen", {"actor": "Sanne"}, 200)
+    assert body["status"] == "open"
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "field", "message"),
+    [
+        ("ack", {}, "actor", "actor: is required"),
+        ("ack", {"actor": ""}, "actor", "actor: must not be empty"),
+        ("ack", {"actor": 7}, "actor", "actor: must be a string"),
+        ("ack", {"actor": "Sanne", "note": "x"}, "note", "note: unknown field"),
+        ("update", {"actor": "Sanne"}, "text", "text: is required"),
+        ("update", {"actor": "Sanne", "text": "   "}, "text", "text: must not be empty"),
+        (
+            "priority",
+            {"actor": "Sanne", "priority": "2", "reason": "r"},
+            "priority",
+            "priority: must be a whole number",
+        ),
+        (
+            "priority",
+            {"actor": "Sanne", "priority": 5, "reason": "r"},
+            "priority",
+            "priority: must be 1, 2, 3 or 4",
+        ),
+        (
+            "priority",
+            {"actor": "Sanne", "priority": True, "reason": "r"},
+            "priority",
+            "priority: must be a whole number",
+        ),
+        ("priority", {"actor": "Sanne", "priority": 2}, "reason", "reason: is required"),
+    ],
+)
+async def test_api_action_with_bad_body_is_400_naming_the_field(
+    client: Client, action: str, body: dict[str, Any], field: str, message: str
+) -> None:
+    answer = await post_json(client, f"/api/v1/incidents/1/{action}", body, 400)
+    assert answer == {"error": message, "field": field}
+
+
+@pytest.mark.parametrize("raw", [b"", b"{not json", b"[1, 2]", b'"actor"'])
+async def test_api_body_that_is_not_a_json_object_is_400(client: Client, raw: bytes) -> None:
+    response = await client.post(
+        "/api/v1/incidents/1/ack", data=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 400
+    assert await response.json() == {
+        "error": "the request body must be a JSON object",
+        "field": None,
+    }
+
+
+async def test_api_body_must_be_sent_as_json(client: Client) -> None:
+    response = await client.post("/api/v1/incidents/1/ack", data={"actor": "Sanne"})
+    assert response.status == 415
+    assert (await response.json())["error"].startswith("the request body must be JSON")
+
+
+async def test_api_acknowledging_a_resolved_incident_is_409(client: Client) -> None:
+    body = await post_json(client, "/api/v1/incidents/2/ack", {"actor": "Sanne"}, 409)
+    assert body == {"error": "cannot acknowledge incident 2: it is resolved", "field": None}
+
+
+async def test_api_reopening_an_open_incident_is_409(client: Client) -> None:
+    body = await post_json(client, "/api/v1/incidents/1/reopen", {"actor": "Sanne"}, 409)
+    assert body == {"error": "incident 1 is not resolved", "field": None}
+
+
+async def test_api_action_on_unknown_incident_is_404(client: Client) -> None:
+    body = await post_json(client, "/api/v1/incidents/42/resolve", {"actor": "Sanne"}, 404)
+    assert body == {"error": "incident 42 does not exist", "field": None}
+
+
+async def test_api_unknown_action_is_404(client: Client) -> None:
+    body = await post_json(client, "/api/v1/incidents/1/explode", {"actor": "Sanne"}, 404)
+    assert body == {"error": "unknown action 'explode'", "field": None}
+
+
+async def test_api_question_opens_a_p4_incident(client: Client) -> None:
+    question = {"customer": "acme", "actor": "Sanne", "text": "Is the CRM link for Exact ready?"}
+    response = await client.post("/api/v1/questions", json=question)
+    assert response.status == 201
+    assert response.headers["Location"] == "/api/v1/incidents/3"
+    assert await response.json() == {"number": 3, "url": "/api/v1/incidents/3"}
+    body = await get_json(client, "/api/v1/incidents/3")
+    assert (body["priority"], body["customer"], body["title"]) == (
+        4,
+        "acme",
+        "Is the CRM link for Exact ready?",
+    )
+
+
+async def test_api_question_for_unknown_customer_names_the_field(client: Client) -> None:
+    question = {"customer": "nobody", "actor": "Sanne", "text": "Hello?"}
+    body = await post_json(client, "/api/v1/questions", question, 400)
+    assert body == {"error": "unknown customer 'nobody'", "field": "customer"}
+
+
+# --- maintenance ----------------------------------------------------------------------------
+
+
+def window(**changes: Any) -> dict[str, Any]:
+    body = {
+        "actor": "Sanne",
+        "start": "2026-12-01T22:00:00+01:00",
+        "end": "2026-12-02T02:00:00+01:00",
+        "services": ["crm"],
+        "reason": "CRM connector upgrade",
+    }
+    body.update(changes)
+    return body
+
+
+async def test_api_schedules_and_cancels_maintenance(client: Client) -> None:
+    created = await post_json(client, "/api/v1/maintenance", window(), 201)
+    assert created == {
+        "id": 1,
+        "start": "2026-12-01T22:00:00+01:00",
+        "end": "2026-12-02T02:00:00+01:00",
+        "services": ["crm"],
+        "customers": None,
+        "reason": "CRM connector upgrade",
+        "created_by": "Sanne",
+        "state": "scheduled",
+        "cancelled_by": None,
+    }
+    listed = await get_json(client, "/api/v1/maintenance")
+    assert [w["id"] for w in listed["maintenance"]] == [1]
+    status = await get_json(client, "/api/v1/status")
+    assert [w["id"] for w in status["maintenance"]] == [1]
+    cancelled = await post_json(client, "/api/v1/maintenance/1/cancel", {"actor": "Piet"}, 200)
+    assert (cancelled["state"], cancelled["cancelled_by"]) == ("cancelled", "Piet")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        (
+            {"start": "2026-12-01T16:00:00+01:00"},
+            "start",
+            "maintenance must lie outside support hours (Mon-Fri 08:30-17:00): "
+            "the window overlaps Tue 01 Dec 16:00",
+        ),
+        (
+            {"start": "2026-12-01T22:00:00"},
+            "start",
+            "start: must be a time with a UTC offset, e.g. 2026-12-02T22:00:00+01:00",
+        ),
+        (
+            {"end": "tomorrow"},
+            "end",
+            "end: must be a time with a UTC offset, e.g. 2026-12-02T22:00:00+01:00",
+        ),
+        ({"end": "2026-12-01T21:00:00+01:00"}, "end", "end must be after start"),
+        ({"services": ["fax"]}, "services", "services.0: must be click2dial or crm"),
+        ({"customers": ["nobody"]}, "customers", "unknown customer 'nobody'"),
+        ({"reason": ""}, "reason", "reason: must not be empty"),
+    ],
+)
+async def test_api_bad_maintenance_is_400_naming_the_field(
+    client: Client, changes: dict[str, Any], field: str, message: str
+) -> None:
+    body = await post_json(client, "/api/v1/maintenance", window(**changes), 400)
+    assert body == {"error": message, "field": field}
+
+
+async def test_api_cancel_unknown_maintenance_is_404(client: Client) -> None:
+    body = await post_json(client, "/api/v1/maintenance/9/cancel", {"actor": "Sanne"}, 404)
+    assert body == {"error": "maintenance window 9 does not exist", "field": None}
+
+
+# --- health, metrics, headers, failures -----------------------------------------------------
+
+
+async def test_healthz_is_ok(client: Client) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.text() == "ok"
+
+
+async def test_metrics_expose_the_given_registry_and_request_counts(
+    client: Client, registry: prometheus_client.CollectorRegistry
+) -> None:
+    prometheus_client.Counter("ctiwatch_probe_rounds", "rounds", registry=registry).inc(3)
+    await client.get("/api/v1/incidents/1")
+    response = await client.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    text = await response.text()
+    assert "ctiwatch_probe_rounds_total 3.0" in text
+    assert (
+        'ctiwatch_http_requests_total{method="GET",route="/api/v1/incidents/{number}",'
+        'status="200"} 1.0'
+    ) in text
+
+
+async def test_metrics_route_is_absent_without_a_registry(
+    aiohttp_client: ClientFactory, fake: FakeService
+) -> None:
+    client = await aiohttp_client(build_web_app(fake, metrics_registry=None))
+    assert (await client.get("/metrics")).status == 404
+    assert (await client.get("/healthz")).status == 200
+
+
+async def test_pages_carry_a_content_security_policy_with_the_style_nonce(client: Client) -> None:
+    response = await client.get("/")
+    policy = response.headers["Content-Security-Policy"]
+    nonce = policy.split("style-src 'nonce-")[1].split("'")[0]
+    assert f'<style nonce="{nonce}">' in await response.text()
+    assert "script-src 'self'" in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_status_script_is_served(client: Client) -> None:
+    response = await client.get("/static/status.js")
+    assert response.status == 200
+    assert "/api/v1/status" in await response.text()
+
+
+async def test_extra_routes_are_added(aiohttp_client: ClientFactory, fake: FakeService) -> None:
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello")
+
+    def extra(app: web.Application) -> None:
+        app.router.add_post("/twilio/voice", hello)
+
+    client = await aiohttp_client(build_web_app(fake, metrics_registry=None, extra_routes=extra))
+    response = await client.post("/twilio/voice")
+    assert await response.text() == "hello"
+
+
+class BrokenService(FakeService):
+    async def status(self) -> StatusView:
+        raise RuntimeError("database is gone")
+
+
+async def test_a_failing_service_gives_a_clean_500_not_a_traceback(
+    aiohttp_client: ClientFactory,
+) -> None:
+    broken = BrokenService(FixedClock(datetime(2026, 12, 1, tzinfo=UTC)))
+    client = await aiohttp_client(build_web_app(broken, metrics_registry=None))
+    response = await client.get("/")
+    assert response.status == 500
+    html = await response.text()
+    assert "Something went wrong; it has been logged." in html
+    assert "Traceback" not in html and "database is gone" not in html
+    response = await client.get("/api/v1/status")
+    assert response.status == 500
+    assert await response.json() == {"error": "internal error", "field": None}
+
+
+async def test_fake_window_turns_active_then_ended_with_the_clock() -> None:
+    clock = FixedClock(NOW)
+    fake = example_service(clock)
+    start = datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
+    view = await fake.schedule_maintenance(
+        start, start + timedelta(hours=2), None, None, "upgrade", "Sanne"
+    )
+    assert view.state == "scheduled"
+    clock.set(start + timedelta(minutes=1))
+    assert [w.state for w in await fake.maintenance()] == ["active"]
+    status = await fake.status()
+    assert {t.state for c in status.customers for loc in c.locations for t in loc.services} == {
+        "maintenance"
+    }
+    clock.set(start + timedelta(hours=3))
+    assert [w.state for w in await fake.maintenance()] == ["ended"]

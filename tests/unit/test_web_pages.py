@@ -1,0 +1,375 @@
+"""The console's HTML pages and forms over the in-memory FakeService."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import prometheus_client
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from ctiwatch.clock import FixedClock
+from ctiwatch.web.app import build_web_app
+from ctiwatch.web.fake_service import FakeService, example_service
+
+# Tuesday 1 December 2026, 10:00 in Amsterdam (CET, UTC+1). example_service: ACME is down at
+# Amsterdam (incident 1, P1, opened 09:30 local), Globex is fine, incident 2 (Globex) resolved.
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+
+Client = TestClient[web.Request, web.Application]
+ClientFactory = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(NOW)
+
+
+@pytest.fixture
+def fake(clock: FixedClock) -> FakeService:
+    return example_service(clock)
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, fake: FakeService) -> Client:
+    app = build_web_app(fake, metrics_registry=prometheus_client.CollectorRegistry())
+    return await aiohttp_client(app)
+
+
+async def page(client: Client, path: str, status: int = 200) -> str:
+    response = await client.get(path)
+    assert response.status == status
+    assert response.content_type == "text/html"
+    return await response.text()
+
+
+async def post_form(client: Client, path: str, data: dict[str, Any]) -> Any:
+    return await client.post(path, data=data, allow_redirects=False)
+
+
+# --- status page ----------------------------------------------------------------------------
+
+
+async def test_status_page_shows_banner_tiles_open_incidents_and_agents(client: Client) -> None:
+    html = await page(client, "/")
+    assert 'class="banner b-down"' in html
+    assert "Major outage" in html
+    assert "1 down · 1 open incident" in html
+    tile = re.search(r'data-tile="acme/acme-ams/click2dial" data-state="(\w+)"', html)
+    assert tile is not None and tile.group(1) == "down"
+    assert 'data-tile="globex/globex-utr/crm" data-state="ok"' in html
+    assert "99.1%" in html and "212 ms" in html and "112 calls" in html
+    assert "all users: 3 failed rounds" in html
+    assert '<tr class="incident" data-incident="1" data-priority="1">' in html
+    assert '<span class="badge p1" title="Critical">P1</span>' in html
+    assert "#1 Click2Dial unavailable at Amsterdam" in html
+    assert "CRM sometimes" not in html  # resolved incidents are history, not status
+    assert 'data-agent="agent-ams-1"' in html and 'class="pill s-stale"' in html
+    assert '<script src="/static/status.js" defer></script>' in html
+
+
+async def test_status_page_shows_times_in_amsterdam_local_time(client: Client) -> None:
+    html = await page(client, "/")
+    assert '<time id="generated" datetime="2026-12-01T10:00:00+01:00">10:00:00</time>' in html
+    assert ">42s ago</time>" in html  # last probe, relative to the status's own time
+    assert "All times are Europe/Amsterdam local time" in html
+
+
+async def test_status_page_shows_services_in_an_active_window_as_maintenance(
+    client: Client, fake: FakeService
+) -> None:
+    fake.add_window(NOW - timedelta(hours=1), NOW + timedelta(hours=1), ["crm"], ["globex"],
+                    "CRM connector upgrade", "Sanne")  # fmt: skip
+    html = await page(client, "/")
+    assert 'data-tile="globex/globex-utr/crm" data-state="maintenance"' in html
+    assert 'data-tile="globex/globex-utr/click2dial" data-state="ok"' in html
+    assert "CRM connector upgrade" in html
+    assert "Tue 01 Dec 09:00 – Tue 01 Dec 11:00" in html
+
+
+async def test_status_page_banner_is_green_when_everything_is_operational(
+    client: Client, fake: FakeService
+) -> None:
+    fake.set_tile("acme", "acme-ams", "click2dial", "ok")
+    await fake.resolve(1, "Sanne")
+    html = await page(client, "/")
+    assert 'class="banner b-ok"' in html
+    assert "All systems operational" in html
+    assert "No open incidents." in html
+
+
+# --- incidents ------------------------------------------------------------------------------
+
+
+async def test_incidents_page_lists_history_newest_first(client: Client) -> None:
+    html = await page(client, "/incidents")
+    numbers = re.findall(r'<tr class="incident" data-incident="(\d+)">', html)
+    assert numbers == ["2", "1"]
+    assert "(automatically)" in html
+
+
+async def test_incidents_page_filters_by_status_and_customer(client: Client) -> None:
+    html = await page(client, "/incidents?status=resolved")
+    assert re.findall(r'data-incident="(\d+)"', html) == ["2"]
+    html = await page(client, "/incidents?customer=acme")
+    assert re.findall(r'data-incident="(\d+)"', html) == ["1"]
+    assert '<option value="acme" selected>ACME B.V.</option>' in html
+
+
+async def test_incidents_page_with_unknown_status_says_so(client: Client) -> None:
+    html = await page(client, "/incidents?status=bogus", status=400)
+    assert "unknown status &#39;bogus&#39;" in html
+
+
+async def test_incident_page_shows_timeline_deadlines_scope_and_actions(client: Client) -> None:
+    html = await page(client, "/incidents/1")
+    assert "#1 Click2Dial unavailable at Amsterdam" in html
+    assert 'data-kind="opened"' in html and 'data-kind="alert_sent"' in html
+    # The fake's P1 response target is 4 hours of wall time from 09:30 local.
+    assert '<tr data-target="response"><td>Response due</td>' in html
+    assert '<time datetime="2026-12-01T13:30:00+01:00">Tue 01 Dec 2026 13:30</time>' in html
+    assert "to be determined" in html  # P1 has no repair target
+    assert "all users" in html and "3 consecutive failed rounds" in html
+    assert 'formaction="/incidents/1/ack"' in html
+    assert 'formaction="/incidents/1/reopen"' not in html
+
+
+async def test_incident_page_shows_breach_badges(client: Client, fake: FakeService) -> None:
+    fake.mark_breach(1, "response")
+    html = await page(client, "/incidents/1")
+    assert '<span class="badge breach">response breached</span>' in html
+    assert 'data-kind="response_breach"' in html
+
+
+async def test_unknown_incident_page_is_404(client: Client) -> None:
+    html = await page(client, "/incidents/99", status=404)
+    assert "Incident 99 does not exist." in html
+
+
+async def test_unknown_page_is_a_404_page(client: Client) -> None:
+    html = await page(client, "/nowhere", status=404)
+    assert "Not found." in html
+
+
+# --- incident forms -------------------------------------------------------------------------
+
+
+async def test_acknowledge_form_redirects_and_remembers_the_name(
+    client: Client, fake: FakeService
+) -> None:
+    response = await post_form(client, "/incidents/1/ack", {"actor": "Sanne de Vries"})
+    assert response.status == 303
+    assert response.headers["Location"] == "/incidents/1?done=ack"
+    assert response.cookies["ctiwatch_actor"].value == "Sanne%20de%20Vries"
+    detail = await fake.incident(1)
+    assert detail is not None and detail.summary.status == "acknowledged"
+    assert detail.timeline[-1].actor == "Sanne de Vries"
+    html = await page(client, "/incidents/1?done=ack")
+    assert "Incident acknowledged." in html
+    assert 'value="Sanne de Vries"' in html  # the name comes back from the cookie
+    assert 'formaction="/incidents/1/ack"' not in html
+
+
+async def test_update_form_posts_the_text_on_the_timeline(
+    client: Client, fake: FakeService
+) -> None:
+    form = {"actor": "Sanne", "text": "Carrier confirms the fault.", "priority": "1", "reason": ""}
+    response = await post_form(client, "/incidents/1/update", form)
+    assert response.status == 303
+    detail = await fake.incident(1)
+    assert detail is not None
+    assert (detail.timeline[-1].kind, detail.timeline[-1].detail) == (
+        "updated",
+        "Carrier confirms the fault.",
+    )
+
+
+async def test_update_form_without_text_shows_the_error_and_keeps_the_name(
+    client: Client,
+) -> None:
+    response = await post_form(client, "/incidents/1/update", {"actor": "Sanne", "text": "  "})
+    assert response.status == 400
+    html = await response.text()
+    assert '<div class="alert error" role="alert" data-field="text">' in html
+    assert "text: must not be empty" in html
+    assert 'class="invalid"' in html
+    assert 'value="Sanne"' in html
+
+
+async def test_form_without_a_name_names_the_actor_field(client: Client) -> None:
+    response = await post_form(client, "/incidents/1/ack", {"actor": ""})
+    assert response.status == 400
+    assert "actor: must not be empty" in await response.text()
+
+
+async def test_change_priority_form_lowers_the_priority_with_a_reason(
+    client: Client, fake: FakeService
+) -> None:
+    form = {"actor": "Sanne", "priority": "2", "reason": "only some users affected"}
+    response = await post_form(client, "/incidents/1/priority", form)
+    assert response.status == 303
+    detail = await fake.incident(1)
+    assert detail is not None and detail.summary.priority == 2
+    assert detail.timeline[-1].detail == "P1 → P2: only some users affected"
+
+
+async def test_change_priority_form_without_reason_is_refused(client: Client) -> None:
+    form = {"actor": "Sanne", "priority": "2", "reason": ""}
+    response = await post_form(client, "/incidents/1/priority", form)
+    assert response.status == 400
+    assert 'data-field="reason"' in await response.text()
+
+
+async def test_change_priority_form_with_priority_out_of_range_is_refused(client: Client) -> None:
+    form = {"actor": "Sanne", "priority": "7", "reason": "typo"}
+    response = await post_form(client, "/incidents/1/priority", form)
+    assert response.status == 400
+    assert 'data-field="priority"' in await response.text()
+
+
+async def test_resolve_then_reopen_forms(client: Client, fake: FakeService) -> None:
+    assert (await post_form(client, "/incidents/1/resolve", {"actor": "Sanne"})).status == 303
+    detail = await fake.incident(1)
+    assert detail is not None and detail.summary.status == "resolved"
+    html = await page(client, "/incidents/1")
+    assert 'formaction="/incidents/1/reopen"' in html
+    assert (await post_form(client, "/incidents/1/reopen", {"actor": "Sanne"})).status == 303
+    detail = await fake.incident(1)
+    assert detail is not None and detail.summary.status == "open"
+
+
+async def test_acknowledging_a_resolved_incident_says_why_with_409(client: Client) -> None:
+    response = await post_form(client, "/incidents/2/ack", {"actor": "Sanne"})
+    assert response.status == 409
+    assert "cannot acknowledge incident 2: it is resolved" in await response.text()
+
+
+async def test_form_on_unknown_incident_is_404(client: Client) -> None:
+    response = await post_form(client, "/incidents/99/ack", {"actor": "Sanne"})
+    assert response.status == 404
+    assert "incident 99 does not exist" in await response.text()
+
+
+async def test_form_with_unknown_action_is_404(client: Client) -> None:
+    response = await post_form(client, "/incidents/1/explode", {"actor": "Sanne"})
+    assert response.status == 404
+
+
+async def test_cross_site_form_post_is_refused(client: Client, fake: FakeService) -> None:
+    response = await client.post(
+        "/incidents/1/resolve",
+        data={"actor": "Mallory"},
+        headers={"Origin": "http://evil.example"},
+        allow_redirects=False,
+    )
+    assert response.status == 403
+    detail = await fake.incident(1)
+    assert detail is not None and detail.summary.status == "open"
+
+
+# --- questions ------------------------------------------------------------------------------
+
+
+async def test_question_page_lists_the_customers(client: Client) -> None:
+    html = await page(client, "/incidents/new")
+    assert '<option value="acme" >ACME B.V. (acme)</option>' in html
+    assert '<option value="globex" >Globex Nederland (globex)</option>' in html
+
+
+async def test_question_form_opens_a_p4_incident(client: Client, fake: FakeService) -> None:
+    form = {"actor": "Sanne", "customer": "globex", "text": "Can we add a location?"}
+    response = await post_form(client, "/incidents/new", form)
+    assert response.status == 303
+    assert response.headers["Location"] == "/incidents/3?done=question"
+    detail = await fake.incident(3)
+    assert detail is not None
+    assert (detail.summary.priority, detail.summary.customer) == (4, "globex")
+
+
+async def test_question_form_for_unknown_customer_names_the_field(client: Client) -> None:
+    form = {"actor": "Sanne", "customer": "nobody", "text": "Hello?"}
+    response = await post_form(client, "/incidents/new", form)
+    assert response.status == 400
+    html = await response.text()
+    assert 'data-field="customer"' in html
+    assert "Hello?" in html
+
+
+# --- maintenance ----------------------------------------------------------------------------
+
+
+async def test_maintenance_page_states_the_outside_working_hours_rule(client: Client) -> None:
+    html = await page(client, "/maintenance")
+    assert "outside support hours" in html
+    assert "will take place outside normal working hours" in html
+    assert "No maintenance windows." in html
+
+
+async def test_maintenance_form_schedules_a_window_in_the_evening(
+    client: Client, fake: FakeService
+) -> None:
+    form = [
+        ("actor", "Sanne"),
+        ("start", "2026-12-01T22:00"),
+        ("end", "2026-12-02T02:00"),
+        ("services", "crm"),
+        ("customers", "acme"),
+        ("reason", "CRM connector upgrade"),
+    ]
+    response = await client.post("/maintenance", data=form, allow_redirects=False)
+    assert response.status == 303
+    assert response.headers["Location"] == "/maintenance?done=scheduled"
+    (window,) = await fake.maintenance()
+    assert window.start == datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
+    assert window.end == datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    assert (window.services, window.customers, window.state) == (("crm",), ("acme",), "scheduled")
+    html = await page(client, "/maintenance?done=scheduled")
+    assert "Maintenance window scheduled." in html
+    assert "Tue 01 Dec 2026 22:00" in html
+
+
+async def test_maintenance_form_inside_working_hours_is_refused_with_the_rule(
+    client: Client, fake: FakeService
+) -> None:
+    form = {"actor": "Sanne", "start": "2026-12-01T16:00", "end": "2026-12-01T18:00",
+            "reason": "upgrade"}  # fmt: skip
+    response = await post_form(client, "/maintenance", form)
+    assert response.status == 400
+    html = await response.text()
+    assert 'data-field="start"' in html
+    assert "maintenance must lie outside support hours" in html
+    assert 'value="2026-12-01T16:00"' in html
+    assert await fake.maintenance() == []
+
+
+async def test_maintenance_form_with_a_time_that_does_not_exist_names_it(client: Client) -> None:
+    # 28 March 2027: clocks go from 02:00 to 03:00 in Amsterdam.
+    form = {"actor": "Sanne", "start": "2027-03-28T02:30", "end": "2027-03-28T05:00",
+            "reason": "upgrade"}  # fmt: skip
+    response = await post_form(client, "/maintenance", form)
+    assert response.status == 400
+    assert "2027-03-28 02:30 does not exist in Europe/Amsterdam" in await response.text()
+
+
+async def test_maintenance_form_with_end_before_start_names_end(client: Client) -> None:
+    form = {"actor": "Sanne", "start": "2026-12-01T23:00", "end": "2026-12-01T22:00",
+            "reason": "upgrade"}  # fmt: skip
+    response = await post_form(client, "/maintenance", form)
+    assert response.status == 400
+    assert 'data-field="end"' in await response.text()
+
+
+async def test_cancel_maintenance_form(client: Client, fake: FakeService) -> None:
+    window = fake.add_window(NOW + timedelta(hours=12), NOW + timedelta(hours=14), None, None,
+                             "upgrade", "Sanne")  # fmt: skip
+    response = await post_form(client, f"/maintenance/{window}/cancel", {"actor": "Sanne"})
+    assert response.status == 303
+    (view,) = await fake.maintenance()
+    assert (view.state, view.cancelled_by) == ("cancelled", "Sanne")
+    response = await post_form(client, f"/maintenance/{window}/cancel", {"actor": "Sanne"})
+    assert response.status == 409
+    assert "has cancelled" in await response.text()
