@@ -1,12 +1,13 @@
 # ctiwatch: `make run` and `make test` are the only commands a new user needs.
-PYTHON ?= python3
+# Python 3.11+: python3.11 when the machine has it, else python3.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/ctiwatch.yaml
 CORE := sla classifier incidents alerting probes ctiwatch
 
-.PHONY: install run test lint typecheck unit system-deps services bench clean
+.PHONY: install run test lint fmt typecheck unit system-deps services bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,12 +32,19 @@ system-deps:
 services:
 	@bash scripts/services.sh
 
+# The demo keeps its SQLite file in var/ (config/ctiwatch.yaml: sqlite+aiosqlite:///var/ctiwatch.db).
 run: $(STAMP)
+	@mkdir -p var
 	$(BIN)/ctiwatch run --config $(CONFIG)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Fix what lint complains about: format, then the auto-fixable lint findings.
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict $(CORE)
@@ -52,4 +60,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache ctiwatch.db*
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis var ctiwatch.db*

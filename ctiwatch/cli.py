@@ -17,7 +17,12 @@ from ctiwatch.config import ConfigError
 COMMAND_MODULES = (
     "ctiwatch.commands.core",
     "ctiwatch.commands.sla",
+    "ctiwatch.commands.db",
+    "ctiwatch.commands.agent",
     "ctiwatch.commands.report",
+    "ctiwatch.commands.alerts",
+    "ctiwatch.commands.simulator",
+    "ctiwatch.commands.simulate",
 )
 
 

@@ -148,6 +148,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             raise ValueError("VirtualTimeLoop needs a timezone-aware start")
         self._virtual_time = start.timestamp()
         super().__init__(selector=_VirtualSelector(self._advance))
+        # asyncio runs a timer when ``when < time() + resolution``; around 1.8e9 s a float
+        # steps by 2.4e-7 s, so the default 1e-9 would leave a timer landing exactly on the
+        # jumped-to time unfired for ever.
+        self._clock_resolution = 1e-6
 
     def _advance(self, seconds: float) -> None:
         self._virtual_time += max(0.0, seconds)

@@ -8,11 +8,14 @@ replaced by that variable (``${NAME:-default}`` gives a default).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import types
+import typing
 from datetime import date, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
@@ -30,6 +33,7 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _ID = r"^[a-z0-9][a-z0-9_.-]*$"
 _PHONE = r"^\+[1-9][0-9]{6,14}$"
+_TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$")
 
 
 class ConfigError(Exception):
@@ -57,13 +61,38 @@ def parse_duration(value: Any) -> timedelta:
 
 def _phone(value: Any) -> Any:
     """Accept the SLA's spelling ``+31 (0) 35 699 02 30`` and store E.164 ``+31356990230``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        # YAML reads an unquoted +31612345678 as the number 31612345678: the '+' is gone.
+        raise ValueError(
+            'must be a phone number in quotes, such as "+31612345678" '
+            "(unquoted, YAML reads it as a number)"
+        )
     if isinstance(value, str):
         cleaned = value.replace("(0)", "").replace(" ", "").replace("-", "")
         return cleaned
     return value
 
 
+def _local_time(value: Any) -> Any:
+    """``"08:30"`` (or ``"08:30:00"``) as a local wall-clock time without offset."""
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # YAML 1.1 reads an unquoted 08:30 as the base-60 number 510.
+        raise ValueError(
+            'must be a time in quotes, such as "08:30" (unquoted, YAML reads 08:30 as a number)'
+        )
+    if isinstance(value, str):
+        match = _TIME.match(value)
+        if match:
+            hour, minute, second = (int(part or 0) for part in match.groups())
+            if hour < 24 and minute < 60 and second < 60:
+                return time(hour, minute, second)
+    raise ValueError(f'must be a local time such as "08:30", not {value!r}')
+
+
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+LocalTime = Annotated[time, BeforeValidator(_local_time)]
 PhoneNumber = Annotated[str, BeforeValidator(_phone), Field(pattern=_PHONE)]
 Identifier = Annotated[str, Field(pattern=_ID, max_length=64)]
 
@@ -128,19 +157,20 @@ class TopologyConfig(Strict):
     @model_validator(mode="after")
     def _unique_customers(self) -> TopologyConfig:
         _require_unique("customers", [c.id for c in self.customers])
+        # Location ids are unique across customers: alerts and the console name them alone.
         locations = [loc.id for c in self.customers for loc in c.locations]
-        _require_unique("locations", locations)
+        _require_unique("customers", locations, noun="location id")
         return self
 
     def customer(self, customer_id: str) -> CustomerConfig | None:
         return next((c for c in self.customers if c.id == customer_id), None)
 
 
-def _require_unique(what: str, ids: list[str]) -> None:
+def _require_unique(what: str, ids: list[str], noun: str = "id") -> None:
     seen: set[str] = set()
     for ident in ids:
         if ident in seen:
-            raise ValueError(f"{what}: id {ident!r} is used twice")
+            raise ValueError(f"{what}: {noun} {ident!r} is used twice")
         seen.add(ident)
 
 
@@ -173,7 +203,9 @@ class ClassificationConfig(Strict):
     @model_validator(mode="after")
     def _ordered(self) -> ClassificationConfig:
         if self.some_misses >= self.frequent_misses:
-            raise ValueError("some_misses must be lower than frequent_misses")
+            raise ValueError(
+                f"some_misses: must be lower than frequent_misses ({self.frequent_misses})"
+            )
         return self
 
 
@@ -202,8 +234,8 @@ def _default_targets() -> dict[int, TargetConfig]:
 
 class SlaConfig(Strict):
     timezone: str = "Europe/Amsterdam"
-    support_start: time = time(8, 30)
-    support_end: time = time(17, 0)
+    support_start: LocalTime = time(8, 30)
+    support_end: LocalTime = time(17, 0)
     holidays_country: str = "NL"
     closed_days: list[date] = Field(default_factory=list)
     removed_holidays: list[str] = Field(default_factory=list)
@@ -222,6 +254,17 @@ class SlaConfig(Strict):
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _priority_names(cls, value: Any) -> Any:
+        # The SLA says "P1" as often as "1": accept both spellings as keys.
+        if isinstance(value, dict):
+            return {
+                key[1:] if isinstance(key, str) and key[:1] in ("P", "p") else key: target
+                for key, target in value.items()
+            }
+        return value
+
     @field_validator("targets")
     @classmethod
     def _priorities(cls, value: dict[int, TargetConfig]) -> dict[int, TargetConfig]:
@@ -235,7 +278,9 @@ class SlaConfig(Strict):
     @model_validator(mode="after")
     def _hours(self) -> SlaConfig:
         if self.support_end <= self.support_start:
-            raise ValueError("support_end must be after support_start")
+            raise ValueError(
+                f"support_end: must be after support_start ({self.support_start:%H:%M})"
+            )
         return self
 
 
@@ -310,6 +355,17 @@ class MqttConfig(Strict):
     shared_group: str = "ctiwatch"
 
 
+class AgentConfig(Strict):
+    """A remote probe agent (``ctiwatch agent``): what it probes and how it publishes."""
+
+    name: Identifier | None = None
+    locations: list[Identifier] = Field(default_factory=list)  # empty: every location
+    buffer_path: str = "ctiwatch-agent.db"
+    buffer_max_rows: int | None = Field(default=None, ge=1)  # None: the disk is the limit
+    batch_size: int = Field(default=500, ge=1, le=10_000)
+    batch_interval: Duration = timedelta(seconds=1)
+
+
 class WebConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -334,6 +390,7 @@ class Config(Strict):
     alerting: AlertingConfig = AlertingConfig()
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig = MqttConfig()
+    agent: AgentConfig | None = None
     web: WebConfig = WebConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     logging: LoggingConfig = LoggingConfig()
@@ -343,53 +400,176 @@ class Config(Strict):
 
 
 def substitute_env(value: Any, environ: dict[str, str] | None = None) -> Any:
-    """Replace ``${NAME}`` / ``${NAME:-default}`` in every string; a missing one is an error."""
+    """Replace ``${NAME}`` / ``${NAME:-default}`` in every string; a missing one is an error.
+
+    The error names where the variable is used:
+    ``alerting.twilio.auth_token: environment variable TWILIO_AUTH_TOKEN is not set``.
+    """
     env = dict(os.environ) if environ is None else environ
     missing: list[str] = []
 
-    def one(text: str) -> str:
+    def one(text: str, path: str) -> str:
         def repl(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in env:
                 return env[name]
             if default is not None:
                 return default
-            missing.append(name)
+            line = f"environment variable {name} is not set"
+            line = f"{path}: {line}" if path else line
+            if line not in missing:
+                missing.append(line)
             return ""
 
         return _ENV.sub(repl, text)
 
-    def walk(node: Any) -> Any:
+    def walk(node: Any, path: str) -> Any:
         if isinstance(node, str):
-            return one(node)
+            return one(node, path)
         if isinstance(node, list):
-            return [walk(item) for item in node]
+            return [walk(item, f"{path}[{_item_label(item, i)}]") for i, item in enumerate(node)]
         if isinstance(node, dict):
-            return {key: walk(item) for key, item in node.items()}
+            return {
+                key: walk(item, f"{path}.{key}" if path else str(key)) for key, item in node.items()
+            }
         return node
 
-    result = walk(value)
+    result = walk(value, "")
     if missing:
-        raise ConfigError(
-            [f"environment variable {name} is not set" for name in sorted(set(missing))]
-        )
+        raise ConfigError(missing)
     return result
 
 
-def describe_errors(exc: ValidationError, data: Any) -> list[str]:
-    """Pydantic errors as ``path: message`` lines, with list items named by their ``id``."""
+def _item_label(item: Any, index: int) -> Any:
+    """A list item is named by its ``id`` (or its text), else by its index."""
+    label = item.get("id") if isinstance(item, dict) else None
+    return label if label is not None else (item if isinstance(item, str) else index)
+
+
+def describe_errors(
+    exc: ValidationError, data: Any, model: type[BaseModel] | None = None
+) -> list[str]:
+    """Pydantic errors as ``path: message`` lines, with list items named by their ``id``.
+
+    With ``model`` (the validated root model), an unknown key suggests the closest known one.
+    """
     lines = []
     for error in exc.errors():
         path = _readable_path(error["loc"], data)
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown key (check the spelling)"
-        elif error["type"] == "missing":
-            message = "is required"
-        elif message.startswith("Value error, "):
-            message = message.removeprefix("Value error, ")
+        message = _friendly_message(error, model)
+        if error["loc"] and error["loc"][-1] == "[key]":
+            message = f"key {message}"
+        if error["msg"].startswith("Value error, "):
+            # A model-level check that names its field ("rate: is required ...") reads as
+            # if it came from that field.
+            named = re.match(r"^([a-z_]+): (.*)$", message)
+            if named:
+                path = f"{path}.{named.group(1)}" if path else named.group(1)
+                message = named.group(2)
         lines.append(f"{path}: {message}" if path else message)
     return lines
+
+
+def _friendly_message(error: Any, model: type[BaseModel] | None) -> str:
+    """Pydantic's wording ("Input should be ...") in the user's words ("must be ...")."""
+    kind: str = error["type"]
+    message: str = error["msg"]
+    ctx: dict[str, Any] = error.get("ctx") or {}
+    given = error.get("input")
+    not_given = f", not {_show(given)}" if _is_scalar(given) else ""
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling" + _suggestion(error["loc"], model) + ")"
+    if kind == "missing":
+        return "is required"
+    if message.startswith("Value error, "):
+        return message.removeprefix("Value error, ")
+    if kind == "too_short":
+        minimum = ctx.get("min_length", 1)
+        return "must not be empty" if minimum == 1 else f"must have at least {minimum} items"
+    if kind == "string_pattern_mismatch":
+        pattern = ctx.get("pattern")
+        if pattern == _PHONE:
+            return f"must be a phone number in international format such as +31612345678{not_given}"
+        if pattern == _ID:
+            return (
+                "must be an id of lowercase letters, digits, '.', '_' and '-' "
+                f"such as 'acme-ams'{not_given}"
+            )
+        return f"must match {pattern}{not_given}"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a mapping of keys{not_given}"
+    if kind == "list_type":
+        return f"must be a list{not_given}"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return f"must be a whole number{not_given}"
+    if kind in ("float_parsing", "float_type"):
+        return f"must be a number{not_given}"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"must be true or false{not_given}"
+    if kind == "string_type":
+        return f"must be text (put it in quotes){not_given}"
+    if kind.startswith("date_"):
+        return f"must be a date such as 2026-12-31{not_given}"
+    friendly = re.sub(r"^(Input|String|List|Dictionary|Value) should ", "must ", message)
+    if friendly != message:
+        return friendly + not_given
+    return message
+
+
+def _is_scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool | date | time)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value if len(value) <= 60 else value[:57] + "...")
+    return str(value)
+
+
+def _suggestion(loc: tuple[int | str, ...], model: type[BaseModel] | None) -> str:
+    """``; did you mean 'interval'?`` for a misspelt key, when the model knows a close one."""
+    if model is None or not loc or not isinstance(loc[-1], str):
+        return ""
+    node: Any = model
+    for step in loc[:-1]:
+        node = _field_type(node, step)
+        if node is None:
+            return ""
+    node = _field_type(node, None)
+    if not (isinstance(node, type) and issubclass(node, BaseModel)):
+        return ""
+    known = [field.alias or name for name, field in node.model_fields.items()]
+    close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _field_type(annotation: Any, step: int | str | None) -> Any:
+    """The type found one ``step`` of a pydantic error location below ``annotation``."""
+    while True:  # unwrap Annotated[...] and X | None down to a model or a container
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            options = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = options[0] if len(options) == 1 else None
+        else:
+            break
+    if step is None or (isinstance(step, str) and "[" in step):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        return typing.get_args(annotation)[0]
+    if origin is dict:
+        return typing.get_args(annotation)[1]
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        for name, field in annotation.model_fields.items():
+            if step in (name, field.alias):
+                return field.annotation
+    return None
 
 
 def _readable_path(loc: tuple[int | str, ...], data: Any) -> str:
@@ -398,8 +578,7 @@ def _readable_path(loc: tuple[int | str, ...], data: Any) -> str:
     for step in loc:
         if isinstance(step, int) and isinstance(node, list):
             item = node[step] if 0 <= step < len(node) else None
-            label = item.get("id") if isinstance(item, dict) else None
-            label = label if label is not None else (item if isinstance(item, str) else step)
+            label = _item_label(item, step)
             if parts:
                 parts[-1] += f"[{label}]"
             else:
@@ -414,29 +593,61 @@ def _readable_path(loc: tuple[int | str, ...], data: Any) -> str:
     return ".".join(parts)
 
 
+class _Loader(yaml.SafeLoader):
+    """The safe loader, with an impossible date (2026-13-01) as a YAML error at its place."""
+
+    def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a date ({exc})", node.start_mark
+            ) from exc
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
+
+
 def load_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from exc
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"{path}: not valid YAML{where}"]) from exc
+        problem = getattr(exc, "problem", None)
+        why = f": {problem}" if problem else ""
+        raise ConfigError([f"{path}: not valid YAML{where}{why}"]) from exc
 
 
 def config_from_data(data: Any, environ: dict[str, str] | None = None) -> Config:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(["the configuration must be a mapping of sections"])
+        raise ConfigError(
+            [
+                "the configuration must be a mapping of sections "
+                f"(topology:, probes:, sla:, alerting:, ...), not {_kind_of(data)}"
+            ]
+        )
     data = substitute_env(data, environ)
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(describe_errors(exc, data)) from exc
+        raise ConfigError(describe_errors(exc, data, Config)) from exc
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a single text"
+    return f"a single value ({_show(value)})"
 
 
 def load_config(path: str | Path | None, environ: dict[str, str] | None = None) -> Config:

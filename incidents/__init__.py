@@ -1,1 +1,27 @@
+"""The incident engine: conditions and people's actions in, incidents and events out (pure)."""
 
+from incidents.engine import IncidentEngine
+from incidents.model import (
+    Incident,
+    IncidentError,
+    IncidentEvent,
+    IncidentEventKind,
+    IncidentStatus,
+    MaintenanceWindow,
+    ResolvedBy,
+    ScopeEntry,
+    TimelineEntry,
+)
+
+__all__ = [
+    "Incident",
+    "IncidentEngine",
+    "IncidentError",
+    "IncidentEvent",
+    "IncidentEventKind",
+    "IncidentStatus",
+    "MaintenanceWindow",
+    "ResolvedBy",
+    "ScopeEntry",
+    "TimelineEntry",
+]

@@ -1,1 +1,54 @@
+"""Probes: one small callable per kind, a registry, the transports and the scheduler.
 
+``Probe = Callable[[ProbeTarget, Transport, ProbeContext], Awaitable[ProbeResult]]``; see
+:mod:`probes.base` for the shared values and :mod:`probes.scheduler` for the schedule.
+"""
+
+from probes.base import (
+    Attempt,
+    Clock,
+    HttpRequest,
+    HttpResponse,
+    Probe,
+    ProbeContext,
+    ProbeTarget,
+    Transport,
+    TransportError,
+    random_ids,
+    run_http_probe,
+    sequential_ids,
+)
+from probes.click2dial import probe_click2dial
+from probes.crm import probe_crm
+from probes.http import make_http_probe, probe_http
+from probes.registry import PROBES
+from probes.scheduler import ResultSink, Scheduler, SchedulerStats, spread_offset
+from probes.targets import context_from_config, targets_from_config
+from probes.transport import AiohttpTransport
+
+__all__ = [
+    "PROBES",
+    "AiohttpTransport",
+    "Attempt",
+    "Clock",
+    "HttpRequest",
+    "HttpResponse",
+    "Probe",
+    "ProbeContext",
+    "ProbeTarget",
+    "ResultSink",
+    "Scheduler",
+    "SchedulerStats",
+    "Transport",
+    "TransportError",
+    "context_from_config",
+    "make_http_probe",
+    "probe_click2dial",
+    "probe_crm",
+    "probe_http",
+    "random_ids",
+    "run_http_probe",
+    "sequential_ids",
+    "spread_offset",
+    "targets_from_config",
+]

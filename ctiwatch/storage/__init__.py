@@ -1,1 +1,33 @@
+"""Storage: SQLModel tables, Alembic migrations and async repositories.
 
+SQLite (aiosqlite, WAL) by default, PostgreSQL (asyncpg) by URL. Callers use :class:`Store`
+and the frozen dataclasses of :mod:`ctiwatch.storage.records`; table classes stay inside.
+"""
+
+from ctiwatch.storage.engine import StorageError, normalize_url
+from ctiwatch.storage.records import (
+    AgentRecord,
+    CallCounts,
+    IncidentRecord,
+    MaintenanceWindow,
+    OutboxMessage,
+    Rollup,
+    ScopeItem,
+    TimelineEntry,
+)
+from ctiwatch.storage.store import Store, Transaction
+
+__all__ = [
+    "AgentRecord",
+    "CallCounts",
+    "IncidentRecord",
+    "MaintenanceWindow",
+    "OutboxMessage",
+    "Rollup",
+    "ScopeItem",
+    "StorageError",
+    "Store",
+    "TimelineEntry",
+    "Transaction",
+    "normalize_url",
+]

@@ -1,0 +1,398 @@
+"""Message text: SMS, the words a voice call reads out, and the e-mail report. Pure functions.
+
+* SMS stays within GSM-7 (plain ASCII here; anything else is transliterated or replaced) and
+  within one 160-character segment: the scope summary is shortened to make room.
+* Voice text is plain sentences; ``alerting.channels.twilio_voice`` wraps it in TwiML with the
+  "press 1 to acknowledge" prompt.
+* The e-mail report holds everything the SLA asks a complete report to hold (section 1.3 and 4):
+  customer details, a description, the priority and its reason, the affected locations and users,
+  and the probe evidence as log lines. Plain text and HTML, rendered by jinja2 with autoescape.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+
+from alerting.model import IncidentView, RoutingPolicy, Trigger, TriggerKind
+from sla.priority import Priority
+
+SMS_LIMIT = 160
+
+# ASCII characters that are not in the GSM 03.38 basic or extension table.
+_NOT_GSM = {"`": "'"}
+_TRANSLITERATE = {
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u2013": "-",
+    "\u2014": "-",
+    "\u2026": "...",
+    "\u00a0": " ",
+    "\u20ac": "EUR",
+    "\u00df": "ss",
+    "\u00e6": "ae",
+    "\u00c6": "AE",
+    "\u00f8": "o",
+    "\u00d8": "O",
+    "\u2192": "->",
+}
+
+
+def to_gsm7(text: str) -> str:
+    """``text`` in characters every phone shows in a GSM-7 SMS: ASCII, accents dropped.
+
+    Anything that has no plain equivalent (emoji, CJK, ...) becomes ``?``, so the message is
+    never sent as UCS-2 (70 characters a segment instead of 160).
+    """
+    out: list[str] = []
+    for char in text:
+        char = _TRANSLITERATE.get(char, char)
+        if len(char) == 1 and not char.isascii():
+            decomposed = unicodedata.normalize("NFKD", char)
+            char = "".join(c for c in decomposed if c.isascii() and not unicodedata.combining(c))
+            char = char or "?"
+        for c in char:
+            if c in ("\n", "\r") or 32 <= ord(c) < 127:
+                out.append(_NOT_GSM.get(c, c))
+            else:
+                out.append("?" if c != "\t" else " ")
+    return "".join(out)
+
+
+def priority_label(priority: int) -> str:
+    return Priority(priority).label
+
+
+def local_time(when: datetime, timezone: str) -> datetime:
+    return when.astimezone(ZoneInfo(timezone))
+
+
+def short_time(when: datetime, timezone: str) -> str:
+    """``Mon 07 Dec 10:30`` in the display zone."""
+    return local_time(when, timezone).strftime("%a %d %b %H:%M")
+
+
+def long_time(when: datetime | None, timezone: str) -> str:
+    if when is None:
+        return "not set"
+    local = local_time(when, timezone)
+    return f"{local.strftime('%a %Y-%m-%d %H:%M')} ({local.tzname()})"
+
+
+def scope_summary(incident: IncidentView) -> str:
+    """``click2dial down at acme-ams (3 users)``; one part per service, condition and location."""
+    groups: dict[tuple[str, str, str], list[str | None]] = {}
+    for entry in incident.scope:
+        groups.setdefault((entry.service, entry.condition, entry.location), []).append(entry.user)
+    parts = []
+    for (service, condition, location), users in groups.items():
+        if any(user is None for user in users):
+            who = "all users"
+        else:
+            count = len(set(users))
+            who = f"{count} user" if count == 1 else f"{count} users"
+        parts.append(f"{service} {condition} at {location} ({who})")
+    if parts:
+        return "; ".join(parts)
+    return incident.title or "incident"
+
+
+def _fit(prefix: str, summary: str, suffix: str, limit: int = SMS_LIMIT) -> str:
+    text = to_gsm7(prefix + summary + suffix)
+    if len(text) <= limit:
+        return text
+    room = limit - len(to_gsm7(prefix + suffix)) - 3
+    return to_gsm7(prefix + to_gsm7(summary)[: max(room, 0)] + "..." + suffix)[:limit]
+
+
+def sms_text(trigger: Trigger, incident: IncidentView, policy: RoutingPolicy) -> str:
+    """The SMS for ``trigger``, e.g. ``CTIWATCH P1 #12 acme: click2dial down at acme-ams
+    (3 users). Reply ACK 12``."""
+    n, p, customer = incident.number, incident.priority, incident.customer.id
+    head = f"CTIWATCH P{p} #{n} {customer}: "
+    ack = f". Reply ACK {n}"
+    summary = scope_summary(incident)
+    kind = trigger.kind
+    if kind is TriggerKind.OPENED:
+        return _fit(head, summary, ack)
+    if kind is TriggerKind.RAISED:
+        before = f"P{trigger.previous_priority} to " if trigger.previous_priority else ""
+        return _fit(f"{head}raised {before}P{p}: ", summary, ack)
+    if kind is TriggerKind.ESCALATED:
+        step = trigger.escalation.name if trigger.escalation else "next step"
+        return _fit(
+            f"CTIWATCH ESCALATED to {step}, not acknowledged: P{p} #{n} {customer}: ", summary, ack
+        )
+    if kind.is_sla_timer:
+        target = kind.target
+        when = short_time(trigger.due, policy.timezone) if trigger.due else "now"
+        if kind.value.endswith("_warning"):
+            lead = f"{head}{target} due {when}: "
+        else:
+            lead = f"{head}{target} target BREACHED (due {when}): "
+        return _fit(lead, summary, ack if target == "response" else "")
+    if kind is TriggerKind.CONTINGENCY:
+        reason = f" {trigger.reason}." if trigger.reason else ""
+        return _fit(f"CTIWATCH CONTINGENCY.{reason} P{p} #{n} {customer}: ", summary, ack)
+    if kind is TriggerKind.RESOLVED:
+        by = f" by {incident.resolved_by}" if incident.resolved_by else ""
+        return _fit(f"CTIWATCH resolved{by}: P{p} #{n} {customer}: ", summary, "")
+    raise ValueError(f"no SMS text for trigger kind {kind!r}")
+
+
+def voice_text(trigger: Trigger, incident: IncidentView, policy: RoutingPolicy) -> str:
+    """The sentences a call reads out (the TwiML adds the "press 1" prompt)."""
+    n, p = incident.number, incident.priority
+    who = incident.customer.label
+    summary = scope_summary(incident).replace(";", ".")
+    kind = trigger.kind
+    if kind is TriggerKind.OPENED:
+        lead = f"New priority {p} incident for {who}, number {n}."
+    elif kind is TriggerKind.RAISED:
+        lead = f"Incident number {n} for {who} is raised to priority {p}."
+    elif kind is TriggerKind.ESCALATED:
+        step = trigger.escalation.name if trigger.escalation else "the next step"
+        lead = (
+            f"Escalation to {step}. Priority {p} incident number {n} for {who} "
+            "has not been acknowledged."
+        )
+    elif kind.is_sla_timer:
+        target = kind.target
+        when = (
+            local_time(trigger.due, policy.timezone).strftime("%A %H:%M") if trigger.due else "now"
+        )
+        state = "is due" if kind.value.endswith("_warning") else "has been breached, it was due"
+        lead = f"Priority {p} incident number {n} for {who}: the {target} target {state} {when}."
+    elif kind is TriggerKind.CONTINGENCY:
+        reason = f" {trigger.reason}." if trigger.reason else ""
+        lead = (
+            f"Contingency call from ctiwatch.{reason} Priority {p} incident for {who}, number {n}."
+        )
+    elif kind is TriggerKind.RESOLVED:
+        lead = f"Incident number {n} for {who} is resolved."
+    else:
+        raise ValueError(f"no voice text for trigger kind {kind!r}")
+    return to_gsm7(f"This is ctiwatch. {lead} {summary}.")
+
+
+# --- e-mail -------------------------------------------------------------------------------------
+
+_REPORT_TXT = """\
+{{ heading }}
+
+Customer
+  Name:     {{ customer.label }} ({{ customer.id }})
+  Contact:  {{ contact or "not known" }}
+
+Description
+  {{ description }}
+
+Priority
+  P{{ priority }} {{ priority_label }}{% if reason %}: {{ reason }}{% endif %}
+
+
+Reported
+  {{ opened_at }}
+  Automatic:   {{ "yes, by ctiwatch's probes" if automatic else "no, opened by a person" }}
+
+Deadlines (SLA)
+  Response due: {{ response_due }}
+  Update due:   {{ update_due }}
+  Repair due:   {{ repair_due }}
+
+Affected locations and users
+{% for row in affected %}
+  {{ row }}
+{% else %}
+  none recorded
+{% endfor %}
+
+Probe evidence (log lines of the failing checks)
+{% for line in evidence %}
+  {{ line }}
+{% else %}
+  none recorded
+{% endfor %}
+
+Sent by ctiwatch. On-call staff acknowledge incident #{{ number }} by SMS: ACK {{ number }}
+"""
+
+_REPORT_HTML = """\
+<!doctype html>
+<html><head><meta charset="utf-8"><title>{{ subject }}</title></head>
+<body style="font-family: sans-serif">
+<h1>{{ heading }}</h1>
+<h2>Customer</h2>
+<p>{{ customer.label }} ({{ customer.id }})<br>Contact: {{ contact or "not known" }}</p>
+<h2>Description</h2>
+<p>{{ description }}</p>
+<h2>Priority</h2>
+<p>P{{ priority }} {{ priority_label }}{% if reason %}: {{ reason }}{% endif %}</p>
+<h2>Reported</h2>
+<p>{{ opened_at }}<br>Automatic: {{ "yes, by ctiwatch's probes" if automatic
+   else "no, opened by a person" }}</p>
+<h2>Deadlines (SLA)</h2>
+<table>
+<tr><th align="left">Response due</th><td>{{ response_due }}</td></tr>
+<tr><th align="left">Update due</th><td>{{ update_due }}</td></tr>
+<tr><th align="left">Repair due</th><td>{{ repair_due }}</td></tr>
+</table>
+<h2>Affected locations and users</h2>
+<ul>
+{% for row in affected %}<li>{{ row }}</li>
+{% else %}<li>none recorded</li>
+{% endfor %}
+</ul>
+<h2>Probe evidence</h2>
+<pre>
+{% for line in evidence %}{{ line }}
+{% else %}none recorded
+{% endfor %}
+</pre>
+<p>Sent by ctiwatch. On-call staff acknowledge incident #{{ number }} by SMS:
+<code>ACK {{ number }}</code></p>
+</body></html>
+"""
+
+_RESOLVED_TXT = """\
+{{ heading }}
+
+Customer:  {{ customer.label }} ({{ customer.id }})
+Priority:  P{{ priority }} {{ priority_label }}
+Reported:  {{ opened_at }}
+Resolved:  {{ resolved_at }}{% if resolved_by %} by {{ resolved_by }}{% endif %}
+
+
+Affected locations and users
+{% for row in affected %}
+  {{ row }}
+{% else %}
+  none recorded
+{% endfor %}
+"""
+
+_RESOLVED_HTML = """\
+<!doctype html>
+<html><head><meta charset="utf-8"><title>{{ subject }}</title></head>
+<body style="font-family: sans-serif">
+<h1>{{ heading }}</h1>
+<p>Customer: {{ customer.label }} ({{ customer.id }})<br>
+Priority: P{{ priority }} {{ priority_label }}<br>
+Reported: {{ opened_at }}<br>
+Resolved: {{ resolved_at }}{% if resolved_by %} by {{ resolved_by }}{% endif %}</p>
+<ul>
+{% for row in affected %}<li>{{ row }}</li>
+{% else %}<li>none recorded</li>
+{% endfor %}
+</ul>
+</body></html>
+"""
+
+_TEMPLATES = {
+    "report.txt": _REPORT_TXT,
+    "report.html": _REPORT_HTML,
+    "resolved.txt": _RESOLVED_TXT,
+    "resolved.html": _RESOLVED_HTML,
+}
+
+
+def _environment() -> jinja2.Environment:
+    # Built per call: the templates are small, and it keeps this module free of shared state.
+    return jinja2.Environment(
+        loader=jinja2.DictLoader(_TEMPLATES),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",)),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        cache_size=0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EmailContent:
+    subject: str
+    text: str
+    html: str
+
+
+def affected_rows(incident: IncidentView) -> list[str]:
+    """``click2dial down at acme-ams: alice, bob (P2)``, one row per service/location."""
+    groups: dict[tuple[str, str, str], list[tuple[str | None, int]]] = {}
+    for entry in incident.scope:
+        key = (entry.service, entry.condition, entry.location)
+        groups.setdefault(key, []).append((entry.user, entry.priority))
+    rows = []
+    for (service, condition, location), members in groups.items():
+        users = sorted({u for u, _ in members if u is not None})
+        who = "all users" if any(u is None for u, _ in members) else ", ".join(users)
+        top = min(p for _, p in members)
+        rows.append(f"{service} {condition} at {location}: {who} (P{top})")
+    return rows
+
+
+def _context(
+    incident: IncidentView, policy: RoutingPolicy, subject: str, heading: str
+) -> dict[str, Any]:
+    customer = incident.customer
+    contact = ", ".join(
+        part
+        for part in (customer.contact_name, customer.contact_email, customer.contact_phone)
+        if part
+    )
+    tz = policy.timezone
+    return {
+        "subject": subject,
+        "heading": heading,
+        "number": incident.number,
+        "customer": customer,
+        "contact": contact,
+        "description": incident.description or incident.title or scope_summary(incident),
+        "priority": incident.priority,
+        "priority_label": priority_label(incident.priority),
+        "reason": incident.priority_reason,
+        "automatic": incident.automatic,
+        "opened_at": long_time(incident.opened_at, tz),
+        "response_due": long_time(incident.response_due, tz),
+        "update_due": long_time(incident.update_due, tz),
+        "repair_due": long_time(incident.repair_due, tz),
+        "affected": affected_rows(incident),
+        "evidence": list(incident.evidence),
+    }
+
+
+def _render(name: str, context: Mapping[str, Any]) -> str:
+    return _environment().get_template(name).render(**context)
+
+
+def email_report(
+    incident: IncidentView, policy: RoutingPolicy, heading_prefix: str = ""
+) -> EmailContent:
+    """The complete report to the support address (``kind`` ``report``)."""
+    p = incident.priority
+    subject = (
+        f"[ctiwatch] {heading_prefix}P{p} {priority_label(p)} incident #{incident.number}"
+        f" - {incident.customer.label}: {scope_summary(incident)}"
+    )
+    heading = f"{heading_prefix}Incident report #{incident.number}: {incident.customer.label}"
+    context = _context(incident, policy, subject, heading)
+    return EmailContent(subject, _render("report.txt", context), _render("report.html", context))
+
+
+def email_resolved(incident: IncidentView, trigger: Trigger, policy: RoutingPolicy) -> EmailContent:
+    subject = f"[ctiwatch] Resolved: incident #{incident.number} - {incident.customer.label}"
+    heading = f"Incident #{incident.number} for {incident.customer.label} is resolved"
+    context = _context(incident, policy, subject, heading)
+    context["resolved_at"] = long_time(trigger.at, policy.timezone)
+    context["resolved_by"] = incident.resolved_by
+    return EmailContent(
+        subject, _render("resolved.txt", context), _render("resolved.html", context)
+    )

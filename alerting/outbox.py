@@ -1,0 +1,157 @@
+"""The outbox as the sender sees it: rows to send, claimed under a lease, marked afterwards.
+
+The storage layer implements :class:`OutboxStore` on its table (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL); :class:`MemoryOutbox` is the same contract in memory, for tests and ``simulate``.
+An incident event and its outbox rows are written in one transaction by the shell; the sender
+only claims, sends and marks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from alerting.model import OutgoingMessage
+
+
+class OutboxMessage(Protocol):
+    """One row to send (read-only view; a storage row or :class:`PendingMessage`)."""
+
+    @property
+    def id(self) -> int | None: ...  # always set on a claimed row
+    @property
+    def idempotency_key(self) -> str: ...
+    @property
+    def incident_number(self) -> int | None: ...
+    @property
+    def channel(self) -> str: ...
+    @property
+    def recipient(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def payload(self) -> Mapping[str, Any]: ...
+    @property
+    def attempts(self) -> int: ...
+
+
+class OutboxStore(Protocol):
+    # Positional-only: implementations may name the parameters their own way.
+    async def claim(
+        self, worker: str, now: datetime, lease: timedelta, limit: int, /
+    ) -> Sequence[OutboxMessage]:
+        """Up to ``limit`` due rows nobody holds, leased to ``worker`` until ``now + lease``."""
+        ...
+
+    async def mark_sent(self, id: int, provider_id: str | None, now: datetime, /) -> None: ...
+
+    async def mark_retry(self, id: int, error: str, not_before: datetime, /) -> None:
+        """Release the lease; try again from ``not_before``; counts one failed attempt."""
+        ...
+
+    async def mark_failed(self, id: int, error: str, now: datetime, /) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMessage:
+    """A plain :class:`OutboxMessage`."""
+
+    id: int | None
+    idempotency_key: str
+    incident_number: int | None
+    channel: str
+    recipient: str
+    kind: str
+    subject: str
+    body: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+
+
+def outbox_fields(message: OutgoingMessage) -> dict[str, Any]:
+    """The column values of the outbox row for a routed message (everything but ``id``)."""
+    return {
+        "idempotency_key": message.idempotency_key,
+        "incident_number": message.incident,
+        "channel": message.channel,
+        "recipient": message.to,
+        "kind": message.kind,
+        "subject": message.subject,
+        "body": message.text,
+        "payload": dict(message.payload),
+        "created_at": message.at,
+    }
+
+
+@dataclass(slots=True)
+class _Row:
+    message: PendingMessage
+    status: str = "pending"  # pending | sent | failed
+    not_before: datetime | None = None
+    leased_to: str | None = None
+    lease_until: datetime | None = None
+    provider_id: str | None = None
+    error: str = ""
+    done_at: datetime | None = None
+
+
+class MemoryOutbox:
+    """:class:`OutboxStore` in memory; ``add`` ignores a repeated idempotency key."""
+
+    def __init__(self) -> None:
+        self._rows: dict[int, _Row] = {}
+        self._keys: dict[str, int] = {}
+
+    def add(self, message: OutgoingMessage) -> int:
+        if message.idempotency_key in self._keys:
+            return self._keys[message.idempotency_key]
+        ident = len(self._rows) + 1
+        fields = outbox_fields(message)
+        fields.pop("created_at")
+        self._rows[ident] = _Row(PendingMessage(id=ident, **fields))
+        self._keys[message.idempotency_key] = ident
+        return ident
+
+    def row(self, ident: int) -> _Row:
+        return self._rows[ident]
+
+    @property
+    def rows(self) -> list[_Row]:
+        return list(self._rows.values())
+
+    async def claim(
+        self, worker: str, now: datetime, lease: timedelta, limit: int
+    ) -> list[OutboxMessage]:
+        claimed: list[OutboxMessage] = []
+        for row in self._rows.values():
+            if len(claimed) >= limit:
+                break
+            if row.status != "pending" or (row.not_before and row.not_before > now):
+                continue
+            if row.lease_until is not None and row.lease_until > now:
+                continue
+            row.leased_to, row.lease_until = worker, now + lease
+            claimed.append(row.message)
+        return claimed
+
+    async def mark_sent(self, id: int, provider_id: str | None, now: datetime) -> None:
+        row = self._rows[id]
+        row.status, row.provider_id, row.done_at = "sent", provider_id, now
+        row.leased_to = row.lease_until = None
+
+    async def mark_retry(self, id: int, error: str, not_before: datetime) -> None:
+        row = self._rows[id]
+        row.message = replace(row.message, attempts=row.message.attempts + 1)
+        row.error, row.not_before = error, not_before
+        row.leased_to = row.lease_until = None
+
+    async def mark_failed(self, id: int, error: str, now: datetime) -> None:
+        row = self._rows[id]
+        row.status, row.error, row.done_at = "failed", error, now
+        row.leased_to = row.lease_until = None

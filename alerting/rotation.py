@@ -1,0 +1,99 @@
+"""Who is on call at a given instant: weekly rotation plus overrides. Pure.
+
+* Overrides win: the first override whose ``[start, end)`` holds ``now`` gives the numbers.
+  ``start``/``end`` are ISO 8601; without an offset they are local time in the SLA zone; a bare
+  date means that day's midnight for ``start`` and the midnight after it for ``end`` (so
+  ``end: 2026-12-31`` covers New Year's Eve).
+* Otherwise week ``N`` (the ISO week number of the local date, modulo the number of weeks) is
+  covered by ``weeks[N % len(weeks)]``; the handover is Monday 00:00 local time.
+* Without a rotation, the fixed on-call list (``alerting.oncall``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    start: datetime
+    end: datetime
+    numbers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    weeks: tuple[tuple[str, ...], ...] = ()
+    overrides: tuple[Override, ...] = ()
+    fallback: tuple[str, ...] = ()
+    timezone: str = "Europe/Amsterdam"
+
+
+def on_call(rotation: Rotation, now: datetime) -> tuple[str, ...]:
+    for override in rotation.overrides:
+        if override.start <= now < override.end:
+            return override.numbers
+    if rotation.weeks:
+        week = now.astimezone(ZoneInfo(rotation.timezone)).isocalendar().week
+        return rotation.weeks[week % len(rotation.weeks)]
+    return rotation.fallback
+
+
+def parse_instant(value: str, timezone: str, *, end: bool = False) -> datetime:
+    """ISO 8601 date or date-time; naive values are local time in ``timezone``."""
+    zone = ZoneInfo(timezone)
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            if end:
+                day += timedelta(days=1)
+            return datetime.combine(day, time(0), zone)
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an ISO 8601 date or date-time") from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
+
+
+class _OverrideSettings(Protocol):
+    @property
+    def start(self) -> str: ...
+    @property
+    def end(self) -> str: ...
+    @property
+    def numbers(self) -> list[str]: ...
+
+
+class _RotationSettings(Protocol):
+    @property
+    def weeks(self) -> list[list[str]]: ...
+    @property
+    def overrides(self) -> Sequence[_OverrideSettings]: ...
+
+
+def rotation_from_settings(
+    settings: _RotationSettings | None, fallback: Iterable[str], timezone: str = "Europe/Amsterdam"
+) -> Rotation:
+    """Build from ``config.alerting.rotation``; a bad override time names the override."""
+    if settings is None:
+        return Rotation(fallback=tuple(fallback), timezone=timezone)
+    overrides = []
+    for index, item in enumerate(settings.overrides):
+        try:
+            start = parse_instant(item.start, timezone)
+            end = parse_instant(item.end, timezone, end=True)
+        except ValueError as exc:
+            raise ValueError(f"alerting.rotation.overrides[{index}]: {exc}") from exc
+        if end <= start:
+            raise ValueError(f"alerting.rotation.overrides[{index}]: end must be after start")
+        overrides.append(Override(start, end, tuple(item.numbers)))
+    return Rotation(
+        weeks=tuple(tuple(week) for week in settings.weeks),
+        overrides=tuple(overrides),
+        fallback=tuple(fallback),
+        timezone=timezone,
+    )

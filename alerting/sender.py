@@ -1,0 +1,253 @@
+"""The outbox sender: claims due rows, sends them, marks them; retries and falls back.
+
+* A row is marked sent only after its transport accepted it. A crash in between sends it again
+  after the lease expires (the idempotency key travels with it), never not at all.
+* Temporary failures (:class:`TransportError` with ``permanent=False``) are retried at once with
+  exponential backoff (tenacity, on the injected clock); if they keep failing the row goes back
+  to the outbox with a later ``not_before``, until ``max_attempts`` claims have failed.
+* A permanent failure (or running out of attempts) marks the row failed and falls back:
+  a call becomes an SMS to the same person, an SMS goes to the next on-call number. An e-mail
+  has no fallback. Every outcome is reported (``on_report``) so it can go on the timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from alerting.channels.base import Channel, SendReceipt, TransportError
+from alerting.messages import to_gsm7
+from alerting.outbox import OutboxMessage, OutboxStore, PendingMessage
+
+_logger = logging.getLogger("ctiwatch.alerting.sender")
+
+Outcome = Literal["sent", "retry", "failed"]
+
+
+class SenderClock(Protocol):
+    """The part of ``ctiwatch.clock.Clock`` the sender uses."""
+
+    def now(self) -> datetime: ...
+    async def sleep(self, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    tries_per_claim: int = 3  # immediate tries, with backoff, before the row goes back
+    backoff: float = 1.0  # seconds before the 2nd try; doubles each try
+    max_backoff: float = 30.0
+    max_attempts: int = 5  # failed claims before the row is given up (then: fallback)
+    requeue_after: timedelta = timedelta(minutes=1)  # doubles with each failed claim
+    max_requeue: timedelta = timedelta(minutes=30)
+
+    def not_before(self, now: datetime, attempts: int) -> datetime:
+        delay = min(self.requeue_after * (1 << min(max(attempts, 0), 20)), self.max_requeue)
+        return now + delay
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackReport:
+    channel: str
+    recipient: str
+    outcome: Literal["sent", "failed"]
+    provider_id: str | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """What happened to one outbox row: for the timeline and the logs."""
+
+    message_id: int | None
+    idempotency_key: str
+    incident: int | None
+    channel: str
+    recipient: str
+    kind: str
+    outcome: Outcome
+    at: datetime
+    provider_id: str | None = None
+    error: str = ""
+    fallback: FallbackReport | None = None
+
+    def describe(self) -> str:
+        """One line for the incident's timeline."""
+        what = f"{self.kind} {self.channel} to {self.recipient}"
+        if self.outcome == "sent":
+            text = f"alert sent: {what} ({self.provider_id or 'accepted'})"
+        elif self.outcome == "retry":
+            text = f"alert delayed: {what}: {self.error}; will retry"
+        else:
+            text = f"alert failed: {what}: {self.error}"
+        fb = self.fallback
+        if fb is not None:
+            if fb.outcome == "sent":
+                text += f"; fell back to {fb.channel} to {fb.recipient} ({fb.provider_id})"
+            else:
+                text += f"; fallback {fb.channel} to {fb.recipient} failed too: {fb.error}"
+        elif self.outcome == "failed":
+            text += "; no fallback"
+        return text
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, TransportError) and not exc.permanent
+
+
+class OutboxSender:
+    def __init__(
+        self,
+        store: OutboxStore,
+        channels: Mapping[str, Channel],
+        clock: SenderClock,
+        *,
+        worker: str = "sender",
+        lease: timedelta = timedelta(minutes=5),
+        batch: int = 20,
+        retry: RetryPolicy | None = None,
+        oncall: Callable[[datetime], Sequence[str]] | None = None,
+        on_report: Callable[[DeliveryReport], Awaitable[None]] | None = None,
+    ) -> None:
+        self._store = store
+        self._channels = channels
+        self._clock = clock
+        self._worker = worker
+        self._lease = lease
+        self._batch = batch
+        self._retry = retry or RetryPolicy()
+        self._oncall = oncall
+        self._on_report = on_report
+
+    async def send_due(self) -> list[DeliveryReport]:
+        """One pass: claim what is due, send it, mark it. Returns what happened."""
+        claimed = await self._store.claim(self._worker, self._clock.now(), self._lease, self._batch)
+        reports = []
+        for message in claimed:
+            report = await self._send_one(message)
+            reports.append(report)
+            if self._on_report is not None:
+                await self._on_report(report)
+        return reports
+
+    async def run(self, interval: float = 2.0) -> None:
+        """Send forever (until cancelled), polling every ``interval`` seconds when idle."""
+        while True:
+            reports = await self.send_due()
+            if len(reports) < self._batch:
+                await self._clock.sleep(interval)
+
+    async def deliver(self, message: OutboxMessage) -> SendReceipt:
+        """Send through the message's channel, retrying temporary failures with backoff."""
+        channel = self._channels.get(message.channel)
+        if channel is None:
+            raise TransportError(f"no transport for channel {message.channel!r}", True)
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._retry.tries_per_claim),
+            wait=wait_exponential(multiplier=self._retry.backoff, max=self._retry.max_backoff),
+            retry=retry_if_exception(_transient),
+            sleep=self._clock.sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await channel.send(message)
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    async def _send_one(self, message: OutboxMessage) -> DeliveryReport:
+        def report(outcome: Outcome, **extra: object) -> DeliveryReport:
+            return DeliveryReport(
+                message_id=message.id,
+                idempotency_key=message.idempotency_key,
+                incident=message.incident_number,
+                channel=message.channel,
+                recipient=message.recipient,
+                kind=message.kind,
+                outcome=outcome,
+                at=self._clock.now(),
+                **extra,  # type: ignore[arg-type]
+            )
+
+        try:
+            receipt = await self.deliver(message)
+        except TransportError as exc:
+            attempts = message.attempts + 1
+            if not exc.permanent and attempts < self._retry.max_attempts:
+                not_before = self._retry.not_before(self._clock.now(), message.attempts)
+                await self._store.mark_retry(_row_id(message), exc.message, not_before)
+                _logger.warning("alert %s delayed: %s", message.idempotency_key, exc.message)
+                return report("retry", error=exc.message)
+            await self._store.mark_failed(_row_id(message), exc.message, self._clock.now())
+            _logger.error("alert %s failed: %s", message.idempotency_key, exc.message)
+            fallback = await self._fall_back(message)
+            return report("failed", error=exc.message, fallback=fallback)
+        except asyncio.CancelledError:
+            raise
+        await self._store.mark_sent(_row_id(message), receipt.provider_id, self._clock.now())
+        return report("sent", provider_id=receipt.provider_id)
+
+    def fallback_for(self, message: OutboxMessage) -> PendingMessage | None:
+        """The message to send instead of one that failed for good, if there is one."""
+        key = message.idempotency_key
+        if message.channel == "voice":
+            text = message.payload.get("sms") or message.body
+            return PendingMessage(
+                id=message.id,
+                idempotency_key=f"{key}/fallback:sms:{message.recipient}",
+                incident_number=message.incident_number,
+                channel="sms",
+                recipient=message.recipient,
+                kind=message.kind,
+                subject=message.subject,
+                body=to_gsm7(str(text)),
+            )
+        if message.channel == "sms" and self._oncall is not None:
+            numbers = list(self._oncall(self._clock.now()))
+            nxt = _next_number(numbers, message.recipient)
+            if nxt is None:
+                return None
+            return PendingMessage(
+                id=message.id,
+                idempotency_key=f"{key}/fallback:sms:{nxt}",
+                incident_number=message.incident_number,
+                channel="sms",
+                recipient=nxt,
+                kind=message.kind,
+                subject=message.subject,
+                body=message.body,
+            )
+        return None
+
+    async def _fall_back(self, message: OutboxMessage) -> FallbackReport | None:
+        fallback = self.fallback_for(message)
+        if fallback is None:
+            return None
+        try:
+            receipt = await self.deliver(fallback)
+        except TransportError as exc:
+            return FallbackReport(fallback.channel, fallback.recipient, "failed", error=exc.message)
+        return FallbackReport(fallback.channel, fallback.recipient, "sent", receipt.provider_id)
+
+
+def _next_number(numbers: Sequence[str], after: str) -> str | None:
+    """The on-call number after ``after`` (wrapping round), never ``after`` itself."""
+    others = [n for n in numbers if n != after]
+    if not others:
+        return None
+    if after in numbers:
+        index = list(numbers).index(after)
+        for candidate in [*numbers[index + 1 :], *numbers[:index]]:
+            if candidate != after:
+                return candidate
+    return others[0]
+
+
+def _row_id(message: OutboxMessage) -> int:
+    if message.id is None:
+        raise ValueError(f"outbox message {message.idempotency_key!r} has no id: not claimed")
+    return message.id

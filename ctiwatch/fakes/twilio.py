@@ -1,0 +1,460 @@
+"""A fake Twilio REST API: what the twilio client calls, answered as Twilio would.
+
+* ``POST /2010-04-01/Accounts/{sid}/Messages.json`` and ``.../Calls.json`` with Basic auth
+  (account SID + auth token) create a message / call, answer Twilio-shaped JSON and record it.
+* Failure on command: :meth:`FakeTwilio.fail_next` (or ``POST /_fake/fail``) makes the next N
+  requests answer 500 or 400, or hang (``timeout``) until the client gives up.
+* Webhooks back, signed with the auth token exactly as Twilio signs them
+  (``twilio.request_validator.RequestValidator``): an inbound SMS reply to
+  ``<webhook_base_url>/twilio/sms`` (:meth:`reply_sms`), the digit pressed during a call to the
+  call's ``<Gather action>`` (:meth:`press`), delivery status callbacks (:meth:`send_status`).
+* Inspection: :attr:`messages`, :attr:`calls`, and ``GET /_fake/messages`` / ``/_fake/calls``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any, Literal
+from urllib.parse import urljoin, urlparse
+
+import aiohttp
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+
+from ctiwatch.clock import Clock, RealClock
+
+API = "/2010-04-01/Accounts/{account}"
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+FailureMode = Literal["500", "400", "timeout"]
+
+
+@dataclass(slots=True)
+class FakeMessage:
+    sid: str
+    to: str
+    from_: str
+    body: str
+    status: str
+    at: datetime
+    status_callback: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["from"] = data.pop("from_")
+        data["at"] = self.at.isoformat()
+        return data
+
+
+@dataclass(slots=True)
+class FakeCall:
+    sid: str
+    to: str
+    from_: str
+    twiml: str
+    status: str
+    at: datetime
+    url: str | None = None
+    status_callback: str | None = None
+    digits: list[str] = field(default_factory=list)
+
+    @property
+    def spoken(self) -> list[str]:
+        """The sentences the call reads out (every ``<Say>``, in order)."""
+        try:
+            root = ET.fromstring(self.twiml)
+        except ET.ParseError:
+            return []
+        return [(say.text or "").strip() for say in root.iter("Say")]
+
+    @property
+    def gather_action(self) -> str | None:
+        try:
+            root = ET.fromstring(self.twiml)
+        except ET.ParseError:
+            return None
+        gather = root.find(".//Gather")
+        return None if gather is None else gather.get("action")
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["from"] = data.pop("from_")
+        data["at"] = self.at.isoformat()
+        data["spoken"] = self.spoken
+        data["gather_action"] = self.gather_action
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookResult:
+    url: str
+    status: int
+    body: str
+
+
+def sign(auth_token: str, url: str, params: Mapping[str, str]) -> str:
+    """``X-Twilio-Signature`` for a POST of ``params`` to ``url``."""
+    return str(RequestValidator(auth_token).compute_signature(url, dict(params)))
+
+
+def _error(status: int, code: int, message: str) -> web.Response:
+    # Twilio's (legacy) error body; the twilio client raises TwilioRestException from it.
+    return web.json_response(
+        {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        },
+        status=status,
+    )
+
+
+class FakeTwilio:
+    """``async with FakeTwilio(...) as fake:`` serves on ``fake.url`` until the block ends."""
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        webhook_base_url: str,
+        from_number: str = "+3197010000000",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Clock | None = None,
+        hang_seconds: float = 120.0,
+    ) -> None:
+        self.account_sid = account_sid
+        self.auth_token = auth_token
+        self.webhook_base_url = webhook_base_url.rstrip("/")
+        self.from_number = from_number
+        self.host = host
+        self._port = port
+        self._clock: Clock = clock or RealClock()
+        self._hang_seconds = hang_seconds
+        self.messages: list[FakeMessage] = []
+        self.calls: list[FakeCall] = []
+        self.webhooks: list[WebhookResult] = []
+        self.requests = 0
+        self._failures: list[FailureMode] = []
+        self._counter = 0
+        self._runner: web.AppRunner | None = None
+        self._site_port: int | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.app = self._build_app()
+
+    @classmethod
+    def from_settings(cls, settings: Any, clock: Clock | None = None) -> FakeTwilio:
+        """Listen where ``config.alerting.twilio.base_url`` points."""
+        parsed = urlparse(settings.base_url)
+        return cls(
+            account_sid=settings.account_sid,
+            auth_token=settings.auth_token,
+            webhook_base_url=settings.webhook_base_url,
+            from_number=settings.from_number,
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 80,
+            clock=clock,
+        )
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._site_port if self._site_port is not None else self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession()
+        runner = web.AppRunner(self.app, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self._port)
+        try:
+            await site.start()
+        except OSError:
+            await runner.cleanup()
+            await self._session.close()
+            raise
+        self._runner = runner
+        self._site_port = int(runner.addresses[0][1])  # the bound port when asked for port 0
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> FakeTwilio:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- control -------------------------------------------------------------------------
+
+    def fail_next(self, count: int = 1, mode: FailureMode = "500") -> None:
+        """The next ``count`` API requests fail: HTTP 500, HTTP 400, or no answer."""
+        self._failures.extend([mode] * count)
+
+    def reset(self) -> None:
+        self.messages.clear()
+        self.calls.clear()
+        self.webhooks.clear()
+        self._failures.clear()
+
+    def call_to(self, number: str) -> FakeCall:
+        """The latest call to ``number``."""
+        for call in reversed(self.calls):
+            if call.to == number:
+                return call
+        raise LookupError(f"no call to {number}")
+
+    def _sid(self, prefix: str) -> str:
+        self._counter += 1
+        return f"{prefix}{self._counter:032x}"
+
+    # --- webhooks back to ctiwatch -----------------------------------------------------
+
+    async def post_webhook(self, url: str, params: Mapping[str, str]) -> WebhookResult:
+        """POST ``params`` to ``url`` signed as Twilio signs webhooks."""
+        if self._session is None:
+            raise RuntimeError("the fake Twilio server is not started")
+        headers = {"X-Twilio-Signature": sign(self.auth_token, url, params)}
+        async with self._session.post(url, data=dict(params), headers=headers) as response:
+            result = WebhookResult(url, response.status, await response.text())
+        self.webhooks.append(result)
+        return result
+
+    async def reply_sms(self, from_: str, body: str) -> WebhookResult:
+        """A person texts ``body`` from ``from_`` to the Twilio number."""
+        sid = self._sid("SM")
+        params = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "SmsMessageSid": sid,
+            "AccountSid": self.account_sid,
+            "From": from_,
+            "To": self.from_number,
+            "Body": body,
+            "NumMedia": "0",
+            "NumSegments": "1",
+            "SmsStatus": "received",
+            "ApiVersion": "2010-04-01",
+        }
+        return await self.post_webhook(f"{self.webhook_base_url}/twilio/sms", params)
+
+    async def press(self, call_sid: str, digits: str) -> WebhookResult:
+        """The callee presses ``digits`` during call ``call_sid``; posted to its Gather action."""
+        call = next((c for c in self.calls if c.sid == call_sid), None)
+        if call is None:
+            raise LookupError(f"no call {call_sid}")
+        action = call.gather_action
+        if action is None:
+            raise LookupError(f"call {call_sid} asks for no key")
+        call.digits.append(digits)
+        params = {
+            "CallSid": call.sid,
+            "AccountSid": self.account_sid,
+            "From": call.from_,
+            "To": call.to,
+            "Caller": call.from_,
+            "Called": call.to,
+            "Direction": "outbound-api",
+            "CallStatus": "in-progress",
+            "Digits": digits,
+            "FinishedOnKey": "",
+            "ApiVersion": "2010-04-01",
+        }
+        return await self.post_webhook(urljoin(self.webhook_base_url + "/", action), params)
+
+    async def send_status(self, sid: str, status: str) -> WebhookResult:
+        """Report delivery ``status`` of a message (``delivered``, ``failed``, ``undelivered``)
+        or a call (``completed``, ``no-answer``, ``busy``, ``failed``) to its status callback."""
+        for message in self.messages:
+            if message.sid == sid:
+                message.status = status
+                params = {
+                    "MessageSid": sid,
+                    "SmsSid": sid,
+                    "AccountSid": self.account_sid,
+                    "From": message.from_,
+                    "To": message.to,
+                    "MessageStatus": status,
+                    "SmsStatus": status,
+                    "ApiVersion": "2010-04-01",
+                }
+                url = message.status_callback or f"{self.webhook_base_url}/twilio/status"
+                return await self.post_webhook(url, params)
+        for call in self.calls:
+            if call.sid == sid:
+                call.status = status
+                params = {
+                    "CallSid": sid,
+                    "AccountSid": self.account_sid,
+                    "From": call.from_,
+                    "To": call.to,
+                    "Called": call.to,
+                    "Direction": "outbound-api",
+                    "CallStatus": status,
+                    "ApiVersion": "2010-04-01",
+                }
+                url = call.status_callback or f"{self.webhook_base_url}/twilio/status"
+                return await self.post_webhook(url, params)
+        raise LookupError(f"no message or call {sid}")
+
+    # --- the REST API --------------------------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post(API + "/Messages.json", self._create_message)
+        app.router.add_post(API + "/Calls.json", self._create_call)
+        app.router.add_get("/_fake/messages", self._list_messages)
+        app.router.add_get("/_fake/calls", self._list_calls)
+        app.router.add_post("/_fake/fail", self._admin_fail)
+        app.router.add_post("/_fake/reset", self._admin_reset)
+        return app
+
+    def _authorised(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return False
+        try:
+            decoded = base64.b64decode(header[6:], validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        user, _, password = decoded.partition(":")
+        return (
+            user == self.account_sid
+            and password == self.auth_token
+            and request.match_info["account"] == self.account_sid
+        )
+
+    async def _gate(self, request: web.Request) -> web.Response | None:
+        """Authentication and injected failures; ``None`` lets the request through."""
+        self.requests += 1
+        if not self._authorised(request):
+            return _error(401, 20003, "Authenticate")
+        if self._failures:
+            mode = self._failures.pop(0)
+            if mode == "timeout":
+                await asyncio.sleep(self._hang_seconds)
+                return _error(504, 20504, "Gateway timeout (injected)")
+            if mode == "400":
+                return _error(400, 21610, "Attempt to send to unsubscribed recipient (injected)")
+            return _error(500, 20500, "Internal Server Error (injected)")
+        return None
+
+    def _base_json(self, kind: str, sid: str, to: str, from_: str, at: datetime) -> dict[str, Any]:
+        stamp = format_datetime(at, usegmt=True)
+        return {
+            "sid": sid,
+            "account_sid": self.account_sid,
+            "to": to,
+            "from": from_,
+            "status": "queued",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
+            "date_created": stamp,
+            "date_updated": stamp,
+            "uri": f"/2010-04-01/Accounts/{self.account_sid}/{kind}/{sid}.json",
+        }
+
+    async def _create_message(self, request: web.Request) -> web.Response:
+        refused = await self._gate(request)
+        if refused is not None:
+            return refused
+        form = await request.post()
+        to, from_, body = str(form.get("To", "")), str(form.get("From", "")), form.get("Body")
+        if not _E164.match(to):
+            return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if not from_:
+            return _error(400, 21603, "A 'From' phone number is required.")
+        if not isinstance(body, str) or not body:
+            return _error(400, 21602, "Message body is required.")
+        at = self._clock.now()
+        sid = self._sid("SM")
+        callback = form.get("StatusCallback")
+        message = FakeMessage(
+            sid, to, from_, body, "queued", at, str(callback) if callback else None
+        )
+        self.messages.append(message)
+        data = self._base_json("Messages", sid, to, from_, at)
+        segments = 1 if len(body) <= 160 else -(-len(body) // 153)
+        data.update(
+            body=body,
+            num_segments=str(segments),
+            num_media="0",
+            price=None,
+            error_code=None,
+            error_message=None,
+        )
+        return web.json_response(data, status=201)
+
+    async def _create_call(self, request: web.Request) -> web.Response:
+        refused = await self._gate(request)
+        if refused is not None:
+            return refused
+        form = await request.post()
+        to, from_ = str(form.get("To", "")), str(form.get("From", ""))
+        twiml, url = form.get("Twiml"), form.get("Url")
+        if not _E164.match(to):
+            return _error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if not from_:
+            return _error(400, 21213, "A 'From' phone number is required.")
+        if not twiml and not url:
+            return _error(400, 21205, "Url parameter is required.")
+        at = self._clock.now()
+        sid = self._sid("CA")
+        callback = form.get("StatusCallback")
+        call = FakeCall(
+            sid=sid,
+            to=to,
+            from_=from_,
+            twiml=str(twiml or ""),
+            status="queued",
+            at=at,
+            url=str(url) if url else None,
+            status_callback=str(callback) if callback else None,
+        )
+        self.calls.append(call)
+        data = self._base_json("Calls", sid, to, from_, at)
+        data.update(price=None, duration=None, parent_call_sid=None)
+        return web.json_response(data, status=201)
+
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        return web.json_response([m.as_json() for m in self.messages])
+
+    async def _list_calls(self, request: web.Request) -> web.Response:
+        return web.json_response([c.as_json() for c in self.calls])
+
+    async def _admin_fail(self, request: web.Request) -> web.Response:
+        try:
+            data = await request.json()
+            count = int(data.get("count", 1))
+            mode = str(data.get("mode", "500"))
+        except (ValueError, TypeError, AttributeError):
+            return web.json_response({"error": "body must be JSON {count, mode}"}, status=400)
+        if mode not in ("500", "400", "timeout"):
+            return web.json_response({"error": "mode: must be 500, 400 or timeout"}, status=400)
+        if not 1 <= count <= 1000:
+            return web.json_response({"error": "count: must be 1 to 1000"}, status=400)
+        self.fail_next(count, mode)  # type: ignore[arg-type]
+        return web.json_response({"pending_failures": len(self._failures)})
+
+    async def _admin_reset(self, request: web.Request) -> web.Response:
+        self.reset()
+        return web.json_response({"ok": True})

@@ -1,0 +1,357 @@
+"""The middle of ctiwatch, composed: classifier → incidents → SLA timers → escalation → routing.
+
+Synchronous and free of I/O: results, people's actions and ``now`` go in; the incident events,
+the messages to send and the incidents that changed come out. ``ctiwatch run`` persists the
+outcome (incident, timeline and outbox rows in one transaction) and ``ctiwatch simulate``
+records it; both drive the same object, so the simulation proves what the service does.
+
+Besides routing each incident event, the monitor owns two rules that span incidents:
+
+* contingency: when the number of customers with an open P1 reaches
+  ``alerting.contingency_min_p1_customers`` (default 2), and when a repair deadline (MTTR)
+  expires, the ``contingency`` trigger calls the contingency line (outside support hours) or
+  the support line (inside);
+* escalation: every automatic incident gets a snapshot of the escalation chain when it opens;
+  unacknowledged, the next step is paged when due; acknowledging stops it, a raise restarts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from alerting import escalation
+from alerting.model import (
+    CustomerView,
+    IncidentView,
+    OutgoingMessage,
+    RoutingContext,
+    RoutingPolicy,
+    ScopeEntry,
+    Trigger,
+    TriggerKind,
+)
+from alerting.rotation import Rotation, on_call, rotation_from_settings
+from alerting.routing import contingency_reached, route
+from classifier.conditions import ConditionKind
+from classifier.observation import ProbeResult
+from classifier.rules import Classifier
+from classifier.thresholds import Thresholds
+from ctiwatch.config import Config, CustomerConfig
+from incidents.engine import IncidentEngine
+from incidents.model import Incident, IncidentEvent, IncidentEventKind, MaintenanceWindow
+from sla.priority import Priority
+from sla.targets import SlaPolicy
+
+_TIMER_TRIGGERS = {
+    IncidentEventKind.RESPONSE_WARNING: TriggerKind.RESPONSE_WARNING,
+    IncidentEventKind.RESPONSE_BREACH: TriggerKind.RESPONSE_BREACH,
+    IncidentEventKind.UPDATE_WARNING: TriggerKind.UPDATE_WARNING,
+    IncidentEventKind.UPDATE_BREACH: TriggerKind.UPDATE_BREACH,
+    IncidentEventKind.REPAIR_WARNING: TriggerKind.REPAIR_WARNING,
+    IncidentEventKind.REPAIR_BREACH: TriggerKind.REPAIR_BREACH,
+}
+_CONDITION_WORDS = {
+    ConditionKind.LOCATION_UNAVAILABLE: "down",
+    ConditionKind.USER_UNAVAILABLE: "down",
+    ConditionKind.LOCATION_DEGRADED: "degraded",
+    ConditionKind.FREQUENT_MISSES: "calls unrecognised",
+    ConditionKind.SOME_MISSES: "calls unrecognised",
+}
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one step of the monitor produced."""
+
+    events: list[IncidentEvent] = field(default_factory=list)
+    messages: list[OutgoingMessage] = field(default_factory=list)
+    changed: list[Incident] = field(default_factory=list)
+
+    def extend(self, other: Outcome) -> None:
+        self.events.extend(other.events)
+        self.messages.extend(other.messages)
+        self.changed.extend(other.changed)
+
+
+def thresholds_from_config(config: Config) -> Thresholds:
+    c = config.classification
+    return Thresholds(
+        failed_rounds=c.failed_rounds,
+        degraded_rate=c.degraded_rate,
+        degraded_window=c.degraded_window,
+        degraded_min_calls=c.degraded_min_calls,
+        frequent_misses=c.frequent_misses,
+        some_misses=c.some_misses,
+        misses_window=c.misses_window,
+        recovery_rounds=c.recovery_rounds,
+        miss_quiet_period=c.miss_quiet_period,
+    )
+
+
+class Monitor:
+    """One per process. Not thread-safe; the shell calls it from one task at a time."""
+
+    def __init__(
+        self,
+        config: Config,
+        policy: SlaPolicy,
+        customers: Sequence[CustomerConfig] | None = None,
+        *,
+        oncall: Sequence[str] | None = None,
+        incidents: Iterable[Incident] = (),
+        next_number: int | None = None,
+        maintenance: Iterable[MaintenanceWindow] = (),
+    ) -> None:
+        self.config = config
+        self.policy = policy
+        self.customers = {c.id: c for c in (customers or config.topology.customers)}
+        topology = {
+            c.id: {loc.id: [u.id for u in loc.users] for loc in c.locations}
+            for c in self.customers.values()
+        }
+        self.classifier = Classifier(thresholds_from_config(config), topology)
+        self.engine = IncidentEngine(policy, incidents, next_number)
+        alerting = config.alerting
+        self.routing = RoutingPolicy.from_settings(alerting, config.sla.timezone)
+        fallback = tuple(oncall) if oncall is not None else tuple(alerting.oncall)
+        self.rotation: Rotation = (
+            Rotation(fallback=fallback, timezone=config.sla.timezone)
+            if oncall is not None
+            else rotation_from_settings(alerting.rotation, fallback, config.sla.timezone)
+        )
+        self._configured_steps = [(s.name, s.after, s.numbers) for s in alerting.escalation]
+        self._escalations: dict[int, escalation.EscalationState] = {}
+        self._maintenance: tuple[MaintenanceWindow, ...] = tuple(maintenance)
+        self._p1_customers = self._count_p1_customers()
+
+    # --- inputs --------------------------------------------------------------------------------
+
+    def set_maintenance(self, windows: Iterable[MaintenanceWindow]) -> None:
+        self._maintenance = tuple(windows)
+
+    def observe(self, results: Iterable[ProbeResult], now: datetime) -> Outcome:
+        """Feed results (probe rounds, agent batches, call events) and act on what changed."""
+        observe = self.classifier.observe
+        changed = False
+        for result in results:
+            changed = observe(result) or changed
+        if not changed:
+            return Outcome()
+        return self._conditions_changed(now)
+
+    def tick(self, now: datetime) -> Outcome:
+        """Run what is due at ``now``: recoveries, SLA timers, window ends, escalation steps."""
+        outcome = Outcome()
+        if self.classifier.advance(now):
+            outcome.extend(self._conditions_changed(now))
+        outcome.extend(self._handle(self.engine.tick(now), now))
+        outcome.extend(self._escalate(now))
+        return outcome
+
+    def next_due(self) -> datetime | None:
+        """When :meth:`tick` has work next (None: nothing scheduled)."""
+        instants = [self.classifier.next_change_at(), self.engine.next_due()]
+        for state in self._escalations.values():
+            task = escalation.next_task(state)
+            if task is not None:
+                instants.append(task.due)
+        return min((at for at in instants if at is not None), default=None)
+
+    # --- people --------------------------------------------------------------------------------
+
+    def acknowledge(self, number: int, now: datetime, actor: str) -> Outcome:
+        return self._handle(self.engine.acknowledge(number, now, actor), now)
+
+    def update(self, number: int, now: datetime, actor: str, text: str) -> Outcome:
+        return self._handle(self.engine.update(number, now, actor, text), now)
+
+    def change_priority(
+        self, number: int, priority: Priority, now: datetime, actor: str, reason: str
+    ) -> Outcome:
+        before = self.engine.incident(number).priority
+        events = self.engine.change_priority(number, priority, now, actor, reason)
+        outcome = self._handle(events, now)
+        if events and priority < before:
+            outcome.extend(self._raised(self.engine.incident(number), before, now))
+        return outcome
+
+    def resolve(self, number: int, now: datetime, actor: str) -> Outcome:
+        return self._handle(self.engine.resolve(number, now, actor), now)
+
+    def reopen(self, number: int, now: datetime, actor: str, text: str = "") -> Outcome:
+        return self._handle(self.engine.reopen(number, now, actor, text), now)
+
+    def open_question(self, customer: str, now: datetime, actor: str, text: str) -> Outcome:
+        if customer not in self.customers:
+            from incidents.model import IncidentError
+
+            raise IncidentError(f"unknown customer {customer!r}")
+        return self._handle(self.engine.open_question(customer, now, actor, text), now)
+
+    # --- the rules -----------------------------------------------------------------------------
+
+    def _conditions_changed(self, now: datetime) -> Outcome:
+        changes = self.classifier.take_changes()
+        if not changes:
+            return Outcome()
+        events = self.engine.apply_changes(changes, now, self._maintenance)
+        return self._handle(events, now)
+
+    def _handle(self, events: list[IncidentEvent], now: datetime) -> Outcome:
+        outcome = Outcome(events=list(events))
+        for event in events:
+            if event.incident is None:
+                continue
+            incident = self.engine.incident(event.incident)
+            kind = event.kind
+            if kind is IncidentEventKind.OPENED:
+                outcome.messages += self._route(Trigger(TriggerKind.OPENED, now), incident, now)
+                if incident.automatic:
+                    self._start_escalation(incident, now)
+            elif kind is IncidentEventKind.RAISED:
+                outcome.extend(self._raised(incident, None, now))
+            elif kind is IncidentEventKind.ACKNOWLEDGED:
+                self._stop_escalation(incident.number)
+            elif kind is IncidentEventKind.RESOLVED:
+                self._escalations.pop(incident.number, None)
+                outcome.messages += self._route(Trigger(TriggerKind.RESOLVED, now), incident, now)
+            elif kind is IncidentEventKind.REOPENED:
+                if incident.automatic:
+                    self._start_escalation(incident, now)
+            elif kind in _TIMER_TRIGGERS:
+                trigger = Trigger(_TIMER_TRIGGERS[kind], event.at)
+                outcome.messages += self._route(trigger, incident, now)
+                if kind is IncidentEventKind.REPAIR_BREACH:
+                    reason = f"the repair deadline (MTTR) of incident {incident.number} expired"
+                    contingency = Trigger(TriggerKind.CONTINGENCY, event.at, reason=reason)
+                    outcome.messages += self._route(contingency, incident, now)
+        outcome.messages += self._check_contingency(events, now)
+        outcome.changed = self.engine.take_changed()
+        return outcome
+
+    def _raised(self, incident: Incident, previous: Priority | None, now: datetime) -> Outcome:
+        generation = len([e for e in incident.timeline if e.kind == "raised"])
+        trigger = Trigger(
+            TriggerKind.RAISED,
+            now,
+            generation=generation,
+            previous_priority=None if previous is None else int(previous),
+        )
+        state = self._escalations.get(incident.number)
+        if state is not None:
+            self._escalations[incident.number] = escalation.restart(
+                state, int(incident.priority), now
+            )
+        return Outcome(messages=self._route(trigger, incident, now))
+
+    def _check_contingency(
+        self, events: list[IncidentEvent], now: datetime
+    ) -> list[OutgoingMessage]:
+        before, after = self._p1_customers, self._count_p1_customers()
+        self._p1_customers = after
+        if not contingency_reached(before, after, self.routing):
+            return []
+        # The incident whose P1 made the count: the last P1 event of this step.
+        numbers = [e.incident for e in events if e.incident is not None and e.priority == 1]
+        incident = self.engine.incident(numbers[-1]) if numbers else None
+        if incident is None:
+            return []
+        reason = f"{after} end-customers have an open P1 incident"
+        trigger = Trigger(TriggerKind.CONTINGENCY, now, generation=after, reason=reason)
+        return self._route(trigger, incident, now)
+
+    def _count_p1_customers(self) -> int:
+        return len(
+            {
+                i.customer
+                for i in self.engine.open_incidents()
+                if i.automatic and i.priority == Priority.CRITICAL
+            }
+        )
+
+    # --- escalation ----------------------------------------------------------------------------
+
+    def _start_escalation(self, incident: Incident, now: datetime) -> None:
+        chain = escalation.build_chain(
+            on_call(self.rotation, now), self._configured_steps, self.routing
+        )
+        previous = self._escalations.get(incident.number)
+        generation = 1 if previous is None else previous.generation + 1
+        self._escalations[incident.number] = escalation.start(
+            incident.number, int(incident.priority), chain, now, generation
+        )
+
+    def _stop_escalation(self, number: int) -> None:
+        state = self._escalations.get(number)
+        if state is not None:
+            self._escalations[number] = escalation.acknowledge(state)
+
+    def _escalate(self, now: datetime) -> Outcome:
+        outcome = Outcome()
+        for number in sorted(self._escalations):
+            state = self._escalations[number]
+            task = escalation.next_task(state)
+            if task is None or task.due > now:
+                continue
+            state, step = escalation.advance(state, task, now)
+            self._escalations[number] = state
+            if step is None:
+                continue
+            incident = self.engine.incident(number)
+            if not incident.is_open:
+                continue
+            trigger = escalation.escalated_trigger(state, step, now)
+            outcome.messages += self._route(trigger, incident, now)
+            incident.note(now, "escalated", f"paged the {step.name}")
+        return outcome
+
+    # --- routing -------------------------------------------------------------------------------
+
+    def _route(self, trigger: Trigger, incident: Incident, now: datetime) -> list[OutgoingMessage]:
+        context = RoutingContext(
+            in_support_hours=self.policy.calendar.is_support_time(now),
+            open_p1_customers=self._p1_customers,
+            oncall=on_call(self.rotation, now),
+        )
+        return route(trigger, self.view(incident), self.routing, context)
+
+    def view(self, incident: Incident) -> IncidentView:
+        customer = self.customers.get(incident.customer)
+        contact = customer.contact if customer is not None else None
+        scope = tuple(
+            ScopeEntry(
+                service=entry.service.value,
+                location=entry.location,
+                user=entry.user,
+                priority=int(entry.priority),
+                condition=_CONDITION_WORDS.get(entry.kind, entry.kind.label),
+            )
+            for entry in incident.active_scope() or list(incident.scope.values())
+        )
+        top = min(incident.scope.values(), key=lambda e: e.priority, default=None)
+        evidence = tuple(line for entry in incident.scope.values() for line in entry.evidence)
+        description = incident.timeline[0].detail if incident.timeline else incident.title
+        return IncidentView(
+            number=incident.number,
+            customer=CustomerView(
+                id=incident.customer,
+                name=customer.name if customer is not None else "",
+                contact_name=contact.name if contact is not None else "",
+                contact_email=contact.email if contact is not None else "",
+                contact_phone=contact.phone if contact is not None else "",
+            ),
+            priority=int(incident.priority),
+            automatic=incident.automatic,
+            opened_at=incident.opened_at,
+            title=incident.title,
+            description=description,
+            priority_reason=top.reason if top is not None else "",
+            scope=scope,
+            evidence=evidence[-20:],
+            response_due=incident.response_due,
+            update_due=incident.update_due,
+            repair_due=incident.repair_due,
+            resolved_by="" if incident.resolved_by is None else incident.resolved_by.value,
+        )

@@ -1,0 +1,381 @@
+"""Central ingestion: agents' results and the platform's call events, into the results pipeline.
+
+Several central workers can run this side by side: results and calls are read through an MQTT
+shared subscription (``$share/<group>/…``), so each message goes to one worker. Every message
+is validated; a bad one is logged with its reason and counted, never raised. Result ids are
+deduplicated (a bounded LRU here, the database's unique key behind it), and what is left goes
+to the same sink as the local probes' results: ``async (list[ProbeResult]) -> None``.
+
+Agents are tracked from their status messages (``online``, heartbeats, the ``offline`` last
+will) and their results: an agent that reports nothing for ``stale_after`` probe intervals is
+``stale``. Changes go to ``on_agent_change`` so the application can show them and alert on-call
+about an internal problem (never a customer incident).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import aiomqtt
+from aiomqtt.client import ProtocolVersion
+
+from classifier.observation import ProbeResult
+from ctiwatch.clock import Clock
+from ctiwatch.config import MqttConfig, TopologyConfig
+from ctiwatch.mqtt.backoff import Backoff
+from ctiwatch.mqtt.dedup import RecentIds
+from ctiwatch.mqtt.schema import (
+    AgentStatus,
+    PayloadError,
+    TopologyIndex,
+    decode_call,
+    decode_results,
+    decode_status,
+)
+from ctiwatch.mqtt.topics import TopicKind, Topics
+
+log = logging.getLogger("ctiwatch.mqtt.ingest")
+
+Sink = Callable[[list[ProbeResult]], Awaitable[None]]
+
+
+# --- agents --------------------------------------------------------------------------------------
+
+
+class AgentHealth(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"  # said so (graceful stop) or its last will did (connection lost)
+    STALE = "stale"  # connected as far as the broker knows, but reports nothing
+
+
+@dataclass(frozen=True, slots=True)
+class AgentState:
+    name: str
+    health: AgentHealth
+    last_seen: datetime  # last result or status message received from it
+    since: datetime  # when ``health`` became what it is
+    reason: str = ""
+
+
+AgentListener = Callable[[AgentState], Awaitable[None]]
+
+
+class AgentTracker:
+    """What is known about each agent; pure: every method takes ``now``."""
+
+    def __init__(self, interval: timedelta, stale_after: int = 3) -> None:
+        if stale_after < 1:
+            raise ValueError("stale_after must be at least 1 interval")
+        self.stale_delay = interval * stale_after
+        self._agents: dict[str, AgentState] = {}
+
+    def agents(self) -> list[AgentState]:
+        return sorted(self._agents.values(), key=lambda a: a.name)
+
+    def get(self, name: str) -> AgentState | None:
+        return self._agents.get(name)
+
+    def saw(self, name: str, now: datetime) -> AgentState | None:
+        """Results from ``name`` arrived; the new state if its health changed."""
+        return self._set(name, AgentHealth.ONLINE, now, "")
+
+    def reported(self, status: AgentStatus, now: datetime) -> AgentState | None:
+        """A status message from ``name`` (or its last will) arrived."""
+        health = AgentHealth.ONLINE if status.online else AgentHealth.OFFLINE
+        return self._set(status.agent, health, now, status.reason)
+
+    def check(self, now: datetime) -> list[AgentState]:
+        """Agents that became stale by ``now``."""
+        changed = []
+        for state in list(self._agents.values()):
+            if state.health is AgentHealth.ONLINE and now - state.last_seen >= self.stale_delay:
+                stale = replace(
+                    state,
+                    health=AgentHealth.STALE,
+                    since=now,
+                    reason=f"no report for {_human(now - state.last_seen)}",
+                )
+                self._agents[state.name] = stale
+                changed.append(stale)
+        return changed
+
+    def next_check(self) -> datetime | None:
+        """The earliest instant an online agent can become stale."""
+        online = [a.last_seen for a in self._agents.values() if a.health is AgentHealth.ONLINE]
+        return min(online) + self.stale_delay if online else None
+
+    def _set(self, name: str, health: AgentHealth, now: datetime, reason: str) -> AgentState | None:
+        before = self._agents.get(name)
+        if before is not None and before.health is health:
+            self._agents[name] = replace(before, last_seen=now)
+            return None
+        state = AgentState(name, health, now, now, reason)
+        self._agents[name] = state
+        return state
+
+
+def _human(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+# --- validation, dedup and counting, without the network ----------------------------------------
+
+
+@dataclass
+class IngestCounts:
+    messages: int = 0
+    accepted: int = 0  # results passed on to the sink
+    duplicates: int = 0  # results dropped because their id was seen before
+    rejected: Counter[str] = field(default_factory=Counter)  # by reason (messages or results)
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "messages": self.messages,
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": dict(sorted(self.rejected.items())),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    """What one message gave: results for the sink, and agents whose health changed."""
+
+    results: list[ProbeResult]
+    agent_changes: list[AgentState]
+
+
+class Receiver:
+    """Decodes, validates, deduplicates and counts messages; no I/O (``now`` is an argument)."""
+
+    def __init__(
+        self,
+        topology: TopologyConfig,
+        topics: Topics,
+        tracker: AgentTracker,
+        *,
+        dedup_capacity: int = 200_000,
+    ) -> None:
+        self._topology = TopologyIndex(topology)
+        self._topics = topics
+        self.tracker = tracker
+        self._recent = RecentIds(dedup_capacity)
+        self.counts = IngestCounts()
+
+    def receive(self, topic: str, payload: bytes, now: datetime) -> Intake:
+        self.counts.messages += 1
+        parsed = self._topics.parse(topic)
+        try:
+            if parsed is None:
+                raise PayloadError("unknown_topic", f"topic {topic!r} is not one of ctiwatch's")
+            if parsed.kind is TopicKind.RESULTS:
+                batch = decode_results(payload, self._topology, topic_agent=parsed.name)
+                for problem in batch.rejected:
+                    self._reject(topic, problem)
+                change = self.tracker.saw(parsed.name, now)
+                return Intake(self._fresh(batch.results), [change] if change else [])
+            if parsed.kind is TopicKind.CALLS:
+                call = decode_call(payload, parsed.name, self._topology)
+                return Intake(self._fresh([call]), [])
+            status = decode_status(payload, topic_agent=parsed.name)
+            change = self.tracker.reported(status, now)
+            return Intake([], [change] if change else [])
+        except PayloadError as exc:
+            self._reject(topic, exc)
+            return Intake([], [])
+
+    def _fresh(self, results: list[ProbeResult]) -> list[ProbeResult]:
+        fresh = [r for r in results if self._recent.first_time(r.result_id)]
+        self.counts.duplicates += len(results) - len(fresh)
+        self.counts.accepted += len(fresh)
+        return fresh
+
+    def _reject(self, topic: str, exc: PayloadError) -> None:
+        self.counts.rejected[exc.reason] += 1
+        log.warning(
+            "mqtt message rejected",
+            extra={"topic": topic, "reason": exc.reason, "detail": exc.message},
+        )
+
+
+# --- the network side ---------------------------------------------------------------------------
+
+
+class Ingestion:
+    """``await ingestion.run()`` until :meth:`stop`; reconnects with backoff on its own."""
+
+    def __init__(
+        self,
+        mqtt: MqttConfig,
+        topology: TopologyConfig,
+        sink: Sink,
+        *,
+        clock: Clock,
+        agent_interval: timedelta = timedelta(seconds=60),
+        stale_after: int = 3,
+        on_agent_change: AgentListener | None = None,
+        identifier: str | None = None,
+        dedup_capacity: int = 200_000,
+        max_sink_batch: int = 5_000,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._mqtt = mqtt
+        self._sink = sink
+        self._clock = clock
+        self._on_agent_change = on_agent_change
+        self._identifier = identifier or f"ctiwatch-ingest-{uuid.uuid4().hex[:12]}"
+        self._max_sink_batch = max_sink_batch
+        self._backoff = backoff or Backoff()
+        self.topics = Topics(mqtt.topic_prefix)
+        self._broker = f"{mqtt.host}:{mqtt.port}"
+        self.receiver = Receiver(
+            topology,
+            self.topics,
+            AgentTracker(agent_interval, stale_after),
+            dedup_capacity=dedup_capacity,
+        )
+        # Set while subscribed; cleared while the broker is away. For health pages and tests.
+        self.subscribed = asyncio.Event()
+        self._queue: asyncio.Queue[list[ProbeResult] | None] = asyncio.Queue(maxsize=256)
+        self._stopping = asyncio.Event()
+
+    @property
+    def counts(self) -> IngestCounts:
+        return self.receiver.counts
+
+    def agents(self) -> list[AgentState]:
+        return self.receiver.tracker.agents()
+
+    def stop(self) -> None:
+        """Stop receiving; :meth:`run` returns once what was received has reached the sink."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            receiving = tasks.create_task(self._receive_loop())
+            watching = tasks.create_task(self._watch_agents())
+            writing = tasks.create_task(self._write_loop())
+            await self._stopping.wait()
+            receiving.cancel()
+            watching.cancel()
+            await asyncio.wait([receiving])
+            await self._queue.put(None)  # the writer drains what is queued, then ends
+            await writing
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    async def _receive_loop(self) -> None:
+        while True:
+            problem = "connection closed"
+            try:
+                async with self._client() as client:
+                    for topic in self.topics.subscriptions(self._mqtt.shared_group):
+                        await client.subscribe(topic, qos=1)
+                    self.subscribed.set()
+                    self._backoff.reset()
+                    log.info(
+                        "mqtt ingestion subscribed",
+                        extra={"broker": self._broker, "client": self._identifier},
+                    )
+                    async for message in client.messages:
+                        await self._handle(str(message.topic), _as_bytes(message.payload))
+            except aiomqtt.MqttError as exc:
+                problem = str(exc)
+            finally:
+                self.subscribed.clear()
+            delay = self._backoff.next()
+            log.warning(
+                "mqtt broker unavailable",
+                extra={"broker": self._broker, "error": problem, "retry_in_s": round(delay, 2)},
+            )
+            await self._clock.sleep(delay)
+
+    def _client(self) -> aiomqtt.Client:
+        return aiomqtt.Client(
+            self._mqtt.host,
+            self._mqtt.port,
+            username=self._mqtt.username,
+            password=self._mqtt.password,
+            identifier=self._identifier,
+            protocol=ProtocolVersion.V5,
+            keepalive=30,
+        )
+
+    async def _handle(self, topic: str, payload: bytes) -> None:
+        intake = self.receiver.receive(topic, payload, self._clock.now())
+        if intake.results:
+            await self._queue.put(intake.results)
+        await self._notify(intake.agent_changes)
+
+    async def _notify(self, changes: list[AgentState]) -> None:
+        for state in changes:
+            log.info(
+                "agent health changed",
+                extra={"agent": state.name, "health": state.health.value, "reason": state.reason},
+            )
+            if self._on_agent_change is None:
+                continue
+            try:
+                await self._on_agent_change(state)
+            except Exception:
+                log.exception("on_agent_change failed", extra={"agent": state.name})
+
+    async def _watch_agents(self) -> None:
+        tracker = self.receiver.tracker
+        while True:
+            await self._notify(tracker.check(self._clock.now()))
+            due = tracker.next_check()
+            wait = tracker.stale_delay.total_seconds()
+            if due is not None:
+                wait = min(wait, (due - self._clock.now()).total_seconds())
+            await self._clock.sleep(max(wait, 0.001))
+
+    # --- writing -----------------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        done = False
+        while not done:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = list(first)
+            while len(batch) < self._max_sink_batch and not self._queue.empty():
+                more = self._queue.get_nowait()
+                if more is None:
+                    done = True
+                    break
+                batch.extend(more)
+            await self._deliver(batch)
+
+    async def _deliver(self, batch: list[ProbeResult]) -> None:
+        """Hand ``batch`` to the sink, retrying with backoff: accepted results are never dropped."""
+        backoff = Backoff(initial=0.2, maximum=30.0)
+        while True:
+            try:
+                await self._sink(batch)
+                return
+            except Exception as exc:
+                delay = backoff.next()
+                log.error(
+                    "storing results failed",
+                    extra={"results": len(batch), "error": str(exc), "retry_in_s": round(delay, 2)},
+                )
+                await self._clock.sleep(delay)
+
+
+def _as_bytes(payload: object) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return b"" if payload is None else str(payload).encode()

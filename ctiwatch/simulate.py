@@ -1,0 +1,275 @@
+"""``ctiwatch simulate``: the whole pipeline in virtual time (spec: simulate.md).
+
+The real probes run against the built-in CloudCTI simulator over an in-memory transport; the
+real classifier, incident engine, SLA timers, escalation and alert routing (the
+:class:`~ctiwatch.monitor.Monitor` that ``ctiwatch run`` uses) act on what they report. The
+event loop is a :class:`~ctiwatch.clock.VirtualTimeLoop`: whenever every task waits on a timer,
+time jumps to the next one, so days run in seconds. Alerts go to a recorder instead of Twilio or
+SMTP. Nothing here reads the wall clock or a salted hash, so a scenario always gives the same
+output.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from alerting.model import OutgoingMessage
+from classifier.observation import ProbeResult
+from ctiwatch.clock import Clock, LoopClock, run_in_virtual_time
+from ctiwatch.config import Config, ConfigError
+from ctiwatch.monitor import Monitor, Outcome
+from ctiwatch.scenario import ActionSpec, Scenario, check_references
+from ctiwatch.simulator.core import SimulatorCore, users_from_topology
+from ctiwatch.simulator.faults import Fault, FaultKind, FaultPlan
+from ctiwatch.simulator.transport import SimulatorTransport
+from ctiwatch.sla_policy import policy_from_config
+from incidents.model import Incident, IncidentError, MaintenanceWindow
+from probes.base import sequential_ids
+from probes.scheduler import Scheduler, context_from_config, targets_from_config
+
+
+@dataclass(slots=True)
+class AlertRecord:
+    at: datetime
+    channel: str
+    to: str
+    incident: int | None
+    kind: str
+
+
+@dataclass(slots=True)
+class SimulationResult:
+    incidents: list[Incident]
+    alerts: list[AlertRecord]
+    results: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def scenario_config(config: Config, scenario: Scenario) -> Config:
+    """The configuration the scenario runs with: its topology and interval, if it sets them."""
+    topology = config.topology
+    if scenario.customers is not None:
+        topology = topology.model_copy(update={"customers": scenario.customers})
+    probes = config.probes
+    if scenario.probe_interval is not None:
+        probes = probes.model_copy(update={"interval": scenario.probe_interval})
+    return config.model_copy(update={"topology": topology, "probes": probes})
+
+
+def fault_plan(scenario: Scenario) -> FaultPlan:
+    return FaultPlan(
+        Fault(
+            id=f"scenario-{index + 1}",
+            service=spec.service,
+            kind=FaultKind(spec.kind),
+            customer=spec.customer,
+            location=spec.location,
+            users=frozenset(spec.users) if spec.users is not None else None,
+            rate=spec.rate if spec.rate is not None else 1.0,
+            latency=spec.latency.total_seconds() if spec.latency is not None else 0.0,
+            start=spec.from_.astimezone(UTC),
+            end=spec.to.astimezone(UTC),
+        )
+        for index, spec in enumerate(scenario.faults)
+    )
+
+
+def maintenance_windows(scenario: Scenario) -> list[MaintenanceWindow]:
+    return [
+        MaintenanceWindow(
+            start=spec.from_.astimezone(UTC),
+            end=spec.to.astimezone(UTC),
+            services=frozenset(spec.services) if spec.services is not None else None,
+            customers=frozenset(spec.customers) if spec.customers is not None else None,
+            locations=frozenset(spec.locations) if spec.locations is not None else None,
+            reason=spec.reason,
+        )
+        for spec in scenario.maintenance
+    ]
+
+
+class _Runner:
+    def __init__(self, config: Config, scenario: Scenario, clock: Clock) -> None:
+        self.config = config
+        self.scenario = scenario
+        self.clock = clock
+        self.monitor = Monitor(
+            config,
+            policy_from_config(config.sla),
+            config.topology.customers,
+            oncall=scenario.oncall,
+            maintenance=maintenance_windows(scenario),
+        )
+        self.alerts: list[AlertRecord] = []
+        self.results = 0
+        self.notes: list[str] = []
+        self._wake = asyncio.Event()
+
+    def _record(self, outcome: Outcome) -> None:
+        now = self.clock.now()
+        for message in outcome.messages:
+            self.alerts.append(_alert(message, now))
+        if outcome.messages or outcome.events:
+            self._wake.set()
+
+    def on_results(self, batch: list[ProbeResult]) -> None:
+        self.results += len(batch)
+        self._record(self.monitor.observe(batch, self.clock.now()))
+
+    async def timers(self) -> None:
+        """Sleep exactly until the monitor's next due instant, or until something changed."""
+        while True:
+            due = self.monitor.next_due()
+            now = self.clock.now()
+            if due is not None and due <= now:
+                self._record(self.monitor.tick(now))
+                if self.monitor.next_due() == due:  # nothing more can happen at this instant
+                    await asyncio.sleep(0)
+                continue
+            self._wake.clear()
+            timeout = None if due is None else (due - now).total_seconds()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def actions(self, actions: Iterable[ActionSpec]) -> None:
+        for action in sorted(actions, key=lambda a: a.at):
+            await self.clock.sleep_until(action.at.astimezone(UTC))
+            now = self.clock.now()
+            monitor = self.monitor
+            try:
+                if action.kind == "acknowledge":
+                    outcome = monitor.acknowledge(action.incident, now, action.by)
+                elif action.kind == "update":
+                    text = action.text or "update from the scenario"
+                    outcome = monitor.update(action.incident, now, action.by, text)
+                elif action.kind == "resolve":
+                    outcome = monitor.resolve(action.incident, now, action.by)
+                else:
+                    outcome = monitor.reopen(action.incident, now, action.by, action.text or "")
+            except IncidentError as exc:
+                self.notes.append(f"{_local(action.at)} {action.kind} {action.incident}: {exc}")
+                continue
+            self._record(outcome)
+
+    async def run(self) -> SimulationResult:
+        scenario, config = self.scenario, self.config
+        customers = config.topology.customers
+        core = SimulatorCore(config.probes.api_token, users_from_topology(customers))
+        core.faults = fault_plan(scenario)
+        transport = SimulatorTransport(core, self.clock, random.Random(scenario.seed))
+        ctx = context_from_config(config.probes, self.clock, sequential_ids())
+        scheduler = Scheduler(
+            targets_from_config(config),
+            transport,
+            ctx,
+            interval=config.probes.interval,
+            on_results=self.on_results,
+            concurrency=max(1, len(customers) * 1000),
+            spread=False,
+        )
+        start, end = scenario.start.astimezone(UTC), scenario.end.astimezone(UTC)
+        tasks = [
+            asyncio.create_task(scheduler.run(start=start, until=end)),
+            asyncio.create_task(self.timers()),
+            asyncio.create_task(self.actions(scenario.actions)),
+        ]
+        try:
+            await self.clock.sleep_until(end)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return SimulationResult(
+            self.monitor.engine.incidents(), self.alerts, self.results, self.notes
+        )
+
+
+def _alert(message: OutgoingMessage, now: datetime) -> AlertRecord:
+    return AlertRecord(
+        at=now, channel=message.channel, to=message.to, incident=message.incident, kind=message.kind
+    )
+
+
+def run_simulation(config: Config, scenario: Scenario) -> SimulationResult:
+    """Run ``scenario`` to its end in virtual time and return what happened."""
+    config = scenario_config(config, scenario)
+    if not config.topology.customers:
+        raise ConfigError(["customers: the scenario and the configuration name no customers"])
+    errors = check_references(scenario, list(config.topology.customers))
+    if errors:
+        raise ConfigError(errors)
+
+    async def main() -> SimulationResult:
+        return await _Runner(config, scenario, LoopClock()).run()
+
+    return run_in_virtual_time(scenario.start, main)
+
+
+# --- output ------------------------------------------------------------------------------------
+
+_ZONE = ZoneInfo("Europe/Amsterdam")
+
+
+def _local(at: datetime | None) -> str | None:
+    if at is None:
+        return None
+    return at.astimezone(_ZONE).isoformat(timespec="seconds")
+
+
+def incident_json(incident: Incident) -> dict[str, Any]:
+    scope = sorted(
+        incident.scope.values(),
+        key=lambda e: (e.service.value, e.location, e.user or "", e.joined_at),
+    )
+    return {
+        "number": incident.number,
+        "customer": incident.customer,
+        "priority": int(incident.priority),
+        "automatic": incident.automatic,
+        "opened_at": _local(incident.opened_at),
+        "acknowledged_at": _local(incident.acknowledged_at),
+        "resolved_at": _local(incident.resolved_at),
+        "resolved_by": None if incident.resolved_by is None else incident.resolved_by.value,
+        "response_due": _local(incident.response_due),
+        "update_due": _local(incident.update_due),
+        "repair_due": _local(incident.repair_due),
+        "breaches": [name.value for name in incident.breaches],
+        "scope": [
+            {
+                "service": entry.service.value,
+                "location": entry.location,
+                "user": entry.user,
+                "priority": int(entry.priority),
+                "condition": entry.kind.value,
+            }
+            for entry in scope
+        ],
+        "timeline": [
+            {"at": _local(entry.at), "kind": entry.kind, "detail": entry.detail}
+            | ({"by": entry.actor} if entry.actor else {})
+            for entry in incident.timeline
+        ],
+    }
+
+
+def result_json(result: SimulationResult) -> dict[str, Any]:
+    return {
+        "incidents": [incident_json(i) for i in sorted(result.incidents, key=lambda i: i.number)],
+        "alerts": [
+            {
+                "at": _local(alert.at),
+                "channel": alert.channel,
+                "to": alert.to,
+                "incident": alert.incident,
+                "kind": alert.kind,
+            }
+            for alert in result.alerts
+        ],
+    }

@@ -1,0 +1,450 @@
+"""Probe results, their per-minute and per-hour rollups, and the latest result per target.
+
+Rollups are maintained on write: :meth:`ResultRepository.add_many` inserts the raw rows with
+``ON CONFLICT (result_id) DO NOTHING RETURNING result_id`` and, in the same transaction,
+upserts the minute and hour rollups and the ``target_latest`` row from exactly the rows that
+were new. A duplicate (an MQTT redelivery, a replayed batch) therefore never counts twice, and
+there is no rollup job that could lag behind. Upserts only add counts (``x = x + excluded.x``)
+so concurrent writers on PostgreSQL need no read-modify-write.
+
+Queries over a period use the coarsest data that is exact: whole hours from the hour rollups,
+whole minutes at the edges from the minute rollups, and the sub-minute remainders from the raw
+rows through the ``(customer, location[, user], at)`` indexes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Row, Table, and_, case, false, func, select, true
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from classifier.observation import ProbeResult, Service, Source, TargetKey
+from ctiwatch.storage.engine import Database
+from ctiwatch.storage.records import (
+    LATENCY_BOUNDS_MS,
+    CallCounts,
+    Resolution,
+    Rollup,
+    latency_bucket,
+)
+from ctiwatch.storage.tables import (
+    HISTOGRAM_COLUMNS,
+    PROBE_RESULTS,
+    ROLLUP_KEY,
+    ROLLUPS_HOUR,
+    ROLLUPS_MINUTE,
+    TARGET_LATEST,
+)
+
+_INSERT_CHUNK = 1000
+_ADDITIVE = ("count", "failures", "calls", "misses", "latency_sum", *HISTOGRAM_COLUMNS)
+_RESULT_FIELDS = (
+    "result_id", "service", "customer", "location", "user", "at", "ok", "recognised",
+    "latency_ms", "status", "evidence", "source", "attempts",
+)  # fmt: skip
+
+Part = tuple[Literal["raw", "minute", "hour"], datetime, datetime]
+
+
+def _aware(name: str, value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, not {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def floor_minute(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def floor_hour(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil(at: datetime, floor: Any, step: timedelta) -> datetime:
+    down: datetime = floor(at)
+    return down if down == at else down + step
+
+
+def plan_period(since: datetime, until: datetime) -> list[Part]:
+    """Split ``[since, until)`` into hour-rollup, minute-rollup and raw parts, exactly."""
+    if since >= until:
+        return []
+    h0 = _ceil(since, floor_hour, timedelta(hours=1))
+    h1 = floor_hour(until)
+    if h0 < h1:
+        return [*_minute_parts(since, h0), ("hour", h0, h1), *_minute_parts(h1, until)]
+    return _minute_parts(since, until)
+
+
+def _minute_parts(since: datetime, until: datetime) -> list[Part]:
+    if since >= until:
+        return []
+    m0 = _ceil(since, floor_minute, timedelta(minutes=1))
+    m1 = floor_minute(until)
+    if m0 < m1:
+        parts: list[Part] = []
+        if since < m0:
+            parts.append(("raw", since, m0))
+        parts.append(("minute", m0, m1))
+        if m1 < until:
+            parts.append(("raw", m1, until))
+        return parts
+    return [("raw", since, until)]
+
+
+@dataclass(slots=True)
+class _Aggregate:
+    count: int = 0
+    failures: int = 0
+    calls: int = 0
+    misses: int = 0
+    latency_sum: float = 0.0
+    latency_max: float = 0.0
+    histogram: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BOUNDS_MS))
+
+    def add(self, result: ProbeResult) -> None:
+        self.count += 1
+        if not result.ok:
+            self.failures += 1
+            return
+        if result.recognised is not None:
+            self.calls += 1
+            if result.recognised is False:
+                self.misses += 1
+        self.latency_sum += result.latency_ms
+        self.latency_max = max(self.latency_max, result.latency_ms)
+        self.histogram[latency_bucket(result.latency_ms)] += 1
+
+
+def _result_row(result: ProbeResult) -> dict[str, Any]:
+    target = result.target
+    return {
+        "result_id": result.result_id,
+        "service": target.service.value,
+        "customer": target.customer,
+        "location": target.location,
+        "user": target.user,
+        "at": _aware("at", result.at),
+        "ok": result.ok,
+        "recognised": result.recognised,
+        "latency_ms": float(result.latency_ms),
+        "status": result.status,
+        "evidence": result.evidence,
+        "source": result.source.value,
+        "attempts": result.attempts,
+    }
+
+
+def _result_from(row: Row[Any]) -> ProbeResult:
+    return ProbeResult(
+        result_id=row.result_id,
+        target=TargetKey(Service(row.service), row.customer, row.location, row.user),
+        at=row.at,
+        ok=bool(row.ok),
+        recognised=None if row.recognised is None else bool(row.recognised),
+        latency_ms=float(row.latency_ms),
+        status=row.status,
+        evidence=row.evidence,
+        source=Source(row.source),
+        attempts=int(row.attempts),
+    )
+
+
+def _rollup_from(row: Row[Any], resolution: Resolution) -> Rollup:
+    return Rollup(
+        bucket=row.bucket,
+        resolution=resolution,
+        service=Service(row.service),
+        customer=row.customer,
+        location=row.location,
+        user=row.user,
+        count=int(row._mapping["count"]),  # ``row.count`` is the tuple method
+        failures=int(row.failures),
+        calls=int(row.calls),
+        misses=int(row.misses),
+        latency_sum_ms=float(row.latency_sum),
+        latency_max_ms=float(row.latency_max),
+        histogram=tuple(int(getattr(row, name)) for name in HISTOGRAM_COLUMNS),
+    )
+
+
+def _rollup_rows(results: Iterable[ProbeResult], bucket_of: Any) -> list[dict[str, Any]]:
+    aggregates: dict[tuple[str, str, str, datetime, str], _Aggregate] = {}
+    for result in results:
+        t = result.target
+        key = (t.customer, t.location, t.user, bucket_of(result.at), t.service.value)
+        aggregates.setdefault(key, _Aggregate()).add(result)
+    rows = []
+    # Sorted: concurrent writers lock rollup rows in one order, so they cannot deadlock.
+    for key in sorted(aggregates):
+        agg = aggregates[key]
+        row: dict[str, Any] = dict(zip(ROLLUP_KEY, key, strict=True))
+        row.update(
+            count=agg.count,
+            failures=agg.failures,
+            calls=agg.calls,
+            misses=agg.misses,
+            latency_sum=agg.latency_sum,
+            latency_max=agg.latency_max,
+        )
+        row.update(zip(HISTOGRAM_COLUMNS, agg.histogram, strict=True))
+        rows.append(row)
+    return rows
+
+
+class ResultRepository:
+    """``store.results``."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add_many(self, results: Sequence[ProbeResult]) -> int:
+        """Store results (duplicates by ``result_id`` ignored); returns how many were new."""
+        unique: dict[str, ProbeResult] = {}
+        for result in results:
+            unique.setdefault(result.result_id, result)
+        if not unique:
+            return 0
+        # In result_id order: concurrent batches that overlap lock index entries in one order.
+        rows = [_result_row(unique[result_id]) for result_id in sorted(unique)]
+        insert = (
+            self._db.insert(PROBE_RESULTS)
+            .on_conflict_do_nothing(index_elements=["result_id"])
+            .returning(PROBE_RESULTS.c.result_id)
+        )
+        async with self._db.write() as conn:
+            new_ids: set[str] = set()
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                chunk = rows[start : start + _INSERT_CHUNK]
+                new_ids.update((await conn.execute(insert, chunk)).scalars().all())
+            fresh = [unique[result_id] for result_id in unique if result_id in new_ids]
+            if fresh:
+                await self._upsert_rollups(conn, ROLLUPS_MINUTE, _rollup_rows(fresh, floor_minute))
+                await self._upsert_rollups(conn, ROLLUPS_HOUR, _rollup_rows(fresh, floor_hour))
+                await self._upsert_latest(conn, fresh)
+        return len(fresh)
+
+    async def _upsert_rollups(
+        self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]
+    ) -> None:
+        insert = self._db.insert(table)
+        excluded = insert.excluded
+        updates: dict[str, Any] = {name: table.c[name] + excluded[name] for name in _ADDITIVE}
+        updates["latency_max"] = self._db.greatest(table.c.latency_max, excluded.latency_max)
+        await conn.execute(
+            insert.on_conflict_do_update(index_elements=list(ROLLUP_KEY), set_=updates), rows
+        )
+
+    async def _upsert_latest(self, conn: AsyncConnection, fresh: list[ProbeResult]) -> None:
+        newest: dict[TargetKey, ProbeResult] = {}
+        for result in fresh:
+            current = newest.get(result.target)
+            if current is None or result.at >= current.at:
+                newest[result.target] = result
+        rows = [_result_row(newest[key]) for key in sorted(newest, key=_target_order)]
+        insert = self._db.insert(TARGET_LATEST)
+        excluded = insert.excluded
+        updates = {
+            name: excluded[name]
+            for name in _RESULT_FIELDS
+            if name not in ("service", "customer", "location", "user")
+        }
+        await conn.execute(
+            insert.on_conflict_do_update(
+                index_elements=["service", "customer", "location", "user"],
+                set_=updates,
+                where=TARGET_LATEST.c.at <= excluded.at,
+            ),
+            rows,
+        )
+
+    # --- reads -------------------------------------------------------------------------------
+
+    async def latest(
+        self, customer: str | None = None, location: str | None = None
+    ) -> list[ProbeResult]:
+        """The newest result of every target (optionally of one customer / location)."""
+        query = select(TARGET_LATEST)
+        if customer is not None:
+            query = query.where(TARGET_LATEST.c.customer == customer)
+        if location is not None:
+            query = query.where(TARGET_LATEST.c.location == location)
+        query = query.order_by(
+            TARGET_LATEST.c.customer,
+            TARGET_LATEST.c.location,
+            TARGET_LATEST.c.user,
+            TARGET_LATEST.c.service,
+        )
+        async with self._db.read() as conn:
+            return [_result_from(row) for row in await conn.execute(query)]
+
+    async def latest_for(self, target: TargetKey) -> ProbeResult | None:
+        query = select(TARGET_LATEST).where(
+            TARGET_LATEST.c.service == target.service.value,
+            TARGET_LATEST.c.customer == target.customer,
+            TARGET_LATEST.c.location == target.location,
+            TARGET_LATEST.c.user == target.user,
+        )
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
+        return None if row is None else _result_from(row)
+
+    async def history(
+        self, target: TargetKey, since: datetime, until: datetime, limit: int = 1000
+    ) -> list[ProbeResult]:
+        """Raw results of one target in ``[since, until)``, newest first."""
+        t = PROBE_RESULTS.c
+        query = (
+            select(PROBE_RESULTS)
+            .where(
+                t.customer == target.customer,
+                t.location == target.location,
+                t.user == target.user,
+                t.service == target.service.value,
+                t.at >= _aware("since", since),
+                t.at < _aware("until", until),
+            )
+            .order_by(t.at.desc(), t.id.desc())
+            .limit(limit)
+        )
+        async with self._db.read() as conn:
+            return [_result_from(row) for row in await conn.execute(query)]
+
+    async def recognition_rate(
+        self,
+        customer: str,
+        location: str,
+        since: datetime,
+        until: datetime,
+        service: Service | None = None,
+    ) -> CallCounts:
+        """Calls and misses of a whole location in ``[since, until)``; ``.rate`` is the
+        recognition rate (``None`` without calls)."""
+        return await self.call_counts(customer, location, None, since, until, service)
+
+    async def misses(
+        self,
+        customer: str,
+        location: str,
+        user: str,
+        since: datetime,
+        until: datetime,
+        service: Service | None = None,
+    ) -> int:
+        """Unrecognised calls of one user in ``[since, until)``."""
+        counts = await self.call_counts(customer, location, user, since, until, service)
+        return counts.misses
+
+    async def call_counts(
+        self,
+        customer: str,
+        location: str,
+        user: str | None,
+        since: datetime,
+        until: datetime,
+        service: Service | None = None,
+    ) -> CallCounts:
+        since, until = _aware("since", since), _aware("until", until)
+        calls = misses = 0
+        async with self._db.read() as conn:
+            for kind, start, end in plan_period(since, until):
+                query = _counts_query(kind, customer, location, user, service, start, end)
+                row = (await conn.execute(query)).one()
+                calls += int(row[0] or 0)
+                misses += int(row[1] or 0)
+        return CallCounts(calls=calls, misses=misses)
+
+    async def rollups(
+        self,
+        resolution: Resolution,
+        since: datetime,
+        until: datetime,
+        *,
+        customer: str | None = None,
+        location: str | None = None,
+        user: str | None = None,
+        service: Service | None = None,
+    ) -> list[Rollup]:
+        """Rollup rows with ``since <= bucket < until``, oldest first (for graphs and the
+        status page; merge several with ``records.combine_rollups``)."""
+        table = ROLLUPS_MINUTE if resolution == "minute" else ROLLUPS_HOUR
+        c = table.c
+        query = select(table).where(
+            c.bucket >= _aware("since", since), c.bucket < _aware("until", until)
+        )
+        for column, value in (
+            (c.customer, customer),
+            (c.location, location),
+            (c.user, user),
+            (c.service, None if service is None else service.value),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        query = query.order_by(c.bucket, c.customer, c.location, c.user, c.service)
+        async with self._db.read() as conn:
+            return [_rollup_from(row, resolution) for row in await conn.execute(query)]
+
+
+def _target_order(target: TargetKey) -> tuple[str, str, str, str]:
+    return (target.service.value, target.customer, target.location, target.user)
+
+
+def _counts_query(
+    kind: Literal["raw", "minute", "hour"],
+    customer: str,
+    location: str,
+    user: str | None,
+    service: Service | None,
+    start: datetime,
+    end: datetime,
+) -> Any:
+    if kind == "raw":
+        c = PROBE_RESULTS.c
+        answered = c.ok == true()
+        calls: ColumnElement[Any] = func.sum(
+            case((and_(answered, c.recognised.is_not(None)), 1), else_=0)
+        )
+        misses: ColumnElement[Any] = func.sum(
+            case((and_(answered, c.recognised == false()), 1), else_=0)
+        )
+        time_column = c.at
+    else:
+        c = (ROLLUPS_MINUTE if kind == "minute" else ROLLUPS_HOUR).c
+        calls, misses = func.sum(c.calls), func.sum(c.misses)
+        time_column = c.bucket
+    query = select(calls, misses).where(
+        c.customer == customer, c.location == location, time_column >= start, time_column < end
+    )
+    if user is not None:
+        query = query.where(c.user == user)
+    if service is not None:
+        query = query.where(c.service == service.value)
+    return query
+
+
+async def delete_older(
+    db: Database,
+    table: Table,
+    time_column: str,
+    cutoff: datetime,
+    *,
+    inclusive: bool = False,
+    batch: int = 5000,
+) -> int:
+    """Delete rows with ``time_column < cutoff`` (``<=`` if ``inclusive``) in batches, each
+    its own short transaction so SQLite writers are not held up for long."""
+    column = table.c[time_column]
+    key = table.c.id
+    old = column <= cutoff if inclusive else column < cutoff
+    deleted = 0
+    while True:
+        doomed = select(key).where(old).limit(batch)
+        async with db.write() as conn:
+            result = await conn.execute(table.delete().where(key.in_(doomed)))
+        deleted += result.rowcount
+        if result.rowcount < batch:
+            return deleted

@@ -1,0 +1,257 @@
+"""What every probe shares: the request/response values, the transport interface, the target,
+the per-run context (clock, timeout, retries) and the attempt runner.
+
+The network is kept apart from the logic: a probe builds an :class:`HttpRequest`, hands it to a
+:class:`Transport` and checks the :class:`HttpResponse`. The real transport is aiohttp
+(:mod:`probes.transport`); ``ctiwatch simulate`` plugs in an in-memory one driven by the
+virtual clock, so the same request building and answer checking run there.
+
+A probe returns a :class:`~classifier.observation.ProbeResult`: a fact with a Gatus-like
+evidence line (``POST http://... [STATUS] (503) == 201; 4 ms; 3 attempts``), never a verdict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from tenacity import retry_if_result, stop_after_attempt, wait_exponential
+from tenacity.asyncio import AsyncRetrying
+
+from classifier.observation import ProbeResult, TargetKey
+
+
+class Clock(Protocol):
+    """The part of ``ctiwatch.clock.Clock`` probes use (structural: any ctiwatch clock fits)."""
+
+    def now(self) -> datetime: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    async def sleep_until(self, when: datetime) -> None: ...
+
+
+# --- the wire ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    json: Any | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+    # Expiry of the server's TLS certificate, when the answer came over verified TLS.
+    tls_not_after: datetime | None = None
+
+
+class TransportError(Exception):
+    """No answer at all: connection refused or reset, DNS failure, TLS handshake failure."""
+
+
+class Transport(Protocol):
+    async def send(self, request: HttpRequest) -> HttpResponse:
+        """Send ``request`` and return the answer; raise :class:`TransportError` if none came."""
+        ...
+
+
+# --- targets and context -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    """One thing to probe: a service as one test user at one location of one customer."""
+
+    key: TargetKey
+    base_url: str
+    api_token: str
+    caller_number: str
+    expected_contact: str
+    extension: str = ""
+    # Built once per target so the hot path does not rebuild them every round.
+    auth_headers: Mapping[str, str] = field(init=False, repr=False, compare=False)
+    # Each probe kind's request for this target, built on first use (see ``cached_request``).
+    requests: dict[str, HttpRequest] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
+        headers = {"Accept": "application/json"}
+        if self.api_token:
+            headers["Authorization"] = f"Bearer {self.api_token}"
+        object.__setattr__(self, "auth_headers", headers)
+
+    @property
+    def kind(self) -> str:
+        """The probe module that handles this target (a key of ``probes.PROBES``)."""
+        return self.key.service.value
+
+
+def cached_request(
+    target: ProbeTarget, kind: str, build: Callable[[ProbeTarget], HttpRequest]
+) -> HttpRequest:
+    """``build(target)``, once per target and kind: requests are immutable values."""
+    request = target.requests.get(kind)
+    if request is None:
+        request = target.requests[kind] = build(target)
+    return request
+
+
+def random_ids() -> str:
+    return uuid.uuid4().hex
+
+
+def sequential_ids(prefix: str = "r") -> Callable[[], str]:
+    """Deterministic result ids (``r1``, ``r2``, ...) for ``simulate`` and tests."""
+    counter = itertools.count(1)
+    return lambda: f"{prefix}{next(counter)}"
+
+
+@dataclass(slots=True)
+class Attempt:
+    """What one request of a round gave."""
+
+    ok: bool
+    status: int | None
+    recognised: bool | None
+    detail: str
+    latency: float  # seconds
+
+
+def _failed(attempt: Attempt) -> bool:
+    return not attempt.ok
+
+
+def _last_outcome(state: Any) -> Attempt:
+    # Every attempt failed: the round's answer is the last attempt, not an exception.
+    result: Attempt = state.outcome.result()
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeContext:
+    """How probes run: the clock, the per-attempt timeout, retries inside a round, result ids.
+
+    Retries use tenacity with the clock's sleep, so backoff costs virtual time in ``simulate``.
+    The first attempt runs without tenacity: a good answer, the usual case, costs no retry
+    machinery; only after a failure does a copy of the prepared ``AsyncRetrying`` take over.
+    (An ``AsyncRetrying`` keeps per-run state on itself, so concurrent probes need copies.)
+    """
+
+    clock: Clock
+    timeout: float = 10.0
+    retries: int = 2
+    retry_backoff: float = 1.0
+    new_id: Callable[[], str] = random_ids
+    max_backoff: float = 30.0
+    _retrying: AsyncRetrying = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if self.retries < 0:
+            raise ValueError("retries must not be negative")
+        retrying = AsyncRetrying(
+            sleep=self.clock.sleep,
+            stop=stop_after_attempt(1 + self.retries),
+            wait=wait_exponential(multiplier=self.retry_backoff, max=self.max_backoff),
+            retry=retry_if_result(_failed),
+            retry_error_callback=_last_outcome,
+        )
+        object.__setattr__(self, "_retrying", retrying)
+
+    @property
+    def worst_case(self) -> float:
+        """The longest a round can take: every attempt times out, every backoff is slept."""
+        backoffs = sum(
+            min(self.retry_backoff * 2.0**n, self.max_backoff) for n in range(self.retries)
+        )
+        return self.timeout * (1 + self.retries) + backoffs
+
+    async def attempt(self, once: Callable[[], Awaitable[Attempt]]) -> tuple[Attempt, int]:
+        """Run ``once`` until it is ok or the retries are used up; return it and the count."""
+        first = await once()
+        if first.ok or self.retries == 0:
+            return first, 1
+        count = 1
+        replay: list[Attempt] = [first]
+
+        async def again() -> Attempt:
+            nonlocal count
+            if replay:  # tenacity's attempt 1 is the one already made
+                return replay.pop()
+            count += 1
+            return await once()
+
+        last: Attempt = await self._retrying.copy()(again)
+        return last, count
+
+
+Probe = Callable[[ProbeTarget, Transport, ProbeContext], Awaitable[ProbeResult]]
+Check = Callable[[HttpResponse, ProbeTarget, ProbeContext], tuple[bool, bool | None, str]]
+"""Judges one answer: ``(ok, recognised, conditions text)``."""
+
+
+async def run_http_probe(
+    target: ProbeTarget,
+    transport: Transport,
+    ctx: ProbeContext,
+    request: HttpRequest,
+    check: Check,
+) -> ProbeResult:
+    """Send ``request`` with the context's timeout and retries; ``check`` judges each answer."""
+    clock = ctx.clock
+    timeout = ctx.timeout
+    started = clock.now()
+    first: list[datetime] = [started]  # the first attempt begins when the round does
+
+    async def once() -> Attempt:
+        begin = first.pop() if first else clock.now()
+        try:
+            async with asyncio.timeout(timeout):
+                response = await transport.send(request)
+        except TimeoutError:
+            return Attempt(False, None, None, f"timeout after {timeout:g} s", timeout)
+        except TransportError as exc:
+            latency = (clock.now() - begin).total_seconds()
+            return Attempt(False, None, None, f"no answer: {exc}", latency)
+        latency = (clock.now() - begin).total_seconds()
+        ok, recognised, detail = check(response, target, ctx)
+        return Attempt(ok, response.status, recognised, detail, latency)
+
+    outcome, attempts = await ctx.attempt(once)
+    latency_ms = round(outcome.latency * 1000.0, 3)
+    tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+    return ProbeResult(
+        result_id=ctx.new_id(),
+        target=target.key,
+        at=started,
+        ok=outcome.ok,
+        recognised=outcome.recognised if outcome.ok else None,
+        latency_ms=latency_ms,
+        status=outcome.status,
+        evidence=f"{request.method} {request.url} {outcome.detail}; {latency_ms:g} ms; {tries}",
+        attempts=attempts,
+    )
+
+
+def status_condition(actual: int, expected: int) -> tuple[bool, str]:
+    """Gatus style: the actual value beside the expected one."""
+    return actual == expected, f"[STATUS] ({actual}) == {expected}"
+
+
+def body_excerpt(body: bytes, limit: int = 80) -> str:
+    text = body[:limit].decode("utf-8", "replace").replace("\n", " ")
+    return text + ("..." if len(body) > limit else "")

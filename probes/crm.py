@@ -1,0 +1,65 @@
+"""CRM integration: look the caller's number up as the test user; the contact must come back.
+
+``GET {base_url}/api/v1/recognition/{customer}/{location}/{user}?number={caller_number}``.
+A correct answer is 2xx with a ``contacts`` list; the call is recognised when the expected
+contact is in it. An answer without it is a miss (the service works, the match failed).
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+from classifier.observation import ProbeResult
+from probes.base import (
+    HttpRequest,
+    HttpResponse,
+    ProbeContext,
+    ProbeTarget,
+    Transport,
+    body_excerpt,
+    cached_request,
+    run_http_probe,
+)
+
+
+def crm_request(target: ProbeTarget) -> HttpRequest:
+    key = target.key
+    url = (
+        f"{target.base_url}/api/v1/recognition/{quote(key.customer, safe='')}/"
+        f"{quote(key.location, safe='')}/{quote(key.user, safe='')}"
+        f"?number={quote(target.caller_number, safe='')}"
+    )
+    return HttpRequest("GET", url, target.auth_headers)
+
+
+def check_crm(
+    response: HttpResponse, target: ProbeTarget, ctx: ProbeContext
+) -> tuple[bool, bool | None, str]:
+    status = response.status
+    if not 200 <= status < 300:
+        return False, None, f"[STATUS] ({status}) == 2xx"
+    try:
+        answer = json.loads(response.body)
+    except ValueError:
+        return (
+            False,
+            None,
+            f"[STATUS] ({status}) == 2xx, [BODY] ({body_excerpt(response.body)}) is JSON",
+        )
+    contacts = answer.get("contacts") if isinstance(answer, dict) else None
+    if not isinstance(contacts, list):
+        return False, None, f"[STATUS] ({status}) == 2xx, [BODY] has a contacts list"
+    names = [c.get("name") for c in contacts if isinstance(c, dict)]
+    recognised = target.expected_contact in names
+    found = ", ".join(str(n) for n in names) if names else "none"
+    return (
+        True,
+        recognised,
+        f"[STATUS] ({status}) == 2xx, [CONTACT] ({found}) == {target.expected_contact}",
+    )
+
+
+async def probe_crm(target: ProbeTarget, transport: Transport, ctx: ProbeContext) -> ProbeResult:
+    request = cached_request(target, "crm", crm_request)
+    return await run_http_probe(target, transport, ctx, request, check_crm)

@@ -1,0 +1,86 @@
+"""Maintenance windows and probe agents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ctiwatch.storage import AgentRecord, MaintenanceWindow, Store
+
+T0 = datetime(2026, 12, 5, 22, 0, tzinfo=UTC)
+
+
+def window(
+    starts: datetime,
+    hours: int,
+    services: tuple[str, ...] = (),
+    locations: tuple[str, ...] = (),
+) -> MaintenanceWindow:
+    return MaintenanceWindow(
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=hours),
+        reason="CloudCTI platform upgrade",
+        created_by="jan",
+        created_at=T0 - timedelta(days=2),
+        services=services,
+        locations=locations,
+    )
+
+
+async def test_active_at_includes_the_start_and_excludes_the_end(store: Store) -> None:
+    upgrade = await store.maintenance.add(window(T0, 2, services=("crm",), locations=("ams",)))
+    later = await store.maintenance.add(window(T0 + timedelta(days=1), 1))
+    assert upgrade.id is not None and later.id is not None
+    assert upgrade.services == ("crm",) and upgrade.customers == ()
+
+    assert await store.maintenance.active_at(T0 - timedelta(microseconds=1)) == []
+    assert await store.maintenance.active_at(T0) == [upgrade]
+    assert await store.maintenance.active_at(T0 + timedelta(hours=2, microseconds=-1)) == [upgrade]
+    assert await store.maintenance.active_at(T0 + timedelta(hours=2)) == []
+    assert await store.maintenance.active_at(T0 + timedelta(days=1, minutes=30)) == [later]
+
+    assert upgrade.covers("crm", "acme", "ams")
+    assert not upgrade.covers("click2dial", "acme", "ams")
+    assert later.covers("click2dial", "globex", "rtm")  # empty lists cover everything
+
+    assert await store.maintenance.list() == [upgrade, later]
+    assert await store.maintenance.list(ending_after=T0 + timedelta(hours=3)) == [later]
+    assert await store.maintenance.delete(upgrade.id)
+    assert not await store.maintenance.delete(upgrade.id)
+    assert await store.maintenance.list() == [later]
+
+
+async def test_a_window_that_ends_before_it_starts_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="ends_at must be after starts_at"):
+        await store.maintenance.add(window(T0, 0))
+
+
+async def test_agent_upsert_keeps_the_newest_sighting(store: Store) -> None:
+    await store.agents.upsert(AgentRecord("agent-ams", T0, "online", {"version": "1.0"}))
+    await store.agents.upsert(AgentRecord("agent-rtm", T0 - timedelta(minutes=10)))
+    await store.agents.upsert(
+        AgentRecord("agent-ams", T0 + timedelta(seconds=30), "online", {"version": "1.1"})
+    )
+    # A delayed, older heartbeat does not move last_seen back.
+    await store.agents.upsert(AgentRecord("agent-ams", T0, "online", {"version": "1.0"}))
+
+    assert await store.agents.get("agent-ams") == AgentRecord(
+        "agent-ams", T0 + timedelta(seconds=30), "online", {"version": "1.1"}
+    )
+    assert [a.name for a in await store.agents.list()] == ["agent-ams", "agent-rtm"]
+    assert await store.agents.get("agent-zzz") is None
+
+
+async def test_silent_agents_go_offline_once(store: Store) -> None:
+    await store.agents.upsert(AgentRecord("agent-ams", T0))
+    await store.agents.upsert(AgentRecord("agent-rtm", T0 - timedelta(minutes=10)))
+    cutoff = T0 - timedelta(minutes=5)
+
+    assert await store.agents.mark_offline(cutoff) == ["agent-rtm"]
+    assert await store.agents.mark_offline(cutoff) == []
+    rtm = await store.agents.get("agent-rtm")
+    assert rtm is not None and rtm.status == "offline"
+    await store.agents.upsert(AgentRecord("agent-rtm", T0 + timedelta(minutes=1)))
+    back = await store.agents.get("agent-rtm")
+    assert back is not None and back.status == "online"

@@ -1,0 +1,135 @@
+"""Opening a store migrates it; migrations match the models; URLs and bad databases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+
+from ctiwatch.cli import main
+from ctiwatch.config import ConfigError
+from ctiwatch.storage import StorageError, Store, normalize_url
+from ctiwatch.storage.migrate import head_revision
+from ctiwatch.storage.tables import metadata
+
+TABLES = {
+    "agents",
+    "alembic_version",
+    "counters",
+    "incident_timeline",
+    "incidents",
+    "maintenance_windows",
+    "outbox",
+    "probe_results",
+    "rollups_hour",
+    "rollups_minute",
+    "target_latest",
+}
+
+
+def _schema_report(connection: Connection) -> tuple[set[str], list[object]]:
+    tables = set(inspect(connection).get_table_names())
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return tables, compare_metadata(context, metadata)
+
+
+async def test_opening_twice_and_upgrading_again_leaves_one_schema_at_head(
+    storage_url: str,
+) -> None:
+    async with Store.open(storage_url) as store:
+        assert await store.revision() == head_revision() == "0001"
+    async with Store.open(storage_url) as store:
+        assert await store.migrate() == "0001"
+        assert await store.migrate() == "0001"
+        assert await store.revision() == "0001"
+        async with store._db.read() as conn:
+            tables, differences = await conn.run_sync(_schema_report)
+    assert tables == TABLES
+    assert differences == []
+
+
+async def test_open_without_migrate_leaves_an_empty_database_at_no_revision(
+    storage_url: str,
+) -> None:
+    async with Store.open(storage_url, migrate=False) as store:
+        assert await store.revision() is None
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("sqlite:///data/ctiwatch.db", "sqlite+aiosqlite:///data/ctiwatch.db"),
+        ("sqlite+aiosqlite:////var/lib/ctiwatch.db", "sqlite+aiosqlite:////var/lib/ctiwatch.db"),
+        (
+            "postgresql://ctiwatch@db:5432/ctiwatch",
+            "postgresql+asyncpg://ctiwatch@db:5432/ctiwatch",
+        ),
+        ("postgres://ctiwatch@db/ctiwatch", "postgresql+asyncpg://ctiwatch@db/ctiwatch"),
+        ("postgresql+asyncpg://u:secret@db/x", "postgresql+asyncpg://u:***@db/x"),
+    ],
+)
+def test_storage_url_gets_the_async_driver(given: str, used: str) -> None:
+    assert normalize_url(given).render_as_string(hide_password=True) == used
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://u@h/db",
+        "postgresql+psycopg2://u@h/db",
+        "nonsense",
+        "sqlite://",
+        "sqlite:///:memory:",
+    ],
+)
+def test_unsupported_storage_url_is_a_config_error_naming_the_field(url: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        normalize_url(url)
+    assert caught.value.errors[0].startswith("storage.url: ")
+
+
+async def test_unreachable_postgres_is_a_storage_error_without_password() -> None:
+    with pytest.raises(StorageError) as caught:
+        await Store.open("postgresql://ctiwatch:hunter2@127.0.0.1:1/ctiwatch")
+    message = str(caught.value)
+    assert message.startswith("storage postgresql+asyncpg://ctiwatch:***@127.0.0.1:1/ctiwatch: ")
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout_and_foreign_keys(store: Store) -> None:
+    async with store._db.read() as conn:
+        settings = [
+            (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
+            for name in ("journal_mode", "busy_timeout", "foreign_keys", "synchronous")
+        ]
+    assert settings == ["wal", 10_000, 1, 1]
+
+
+def test_db_upgrade_command_migrates_the_configured_sqlite_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "state" / "ctiwatch.db"
+    config = tmp_path / "ctiwatch.yaml"
+    config.write_text(f"storage:\n  url: sqlite:///{database}\n", encoding="utf-8")
+
+    assert main(["db", "upgrade", "--config", str(config)]) == 0
+    assert main(["db", "upgrade", "--config", str(config)]) == 0
+
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"sqlite+aiosqlite:///{database}: schema at revision 0001 (newest)"] * 2
+    assert database.exists()
+
+
+def test_db_upgrade_command_reports_an_unusable_url_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "ctiwatch.yaml"
+    config.write_text("storage:\n  url: mysql://u@h/db\n", encoding="utf-8")
+
+    assert main(["db", "upgrade", "--config", str(config)]) == 2
+    assert capsys.readouterr().err.startswith("error: storage.url: unsupported database 'mysql'")

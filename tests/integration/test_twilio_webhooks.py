@@ -1,0 +1,277 @@
+"""Inbound Twilio webhooks over real HTTP, posted and signed by the fake Twilio server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from alerting.channels import open_channels
+from alerting.outbox import PendingMessage
+from ctiwatch.config import AlertingConfig, TwilioConfig
+from ctiwatch.fakes import FakeTwilio, add_fake_views, sign
+from ctiwatch.web.service import ServiceError
+from ctiwatch.web.twilio_webhooks import add_twilio_routes
+
+SID = "AC" + "2" * 32
+TOKEN = "webhook-token"
+FROM = "+3197010000002"
+A, B, STRANGER = "+31611111111", "+31622222222", "+31699999999"
+
+
+@dataclass
+class RecordingActions:
+    calls: list[tuple[object, ...]] = field(default_factory=list)
+    refuse: ServiceError | None = None
+
+    async def acknowledge(self, number: int, actor: str) -> None:
+        if self.refuse is not None:
+            raise self.refuse
+        self.calls.append(("acknowledge", number, actor))
+
+    async def resolve(self, number: int, actor: str) -> None:
+        self.calls.append(("resolve", number, actor))
+
+    async def status_text(self) -> str:
+        return "1 open: #12 P1 acme (acknowledged)"
+
+    async def delivery_status(
+        self, provider_id: str, status: str, recipient: str, failed: bool
+    ) -> None:
+        self.calls.append(("delivery", provider_id, status, recipient, failed))
+
+
+@dataclass
+class Setup:
+    actions: RecordingActions
+    fake: FakeTwilio
+    config: AlertingConfig
+    base: str
+    http: aiohttp.ClientSession
+
+
+@pytest.fixture
+async def setup() -> AsyncIterator[Setup]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))  # a free port, known before the routes are built
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with FakeTwilio(
+        account_sid=SID, auth_token=TOKEN, webhook_base_url=base, from_number=FROM
+    ) as fake:
+        config = AlertingConfig(
+            oncall=[A, B],
+            twilio=TwilioConfig(
+                account_sid=SID,
+                auth_token=TOKEN,
+                from_number=FROM,
+                base_url=fake.url,
+                webhook_base_url=base,
+            ),
+        )
+        actions = RecordingActions()
+        app = web.Application()
+        add_twilio_routes(app, actions, config)
+        add_fake_views(app, fake, None)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        try:
+            async with aiohttp.ClientSession() as http:
+                yield Setup(actions, fake, config, base, http)
+        finally:
+            await runner.cleanup()
+
+
+async def call(setup: Setup, to: str, incident: int) -> str:
+    """Place a real alert call through the twilio client; returns its SID."""
+    message = PendingMessage(1, "k", incident, "voice", to, "opened", "", "This is ctiwatch.")
+    async with open_channels(setup.config) as channels:
+        receipt = await channels["voice"].send(message)
+    assert receipt.provider_id is not None
+    return receipt.provider_id
+
+
+def twiml_message(text: str) -> str:
+    return f'<?xml version="1.0" encoding="UTF-8"?><Response><Message>{text}</Message></Response>'
+
+
+def twiml_say(text: str) -> str:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f'<Say language="en-GB">{text}</Say></Response>'
+    )
+
+
+async def test_sms_reply_ack_acknowledges_the_incident(setup: Setup) -> None:
+    result = await setup.fake.reply_sms(A, "ACK 12")
+    assert (result.status, result.body) == (
+        200,
+        twiml_message("Incident 12 acknowledged. Thank you."),
+    )
+    assert setup.actions.calls == [("acknowledge", 12, "+31611111111 (SMS)")]
+
+
+async def test_sms_reply_resolve_resolves_the_incident(setup: Setup) -> None:
+    result = await setup.fake.reply_sms(B, "resolve #7")
+    assert result.body == twiml_message("Incident 7 resolved.")
+    assert setup.actions.calls == [("resolve", 7, "+31622222222 (SMS)")]
+
+
+async def test_sms_status_answers_with_the_open_incidents(setup: Setup) -> None:
+    result = await setup.fake.reply_sms(A, "status")
+    assert result.body == twiml_message("1 open: #12 P1 acme (acknowledged)")
+    assert setup.actions.calls == []
+
+
+async def test_sms_that_is_not_a_command_gets_the_usage(setup: Setup) -> None:
+    result = await setup.fake.reply_sms(A, "hello?")
+    assert result.body == twiml_message(
+        "Not understood. Reply ACK &lt;incident&gt;, RESOLVE &lt;incident&gt; or STATUS."
+    )
+
+
+async def test_sms_from_a_number_not_on_call_is_politely_refused(setup: Setup) -> None:
+    result = await setup.fake.reply_sms(STRANGER, "ACK 12")
+    assert result.status == 200
+    assert result.body == twiml_message(
+        "Sorry, this number is not on the ctiwatch on-call list, so no action was taken."
+    )
+    assert setup.actions.calls == []
+
+
+async def test_refused_action_is_explained_in_the_reply(setup: Setup) -> None:
+    setup.actions.refuse = ServiceError("incident 12 is already resolved", status=409)
+    result = await setup.fake.reply_sms(A, "ACK 12")
+    assert result.body == twiml_message("Incident 12: incident 12 is already resolved")
+
+
+async def test_pressing_1_during_the_alert_call_acknowledges(setup: Setup) -> None:
+    sid = await call(setup, A, 12)
+    result = await setup.fake.press(sid, "1")
+    assert result.url == f"{setup.base}/twilio/voice/gather?incident=12"
+    assert (result.status, result.body) == (
+        200,
+        twiml_say("Incident 12 is acknowledged. Thank you. Goodbye."),
+    )
+    assert setup.actions.calls == [("acknowledge", 12, "+31611111111 (phone)")]
+
+
+async def test_pressing_another_key_does_not_acknowledge(setup: Setup) -> None:
+    sid = await call(setup, A, 12)
+    result = await setup.fake.press(sid, "2")
+    assert result.body == twiml_say("Incident 12 is not acknowledged. Goodbye.")
+    assert setup.actions.calls == []
+
+
+async def test_the_support_line_may_acknowledge_by_key(setup: Setup) -> None:
+    sid = await call(setup, "+31356990230", 3)
+    await setup.fake.press(sid, "1")
+    assert setup.actions.calls == [("acknowledge", 3, "+31356990230 (phone)")]
+
+
+async def test_keypress_from_an_unknown_callee_is_refused(setup: Setup) -> None:
+    sid = await call(setup, STRANGER, 12)
+    result = await setup.fake.press(sid, "1")
+    assert result.body == twiml_say(
+        "Sorry, this number is not on the ctiwatch on-call list, so no action was taken."
+    )
+    assert setup.actions.calls == []
+
+
+async def test_failed_delivery_is_reported_for_escalation(setup: Setup) -> None:
+    sid = await call(setup, A, 12)
+    result = await setup.fake.send_status(sid, "no-answer")
+    assert result.status == 204
+    assert setup.actions.calls == [("delivery", sid, "no-answer", A, True)]
+
+
+async def test_delivered_sms_is_reported_as_not_failed(setup: Setup) -> None:
+    message = PendingMessage(1, "k", 12, "sms", B, "opened", "", "CTIWATCH")
+    async with open_channels(setup.config) as channels:
+        receipt = await channels["sms"].send(message)
+    assert receipt.provider_id is not None
+    await setup.fake.send_status(receipt.provider_id, "delivered")
+    assert setup.actions.calls == [("delivery", receipt.provider_id, "delivered", B, False)]
+
+
+# --- signatures -----------------------------------------------------------------------------
+
+SMS_PARAMS = {"MessageSid": "SM1", "AccountSid": SID, "From": A, "To": FROM, "Body": "ACK 12"}
+
+
+async def post(setup: Setup, path: str, params: dict[str, str], signature: str | None) -> int:
+    headers = {} if signature is None else {"X-Twilio-Signature": signature}
+    async with setup.http.post(setup.base + path, data=params, headers=headers) as response:
+        return response.status
+
+
+async def test_correctly_signed_request_is_accepted(setup: Setup) -> None:
+    url = f"{setup.base}/twilio/sms"
+    assert await post(setup, "/twilio/sms", SMS_PARAMS, sign(TOKEN, url, SMS_PARAMS)) == 200
+    assert setup.actions.calls == [("acknowledge", 12, "+31611111111 (SMS)")]
+
+
+async def test_unsigned_request_is_refused(setup: Setup) -> None:
+    assert await post(setup, "/twilio/sms", SMS_PARAMS, None) == 403
+    assert setup.actions.calls == []
+
+
+async def test_request_signed_with_another_token_is_refused(setup: Setup) -> None:
+    url = f"{setup.base}/twilio/sms"
+    assert await post(setup, "/twilio/sms", SMS_PARAMS, sign("forged", url, SMS_PARAMS)) == 403
+    assert setup.actions.calls == []
+
+
+async def test_tampered_body_is_refused(setup: Setup) -> None:
+    url = f"{setup.base}/twilio/sms"
+    signature = sign(TOKEN, url, SMS_PARAMS)
+    tampered = {**SMS_PARAMS, "Body": "RESOLVE 12"}
+    assert await post(setup, "/twilio/sms", tampered, signature) == 403
+    assert setup.actions.calls == []
+
+
+async def test_signed_keypress_replayed_to_another_incident_is_refused(setup: Setup) -> None:
+    params = {"CallSid": "CA1", "AccountSid": SID, "From": FROM, "To": A, "Digits": "1"}
+    signature = sign(TOKEN, f"{setup.base}/twilio/voice/gather?incident=12", params)
+    assert await post(setup, "/twilio/voice/gather?incident=12", params, signature) == 200
+    assert await post(setup, "/twilio/voice/gather?incident=13", params, signature) == 403
+    assert setup.actions.calls == [("acknowledge", 12, "+31611111111 (phone)")]
+
+
+async def test_signed_sms_replayed_to_another_endpoint_is_refused(setup: Setup) -> None:
+    signature = sign(TOKEN, f"{setup.base}/twilio/sms", SMS_PARAMS)
+    assert await post(setup, "/twilio/status", SMS_PARAMS, signature) == 403
+    assert setup.actions.calls == []
+
+
+async def test_keypress_without_incident_number_is_a_bad_request(setup: Setup) -> None:
+    params = {"CallSid": "CA1", "To": A, "Digits": "1"}
+    signature = sign(TOKEN, f"{setup.base}/twilio/voice/gather?incident=x", params)
+    assert await post(setup, "/twilio/voice/gather?incident=x", params, signature) == 400
+
+
+# --- the fake phone page ----------------------------------------------------------------------
+
+
+async def test_fake_phone_lists_messages_and_its_reply_box_acknowledges(setup: Setup) -> None:
+    message = PendingMessage(1, "k", 12, "sms", A, "opened", "", "CTIWATCH P1 #12 <acme>")
+    async with open_channels(setup.config) as channels:
+        await channels["sms"].send(message)
+    async with setup.http.get(setup.base + "/fake/phone") as response:
+        page = await response.text()
+    assert response.status == 200
+    assert "<td>CTIWATCH P1 #12 &lt;acme&gt;</td>" in page
+    async with setup.http.post(
+        setup.base + "/fake/phone/reply", data={"from": A, "body": "ACK 12"}
+    ) as response:
+        assert response.status == 200  # after the redirect back to the page
+        assert "webhook answered 200" in await response.text()
+    assert setup.actions.calls == [("acknowledge", 12, "+31611111111 (SMS)")]
+    async with setup.http.get(setup.base + "/fake/phone.json") as response:
+        data = await response.json()
+    assert [m["body"] for m in data["messages"]] == ["CTIWATCH P1 #12 <acme>"]
+    assert data["webhooks"][0]["url"] == f"{setup.base}/twilio/sms"
