@@ -23,6 +23,8 @@ COMMAND_MODULES = (
     "ctiwatch.commands.alerts",
     "ctiwatch.commands.simulator",
     "ctiwatch.commands.simulate",
+    "ctiwatch.commands.incidents",
+    "ctiwatch.commands.status",
 )
 
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from ctiwatch.config import load_config
+from ctiwatch.config import Config, ConfigError, load_config
+from ctiwatch.sla_policy import policy_from_config
 
 
 def register(sub: Any) -> None:
@@ -17,7 +18,27 @@ def register(sub: Any) -> None:
 
 def check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file)
+    check_references(config)
     customers = config.topology.customers
     users = sum(len(loc.users) for c in customers for loc in c.locations)
     print(f"{args.file}: ok ({len(customers)} customers, {users} users)", file=sys.stdout)
     return 0
+
+
+def check_references(config: Config) -> None:
+    """What the schema alone cannot see: the SLA calendar can be built (holiday names exist)
+    and the agent's locations are in the topology. Raises :class:`ConfigError`."""
+    errors: list[str] = []
+    try:
+        policy_from_config(config.sla)
+    except ConfigError as exc:
+        errors += exc.errors
+    if config.agent is not None:
+        known = [loc.id for c in config.topology.customers for loc in c.locations]
+        errors += [
+            f"agent.locations: unknown location {loc!r} (known: {', '.join(known) or 'none'})"
+            for loc in config.agent.locations
+            if loc not in known
+        ]
+    if errors:
+        raise ConfigError(errors)

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import io
 import json
 import re
 import sys
 from collections.abc import Sequence
+from datetime import date
 from html import escape
+from pathlib import Path
 from typing import Any
 
 from ctiwatch.clock import RealClock
 from ctiwatch.config import Config, load_config
 from ctiwatch.sla_policy import policy_from_config
+from ctiwatch.storage import IncidentRecord, StorageError, Store, normalize_url
 from sla.kpi import KpiIncident, KpiRow, kpi_report
 from sla.targets import SlaPolicy
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 FORMATS = ("table", "csv", "json", "html")
+_ALL_INCIDENTS = 2**31 - 1  # store.incidents.list has no "no limit"
 CSV_FIELDS = (
     "month",
     "priority",
@@ -52,19 +57,66 @@ def month_argument(text: str) -> str:
 
 
 def load_kpi_incidents(config: Config, month: str | None) -> list[KpiIncident]:
-    """The incidents opened in ``month`` (all when None), as KPI records.
+    """The incidents opened in ``month`` (a local month; all when None), as KPI records, read
+    from the database of ``config.storage``.
 
-    Placeholder until the incident store exists: no incidents, and a note on stderr.
-    """
-    del config, month
-    print("note: no incident store yet; the KPI report has no incidents", file=sys.stderr)
-    return []
+    Raises :class:`StorageError` when the database is missing or cannot be read."""
+    policy = policy_from_config(config.sla)
+    _require_database(config)
+    records = asyncio.run(_read_incidents(config, month))
+    return [kpi_incident(record, policy) for record in records]
+
+
+def kpi_incident(record: IncidentRecord, policy: SlaPolicy) -> KpiIncident:
+    """What the KPI needs of a stored incident. The response counts from the acknowledgement;
+    the update target was met unless a breach of it was recorded (``None``: no update target
+    for the incident's priority)."""
+    if "update" in record.breaches:
+        update_met: bool | None = False
+    elif record.update_due is not None or policy.target(record.priority).update is not None:
+        update_met = True
+    else:
+        update_met = None
+    return KpiIncident(
+        number=record.number,
+        priority=record.priority,
+        opened_at=record.opened_at,
+        response_due=record.response_due,
+        responded_at=record.acknowledged_at,
+        update_met=update_met,
+        resolved_at=record.resolved_at,
+        repair_due=record.repair_due,
+    )
+
+
+def _require_database(config: Config) -> None:
+    """Opening a SQLite file that is not there would create an empty database: refuse."""
+    url = normalize_url(config.storage.url)  # ConfigError naming storage.url
+    if url.get_backend_name() == "sqlite" and url.database:
+        path = Path(url.database)
+        if not path.is_file():
+            raise StorageError(
+                f"storage.url: no database at {path} (start `ctiwatch run` or run "
+                "`ctiwatch db upgrade` first)"
+            )
+
+
+async def _read_incidents(config: Config, month: str | None) -> list[IncidentRecord]:
+    async with Store.open(config.storage.url) as store:
+        if month is None:
+            return list(reversed(await store.incidents.list(limit=_ALL_INCIDENTS)))
+        year, number = (int(part) for part in month.split("-"))
+        return await store.incidents.in_month(date(year, number, 1), tz=config.sla.timezone)
 
 
 def kpi_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     policy = policy_from_config(config.sla)
-    incidents = load_kpi_incidents(config, args.month)
+    try:
+        incidents = load_kpi_incidents(config, args.month)
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     rows = kpi_report(incidents, policy, args.month, now=RealClock().now())
     renderer = RENDERERS[args.format]
     sys.stdout.write(renderer(rows, policy, args.month))

@@ -190,18 +190,6 @@ def test_html_escapes_text() -> None:
     assert "<b>&" not in page
 
 
-@pytest.mark.parametrize("fmt", ["table", "csv", "json", "html"])
-def test_report_kpi_renders_every_format(fmt: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["report", "kpi", "--month", "2026-12", "--format", fmt]) == 0
-    out, err = capsys.readouterr()
-    assert "no incident store yet" in err
-    assert out.strip()
-    if fmt == "json":
-        assert len(json.loads(out)["rows"]) == 4
-    if fmt == "csv":
-        assert len(out.splitlines()) == 5
-
-
 def test_report_kpi_refuses_a_bad_month(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["report", "kpi", "--month", "2026-13"])

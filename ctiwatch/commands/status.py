@@ -1,0 +1,181 @@
+"""``status``: the running service's live status (``GET /api/v1/status``) in a terminal.
+
+Per customer, location and service: state, last probe, recognition rate over the trailing
+hour, latency, the open incident; then open incidents, agents and maintenance windows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ctiwatch.apiclient import ApiClient
+from ctiwatch.commands.incidents import (
+    INCIDENT_HEADER,
+    Target,
+    call_service,
+    incident_rows,
+    local_time,
+    print_json,
+    service_options,
+    table,
+)
+from ctiwatch.web.render import SERVICE_NAMES, duration, ms
+
+_DASH = "-"
+
+
+def register(sub: Any) -> None:
+    status = sub.add_parser(
+        "status", parents=[service_options()], help="live status of the running service"
+    )
+    status.set_defaults(func=status_command)
+
+
+def status_command(args: argparse.Namespace) -> int:
+    target = Target(args)
+
+    async def work(api: ApiClient) -> dict[str, Any]:
+        return await api.status()
+
+    document = call_service(target.url, work)
+    if isinstance(document, int):
+        return document
+    if args.json:
+        print_json(document)
+    else:
+        sys.stdout.write(render_status(document, target.tz))
+    return 0
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else None
+
+
+def ago(value: Any, now: datetime | None) -> str:
+    at = _time(value)
+    if at is None or now is None:
+        return "never" if value is None else _DASH
+    seconds = (now - at).total_seconds()
+    return f"in {duration(-seconds)}" if seconds < 0 else f"{duration(seconds)} ago"
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
+def recognition(tile: dict[str, Any]) -> str:
+    rate = _number(tile.get("recognition_rate"))
+    calls = tile.get("calls") or 0
+    if rate is None:
+        return f"- ({calls} calls)" if calls else _DASH
+    return f"{rate * 100:.1f}% ({calls} calls)"
+
+
+def render_status(document: dict[str, Any], tz: ZoneInfo) -> str:
+    now = _time(document.get("generated_at"))
+    overall = document.get("overall") or {}
+    headline = str(overall.get("headline") or overall.get("state") or "")
+    detail = overall.get("detail")
+    lines = [
+        f"ctiwatch status at {local_time(document.get('generated_at'), tz)}: {headline}"
+        + (f" ({detail})" if detail else "")
+    ]
+
+    tiles = []
+    for customer in document.get("customers") or []:
+        for location in customer.get("locations") or []:
+            for tile in location.get("services") or []:
+                number = tile.get("incident_number")
+                incident = (
+                    f"{number} (P{tile.get('incident_priority')})" if number is not None else _DASH
+                )
+                latency = _number(tile.get("latency_p95_ms"))
+                service = str(tile.get("service"))
+                tiles.append(
+                    [
+                        str(customer.get("id")),
+                        str(location.get("id")),
+                        SERVICE_NAMES.get(service, service),
+                        str(tile.get("state")),
+                        ago(tile.get("last_probe_at"), now),
+                        recognition(tile),
+                        _DASH if latency is None else ms(latency),
+                        incident,
+                        str(tile.get("detail") or ""),
+                    ]
+                )
+    lines.append("")
+    if tiles:
+        header = (
+            "CUSTOMER",
+            "LOCATION",
+            "SERVICE",
+            "STATE",
+            "LAST PROBE",
+            "RECOGNITION 1H",
+            "P95",
+            "INCIDENT",
+            "DETAIL",
+        )
+        lines += table(header, tiles, right=(6,)).splitlines()
+    else:
+        lines.append("nothing is monitored yet (the topology has no customers)")
+
+    incidents = document.get("open_incidents") or []
+    lines.append("")
+    if incidents:
+        lines.append(f"open incidents ({len(incidents)}):")
+        rows = incident_rows(incidents, tz)
+        lines += ["  " + line for line in table(INCIDENT_HEADER, rows, right=(0,)).splitlines()]
+    else:
+        lines.append("open incidents: none")
+
+    agents = document.get("agents") or []
+    lines.append("")
+    if agents:
+        lines.append(f"agents ({len(agents)}):")
+        rows = [
+            [
+                str(agent.get("name")),
+                str(agent.get("status")),
+                str(agent.get("location") or _DASH),
+                ago(agent.get("last_seen"), now),
+            ]
+            for agent in agents
+        ]
+        agent_header = ("NAME", "STATUS", "LOCATION", "LAST SEEN")
+        lines += ["  " + line for line in table(agent_header, rows).splitlines()]
+    else:
+        lines.append("agents: none")
+
+    windows = document.get("maintenance") or []
+    lines.append("")
+    if windows:
+        lines.append(f"maintenance ({len(windows)}):")
+        rows = [
+            [
+                str(window.get("id")),
+                str(window.get("state")),
+                local_time(window.get("start"), tz),
+                local_time(window.get("end"), tz),
+                ",".join(window.get("services") or []) or "all services",
+                ",".join(window.get("customers") or []) or "all customers",
+                str(window.get("reason") or ""),
+            ]
+            for window in windows
+        ]
+        window_header = ("#", "STATE", "START", "END", "SERVICES", "CUSTOMERS", "REASON")
+        lines += ["  " + line for line in table(window_header, rows, right=(0,)).splitlines()]
+    else:
+        lines.append("maintenance: none")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,310 @@
+"""``ctiwatch incidents ...`` and ``ctiwatch status`` as real processes, over HTTP, against the
+web app serving the FakeService (``example_service`` at a fixed time) on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from ctiwatch.clock import FixedClock
+from ctiwatch.web.app import build_web_app
+from ctiwatch.web.fake_service import FakeService, example_service
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # Tue 1 Dec 2026 10:00 in Amsterdam
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Served:
+    url: str
+    fake: FakeService
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    """The API on 127.0.0.1:<free port>, its loop in a background thread."""
+    fake = example_service(FixedClock(NOW))
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(build_web_app(fake, metrics_registry=None))
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = runner.addresses[0][1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield Served(f"http://127.0.0.1:{port}", fake)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.run_until_complete(runner.cleanup())
+        loop.close()
+
+
+def ctiwatch(*args: str, user: str = "tester") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "USER": user, "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run(
+        [sys.executable, "-m", "ctiwatch", *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=env,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def test_incidents_list_prints_a_table_newest_first_in_amsterdam_time(served: Served) -> None:
+    done = ctiwatch("incidents", "list", "--url", served.url)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines() == [
+        "#  PRIORITY     STATUS    CUSTOMER  OPENED                BREACHED  TITLE",
+        "2  P3 Normal    resolved  globex    2026-11-29 10:00 CET  -         "
+        "CRM sometimes does not recognise calls",
+        "1  P1 Critical  open      acme      2026-12-01 09:30 CET  -         "
+        "Click2Dial unavailable at Amsterdam",
+    ]
+
+
+def test_incidents_list_filters_and_prints_json(served: Served) -> None:
+    done = ctiwatch(
+        "incidents", "list", "--status", "active", "--customer", "acme", "--json", "--url",
+        served.url,
+    )  # fmt: skip
+    assert done.returncode == 0
+    found = json.loads(done.stdout)["incidents"]
+    assert [(i["number"], i["status"], i["opened_at"]) for i in found] == [
+        (1, "open", "2026-12-01T09:30:00+01:00")
+    ]
+
+
+def test_incidents_list_with_nothing_matching_says_so(served: Served) -> None:
+    done = ctiwatch("incidents", "list", "--customer", "initech", "--url", served.url)
+    assert (done.returncode, done.stdout) == (0, "no incidents\n")
+
+
+def test_incidents_show_prints_deadlines_scope_and_timeline(served: Served) -> None:
+    served.fake.mark_breach(1, "response")
+    done = ctiwatch("incidents", "show", "1", "--url", served.url)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines() == [
+        "incident 1: Click2Dial unavailable at Amsterdam",
+        "  customer:     ACME B.V. (acme)",
+        "  priority:     P1 Critical",
+        "  status:       open",
+        "  opened:       2026-12-01 09:30 CET",
+        "  acknowledged: -",
+        "  resolved:     -",
+        "  response due: 2026-12-01 13:30 CET (breached)",
+        "  update due:   2026-12-01 13:30 CET",
+        "  repair due:   not set (to be determined)",
+        "  breaches:     response",
+        "scope:",
+        "  click2dial at acme-ams (all users), P1: 3 consecutive failed rounds",
+        "timeline:",
+        "  AT                    WHAT             WHO       DETAIL",
+        "  2026-12-01 09:30 CET  opened           ctiwatch  P1 Click2Dial unavailable at "
+        "Amsterdam: click2dial at acme-ams (all users): 3 consecutive failed rounds",
+        "  2026-12-01 09:30 CET  alert_sent       ctiwatch  e-mail report to support@cloudcti.nl",
+        "  2026-12-01 10:00 CET  response_breach  ctiwatch  response target missed",
+    ]
+
+
+def test_incidents_show_json_is_the_api_document(served: Served) -> None:
+    done = ctiwatch("incidents", "show", "2", "--json", "--url", served.url)
+    document = json.loads(done.stdout)
+    assert (document["number"], document["status"], document["resolved_by"]) == (
+        2,
+        "resolved",
+        "auto",
+    )
+    assert document["timeline"][-1]["detail"] == "every condition cleared"
+
+
+# --- acting ---------------------------------------------------------------------------------
+
+
+def test_people_act_on_an_incident_and_the_timeline_says_who(served: Served) -> None:
+    url = ["--url", served.url]
+    steps = [
+        (
+            ["ack", "1", "--as", "alice"],
+            "incident 1: acknowledged by alice; now P1 acknowledged, "
+            "update due 2026-12-01 14:00 CET",
+        ),
+        (
+            ["update", "1", "--text", "Carrier is rerouting", "--as", "alice"],
+            "incident 1: update posted by alice; now P1 acknowledged, "
+            "update due 2026-12-01 14:00 CET",
+        ),
+        (
+            ["priority", "1", "--to", "2", "--reason", "only Amsterdam", "--as", "bob"],
+            "incident 1: priority P1 -> P2 by bob; now P2 acknowledged, "
+            "update due 2026-12-01 18:00 CET, repair due 2026-12-03 10:00 CET",
+        ),
+        (["resolve", "1", "--as", "bob"], "incident 1: resolved by bob; now P2 resolved"),
+        (
+            ["reopen", "1"],  # --as defaults to $USER
+            "incident 1: reopened by tester; now P2 open, response due 2026-12-01 18:00 CET, "
+            "update due 2026-12-01 18:00 CET, repair due 2026-12-03 10:00 CET",
+        ),
+    ]
+    for argv, expected in steps:
+        done = ctiwatch("incidents", *argv, *url)
+        assert (done.returncode, done.stdout, done.stderr) == (0, expected + "\n", ""), argv
+
+    shown = json.loads(ctiwatch("incidents", "show", "1", "--json", *url).stdout)
+    assert [(e["kind"], e["actor"], e["detail"]) for e in shown["timeline"][2:]] == [
+        ("acknowledged", "alice", "first response"),
+        ("updated", "alice", "Carrier is rerouting"),
+        ("priority_changed", "bob", "P1 → P2: only Amsterdam"),
+        ("resolved", "bob", "resolved by a person"),
+        ("reopened", "tester", "reopened"),
+    ]
+
+
+def test_incidents_open_asks_a_question_as_a_p4(served: Served) -> None:
+    done = ctiwatch(
+        "incidents", "open", "--customer", "globex", "--priority", "4",
+        "--question", "Why is the CRM slow?", "--as", "carol", "--url", served.url,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == (
+        "incident 3: opened by carol as a P4 question for globex; now P4 open, "
+        "response due 2026-12-02 10:00 CET\n"
+    )
+    shown = json.loads(ctiwatch("incidents", "show", "3", "--json", "--url", served.url).stdout)
+    assert (shown["priority"], shown["title"], shown["timeline"][0]["actor"]) == (
+        4,
+        "Why is the CRM slow?",
+        "carol",
+    )
+
+
+def test_incidents_open_refuses_other_priorities_without_asking_the_service() -> None:
+    done = ctiwatch(
+        "incidents", "open", "--customer", "globex", "--priority", "2", "--question", "x",
+        "--url", f"http://127.0.0.1:{free_port()}",
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "argument --priority: a person opens P4 incidents (questions), not P2" in done.stderr
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+def test_unreachable_service_exits_1_with_one_line_naming_the_url() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    done = ctiwatch("incidents", "list", "--url", url)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"error: cannot reach the ctiwatch service at {url} (connection refused); "
+        "is `ctiwatch run` running there?\n"
+    )
+
+
+def test_default_url_comes_from_the_web_section_of_the_config(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "ctiwatch.yaml"
+    config.write_text(f"web:\n  host: 0.0.0.0\n  port: {port}\n", encoding="utf-8")
+    done = ctiwatch("status", "--config", str(config))
+    assert done.returncode == 1
+    assert f"at http://127.0.0.1:{port} (connection refused)" in done.stderr
+
+
+def test_unknown_incident_exits_1_with_the_api_message(served: Served) -> None:
+    done = ctiwatch("incidents", "ack", "99", "--url", served.url)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1,
+        "",
+        "error: incident 99 does not exist\n",
+    )
+
+
+def test_action_not_possible_now_exits_1(served: Served) -> None:
+    done = ctiwatch("incidents", "resolve", "2", "--url", served.url)
+    assert (done.returncode, done.stderr) == (
+        1,
+        "error: cannot resolve incident 2: it is resolved\n",
+    )
+
+
+def test_bad_input_refused_by_the_api_exits_2_naming_the_option(served: Served) -> None:
+    done = ctiwatch(
+        "incidents", "open", "--customer", "nobody", "--question", "x", "--url", served.url
+    )
+    assert (done.returncode, done.stderr) == (2, "error: unknown customer 'nobody' (--customer)\n")
+
+
+def test_bad_url_exits_2_naming_the_option() -> None:
+    done = ctiwatch("status", "--url", "localhost:8080")
+    assert done.returncode == 2
+    assert done.stderr.endswith(
+        "error: argument --url: not a URL such as http://127.0.0.1:8080: 'localhost:8080'\n"
+    )
+    assert done.stderr.count("\n") == 1
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+def test_status_shows_every_service_incidents_and_agents(served: Served) -> None:
+    done = ctiwatch("status", "--url", served.url)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines() == [
+        "ctiwatch status at 2026-12-01 10:00 CET: Major outage (1 down · 1 open incident)",
+        "",
+        "CUSTOMER  LOCATION    SERVICE          STATE  LAST PROBE  RECOGNITION 1H        P95  "
+        "INCIDENT  DETAIL",
+        "acme      acme-ams    Click2Dial       down   42s ago     -                       -  "
+        "1 (P1)    all users: 3 failed rounds",
+        "acme      acme-ams    CRM integration  ok     42s ago     99.1% (112 calls)  212 ms  -",
+        "globex    globex-utr  Click2Dial       ok     0s ago      -                  301 ms  -",
+        "globex    globex-utr  CRM integration  ok     0s ago      95.0% (20 calls)        -  -",
+        "",
+        "open incidents (1):",
+        "  #  PRIORITY     STATUS  CUSTOMER  OPENED                BREACHED  TITLE",
+        "  1  P1 Critical  open    acme      2026-12-01 09:30 CET  -         "
+        "Click2Dial unavailable at Amsterdam",
+        "",
+        "agents (2):",
+        "  NAME         STATUS  LOCATION    LAST SEEN",
+        "  agent-ams-1  online  acme-ams    8s ago",
+        "  agent-utr-1  stale   globex-utr  4m ago",
+        "",
+        "maintenance: none",
+    ]
+
+
+def test_status_json_is_the_api_document(served: Served) -> None:
+    done = ctiwatch("status", "--json", "--url", served.url)
+    document = json.loads(done.stdout)
+    assert document["overall"] == {
+        "state": "down",
+        "headline": "Major outage",
+        "detail": "1 down · 1 open incident",
+    }
+    assert document["generated_at"] == "2026-12-01T10:00:00+01:00"
