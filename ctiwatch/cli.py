@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "ctiwatch.commands.simulate",
     "ctiwatch.commands.incidents",
     "ctiwatch.commands.status",
+    "ctiwatch.commands.run",
 )
 
 

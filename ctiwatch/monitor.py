@@ -131,6 +131,16 @@ class Monitor:
     def set_maintenance(self, windows: Iterable[MaintenanceWindow]) -> None:
         self._maintenance = tuple(windows)
 
+    def resume(self, now: datetime) -> None:
+        """After a restart with restored incidents: hold their conditions again (so that their
+        clearing is still reported) and restart the escalation of every open automatic
+        incident nobody has acknowledged yet (the chain's steps count from ``now``)."""
+        self.classifier.resume(self.engine.conditions_held(), now)
+        for incident in self.engine.open_incidents():
+            if incident.automatic and incident.acknowledged_at is None:
+                self._start_escalation(incident, now)
+        self._p1_customers = self._count_p1_customers()
+
     def observe(self, results: Iterable[ProbeResult], now: datetime) -> Outcome:
         """Feed results (probe rounds, agent batches, call events) and act on what changed."""
         observe = self.classifier.observe

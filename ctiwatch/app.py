@@ -1,0 +1,405 @@
+"""The composition root: everything ``ctiwatch run`` runs, built from the configuration.
+
+:class:`Ctiwatch` opens the store (migrating it), restores the open incidents into the
+:class:`~ctiwatch.monitor.Monitor`, and runs side by side, owned by one ``TaskGroup``:
+
+* the probe scheduler (one ``aiohttp.ClientSession``, real clock, spread rounds), whose results
+  go through :class:`~ctiwatch.persist.Pipeline` (store, classify, act, persist);
+* the timers task (SLA warnings and breaches, recoveries, escalation steps, window ends);
+* the outbox sender (Twilio SMS/voice and SMTP through :func:`alerting.channels.open_channels`;
+  each delivery goes on the incident's timeline as ``alert_sent`` / ``alert_failed``);
+* MQTT ingestion of agents' results and call events (``mqtt.enabled``);
+* an hourly retention task;
+
+and serves the web console (with the Twilio webhooks, ``/metrics`` and, with
+``alerting.fakes``, the fake phone and mailbox under ``/fakes``), the CloudCTI simulator
+(``simulator.enabled``) and the fake Twilio and SMTP servers (``alerting.fakes``). Leaving
+:meth:`Ctiwatch.run` (its ``stop`` event set) cancels the tasks and closes every server,
+session and the database, in that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter as Tally
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import prometheus_client
+from aiohttp import web
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy.engine import make_url
+
+from alerting.channels import open_channels
+from alerting.rotation import on_call
+from alerting.sender import DeliveryReport, OutboxSender
+from classifier.observation import ProbeResult
+from ctiwatch.clock import Clock, RealClock
+from ctiwatch.config import Config
+from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
+from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
+from ctiwatch.monitor import Monitor
+from ctiwatch.mqtt.ingest import AgentState, Ingestion
+from ctiwatch.persist import Pipeline, engine_window
+from ctiwatch.simulator import SimulatorCore, make_app
+from ctiwatch.sla_policy import policy_from_config
+from ctiwatch.storage import AgentRecord, Store, TimelineEntry
+from ctiwatch.web.app import build_web_app
+from ctiwatch.web.twilio_webhooks import add_twilio_routes
+from incidents.model import Incident
+from probes.base import random_ids
+from probes.scheduler import Scheduler, context_from_config, targets_from_config
+from probes.transport import AiohttpTransport
+
+log = logging.getLogger("ctiwatch.app")
+
+FAKES_PREFIX = "/fakes"
+RETENTION_EVERY = timedelta(hours=1)
+SENDER_IDLE_SECONDS = 2.0
+SENDER_BATCH = 20
+RESTORED_RESOLVED = 200  # recently resolved incidents kept in memory, so people can reopen them
+_REPORT_KINDS = {"sent": "alert_sent", "failed": "alert_failed", "retry": "alert_delayed"}
+
+
+def prepare_sqlite_folder(url: str) -> None:
+    """Create the folder of a SQLite file (``sqlite+aiosqlite:///var/ctiwatch.db``)."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # the store reports a bad URL in the user's words
+        return
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
+
+
+async def restore_monitor(config: Config, store: Store, now_clock: Clock) -> Monitor:
+    """A monitor holding the stored open incidents (and recently resolved ones), numbering on
+    from the highest stored number, with the maintenance windows not over yet."""
+    now = now_clock.now()
+    records = await store.incidents.list(status="open", limit=1_000_000)
+    records += await store.incidents.list(status="resolved", limit=RESTORED_RESOLVED)
+    newest = await store.incidents.list(limit=1)
+    incidents: list[Incident] = []
+    for record in records:
+        try:
+            incidents.append(Incident.from_dict(dict(record.state)))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error(
+                "incident state cannot be restored", extra={"incident": record.number, "error": exc}
+            )
+    windows = await store.maintenance.list(ending_after=now)
+    monitor = Monitor(
+        config,
+        policy_from_config(config.sla),
+        incidents=incidents,
+        next_number=(newest[0].number + 1) if newest else 1,
+        maintenance=[engine_window(w) for w in windows],
+    )
+    monitor.resume(now)
+    restored = [i.number for i in incidents if i.is_open]
+    if restored:
+        log.info("open incidents restored", extra={"incidents": restored})
+    return monitor
+
+
+class _OpenIncidents(Collector):
+    """``ctiwatch_open_incidents{priority}``, read from the monitor at scrape time."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self._monitor = monitor
+
+    def collect(self) -> Iterable[prometheus_client.Metric]:
+        family = GaugeMetricFamily(
+            "ctiwatch_open_incidents", "Incidents not resolved, by priority", labels=["priority"]
+        )
+        counts = Tally(int(i.priority) for i in self._monitor.engine.open_incidents())
+        for priority in (1, 2, 3, 4):
+            family.add_metric([str(priority)], counts.get(priority, 0))
+        yield family
+
+
+class Metrics:
+    """The process's own registry: never the global default one."""
+
+    def __init__(self) -> None:
+        self.registry = prometheus_client.CollectorRegistry()
+        self.results = prometheus_client.Counter(
+            "ctiwatch_probe_results",
+            "Probe results received (own probes, agents, call events)",
+            ["service", "ok"],
+            registry=self.registry,
+        )
+        self.outbox_pending = prometheus_client.Gauge(
+            "ctiwatch_outbox_pending", "Alerts waiting in the outbox", registry=self.registry
+        )
+
+    def watch(self, monitor: Monitor) -> None:
+        self.registry.register(_OpenIncidents(monitor))
+
+    def observe(self, batch: list[ProbeResult]) -> None:
+        for result in batch:
+            self.results.labels(result.target.service.value, str(result.ok).lower()).inc()
+
+
+def _agent_view(state: AgentState) -> AgentHealthView:
+    health = state.health.value
+    return AgentHealthView(
+        state.name,
+        "stale" if health == "stale" else "offline" if health == "offline" else "online",
+        state.last_seen,
+    )
+
+
+def _url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class Ctiwatch:
+    """``await Ctiwatch(config).run(stop)`` runs until ``stop`` is set. While it runs (after
+    :attr:`ready` is set) its parts are attributes, for the tests and the start-up line."""
+
+    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or RealClock()
+        self.ready = asyncio.Event()
+        self.metrics = Metrics()
+        self.store: Store | None = None
+        self.monitor: Monitor | None = None
+        self.pipeline: Pipeline | None = None
+        self.console: ConsoleServiceImpl | None = None
+        self.ingestion: Ingestion | None = None
+        self.fake_twilio: FakeTwilio | None = None
+        self.fake_smtp: FakeSmtp | None = None
+        self.web_url = ""
+        self.simulator_url = ""
+
+    async def run(self, stop: asyncio.Event) -> None:
+        config = self.config
+        prepare_sqlite_folder(config.storage.url)
+        async with AsyncExitStack() as stack:
+            store = self.store = await Store.open(config.storage.url)
+            stack.push_async_callback(store.close)
+            monitor = self.monitor = await restore_monitor(config, store, self.clock)
+            self.metrics.watch(monitor)
+            pipeline = self.pipeline = Pipeline(
+                monitor, store, self.clock, on_results=self.metrics.observe
+            )
+            if config.mqtt.enabled:
+                self.ingestion = Ingestion(
+                    config.mqtt,
+                    config.topology,
+                    pipeline.on_results,
+                    clock=self.clock,
+                    agent_interval=config.probes.interval,
+                    on_agent_change=self._agent_changed,
+                )
+            ingestion = self.ingestion
+            agents = (
+                None
+                if ingestion is None
+                else (lambda: [_agent_view(a) for a in ingestion.agents()])
+            )
+            console = self.console = ConsoleServiceImpl(config, pipeline, agents=agents)
+
+            if config.simulator.enabled:
+                core = SimulatorCore.from_config(config)
+                simulator = make_app(core, self.clock, random.Random())
+                port = await self._serve(
+                    stack, simulator, config.simulator.host, config.simulator.port
+                )
+                self.simulator_url = _url(config.simulator.host, port)
+            if config.alerting.fakes:
+                self.fake_twilio = FakeTwilio.from_settings(config.alerting.twilio, self.clock)
+                await self.fake_twilio.start()
+                stack.push_async_callback(self.fake_twilio.stop)
+                smtp = config.alerting.smtp
+                self.fake_smtp = FakeSmtp(host=smtp.host, port=smtp.port)
+                await self.fake_smtp.start()
+                stack.push_async_callback(self.fake_smtp.stop)
+            web_app = build_web_app(
+                console,
+                metrics_registry=self.metrics.registry,
+                tz=config.sla.timezone,
+                extra_routes=self._extra_routes,
+            )
+            port = await self._serve(stack, web_app, config.web.host, config.web.port)
+            self.web_url = _url(config.web.host, port)
+
+            connector = aiohttp.TCPConnector(limit=config.probes.concurrency)
+            session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+            channels = await stack.enter_async_context(open_channels(config.alerting))
+            scheduler = Scheduler(
+                targets_from_config(config),
+                AiohttpTransport(session),
+                context_from_config(config.probes, self.clock, random_ids),
+                interval=config.probes.interval,
+                on_results=self._probe_results,
+                concurrency=config.probes.concurrency,
+                spread=True,
+            )
+            sender = OutboxSender(
+                store.outbox,
+                channels,
+                self.clock,
+                worker="ctiwatch-sender",
+                batch=SENDER_BATCH,
+                oncall=lambda now: on_call(monitor.rotation, now),
+                on_report=self._delivered,
+            )
+            async with asyncio.TaskGroup() as tasks:
+                running = [
+                    tasks.create_task(scheduler.run(), name="probes"),
+                    tasks.create_task(self._keep(pipeline.timers, "timers"), name="timers"),
+                    tasks.create_task(self._send(sender, store, pipeline), name="outbox"),
+                    tasks.create_task(self._retention(store), name="retention"),
+                ]
+                if ingestion is not None:
+                    running.append(tasks.create_task(ingestion.run(), name="mqtt"))
+                self._announce()
+                self.ready.set()
+                try:
+                    await stop.wait()
+                finally:
+                    log.info("ctiwatch stopping")
+                    for task in running:
+                        task.cancel()
+        log.info("ctiwatch stopped")
+
+    # --- wiring --------------------------------------------------------------------------------
+
+    async def _serve(
+        self, stack: AsyncExitStack, app: web.Application, host: str, port: int
+    ) -> int:
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+            ) from exc
+        return int(runner.addresses[0][1])
+
+    def _extra_routes(self, app: web.Application) -> None:
+        console = self.console
+        assert console is not None
+        add_twilio_routes(app, console, self.config.alerting)
+        if self.fake_twilio is None and self.fake_smtp is None:
+            return
+        add_fake_views(app, self.fake_twilio, self.fake_smtp, prefix=FAKES_PREFIX)
+        # The README promises /fakes/mail: the mailbox under a second name.
+        for route in list(app.router.routes()):
+            resource = route.resource
+            if route.method != "GET" or resource is None:
+                continue
+            if resource.canonical == f"{FAKES_PREFIX}/mailbox":
+                app.router.add_get(f"{FAKES_PREFIX}/mail", route.handler)
+            elif resource.canonical == f"{FAKES_PREFIX}/mailbox.json":
+                app.router.add_get(f"{FAKES_PREFIX}/mail.json", route.handler)
+
+    def _announce(self) -> None:
+        parts = [f"status page {self.web_url}/", f"metrics {self.web_url}/metrics"]
+        if self.fake_twilio is not None:
+            parts.append(f"fake phone {self.web_url}{FAKES_PREFIX}/phone")
+        if self.fake_smtp is not None:
+            parts.append(f"mailbox {self.web_url}{FAKES_PREFIX}/mail")
+        if self.simulator_url:
+            parts.append(f"CloudCTI simulator {self.simulator_url}")
+        log.info(
+            ", ".join(parts),
+            extra={"storage": self.store.url if self.store is not None else ""},
+        )
+
+    # --- tasks ---------------------------------------------------------------------------------
+
+    async def _probe_results(self, batch: list[ProbeResult]) -> None:
+        pipeline = self.pipeline
+        assert pipeline is not None
+        try:
+            await pipeline.on_results(batch)
+        except Exception:
+            # One bad step must not stop the probes; the next round carries on.
+            log.exception("handling probe results failed", extra={"results": len(batch)})
+
+    async def _keep(self, loop: Callable[[], Awaitable[None]], name: str) -> None:
+        """Run ``loop`` forever: an error is logged and the loop starts again a second later."""
+        while True:
+            try:
+                await loop()
+            except Exception:
+                log.exception("%s failed; restarting it", name)
+            await self.clock.sleep(1.0)
+
+    async def _send(self, sender: OutboxSender, store: Store, pipeline: Pipeline) -> None:
+        ready = pipeline.outbox_ready
+        while True:
+            ready.clear()
+            try:
+                reports = await sender.send_due()
+                pending = await store.outbox.list(status="pending", limit=100_000)
+                self.metrics.outbox_pending.set(len(pending))
+            except Exception:
+                log.exception("sending alerts failed")
+                reports = []
+            if len(reports) >= SENDER_BATCH:
+                continue
+            try:
+                async with asyncio.timeout(SENDER_IDLE_SECONDS):
+                    await ready.wait()
+            except TimeoutError:
+                pass
+
+    async def _delivered(self, report: DeliveryReport) -> None:
+        """A delivery outcome on the incident's timeline."""
+        if report.incident is None or self.store is None:
+            return
+        entry = TimelineEntry(
+            incident_number=report.incident,
+            at=report.at,
+            kind=_REPORT_KINDS.get(report.outcome, "alert_failed"),
+            detail=report.describe(),
+        )
+        try:
+            async with self.store.transaction() as tx:
+                await tx.timeline.add(entry)
+        except Exception:
+            log.exception("delivery report not stored", extra={"incident": report.incident})
+
+    async def _retention(self, store: Store) -> None:
+        probes = self.config.probes
+        while True:
+            try:
+                deleted = await store.apply_retention(
+                    self.clock.now(), raw=probes.raw_retention, rollups=probes.rollup_retention
+                )
+                if any(deleted.values()):
+                    log.info("retention applied", extra=deleted)
+            except Exception:
+                log.exception("retention failed")
+            await self.clock.sleep(RETENTION_EVERY.total_seconds())
+
+    async def _agent_changed(self, state: AgentState) -> None:
+        if self.store is None:
+            return
+        meta: dict[str, Any] = {"health": state.health.value, "reason": state.reason}
+        await self.store.agents.upsert(
+            AgentRecord(
+                name=state.name,
+                last_seen=state.last_seen,
+                status="offline" if state.health.value == "offline" else "online",
+                meta=meta,
+            )
+        )
+
+
+async def serve(config: Config, stop: asyncio.Event) -> None:
+    """Run ctiwatch until ``stop`` is set."""
+    await Ctiwatch(config).run(stop)

@@ -1,0 +1,539 @@
+"""The real :class:`~ctiwatch.web.service.ConsoleService`: storage and the monitor behind the web.
+
+Reads come from the store (incidents, timelines, results, maintenance, agents) and from the
+monitor (the conditions that hold now). Every action goes through the :class:`Pipeline`: the
+monitor changes under its lock and the change, its timeline entries and its messages are
+persisted in one transaction. The same object answers the Twilio webhooks (SMS ``ACK 12``, a
+key pressed during an alert call, delivery reports).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from classifier.conditions import Condition, ConditionKind
+from classifier.observation import Service
+from ctiwatch.config import Config
+from ctiwatch.monitor import Outcome
+from ctiwatch.persist import SYSTEM_ACTOR, Pipeline
+from ctiwatch.storage import IncidentRecord, Store
+from ctiwatch.storage import MaintenanceWindow as StoredWindow
+from ctiwatch.storage import TimelineEntry as StoredEntry
+from ctiwatch.storage.records import combine_rollups
+from ctiwatch.web.service import (
+    INCIDENT_FILTERS,
+    AgentState,
+    AgentView,
+    Breach,
+    CustomerStatus,
+    IncidentDetail,
+    IncidentState,
+    IncidentSummary,
+    LocationStatus,
+    MaintenanceState,
+    MaintenanceView,
+    ScopeEntry,
+    ServiceError,
+    ServiceState,
+    ServiceTile,
+    StatusView,
+    TimelineEntry,
+)
+from incidents.model import Incident, IncidentError, IncidentStatus
+from sla.priority import Priority
+
+log = logging.getLogger("ctiwatch.console")
+
+SERVICES = tuple(s.value for s in Service)
+TRAILING_HOUR = timedelta(hours=1)
+MAX_WINDOW = timedelta(days=7)
+_DOWN = frozenset({ConditionKind.LOCATION_UNAVAILABLE, ConditionKind.USER_UNAVAILABLE})
+_BREACHES: tuple[Breach, ...] = ("response", "update", "repair")
+# ``incident`` -> incident number, ``detail`` -> what happened, for the timeline.
+DeliveryNote = Callable[[int, str, str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentHealthView:
+    """An agent's health as ingestion last judged it (``stale`` is not stored)."""
+
+    name: str
+    health: AgentState
+    last_seen: datetime
+
+
+class ConsoleServiceImpl:
+    """``ConsoleService`` and ``TwilioActions`` over the store and the monitor."""
+
+    def __init__(
+        self,
+        config: Config,
+        pipeline: Pipeline,
+        *,
+        agents: Callable[[], list[AgentHealthView]] | None = None,
+    ) -> None:
+        self._config = config
+        self._pipeline = pipeline
+        self._store: Store = pipeline.store
+        self._clock = pipeline.clock
+        self._monitor = pipeline.monitor
+        self._calendar = pipeline.monitor.policy.calendar
+        self._customers = {c.id: c for c in config.topology.customers}
+        self._agents = agents
+
+    # --- status --------------------------------------------------------------------------------
+
+    async def status(self) -> StatusView:
+        # A tick first: the classifier is brought up to ``now`` under the lock, and whatever
+        # that changes is acted on and persisted like any other step.
+        await self._pipeline.tick()
+        now = self._clock.now()
+        async with self._pipeline.lock:
+            held = self._monitor.classifier.conditions(now)
+            suppressed = self._monitor.engine.in_maintenance()
+            open_incidents = sorted(self._monitor.engine.open_incidents(), key=lambda i: -i.number)
+        windows = await self._store.maintenance.list(ending_after=now)
+        active = [w for w in windows if w.active_at(now)]
+        latest = await self._store.results.latest()
+        customers = []
+        for customer in self._config.topology.customers:
+            incident = next(
+                (i for i in open_incidents if i.automatic and i.customer == customer.id), None
+            )
+            locations = []
+            for location in customer.locations:
+                tiles = []
+                for service in Service:
+                    tiles.append(
+                        await self._tile(
+                            customer.id,
+                            location.id,
+                            service,
+                            now,
+                            held,
+                            suppressed,
+                            active,
+                            latest,
+                            incident,
+                        )
+                    )
+                locations.append(LocationStatus(location.id, location.name, tuple(tiles)))
+            customers.append(CustomerStatus(customer.id, customer.name, tuple(locations)))
+        return StatusView(
+            generated_at=now,
+            customers=tuple(customers),
+            agents=tuple(await self._agent_views()),
+            open_incidents=tuple(self._summary_of(i) for i in open_incidents),
+            maintenance=tuple(self._window_view(w, now) for w in windows),
+        )
+
+    async def _tile(
+        self,
+        customer: str,
+        location: str,
+        service: Service,
+        now: datetime,
+        held: list[Condition],
+        suppressed: list[Condition],
+        active: list[StoredWindow],
+        latest: list[Any],
+        incident: Incident | None,
+    ) -> ServiceTile:
+        def here(c: Condition) -> bool:
+            return c.customer == customer and c.location == location and c.service is service
+
+        mine = [c for c in held if here(c)]
+        results = [
+            r
+            for r in latest
+            if r.target.customer == customer
+            and r.target.location == location
+            and r.target.service is service
+        ]
+        state: ServiceState
+        if any(w.covers(service.value, customer, location) for w in active) or any(
+            here(c) for c in suppressed
+        ):
+            state = "maintenance"
+        elif any(c.kind in _DOWN and not c.recovering for c in mine):
+            state = "down"
+        elif mine:
+            state = "degraded"
+        elif results:
+            state = "ok"
+        else:
+            state = "unknown"
+        counts = await self._store.results.recognition_rate(
+            customer, location, now - TRAILING_HOUR, now, service
+        )
+        rollup = combine_rollups(
+            await self._store.results.rollups(
+                "minute",
+                now - TRAILING_HOUR,
+                now,
+                customer=customer,
+                location=location,
+                service=service,
+            )
+        )
+        in_scope = incident is not None and any(
+            e.service is service and e.location == location for e in incident.active_scope()
+        )
+        return ServiceTile(
+            service=service.value,
+            state=state,
+            last_probe_at=max((r.at for r in results), default=None),
+            recognition_rate=counts.rate,
+            calls=counts.calls,
+            latency_p95_ms=None if rollup is None else rollup.latency_p95_ms,
+            incident_number=incident.number if incident is not None and in_scope else None,
+            incident_priority=int(incident.priority) if incident is not None and in_scope else None,
+            detail="; ".join(f"{c.user or 'all users'}: {c.reason}" for c in mine)[:200],
+        )
+
+    async def _agent_views(self) -> list[AgentView]:
+        judged = {a.name: a for a in self._agents()} if self._agents is not None else {}
+        views = []
+        for record in await self._store.agents.list():
+            health: AgentState = record.status
+            last_seen = record.last_seen
+            if record.name in judged:
+                health, last_seen = judged[record.name].health, judged[record.name].last_seen
+            location = record.meta.get("location", "")
+            views.append(AgentView(record.name, health, last_seen, str(location or "")))
+        return views
+
+    # --- incidents -----------------------------------------------------------------------------
+
+    async def incidents(
+        self, status: str | None, customer: str | None, limit: int
+    ) -> list[IncidentSummary]:
+        if status is not None and status not in INCIDENT_FILTERS:
+            raise ServiceError(f"unknown status {status!r}", "status")
+        stored: Literal["open", "resolved"] | None = None
+        if status in ("active", "open", "acknowledged"):
+            stored = "open"
+        elif status == "resolved":
+            stored = "resolved"
+        fetch = limit if status in (None, "active", "resolved") else max(limit, 1000)
+        records = await self._store.incidents.list(stored, customer, fetch)
+        summaries = [self._summary_of_record(r) for r in records]
+        if status in ("open", "acknowledged"):
+            summaries = [s for s in summaries if s.status == status]
+        return summaries[:limit]
+
+    async def incident(self, number: int) -> IncidentDetail | None:
+        record = await self._store.incidents.get(number)
+        if record is None:
+            return None
+        incident = Incident.from_dict(dict(record.state))
+        timeline = await self._store.incidents.timeline(number)
+        entries = sorted(
+            incident.scope.values(), key=lambda e: (e.service.value, e.location, e.user or "")
+        )
+        return IncidentDetail(
+            summary=self._summary_of_record(record),
+            scope=tuple(
+                ScopeEntry(
+                    service=e.service.value,
+                    location=e.location,
+                    user=e.user,
+                    priority=int(e.priority),
+                    condition=e.reason + (" (cleared)" if e.cleared_at is not None else ""),
+                )
+                for e in entries
+            ),
+            response_due=incident.response_due,
+            update_due=incident.update_due,
+            repair_due=incident.repair_due,
+            timeline=tuple(_timeline_view(entry) for entry in timeline),
+        )
+
+    # --- people's actions ------------------------------------------------------------------------
+
+    async def acknowledge(self, number: int, actor: str) -> None:
+        def action(now: datetime) -> Outcome:
+            incident = self._open_incident(number, "acknowledge")
+            if incident.status is IncidentStatus.ACKNOWLEDGED:
+                raise ServiceError(f"incident {number} is already acknowledged", status=409)
+            return self._monitor.acknowledge(number, now, actor)
+
+        await self._act(number, "acknowledge", action)
+
+    async def update(self, number: int, actor: str, text: str) -> None:
+        if not text.strip():
+            raise ServiceError("text must not be empty", "text")
+
+        def action(now: datetime) -> Outcome:
+            self._open_incident(number, "update")
+            return self._monitor.update(number, now, actor, text.strip())
+
+        await self._act(number, "update", action)
+
+    async def change_priority(self, number: int, actor: str, priority: int, reason: str) -> None:
+        if priority not in (1, 2, 3, 4):
+            raise ServiceError("priority must be 1, 2, 3 or 4", "priority")
+        if not reason.strip():
+            raise ServiceError("reason must not be empty", "reason")
+
+        def action(now: datetime) -> Outcome:
+            incident = self._open_incident(number, "change the priority of")
+            if incident.priority == priority:
+                raise ServiceError(f"incident {number} is already P{priority}", "priority", 409)
+            return self._monitor.change_priority(
+                number, Priority(priority), now, actor, reason.strip()
+            )
+
+        await self._act(number, "change the priority of", action)
+
+    async def resolve(self, number: int, actor: str) -> None:
+        def action(now: datetime) -> Outcome:
+            self._open_incident(number, "resolve")
+            return self._monitor.resolve(number, now, actor)
+
+        await self._act(number, "resolve", action)
+
+    async def reopen(self, number: int, actor: str) -> None:
+        def action(now: datetime) -> Outcome:
+            incident = self._known_incident(number)
+            if incident.is_open:
+                raise ServiceError(f"incident {number} is not resolved", status=409)
+            return self._monitor.reopen(number, now, actor)
+
+        await self._act(number, "reopen", action)
+
+    async def open_question(self, customer: str, actor: str, text: str) -> int:
+        if customer not in self._customers:
+            raise ServiceError(f"unknown customer {customer!r}", "customer")
+        if not text.strip():
+            raise ServiceError("text must not be empty", "text")
+        outcome = await self._act(
+            None,
+            "open a question for",
+            lambda now: self._monitor.open_question(customer, now, actor, text.strip()),
+        )
+        numbers = [e.incident for e in outcome.events if e.incident is not None]
+        if not numbers:
+            raise ServiceError("the question could not be opened", status=409)
+        return numbers[0]
+
+    async def _act(
+        self, number: int | None, verb: str, action: Callable[[datetime], Outcome]
+    ) -> Outcome:
+        try:
+            outcome = await self._pipeline.act(action)
+        except IncidentError as exc:
+            text = str(exc)
+            raise ServiceError(text, status=404 if "does not exist" in text else 409) from exc
+        if not outcome.events:
+            what = f"incident {number}" if number is not None else "it"
+            raise ServiceError(f"cannot {verb} {what} in its current state", status=409)
+        return outcome
+
+    def _known_incident(self, number: int) -> Incident:
+        try:
+            return self._monitor.engine.incident(number)
+        except IncidentError:
+            raise ServiceError(f"incident {number} does not exist", status=404) from None
+
+    def _open_incident(self, number: int, verb: str) -> Incident:
+        incident = self._known_incident(number)
+        if not incident.is_open:
+            raise ServiceError(f"cannot {verb} incident {number}: it is resolved", status=409)
+        return incident
+
+    # --- maintenance ---------------------------------------------------------------------------
+
+    async def maintenance(self) -> list[MaintenanceView]:
+        now = self._clock.now()
+        windows = await self._store.maintenance.list()
+        views = [self._window_view(w, now) for w in windows]
+        return sorted(views, key=lambda v: (v.start, v.id), reverse=True)
+
+    async def schedule_maintenance(
+        self,
+        start: datetime,
+        end: datetime,
+        services: list[str] | None,
+        customers: list[str] | None,
+        reason: str,
+        actor: str,
+    ) -> MaintenanceView:
+        now = self._clock.now()
+        for name, value in (("start", start), ("end", end)):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise ServiceError(f"{name} must have a time zone offset", name)
+        if end <= start:
+            raise ServiceError("end must be after start", "end")
+        if end <= now:
+            raise ServiceError("the window has already ended", "end")
+        if end - start > MAX_WINDOW:
+            raise ServiceError("a window may last at most 7 days", "end")
+        for service in services or ():
+            if service not in SERVICES:
+                raise ServiceError(f"unknown service {service!r}", "services")
+        for customer in customers or ():
+            if customer not in self._customers:
+                raise ServiceError(f"unknown customer {customer!r}", "customers")
+        if not reason.strip():
+            raise ServiceError("reason must not be empty", "reason")
+        self._check_outside_support_hours(start, end)
+        stored = await self._store.maintenance.add(
+            StoredWindow(
+                starts_at=start.astimezone(now.tzinfo),
+                ends_at=end.astimezone(now.tzinfo),
+                reason=reason.strip(),
+                created_by=actor,
+                created_at=now,
+                services=tuple(services or ()),
+                customers=tuple(customers or ()),
+            )
+        )
+        await self._reload_maintenance()
+        log.info(
+            "maintenance window scheduled",
+            extra={"window": stored.id, "start": start.isoformat(), "end": end.isoformat()},
+        )
+        return self._window_view(stored, now)
+
+    def _check_outside_support_hours(self, start: datetime, end: datetime) -> None:
+        """No instant of ``[start, end)`` may be inside support hours (the SLA calendar)."""
+        calendar = self._calendar
+        if calendar.is_support_time(start):
+            raise ServiceError(
+                "maintenance must lie outside support hours: the window starts inside them "
+                f"({calendar.local(start):%a %d %b %H:%M})",
+                "start",
+            )
+        opening = calendar.next_opening(start)
+        if opening < end:
+            raise ServiceError(
+                "maintenance must lie outside support hours: the window runs into them "
+                f"(they open {calendar.local(opening):%a %d %b %H:%M})",
+                "end",
+            )
+
+    async def cancel_maintenance(self, id: int, actor: str) -> None:
+        windows = {w.id: w for w in await self._store.maintenance.list()}
+        window = windows.get(id)
+        if window is None:
+            raise ServiceError(f"maintenance window {id} does not exist", status=404)
+        if window.ends_at <= self._clock.now():
+            raise ServiceError(f"maintenance window {id} has ended", status=409)
+        await self._store.maintenance.delete(id)
+        await self._reload_maintenance()
+        log.info("maintenance window cancelled", extra={"window": id, "by": actor})
+
+    async def _reload_maintenance(self) -> None:
+        await self._pipeline.set_maintenance(await self._store.maintenance.list())
+
+    # --- Twilio webhooks (TwilioActions) ---------------------------------------------------------
+
+    async def status_text(self) -> str:
+        async with self._pipeline.lock:
+            incidents = sorted(self._monitor.engine.open_incidents(), key=lambda i: i.number)
+        if not incidents:
+            return "ctiwatch: no open incidents."
+        parts = [
+            f"#{i.number} P{int(i.priority)} {i.customer} {i.status.value}" for i in incidents[:8]
+        ]
+        more = f" (+{len(incidents) - 8} more)" if len(incidents) > 8 else ""
+        return "ctiwatch open: " + "; ".join(parts) + more
+
+    async def delivery_status(
+        self, provider_id: str, status: str, recipient: str, failed: bool
+    ) -> None:
+        """Twilio's delivery report: failures go on the incident's timeline."""
+        extra = {"provider_id": provider_id, "status": status, "to": recipient}
+        if not failed:
+            log.info("delivery report", extra=extra)
+            return
+        log.warning("alert not delivered", extra=extra)
+        messages = await self._store.outbox.list(limit=1000)
+        message = next((m for m in messages if m.provider_id == provider_id), None)
+        if message is None or message.incident_number is None:
+            return
+        entry = StoredEntry(
+            incident_number=message.incident_number,
+            at=self._clock.now(),
+            kind="alert_failed",
+            detail=f"{message.kind} {message.channel} to {recipient or message.recipient}: "
+            f"Twilio reports {status}",
+        )
+        async with self._store.transaction() as tx:
+            await tx.timeline.add(entry)
+
+    # --- views ---------------------------------------------------------------------------------
+
+    def _customer_name(self, customer: str) -> str:
+        found = self._customers.get(customer)
+        return found.name if found is not None and found.name else customer
+
+    def _summary_of(self, incident: Incident) -> IncidentSummary:
+        return IncidentSummary(
+            number=incident.number,
+            customer=incident.customer,
+            customer_name=self._customer_name(incident.customer),
+            title=incident.title,
+            status=_incident_state(incident.status.value),
+            priority=int(incident.priority),
+            opened_at=incident.opened_at,
+            acknowledged_at=incident.acknowledged_at,
+            resolved_at=incident.resolved_at,
+            resolved_by=None if incident.resolved_by is None else incident.resolved_by.value,
+            breaches=tuple(b for b in _BREACHES if b in {n.value for n in incident.breaches}),
+        )
+
+    def _summary_of_record(self, record: IncidentRecord) -> IncidentSummary:
+        state = str(record.state.get("status", record.status))
+        resolved_by: Literal["auto", "person"] | None = None
+        if record.resolved_by in ("auto", "person"):
+            resolved_by = "auto" if record.resolved_by == "auto" else "person"
+        return IncidentSummary(
+            number=record.number,
+            customer=record.customer,
+            customer_name=self._customer_name(record.customer),
+            title=record.title,
+            status=_incident_state(state),
+            priority=int(record.priority),
+            opened_at=record.opened_at,
+            acknowledged_at=record.acknowledged_at,
+            resolved_at=record.resolved_at,
+            resolved_by=resolved_by,
+            breaches=tuple(b for b in _BREACHES if b in record.breaches),
+        )
+
+    @staticmethod
+    def _window_view(window: StoredWindow, now: datetime) -> MaintenanceView:
+        state: MaintenanceState
+        if now < window.starts_at:
+            state = "scheduled"
+        elif now < window.ends_at:
+            state = "active"
+        else:
+            state = "ended"
+        return MaintenanceView(
+            id=window.id or 0,
+            start=window.starts_at,
+            end=window.ends_at,
+            services=window.services or None,
+            customers=window.customers or None,
+            reason=window.reason,
+            created_by=window.created_by,
+            state=state,
+        )
+
+
+def _incident_state(value: str) -> IncidentState:
+    if value == "acknowledged":
+        return "acknowledged"
+    return "resolved" if value == "resolved" else "open"
+
+
+def _timeline_view(entry: StoredEntry) -> TimelineEntry:
+    actor = None if entry.actor == SYSTEM_ACTOR else entry.actor
+    return TimelineEntry(at=entry.at, kind=entry.kind, detail=entry.detail, actor=actor)

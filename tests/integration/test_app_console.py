@@ -1,0 +1,150 @@
+"""The real console service over a SQLite store: actions persist, errors speak HTTP, maintenance
+windows must lie outside support hours (the SLA calendar), and a restart restores incidents."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from ctiwatch.app import restore_monitor
+from ctiwatch.clock import FixedClock
+from ctiwatch.config import Config
+from ctiwatch.console import ConsoleServiceImpl
+from ctiwatch.persist import Pipeline
+from ctiwatch.storage import Store
+from ctiwatch.web.service import ServiceError
+
+AMS = ZoneInfo("Europe/Amsterdam")
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=AMS)  # Tuesday, inside support hours
+
+
+def _config(tmp_path: Path) -> Config:
+    return Config.model_validate(
+        {
+            "topology": {
+                "customers": [
+                    {
+                        "id": "acme",
+                        "name": "ACME B.V.",
+                        "locations": [{"id": "acme-ams", "users": ["alice"]}],
+                    },
+                ]
+            },
+            "storage": {"url": f"sqlite+aiosqlite:///{tmp_path}/ctiwatch.db"},
+        }
+    )
+
+
+@pytest.fixture
+async def console(tmp_path: Path) -> AsyncIterator[ConsoleServiceImpl]:
+    config = _config(tmp_path)
+    clock = FixedClock(NOW)
+    async with Store.open(config.storage.url) as store:
+        monitor = await restore_monitor(config, store, clock)
+        yield ConsoleServiceImpl(config, Pipeline(monitor, store, clock))
+
+
+async def test_maintenance_starting_inside_support_hours_is_refused_naming_start(
+    console: ConsoleServiceImpl,
+) -> None:
+    with pytest.raises(ServiceError) as caught:
+        await console.schedule_maintenance(
+            datetime(2026, 12, 2, 16, 30, tzinfo=AMS),
+            datetime(2026, 12, 2, 20, 0, tzinfo=AMS),
+            None,
+            None,
+            "upgrade",
+            "Ops",
+        )
+    assert (caught.value.status, caught.value.field) == (400, "start")
+
+
+async def test_maintenance_running_into_the_next_opening_is_refused_naming_end(
+    console: ConsoleServiceImpl,
+) -> None:
+    with pytest.raises(ServiceError) as caught:
+        await console.schedule_maintenance(
+            datetime(2026, 12, 2, 22, 0, tzinfo=AMS),
+            datetime(2026, 12, 3, 8, 31, tzinfo=AMS),
+            ["crm"],
+            None,
+            "upgrade",
+            "Ops",
+        )
+    assert (caught.value.status, caught.value.field) == (400, "end")
+    assert "Thu 03 Dec 08:30" in caught.value.message
+
+
+async def test_maintenance_over_a_christmas_holiday_is_stored_as_scheduled(
+    console: ConsoleServiceImpl,
+) -> None:
+    window = await console.schedule_maintenance(
+        datetime(2026, 12, 24, 17, 0, tzinfo=AMS),
+        datetime(2026, 12, 27, 12, 0, tzinfo=AMS),  # Christmas, Boxing Day, a Sunday
+        ["click2dial"],
+        ["acme"],
+        " CRM upgrade ",
+        "Ops",
+    )
+    assert window.state == "scheduled"
+    assert window.services == ("click2dial",)
+    assert window.customers == ("acme",)
+    assert window.reason == "CRM upgrade"
+    assert [w.id for w in await console.maintenance()] == [window.id]
+    await console.cancel_maintenance(window.id, "Ops")
+    assert await console.maintenance() == []
+    with pytest.raises(ServiceError) as caught:
+        await console.cancel_maintenance(window.id, "Ops")
+    assert caught.value.status == 404
+
+
+async def test_actions_persist_and_refuse_what_does_not_apply(
+    console: ConsoleServiceImpl, tmp_path: Path
+) -> None:
+    with pytest.raises(ServiceError) as unknown:
+        await console.acknowledge(7, "Ann")
+    assert unknown.value.status == 404
+    with pytest.raises(ServiceError) as customer:
+        await console.open_question("nobody", "Ann", "Why?")
+    assert (customer.value.status, customer.value.field) == (400, "customer")
+
+    number = await console.open_question("acme", "Ann", "Can we add a location?")
+    assert number == 1
+    await console.acknowledge(1, "Ann")
+    with pytest.raises(ServiceError) as twice:
+        await console.acknowledge(1, "Ann")
+    assert twice.value.status == 409
+    await console.resolve(1, "Bob")
+    with pytest.raises(ServiceError) as resolved:
+        await console.update(1, "Bob", "more")
+    assert resolved.value.status == 409
+
+    detail = await console.incident(1)
+    assert detail is not None
+    assert detail.summary.status == "resolved"
+    assert detail.summary.priority == 4
+    assert detail.summary.resolved_by == "person"
+    assert detail.summary.acknowledged_at == NOW.astimezone(UTC)
+    assert [(e.kind, e.actor) for e in detail.timeline] == [
+        ("opened", "Ann"),
+        ("acknowledged", "Ann"),
+        ("resolved", "Bob"),
+    ]
+    summaries = await console.incidents("resolved", None, 10)
+    assert [(s.number, s.status) for s in summaries] == [(1, "resolved")]
+    assert await console.incidents("active", None, 10) == []
+
+    # A restart on the same database carries on numbering and can reopen incident 1.
+    config = _config(tmp_path)
+    clock = FixedClock(NOW)
+    async with Store.open(config.storage.url) as store:
+        monitor = await restore_monitor(config, store, clock)
+        again = ConsoleServiceImpl(config, Pipeline(monitor, store, clock))
+        await again.reopen(1, "Carol")
+        assert await again.open_question("acme", "Carol", "Another question") == 2
+        active = await again.incidents("active", None, 10)
+        assert [(s.number, s.status) for s in active] == [(2, "open"), (1, "open")]
