@@ -5,9 +5,31 @@
 * Temporary failures (:class:`TransportError` with ``permanent=False``) are retried at once with
   exponential backoff (tenacity, on the injected clock); if they keep failing the row goes back
   to the outbox with a later ``not_before``, until ``max_attempts`` claims have failed.
-* A permanent failure (or running out of attempts) marks the row failed and falls back:
+* A permanent failure (or running out of attempts) falls back and then marks the row failed:
   a call becomes an SMS to the same person, an SMS goes to the next on-call number. An e-mail
   has no fallback. Every outcome is reported (``on_report``) so it can go on the timeline.
+
+Delivery guarantees
+-------------------
+The outbox gives at-least-once: a row leaves the outbox only through ``mark_sent`` (after the
+transport accepted it) or ``mark_failed`` (after its fallback was tried, so a crash before that
+tries the fallback again rather than losing it). Exactly-once is the provider's half of the
+work, keyed by the message's idempotency key, which every transport hands over:
+
+* Twilio SMS and calls: the ``Idempotency-Key`` request header
+  (:mod:`alerting.channels.twilio_http`). The project's fake Twilio answers a repeated key with
+  the first message or call (same SID) and creates nothing, so a resend after a crash, or a
+  retry after an answer lost to a timeout, is delivered once. The real Twilio REST API has no
+  idempotency keys and ignores the header: against it, a crash in the window between Twilio's
+  answer and ``mark_sent`` (or a timeout after Twilio accepted) can send that one SMS or call
+  twice. Asking Twilio afterwards is no cure: its lists filter by number and date, not by a
+  key of ours, so a resend cannot be told from a second alert to the same person; the sender
+  does not pretend to check.
+* E-mail: the Message-ID is derived from the key (:func:`alerting.channels.email.message_id`);
+  the project's SMTP server records a repeated Message-ID as a duplicate, not a second mail,
+  and real mail stores and clients commonly collapse duplicates by Message-ID.
+* A fallback message has a key of its own (``<key>/fallback:<channel>:<recipient>``), so
+  trying a fallback again after a crash is deduplicated the same way.
 """
 
 from __future__ import annotations
@@ -182,9 +204,11 @@ class OutboxSender:
                 await self._store.mark_retry(_row_id(message), exc.message, not_before)
                 _logger.warning("alert %s delayed: %s", message.idempotency_key, exc.message)
                 return report("retry", error=exc.message)
-            await self._store.mark_failed(_row_id(message), exc.message, self._clock.now())
             _logger.error("alert %s failed: %s", message.idempotency_key, exc.message)
+            # Fallback first: a crash before mark_failed tries it again (under its own key)
+            # instead of leaving a failed row whose fallback was never sent.
             fallback = await self._fall_back(message)
+            await self._store.mark_failed(_row_id(message), exc.message, self._clock.now())
             return report("failed", error=exc.message, fallback=fallback)
         except asyncio.CancelledError:
             raise

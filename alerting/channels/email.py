@@ -2,6 +2,11 @@
 
 SMTP says itself whether retrying helps: a 4xx reply is temporary, a 5xx reply permanent.
 Connection failures and timeouts are temporary.
+
+The Message-ID is derived from the outbox idempotency key (:func:`message_id`), so a mail sent
+again after a crash is the same message to every system that dedupes by Message-ID (the
+project's SMTP server does; mail stores and clients commonly do, though SMTP does not oblige
+a relay to).
 """
 
 from __future__ import annotations

@@ -4,14 +4,21 @@ The twilio library builds every URL on ``https://<product>.twilio.com``; its doc
 send elsewhere is a custom HTTP client. :class:`RedirectingHttpClient` is one: an
 ``AsyncHttpClient`` on an aiohttp session the caller owns, rewriting the Twilio origin to
 ``base_url`` and turning failures into :class:`TransportError`.
+
+Every request made inside :func:`call_twilio` with an idempotency key carries it in the
+``Idempotency-Key`` header (the IETF httpapi draft's name). The project's fake Twilio honours it:
+a repeated key gets the first answer again and creates nothing. The real Twilio REST API has no
+idempotency keys and ignores the header (see "Delivery guarantees" in ``docs/architecture.md``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import re
 from collections.abc import Awaitable
+from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar, cast
 
 import aiohttp
@@ -24,6 +31,11 @@ from alerting.channels.base import TransportError
 
 _TWILIO_ORIGIN = re.compile(r"^https://[a-z0-9.-]+\.twilio\.com(?=/|$)")
 _logger = logging.getLogger("ctiwatch.twilio")
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+# The key of the message being sent by the current task: the twilio client builds its requests
+# itself, so the key reaches ``RedirectingHttpClient.request`` through the task's context.
+_sending_key: ContextVar[str | None] = ContextVar("ctiwatch_twilio_idempotency_key", default=None)
+_HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 T = TypeVar("T")
 
@@ -64,6 +76,9 @@ class RedirectingHttpClient(AsyncHttpClient):  # type: ignore[misc]
         allow_redirects: bool = False,
     ) -> Response:
         all_headers = dict(headers or {})
+        key = _sending_key.get()
+        if key is not None and method.upper() == "POST":
+            all_headers[IDEMPOTENCY_HEADER] = idempotency_token(key)
         if auth:
             all_headers["Authorization"] = aiohttp.encode_basic_auth(auth[0], auth[1])
         seconds = timeout if timeout is not None else self.timeout
@@ -95,8 +110,17 @@ def is_permanent_status(status: int) -> bool:
     return 400 <= status < 500 and status not in (408, 429)
 
 
-async def call_twilio(what: str, call: Awaitable[T]) -> T:
-    """Await a twilio client call, mapping every failure to :class:`TransportError`."""
+def idempotency_token(key: str) -> str:
+    """The header value for ``key``: the key itself when it is printable ASCII, else a digest."""
+    if _HEADER_SAFE.match(key):
+        return key
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+async def call_twilio(what: str, call: Awaitable[T], idempotency_key: str | None = None) -> T:
+    """Await a twilio client call, mapping every failure to :class:`TransportError`; its POST
+    requests carry ``idempotency_key`` (when given) in the ``Idempotency-Key`` header."""
+    token = _sending_key.set(idempotency_key)
     try:
         return await call
     except (TwilioRestException, TwilioServiceException) as exc:
@@ -111,3 +135,5 @@ async def call_twilio(what: str, call: Awaitable[T]) -> T:
         raise TransportError(f"{what}: cannot reach Twilio ({exc})", False) from exc
     except asyncio.CancelledError:
         raise
+    finally:
+        _sending_key.reset(token)

@@ -25,5 +25,6 @@ class TwilioSms:
             self._client.messages.create_async(
                 to=message.recipient, from_=self._from, body=to_gsm7(message.body), **extra
             ),
+            message.idempotency_key,
         )
         return SendReceipt(provider_id=created.sid, status=str(created.status or "queued"))

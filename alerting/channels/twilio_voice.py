@@ -64,5 +64,6 @@ class TwilioVoice:
             self._client.calls.create_async(
                 to=message.recipient, from_=self._from, twiml=twiml, **extra
             ),
+            message.idempotency_key,
         )
         return SendReceipt(provider_id=created.sid, status=str(created.status or "queued"))

@@ -1,6 +1,9 @@
 """A local SMTP server (aiosmtpd) keeping every mail in memory: the project's mailbox.
 
 It runs on the caller's event loop (no thread), so it shares the loop's clock and lifetime.
+A mail whose ``Message-ID`` it holds already is accepted (250) but kept in :attr:`duplicates`,
+not delivered a second time, as mail systems that suppress duplicates by Message-ID do: ctiwatch
+derives the Message-ID from the outbox idempotency key, so a resend after a crash is recognised.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ class ReceivedMail:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     message: EmailMessage
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"] or "")
 
     @property
     def subject(self) -> str:
@@ -43,7 +50,7 @@ class ReceivedMail:
             "from": self.mail_from,
             "to": list(self.rcpt_tos),
             "subject": self.subject,
-            "message_id": str(self.message["Message-ID"] or ""),
+            "message_id": self.message_id,
             "text": self.text,
             "html": self.html,
         }
@@ -61,10 +68,8 @@ class _Handler:
         data = raw if isinstance(raw, bytes) else raw.encode()
         parsed = email.message_from_bytes(data, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
-        self._owner.messages.append(
-            ReceivedMail(str(envelope.mail_from), tuple(envelope.rcpt_tos), parsed)
-        )
-        return "250 OK: queued in the ctiwatch fake mailbox"
+        mail = ReceivedMail(str(envelope.mail_from), tuple(envelope.rcpt_tos), parsed)
+        return self._owner._deliver(mail)
 
 
 class FakeSmtp:
@@ -77,6 +82,8 @@ class FakeSmtp:
         self._port = port
         self._hostname = hostname
         self.messages: list[ReceivedMail] = []
+        self.duplicates: list[ReceivedMail] = []  # resends of a Message-ID already delivered
+        self._delivered_ids: set[str] = set()
         self._rejections: list[str] = []
         self._server: asyncio.AbstractServer | None = None
 
@@ -94,8 +101,19 @@ class FakeSmtp:
     def _next_rejection(self) -> str | None:
         return self._rejections.pop(0) if self._rejections else None
 
+    def _deliver(self, mail: ReceivedMail) -> str:
+        if mail.message_id and mail.message_id in self._delivered_ids:
+            self.duplicates.append(mail)
+            return "250 OK: already delivered (same Message-ID), not delivered again"
+        if mail.message_id:
+            self._delivered_ids.add(mail.message_id)
+        self.messages.append(mail)
+        return "250 OK: queued in the ctiwatch fake mailbox"
+
     def clear(self) -> None:
         self.messages.clear()
+        self.duplicates.clear()
+        self._delivered_ids.clear()
         self._rejections.clear()
 
     async def start(self) -> None:

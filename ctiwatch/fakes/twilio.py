@@ -2,8 +2,12 @@
 
 * ``POST /2010-04-01/Accounts/{sid}/Messages.json`` and ``.../Calls.json`` with Basic auth
   (account SID + auth token) create a message / call, answer Twilio-shaped JSON and record it.
+* Idempotency: a create request carrying an ``Idempotency-Key`` header that was accepted before
+  gets the first answer again (same SID) and creates nothing; the key is listed in
+  :attr:`FakeTwilio.duplicates`. (The real Twilio REST API ignores that header.)
 * Failure on command: :meth:`FakeTwilio.fail_next` (or ``POST /_fake/fail``) makes the next N
-  requests answer 500 or 400, or hang (``timeout``) until the client gives up.
+  requests answer 500 or 400, hang (``timeout``) until the client gives up, or be carried out
+  with the answer lost (``lost``: created, then the client times out).
 * Webhooks back, signed with the auth token exactly as Twilio signs them
   (``twilio.request_validator.RequestValidator``): an inbound SMS reply to
   ``<webhook_base_url>/twilio/sms`` (:meth:`reply_sms`), the digit pressed during a call to the
@@ -33,7 +37,9 @@ from ctiwatch.clock import Clock, RealClock
 
 API = "/2010-04-01/Accounts/{account}"
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-FailureMode = Literal["500", "400", "timeout"]
+FailureMode = Literal["500", "400", "timeout", "lost"]
+FAILURE_MODES = ("500", "400", "timeout", "lost")
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 @dataclass(slots=True)
@@ -45,6 +51,7 @@ class FakeMessage:
     status: str
     at: datetime
     status_callback: str | None = None
+    idempotency_key: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -64,6 +71,7 @@ class FakeCall:
     url: str | None = None
     status_callback: str | None = None
     digits: list[str] = field(default_factory=list)
+    idempotency_key: str | None = None
 
     @property
     def spoken(self) -> list[str]:
@@ -97,6 +105,9 @@ class WebhookResult:
     url: str
     status: int
     body: str
+
+
+_LOST = web.RequestKey("ctiwatch_fake_lost", bool)
 
 
 def sign(auth_token: str, url: str, params: Mapping[str, str]) -> str:
@@ -143,7 +154,9 @@ class FakeTwilio:
         self.messages: list[FakeMessage] = []
         self.calls: list[FakeCall] = []
         self.webhooks: list[WebhookResult] = []
+        self.duplicates: list[str] = []  # idempotency keys answered from an earlier request
         self.requests = 0
+        self._answered: dict[tuple[str, str], dict[str, Any]] = {}  # (path, key) -> answer
         self._failures: list[FailureMode] = []
         self._counter = 0
         self._runner: web.AppRunner | None = None
@@ -207,13 +220,16 @@ class FakeTwilio:
     # --- control -------------------------------------------------------------------------
 
     def fail_next(self, count: int = 1, mode: FailureMode = "500") -> None:
-        """The next ``count`` API requests fail: HTTP 500, HTTP 400, or no answer."""
+        """The next ``count`` API requests fail: HTTP 500, HTTP 400, no answer (``timeout``),
+        or carried out but no answer (``lost``)."""
         self._failures.extend([mode] * count)
 
     def reset(self) -> None:
         self.messages.clear()
         self.calls.clear()
         self.webhooks.clear()
+        self.duplicates.clear()
+        self._answered.clear()
         self._failures.clear()
 
     def call_to(self, number: str) -> FakeCall:
@@ -344,7 +360,8 @@ class FakeTwilio:
         )
 
     async def _gate(self, request: web.Request) -> web.Response | None:
-        """Authentication and injected failures; ``None`` lets the request through."""
+        """Authentication, injected failures and repeated idempotency keys; ``None`` lets the
+        request through."""
         self.requests += 1
         if not self._authorised(request):
             return _error(401, 20003, "Authenticate")
@@ -355,8 +372,28 @@ class FakeTwilio:
                 return _error(504, 20504, "Gateway timeout (injected)")
             if mode == "400":
                 return _error(400, 21610, "Attempt to send to unsubscribed recipient (injected)")
-            return _error(500, 20500, "Internal Server Error (injected)")
-        return None
+            if mode == "500":
+                return _error(500, 20500, "Internal Server Error (injected)")
+            request[_LOST] = True
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        earlier = None if key is None else self._answered.get((request.path, key))
+        if key is None or earlier is None:
+            return None
+        self.duplicates.append(key)
+        return await self._answer(request, earlier)
+
+    async def _accepted(self, request: web.Request, answer: dict[str, Any]) -> web.Response:
+        """Remember the answer to a create under its idempotency key, and give it."""
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None:
+            self._answered[(request.path, key)] = answer
+        return await self._answer(request, answer)
+
+    async def _answer(self, request: web.Request, answer: dict[str, Any]) -> web.Response:
+        if request.get(_LOST, False):
+            # Carried out, but the answer never arrives: the client gives up first.
+            await asyncio.sleep(self._hang_seconds)
+        return web.json_response(answer, status=201)
 
     def _base_json(self, kind: str, sid: str, to: str, from_: str, at: datetime) -> dict[str, Any]:
         stamp = format_datetime(at, usegmt=True)
@@ -389,8 +426,9 @@ class FakeTwilio:
         sid = self._sid("SM")
         callback = form.get("StatusCallback")
         message = FakeMessage(
-            sid, to, from_, body, "queued", at, str(callback) if callback else None
-        )
+            sid, to, from_, body, "queued", at, str(callback) if callback else None,
+            request.headers.get(IDEMPOTENCY_HEADER),
+        )  # fmt: skip
         self.messages.append(message)
         data = self._base_json("Messages", sid, to, from_, at)
         segments = 1 if len(body) <= 160 else -(-len(body) // 153)
@@ -402,7 +440,7 @@ class FakeTwilio:
             error_code=None,
             error_message=None,
         )
-        return web.json_response(data, status=201)
+        return await self._accepted(request, data)
 
     async def _create_call(self, request: web.Request) -> web.Response:
         refused = await self._gate(request)
@@ -429,11 +467,12 @@ class FakeTwilio:
             at=at,
             url=str(url) if url else None,
             status_callback=str(callback) if callback else None,
+            idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
         )
         self.calls.append(call)
         data = self._base_json("Calls", sid, to, from_, at)
         data.update(price=None, duration=None, parent_call_sid=None)
-        return web.json_response(data, status=201)
+        return await self._accepted(request, data)
 
     async def _list_messages(self, request: web.Request) -> web.Response:
         return web.json_response([m.as_json() for m in self.messages])
@@ -448,8 +487,10 @@ class FakeTwilio:
             mode = str(data.get("mode", "500"))
         except (ValueError, TypeError, AttributeError):
             return web.json_response({"error": "body must be JSON {count, mode}"}, status=400)
-        if mode not in ("500", "400", "timeout"):
-            return web.json_response({"error": "mode: must be 500, 400 or timeout"}, status=400)
+        if mode not in FAILURE_MODES:
+            return web.json_response(
+                {"error": f"mode: must be one of {', '.join(FAILURE_MODES)}"}, status=400
+            )
         if not 1 <= count <= 1000:
             return web.json_response({"error": "count: must be 1 to 1000"}, status=400)
         self.fail_next(count, mode)  # type: ignore[arg-type]

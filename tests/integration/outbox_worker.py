@@ -1,0 +1,112 @@
+"""An outbox sender as a process of its own, for ``test_outbox_crash.py`` to kill and restart.
+
+It opens the store, sends through the real channels (the twilio client and aiosmtplib, pointed
+at the fakes the test runs) until nothing is claimable, prints one JSON line per delivery
+report, and exits. Two test-only knobs live here, never in the product:
+
+``--stall-on CHANNEL``   after the first message on CHANNEL was accepted by the provider, print
+                         ``{"accepted": key}`` and hang before the sender can mark it sent,
+                         waiting for the SIGKILL.
+``--clock-offset S``     the worker's clock runs S seconds ahead of the wall clock: a restart
+                         "after the lease expired" without the test waiting for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+from alerting.channels import Channel, SendReceipt, open_channels
+from alerting.outbox import OutboxMessage
+from alerting.sender import OutboxSender
+from ctiwatch.config import AlertingConfig, SmtpConfig, TwilioConfig
+from ctiwatch.storage import Store
+
+
+class OffsetClock:
+    def __init__(self, offset: timedelta) -> None:
+        self._offset = offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+
+class StallAfterAccept:
+    """Sends through ``inner``; the first accepted message then hangs, never marked sent."""
+
+    def __init__(self, inner: Channel) -> None:
+        self._inner = inner
+        self._stalled = False
+
+    async def send(self, message: OutboxMessage) -> SendReceipt:
+        receipt = await self._inner.send(message)
+        if not self._stalled:
+            self._stalled = True
+            line = {"accepted": message.idempotency_key, "provider_id": receipt.provider_id}
+            print(json.dumps(line), flush=True)
+            await asyncio.Event().wait()  # the test kills the process here
+        return receipt
+
+
+def arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--storage", required=True)
+    parser.add_argument("--twilio-url", required=True)
+    parser.add_argument("--account-sid", required=True)
+    parser.add_argument("--auth-token", required=True)
+    parser.add_argument("--from-number", required=True)
+    parser.add_argument("--smtp-port", type=int, required=True)
+    parser.add_argument("--worker", default="worker")
+    parser.add_argument("--lease", type=float, default=60.0)
+    parser.add_argument("--clock-offset", type=float, default=0.0)
+    parser.add_argument("--stall-on", choices=("sms", "voice", "email"))
+    return parser.parse_args(argv)
+
+
+async def main(args: argparse.Namespace) -> None:
+    settings = AlertingConfig(
+        twilio=TwilioConfig(
+            account_sid=args.account_sid,
+            auth_token=args.auth_token,
+            from_number=args.from_number,
+            base_url=args.twilio_url,
+            webhook_base_url="https://ctiwatch.example.net",
+        ),
+        smtp=SmtpConfig(host="127.0.0.1", port=args.smtp_port, sender="ctiwatch@example.net"),
+    )
+    clock = OffsetClock(timedelta(seconds=args.clock_offset))
+    async with (
+        Store.open(args.storage, migrate=False) as store,
+        open_channels(settings, timeout=10, now=clock.now) as opened,
+    ):
+        channels: Mapping[str, Channel] = opened
+        if args.stall_on is not None:
+            channels = {**opened, args.stall_on: StallAfterAccept(opened[args.stall_on])}
+        sender = OutboxSender(
+            store.outbox,
+            channels,
+            clock,
+            worker=args.worker,
+            lease=timedelta(seconds=args.lease),
+            batch=50,
+        )
+        while reports := await sender.send_due():
+            for report in reports:
+                line = {
+                    "key": report.idempotency_key,
+                    "outcome": report.outcome,
+                    "provider_id": report.provider_id,
+                    "error": report.error,
+                }
+                print(json.dumps(line), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(arguments(sys.argv[1:])))
