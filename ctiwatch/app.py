@@ -8,7 +8,12 @@
 * the timers task (SLA warnings and breaches, recoveries, escalation steps, window ends);
 * the outbox sender (Twilio SMS/voice and SMTP through :func:`alerting.channels.open_channels`;
   each delivery goes on the incident's timeline as ``alert_sent`` / ``alert_failed``);
-* MQTT ingestion of agents' results and call events (``mqtt.enabled``);
+* MQTT ingestion of agents' results and call events (``mqtt.enabled``): agents' results go
+  through the same :class:`~ctiwatch.persist.Pipeline` as the own probes; an agent going
+  offline or stale (and coming back) is stored, shown on the status page and told to on-call by
+  SMS through the outbox (:mod:`alerting.internal`), never as a customer incident. An
+  unreachable broker is one warning line and a note on the status page; ingestion keeps
+  reconnecting with backoff and everything else runs on;
 * an hourly retention task;
 
 and serves the web console (with the Twilio webhooks, ``/metrics`` and, with
@@ -27,6 +32,7 @@ from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AsyncExitStack
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +44,21 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import make_url
 
 from alerting.channels import open_channels
+from alerting.internal import AgentEvent, agent_alerts
+from alerting.outbox import outbox_fields
 from alerting.rotation import on_call
 from alerting.sender import DeliveryReport, OutboxSender
 from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock, RealClock
 from ctiwatch.config import Config
-from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
+from ctiwatch.console import AgentHealthView, ConsoleServiceImpl, MqttHealthView
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
 from ctiwatch.monitor import Monitor
-from ctiwatch.mqtt.ingest import AgentState, Ingestion
+from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion
 from ctiwatch.persist import Pipeline, engine_window
 from ctiwatch.simulator import SimulatorCore, make_app
 from ctiwatch.sla_policy import policy_from_config
-from ctiwatch.storage import AgentRecord, Store, TimelineEntry
+from ctiwatch.storage import AgentRecord, OutboxMessage, Store, TimelineEntry
 from ctiwatch.web.app import build_web_app
 from ctiwatch.web.twilio_webhooks import add_twilio_routes
 from incidents.model import Incident
@@ -147,13 +155,28 @@ class Metrics:
             self.results.labels(result.target.service.value, str(result.ok).lower()).inc()
 
 
-def _agent_view(state: AgentState) -> AgentHealthView:
+def _agent_view(state: AgentState, ingestion: Ingestion) -> AgentHealthView:
     health = state.health.value
     return AgentHealthView(
         state.name,
         "stale" if health == "stale" else "offline" if health == "offline" else "online",
         state.last_seen,
+        results=ingestion.results_from(state.name),
+        locations=ingestion.locations_of(state.name),
+        reason=state.reason if health != "online" else "",
     )
+
+
+def _agent_views(ingestion: Ingestion) -> list[AgentHealthView]:
+    return [_agent_view(a, ingestion) for a in ingestion.agents()]
+
+
+def _mqtt_view(ingestion: Ingestion) -> MqttHealthView:
+    if ingestion.subscribed.is_set():
+        return MqttHealthView(ingestion.broker, "connected")
+    if ingestion.broker_problem is not None:
+        return MqttHealthView(ingestion.broker, "unreachable", ingestion.broker_problem)
+    return MqttHealthView(ingestion.broker, "connecting")
 
 
 def _url(host: str, port: int) -> str:
@@ -178,6 +201,9 @@ class Ctiwatch:
         self.fake_smtp: FakeSmtp | None = None
         self.web_url = ""
         self.simulator_url = ""
+        # Each agent's last known health (``online``/``offline``/``stale``), from the store at
+        # start: what an agent's change is compared with to decide whether on-call is told.
+        self._agent_health: dict[str, str] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
@@ -200,12 +226,13 @@ class Ctiwatch:
                     on_agent_change=self._agent_changed,
                 )
             ingestion = self.ingestion
-            agents = (
-                None
-                if ingestion is None
-                else (lambda: [_agent_view(a) for a in ingestion.agents()])
-            )
-            console = self.console = ConsoleServiceImpl(config, pipeline, agents=agents)
+            agents: Callable[[], list[AgentHealthView]] | None = None
+            mqtt: Callable[[], MqttHealthView] | None = None
+            if ingestion is not None:
+                await self._restore_agents(store, ingestion)
+                agents = partial(_agent_views, ingestion)
+                mqtt = partial(_mqtt_view, ingestion)
+            console = self.console = ConsoleServiceImpl(config, pipeline, agents=agents, mqtt=mqtt)
 
             if config.simulator.enabled:
                 core = SimulatorCore.from_config(config)
@@ -386,15 +413,75 @@ class Ctiwatch:
                 log.exception("retention failed")
             await self.clock.sleep(RETENTION_EVERY.total_seconds())
 
+    async def _restore_agents(self, store: Store, ingestion: Ingestion) -> None:
+        """What was known of the agents before a restart: their retained status is no news
+        (no second alert), their results count on. An agent stored as online gets a full stale
+        delay from now to be heard again."""
+        now = self.clock.now()
+        for record in await store.agents.list():
+            meta = record.meta
+            try:
+                health = AgentHealth(str(meta.get("health", record.status)))
+            except ValueError:
+                health = AgentHealth.OFFLINE if record.status == "offline" else AgentHealth.ONLINE
+            self._agent_health[record.name] = health.value
+            results = meta.get("results")
+            ingestion.restore_agent(
+                AgentState(
+                    record.name,
+                    health,
+                    now if health is AgentHealth.ONLINE else record.last_seen,
+                    record.last_seen,
+                    str(meta.get("reason") or ""),
+                ),
+                results if isinstance(results, int) and not isinstance(results, bool) else 0,
+                [str(x) for x in meta.get("locations") or ()],
+            )
+
     async def _agent_changed(self, state: AgentState) -> None:
-        if self.store is None:
+        """Alert on-call if it is news (internal: no incident), then store the agent's health.
+
+        The outbox rows are stored before the agent's row: a crash in between repeats the
+        alert on the next change (the idempotency key makes it one message), never loses it.
+        """
+        store, monitor, pipeline = self.store, self.monitor, self.pipeline
+        if store is None or monitor is None or pipeline is None:
             return
-        meta: dict[str, Any] = {"health": state.health.value, "reason": state.reason}
-        await self.store.agents.upsert(
+        health = state.health.value
+        before = self._agent_health.get(state.name)
+        self._agent_health[state.name] = health
+        event = AgentEvent(
+            agent=state.name,
+            health=health,
+            at=state.since,
+            last_seen=state.last_seen,
+            reason=state.reason,
+            key_at=state.reported_at,
+        )
+        now = self.clock.now()
+        messages = agent_alerts(
+            event, before, on_call(monitor.rotation, now), self.config.sla.timezone
+        )
+        if messages:
+            async with store.transaction() as tx:
+                for message in messages:
+                    await tx.outbox.enqueue(OutboxMessage(**outbox_fields(message)))
+            log.warning(
+                "probe agent %s: on-call told (internal, no incident)",
+                messages[0].kind,
+                extra={"agent": state.name, "health": health, "reason": state.reason},
+            )
+            pipeline.outbox_ready.set()
+        ingestion = self.ingestion
+        meta: dict[str, Any] = {"health": health, "reason": state.reason}
+        if ingestion is not None:
+            meta["results"] = ingestion.results_from(state.name)
+            meta["locations"] = list(ingestion.locations_of(state.name))
+        await store.agents.upsert(
             AgentRecord(
                 name=state.name,
                 last_seen=state.last_seen,
-                status="offline" if state.health.value == "offline" else "online",
+                status="offline" if health == "offline" else "online",
                 meta=meta,
             )
         )

@@ -64,6 +64,42 @@ class AgentHealthView:
     name: str
     health: AgentState
     last_seen: datetime
+    results: int = 0  # results received from it since ctiwatch started
+    locations: tuple[str, ...] = ()  # what its results were about
+    reason: str = ""  # why it is offline or stale
+
+
+MqttState = Literal["connected", "connecting", "unreachable"]
+
+
+@dataclass(frozen=True, slots=True)
+class MqttHealthView:
+    """The MQTT broker as ingestion sees it (``mqtt`` in the status JSON)."""
+
+    broker: str  # host:port
+    state: MqttState
+    detail: str = ""  # why it is unreachable
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRow(AgentView):
+    """An agent row of the status page, with what the JSON API adds to :class:`AgentView`.
+
+    ``location`` is the text the page and ``ctiwatch status`` show under the name: the
+    locations it probes and how many results arrived (and, for the ``broker`` row, why it is
+    unreachable)."""
+
+    kind: Literal["agent", "broker"] = "agent"
+    results_received: int = 0
+    locations: tuple[str, ...] = ()
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusWithMqtt(StatusView):
+    """:class:`StatusView` plus the MQTT broker's state (``None`` when MQTT is off)."""
+
+    mqtt: MqttHealthView | None = None
 
 
 class ConsoleServiceImpl:
@@ -75,6 +111,7 @@ class ConsoleServiceImpl:
         pipeline: Pipeline,
         *,
         agents: Callable[[], list[AgentHealthView]] | None = None,
+        mqtt: Callable[[], MqttHealthView] | None = None,
     ) -> None:
         self._config = config
         self._pipeline = pipeline
@@ -84,6 +121,7 @@ class ConsoleServiceImpl:
         self._calendar = pipeline.monitor.policy.calendar
         self._customers = {c.id: c for c in config.topology.customers}
         self._agents = agents
+        self._mqtt = mqtt
 
     # --- status --------------------------------------------------------------------------------
 
@@ -123,12 +161,14 @@ class ConsoleServiceImpl:
                     )
                 locations.append(LocationStatus(location.id, location.name, tuple(tiles)))
             customers.append(CustomerStatus(customer.id, customer.name, tuple(locations)))
-        return StatusView(
+        mqtt = self._mqtt() if self._mqtt is not None else None
+        return StatusWithMqtt(
             generated_at=now,
             customers=tuple(customers),
-            agents=tuple(await self._agent_views()),
+            agents=tuple(await self._agent_views(mqtt)),
             open_incidents=tuple(self._summary_of(i) for i in open_incidents),
             maintenance=tuple(self._window_view(w, now) for w in windows),
+            mqtt=mqtt,
         )
 
     async def _tile(
@@ -195,16 +235,50 @@ class ConsoleServiceImpl:
             detail="; ".join(f"{c.user or 'all users'}: {c.reason}" for c in mine)[:200],
         )
 
-    async def _agent_views(self) -> list[AgentView]:
+    async def _agent_views(self, mqtt: MqttHealthView | None) -> list[AgentView]:
+        """Every agent ever heard of (the store), as ingestion judges it now when it has
+        heard of it; first, when the broker is unreachable, a ``broker`` row saying so."""
         judged = {a.name: a for a in self._agents()} if self._agents is not None else {}
-        views = []
-        for record in await self._store.agents.list():
-            health: AgentState = record.status
-            last_seen = record.last_seen
-            if record.name in judged:
-                health, last_seen = judged[record.name].health, judged[record.name].last_seen
-            location = record.meta.get("location", "")
-            views.append(AgentView(record.name, health, last_seen, str(location or "")))
+        stored = {r.name: r for r in await self._store.agents.list()}
+        views: list[AgentView] = []
+        if mqtt is not None and mqtt.state == "unreachable":
+            views.append(
+                AgentRow(
+                    f"MQTT broker {mqtt.broker}",
+                    "offline",
+                    None,
+                    f"MQTT broker unreachable: agents' results cannot arrive ({mqtt.detail})",
+                    kind="broker",
+                    reason=mqtt.detail,
+                )
+            )
+        for name in sorted(stored.keys() | judged.keys()):
+            live, record = judged.get(name), stored.get(name)
+            if live is not None:
+                health, last_seen = live.health, live.last_seen
+                results, locations, reason = live.results, live.locations, live.reason
+            else:
+                assert record is not None
+                health, last_seen = record.status, record.last_seen
+                meta = record.meta
+                results = _int(meta.get("results"))
+                locations = tuple(str(x) for x in meta.get("locations") or ())
+                reason = str(meta.get("reason") or "") if health != "online" else ""
+            text = [", ".join(locations)] if locations else []
+            text.append(f"{results} result{'' if results == 1 else 's'} received")
+            if reason and health != "online":
+                text.append(reason)
+            views.append(
+                AgentRow(
+                    name,
+                    health,
+                    last_seen,
+                    " · ".join(text),
+                    results_received=results,
+                    locations=locations,
+                    reason=reason,
+                )
+            )
         return views
 
     # --- incidents -----------------------------------------------------------------------------
@@ -526,6 +600,10 @@ class ConsoleServiceImpl:
             created_by=window.created_by,
             state=state,
         )
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _incident_state(value: str) -> IncidentState:

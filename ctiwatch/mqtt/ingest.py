@@ -18,7 +18,7 @@ import asyncio
 import logging
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -62,6 +62,10 @@ class AgentState:
     last_seen: datetime  # last result or status message received from it
     since: datetime  # when ``health`` became what it is
     reason: str = ""
+    # The time the agent's own status message gave (its last will: when it connected), for a
+    # status change; ``None`` when ctiwatch judged it (results arrived, or it went stale).
+    # It names the transition (alerts' idempotency keys), it is not part of the state.
+    reported_at: datetime | None = field(default=None, compare=False)
 
 
 AgentListener = Callable[[AgentState], Awaitable[None]]
@@ -82,6 +86,10 @@ class AgentTracker:
     def get(self, name: str) -> AgentState | None:
         return self._agents.get(name)
 
+    def restore(self, state: AgentState) -> None:
+        """Start from what was known before a restart (no change is reported for it)."""
+        self._agents[state.name] = state
+
     def saw(self, name: str, now: datetime) -> AgentState | None:
         """Results from ``name`` arrived; the new state if its health changed."""
         return self._set(name, AgentHealth.ONLINE, now, "")
@@ -89,7 +97,7 @@ class AgentTracker:
     def reported(self, status: AgentStatus, now: datetime) -> AgentState | None:
         """A status message from ``name`` (or its last will) arrived."""
         health = AgentHealth.ONLINE if status.online else AgentHealth.OFFLINE
-        return self._set(status.agent, health, now, status.reason)
+        return self._set(status.agent, health, now, status.reason, status.at)
 
     def check(self, now: datetime) -> list[AgentState]:
         """Agents that became stale by ``now``."""
@@ -111,12 +119,20 @@ class AgentTracker:
         online = [a.last_seen for a in self._agents.values() if a.health is AgentHealth.ONLINE]
         return min(online) + self.stale_delay if online else None
 
-    def _set(self, name: str, health: AgentHealth, now: datetime, reason: str) -> AgentState | None:
+    def _set(
+        self,
+        name: str,
+        health: AgentHealth,
+        now: datetime,
+        reason: str,
+        reported_at: datetime | None = None,
+    ) -> AgentState | None:
         before = self._agents.get(name)
         if before is not None and before.health is health:
-            self._agents[name] = replace(before, last_seen=now)
+            if health is not AgentHealth.OFFLINE:  # a repeated "offline" is not a sign of life
+                self._agents[name] = replace(before, last_seen=now)
             return None
-        state = AgentState(name, health, now, now, reason)
+        state = AgentState(name, health, now, now, reason, reported_at)
         self._agents[name] = state
         return state
 
@@ -173,6 +189,9 @@ class Receiver:
         self.tracker = tracker
         self._recent = RecentIds(dedup_capacity)
         self.counts = IngestCounts()
+        # Per agent: results accepted from it, and the locations they were about.
+        self.results_by_agent: Counter[str] = Counter()
+        self.locations_by_agent: dict[str, set[str]] = {}
 
     def receive(self, topic: str, payload: bytes, now: datetime) -> Intake:
         self.counts.messages += 1
@@ -185,7 +204,11 @@ class Receiver:
                 for problem in batch.rejected:
                     self._reject(topic, problem)
                 change = self.tracker.saw(parsed.name, now)
-                return Intake(self._fresh(batch.results), [change] if change else [])
+                fresh = self._fresh(batch.results)
+                self.results_by_agent[parsed.name] += len(fresh)
+                places = self.locations_by_agent.setdefault(parsed.name, set())
+                places.update(r.target.location for r in fresh)
+                return Intake(fresh, [change] if change else [])
             if parsed.kind is TopicKind.CALLS:
                 call = decode_call(payload, parsed.name, self._topology)
                 return Intake(self._fresh([call]), [])
@@ -248,6 +271,8 @@ class Ingestion:
         )
         # Set while subscribed; cleared while the broker is away. For health pages and tests.
         self.subscribed = asyncio.Event()
+        # Why the last connection attempt failed, while the broker is away; ``None`` otherwise.
+        self.broker_problem: str | None = None
         self._queue: asyncio.Queue[list[ProbeResult] | None] = asyncio.Queue(maxsize=256)
         self._stopping = asyncio.Event()
 
@@ -255,8 +280,30 @@ class Ingestion:
     def counts(self) -> IngestCounts:
         return self.receiver.counts
 
+    @property
+    def broker(self) -> str:
+        """``host:port`` of the broker."""
+        return self._broker
+
     def agents(self) -> list[AgentState]:
         return self.receiver.tracker.agents()
+
+    def restore_agent(
+        self, state: AgentState, results: int = 0, locations: Iterable[str] = ()
+    ) -> None:
+        """Before :meth:`run`: an agent as stored before a restart, so its retained status is
+        no news and its results count on from ``results``."""
+        self.receiver.tracker.restore(state)
+        self.receiver.results_by_agent[state.name] = results
+        self.receiver.locations_by_agent[state.name] = set(locations)
+
+    def results_from(self, agent: str) -> int:
+        """Results accepted from ``agent`` since this process started."""
+        return self.receiver.results_by_agent[agent]
+
+    def locations_of(self, agent: str) -> tuple[str, ...]:
+        """The locations ``agent``'s accepted results were about, sorted."""
+        return tuple(sorted(self.receiver.locations_by_agent.get(agent, ())))
 
     def stop(self) -> None:
         """Stop receiving; :meth:`run` returns once what was received has reached the sink."""
@@ -285,6 +332,7 @@ class Ingestion:
                         await client.subscribe(topic, qos=1)
                     self.subscribed.set()
                     self._backoff.reset()
+                    self.broker_problem = None
                     log.info(
                         "mqtt ingestion subscribed",
                         extra={"broker": self._broker, "client": self._identifier},
@@ -296,8 +344,12 @@ class Ingestion:
             finally:
                 self.subscribed.clear()
             delay = self._backoff.next()
-            log.warning(
-                "mqtt broker unavailable",
+            # One warning when the broker goes away; the retries after it only at debug level.
+            first = self.broker_problem is None
+            self.broker_problem = problem
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
+                "mqtt broker unreachable; retrying with backoff" if first else "mqtt retry failed",
                 extra={"broker": self._broker, "error": problem, "retry_in_s": round(delay, 2)},
             )
             await self._clock.sleep(delay)

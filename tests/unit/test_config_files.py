@@ -95,7 +95,7 @@ def test_demo_config_runs_everything_locally_and_sends_nothing_real() -> None:
     assert config.alerting.twilio.base_url.startswith("http://127.0.0.1:")
     assert config.alerting.smtp.host == "127.0.0.1"
     assert config.alerting.oncall == ["+31612345678", "+31687654321"]
-    assert config.mqtt.enabled is False
+    assert (config.mqtt.enabled, config.mqtt.host, config.mqtt.port) == (True, "127.0.0.1", 1883)
 
 
 def test_demo_config_keeps_the_sla_and_classification_of_the_spec() -> None:
