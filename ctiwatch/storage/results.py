@@ -1,11 +1,13 @@
 """Probe results, their per-minute and per-hour rollups, and the latest result per target.
 
-Rollups are maintained on write: :meth:`ResultRepository.add_many` inserts the raw rows with
-``ON CONFLICT (result_id) DO NOTHING RETURNING result_id`` and, in the same transaction,
-upserts the minute and hour rollups and the ``target_latest`` row from exactly the rows that
-were new. A duplicate (an MQTT redelivery, a replayed batch) therefore never counts twice, and
-there is no rollup job that could lag behind. Upserts only add counts (``x = x + excluded.x``)
-so concurrent writers on PostgreSQL need no read-modify-write.
+Rollups are maintained on write: :meth:`ResultRepository.add_many` inserts the raw rows that
+are new by ``result_id`` and, in the same transaction, upserts the minute and hour rollups and
+the ``target_latest`` row from exactly those rows, aggregated in SQL (the bulk path is in
+:mod:`ctiwatch.storage.bulk`: ``COPY`` into a temporary table and one statement on
+PostgreSQL, ``executemany`` into a temporary table on SQLite). A duplicate (an MQTT
+redelivery, a replayed batch) therefore never counts twice, and there is no rollup job that
+could lag behind. Upserts only add counts (``x = x + excluded.x``) so concurrent writers on
+PostgreSQL need no read-modify-write.
 
 Queries over a period use the coarsest data that is exact: whole hours from the hour rollups,
 whole minutes at the edges from the minute rollups, and the sub-minute remainders from the raw
@@ -14,38 +16,23 @@ rows through the ``(customer, location[, user], at)`` indexes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Row, Table, and_, case, false, func, select, true
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from classifier.observation import ProbeResult, Service, Source, TargetKey
+from ctiwatch.storage.bulk import add_many_postgres, add_many_sqlite
 from ctiwatch.storage.engine import Database
-from ctiwatch.storage.records import (
-    LATENCY_BOUNDS_MS,
-    CallCounts,
-    Resolution,
-    Rollup,
-    latency_bucket,
-)
+from ctiwatch.storage.records import CallCounts, Resolution, Rollup
 from ctiwatch.storage.tables import (
     HISTOGRAM_COLUMNS,
     PROBE_RESULTS,
-    ROLLUP_KEY,
     ROLLUPS_HOUR,
     ROLLUPS_MINUTE,
     TARGET_LATEST,
 )
-
-_INSERT_CHUNK = 1000
-_ADDITIVE = ("count", "failures", "calls", "misses", "latency_sum", *HISTOGRAM_COLUMNS)
-_RESULT_FIELDS = (
-    "result_id", "service", "customer", "location", "user", "at", "ok", "recognised",
-    "latency_ms", "status", "evidence", "source", "attempts",
-)  # fmt: skip
 
 Part = tuple[Literal["raw", "minute", "hour"], datetime, datetime]
 
@@ -96,49 +83,6 @@ def _minute_parts(since: datetime, until: datetime) -> list[Part]:
     return [("raw", since, until)]
 
 
-@dataclass(slots=True)
-class _Aggregate:
-    count: int = 0
-    failures: int = 0
-    calls: int = 0
-    misses: int = 0
-    latency_sum: float = 0.0
-    latency_max: float = 0.0
-    histogram: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BOUNDS_MS))
-
-    def add(self, result: ProbeResult) -> None:
-        self.count += 1
-        if not result.ok:
-            self.failures += 1
-            return
-        if result.recognised is not None:
-            self.calls += 1
-            if result.recognised is False:
-                self.misses += 1
-        self.latency_sum += result.latency_ms
-        self.latency_max = max(self.latency_max, result.latency_ms)
-        self.histogram[latency_bucket(result.latency_ms)] += 1
-
-
-def _result_row(result: ProbeResult) -> dict[str, Any]:
-    target = result.target
-    return {
-        "result_id": result.result_id,
-        "service": target.service.value,
-        "customer": target.customer,
-        "location": target.location,
-        "user": target.user,
-        "at": _aware("at", result.at),
-        "ok": result.ok,
-        "recognised": result.recognised,
-        "latency_ms": float(result.latency_ms),
-        "status": result.status,
-        "evidence": result.evidence,
-        "source": result.source.value,
-        "attempts": result.attempts,
-    }
-
-
 def _result_from(row: Row[Any]) -> ProbeResult:
     return ProbeResult(
         result_id=row.result_id,
@@ -172,30 +116,6 @@ def _rollup_from(row: Row[Any], resolution: Resolution) -> Rollup:
     )
 
 
-def _rollup_rows(results: Iterable[ProbeResult], bucket_of: Any) -> list[dict[str, Any]]:
-    aggregates: dict[tuple[str, str, str, datetime, str], _Aggregate] = {}
-    for result in results:
-        t = result.target
-        key = (t.customer, t.location, t.user, bucket_of(result.at), t.service.value)
-        aggregates.setdefault(key, _Aggregate()).add(result)
-    rows = []
-    # Sorted: concurrent writers lock rollup rows in one order, so they cannot deadlock.
-    for key in sorted(aggregates):
-        agg = aggregates[key]
-        row: dict[str, Any] = dict(zip(ROLLUP_KEY, key, strict=True))
-        row.update(
-            count=agg.count,
-            failures=agg.failures,
-            calls=agg.calls,
-            misses=agg.misses,
-            latency_sum=agg.latency_sum,
-            latency_max=agg.latency_max,
-        )
-        row.update(zip(HISTOGRAM_COLUMNS, agg.histogram, strict=True))
-        rows.append(row)
-    return rows
-
-
 class ResultRepository:
     """``store.results``."""
 
@@ -203,64 +123,22 @@ class ResultRepository:
         self._db = db
 
     async def add_many(self, results: Sequence[ProbeResult]) -> int:
-        """Store results (duplicates by ``result_id`` ignored); returns how many were new."""
+        """Store results (duplicates by ``result_id`` ignored, within the batch the first
+        one kept); returns how many were new. Raw rows, minute and hour rollups and the
+        latest row per target are written from exactly the new rows, in one transaction
+        (see :mod:`ctiwatch.storage.bulk`)."""
         unique: dict[str, ProbeResult] = {}
         for result in results:
-            unique.setdefault(result.result_id, result)
+            if result.result_id not in unique:
+                _aware("at", result.at)
+                unique[result.result_id] = result
         if not unique:
             return 0
-        # In result_id order: concurrent batches that overlap lock index entries in one order.
-        rows = [_result_row(unique[result_id]) for result_id in sorted(unique)]
-        insert = (
-            self._db.insert(PROBE_RESULTS)
-            .on_conflict_do_nothing(index_elements=["result_id"])
-            .returning(PROBE_RESULTS.c.result_id)
-        )
+        rows = list(unique.values())
         async with self._db.write() as conn:
-            new_ids: set[str] = set()
-            for start in range(0, len(rows), _INSERT_CHUNK):
-                chunk = rows[start : start + _INSERT_CHUNK]
-                new_ids.update((await conn.execute(insert, chunk)).scalars().all())
-            fresh = [unique[result_id] for result_id in unique if result_id in new_ids]
-            if fresh:
-                await self._upsert_rollups(conn, ROLLUPS_MINUTE, _rollup_rows(fresh, floor_minute))
-                await self._upsert_rollups(conn, ROLLUPS_HOUR, _rollup_rows(fresh, floor_hour))
-                await self._upsert_latest(conn, fresh)
-        return len(fresh)
-
-    async def _upsert_rollups(
-        self, conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]
-    ) -> None:
-        insert = self._db.insert(table)
-        excluded = insert.excluded
-        updates: dict[str, Any] = {name: table.c[name] + excluded[name] for name in _ADDITIVE}
-        updates["latency_max"] = self._db.greatest(table.c.latency_max, excluded.latency_max)
-        await conn.execute(
-            insert.on_conflict_do_update(index_elements=list(ROLLUP_KEY), set_=updates), rows
-        )
-
-    async def _upsert_latest(self, conn: AsyncConnection, fresh: list[ProbeResult]) -> None:
-        newest: dict[TargetKey, ProbeResult] = {}
-        for result in fresh:
-            current = newest.get(result.target)
-            if current is None or result.at >= current.at:
-                newest[result.target] = result
-        rows = [_result_row(newest[key]) for key in sorted(newest, key=_target_order)]
-        insert = self._db.insert(TARGET_LATEST)
-        excluded = insert.excluded
-        updates = {
-            name: excluded[name]
-            for name in _RESULT_FIELDS
-            if name not in ("service", "customer", "location", "user")
-        }
-        await conn.execute(
-            insert.on_conflict_do_update(
-                index_elements=["service", "customer", "location", "user"],
-                set_=updates,
-                where=TARGET_LATEST.c.at <= excluded.at,
-            ),
-            rows,
-        )
+            if self._db.is_sqlite:
+                return await add_many_sqlite(conn, rows)
+            return await add_many_postgres(conn, rows)
 
     # --- reads -------------------------------------------------------------------------------
 
@@ -387,10 +265,6 @@ class ResultRepository:
         query = query.order_by(c.bucket, c.customer, c.location, c.user, c.service)
         async with self._db.read() as conn:
             return [_rollup_from(row, resolution) for row in await conn.execute(query)]
-
-
-def _target_order(target: TargetKey) -> tuple[str, str, str, str]:
-    return (target.service.value, target.customer, target.location, target.user)
 
 
 def _counts_query(
