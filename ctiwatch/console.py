@@ -36,6 +36,7 @@ from ctiwatch.web.service import (
     LocationStatus,
     MaintenanceState,
     MaintenanceView,
+    MqttView,
     ScopeEntry,
     ServiceError,
     ServiceState,
@@ -69,37 +70,8 @@ class AgentHealthView:
     reason: str = ""  # why it is offline or stale
 
 
-MqttState = Literal["connected", "connecting", "unreachable"]
-
-
-@dataclass(frozen=True, slots=True)
-class MqttHealthView:
-    """The MQTT broker as ingestion sees it (``mqtt`` in the status JSON)."""
-
-    broker: str  # host:port
-    state: MqttState
-    detail: str = ""  # why it is unreachable
-
-
-@dataclass(frozen=True, slots=True)
-class AgentRow(AgentView):
-    """An agent row of the status page, with what the JSON API adds to :class:`AgentView`.
-
-    ``location`` is the text the page and ``ctiwatch status`` show under the name: the
-    locations it probes and how many results arrived (and, for the ``broker`` row, why it is
-    unreachable)."""
-
-    kind: Literal["agent", "broker"] = "agent"
-    results_received: int = 0
-    locations: tuple[str, ...] = ()
-    reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class StatusWithMqtt(StatusView):
-    """:class:`StatusView` plus the MQTT broker's state (``None`` when MQTT is off)."""
-
-    mqtt: MqttHealthView | None = None
+# The broker as ingestion sees it; the composition root builds it under this name.
+MqttHealthView = MqttView
 
 
 class ConsoleServiceImpl:
@@ -111,7 +83,7 @@ class ConsoleServiceImpl:
         pipeline: Pipeline,
         *,
         agents: Callable[[], list[AgentHealthView]] | None = None,
-        mqtt: Callable[[], MqttHealthView] | None = None,
+        mqtt: Callable[[], MqttView] | None = None,
     ) -> None:
         self._config = config
         self._pipeline = pipeline
@@ -161,15 +133,23 @@ class ConsoleServiceImpl:
                     )
                 locations.append(LocationStatus(location.id, location.name, tuple(tiles)))
             customers.append(CustomerStatus(customer.id, customer.name, tuple(locations)))
-        mqtt = self._mqtt() if self._mqtt is not None else None
-        return StatusWithMqtt(
+        return StatusView(
             generated_at=now,
             customers=tuple(customers),
-            agents=tuple(await self._agent_views(mqtt)),
+            agents=tuple(await self._agent_views()),
             open_incidents=tuple(self._summary_of(i) for i in open_incidents),
             maintenance=tuple(self._window_view(w, now) for w in windows),
-            mqtt=mqtt,
+            mqtt=self._mqtt_view(),
         )
+
+    def _mqtt_view(self) -> MqttView | None:
+        """The broker as ingestion reports it; ``disabled`` when MQTT is off in the config."""
+        if self._mqtt is not None:
+            return self._mqtt()
+        settings = self._config.mqtt
+        if not settings.enabled:
+            return MqttView(f"{settings.host}:{settings.port}", "disabled")
+        return None
 
     async def _tile(
         self,
@@ -235,23 +215,12 @@ class ConsoleServiceImpl:
             detail="; ".join(f"{c.user or 'all users'}: {c.reason}" for c in mine)[:200],
         )
 
-    async def _agent_views(self, mqtt: MqttHealthView | None) -> list[AgentView]:
+    async def _agent_views(self) -> list[AgentView]:
         """Every agent ever heard of (the store), as ingestion judges it now when it has
-        heard of it; first, when the broker is unreachable, a ``broker`` row saying so."""
+        heard of it."""
         judged = {a.name: a for a in self._agents()} if self._agents is not None else {}
         stored = {r.name: r for r in await self._store.agents.list()}
         views: list[AgentView] = []
-        if mqtt is not None and mqtt.state == "unreachable":
-            views.append(
-                AgentRow(
-                    f"MQTT broker {mqtt.broker}",
-                    "offline",
-                    None,
-                    f"MQTT broker unreachable: agents' results cannot arrive ({mqtt.detail})",
-                    kind="broker",
-                    reason=mqtt.detail,
-                )
-            )
         for name in sorted(stored.keys() | judged.keys()):
             live, record = judged.get(name), stored.get(name)
             if live is not None:
@@ -263,20 +232,16 @@ class ConsoleServiceImpl:
                 meta = record.meta
                 results = _int(meta.get("results"))
                 locations = tuple(str(x) for x in meta.get("locations") or ())
-                reason = str(meta.get("reason") or "") if health != "online" else ""
-            text = [", ".join(locations)] if locations else []
-            text.append(f"{results} result{'' if results == 1 else 's'} received")
-            if reason and health != "online":
-                text.append(reason)
+                reason = str(meta.get("reason") or "")
             views.append(
-                AgentRow(
+                AgentView(
                     name,
                     health,
                     last_seen,
-                    " · ".join(text),
+                    ", ".join(locations),
                     results_received=results,
                     locations=locations,
-                    reason=reason,
+                    reason=reason if health != "online" else "",
                 )
             )
         return views

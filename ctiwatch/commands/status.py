@@ -1,7 +1,8 @@
 """``status``: the running service's live status (``GET /api/v1/status``) in a terminal.
 
 Per customer, location and service: state, last probe, recognition rate over the trailing
-hour, latency, the open incident; then open incidents, agents and maintenance windows.
+hour, latency, the open incident; then open incidents, the MQTT broker and the agents (their
+locations, results received and why one is down) and maintenance windows.
 """
 
 from __future__ import annotations
@@ -81,6 +82,27 @@ def recognition(tile: dict[str, Any]) -> str:
     return f"{rate * 100:.1f}% ({calls} calls)"
 
 
+def mqtt_line(mqtt: dict[str, Any]) -> str:
+    """``mqtt broker 127.0.0.1:1883: unreachable (connection refused)``."""
+    state = str(mqtt.get("state") or _DASH)
+    if state == "disabled":
+        return "mqtt broker: disabled (no remote agents)"
+    detail = mqtt.get("detail")
+    return f"mqtt broker {mqtt.get('broker')}: {state}" + (f" ({detail})" if detail else "")
+
+
+def agent_locations(agent: dict[str, Any]) -> str:
+    """The locations an agent's results were about; an older service sends only ``location``."""
+    locations = agent.get("locations")
+    if isinstance(locations, list) and locations:
+        return ",".join(str(x) for x in locations)
+    return str(agent.get("location") or _DASH)
+
+
+def _count(value: Any) -> str:
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else _DASH
+
+
 def render_status(document: dict[str, Any], tz: ZoneInfo) -> str:
     now = _time(document.get("generated_at"))
     overall = document.get("overall") or {}
@@ -142,19 +164,24 @@ def render_status(document: dict[str, Any], tz: ZoneInfo) -> str:
 
     agents = document.get("agents") or []
     lines.append("")
+    mqtt = document.get("mqtt")
+    if isinstance(mqtt, dict):
+        lines.append(mqtt_line(mqtt))
     if agents:
         lines.append(f"agents ({len(agents)}):")
         rows = [
             [
                 str(agent.get("name")),
                 str(agent.get("status")),
-                str(agent.get("location") or _DASH),
+                agent_locations(agent),
+                _count(agent.get("results_received")),
                 ago(agent.get("last_seen"), now),
+                str(agent.get("reason") or _DASH),
             ]
             for agent in agents
         ]
-        agent_header = ("NAME", "STATUS", "LOCATION", "LAST SEEN")
-        lines += ["  " + line for line in table(agent_header, rows).splitlines()]
+        agent_header = ("NAME", "STATUS", "LOCATIONS", "RESULTS", "LAST SEEN", "REASON")
+        lines += ["  " + line for line in table(agent_header, rows, right=(3,)).splitlines()]
     else:
         lines.append("agents: none")
 

@@ -25,6 +25,8 @@ from ctiwatch.web.service import (
     IncidentSummary,
     LocationStatus,
     MaintenanceView,
+    MqttState,
+    MqttView,
     ScopeEntry,
     ServiceError,
     ServiceState,
@@ -98,6 +100,7 @@ class FakeService:
         self._tz = ZoneInfo(tz)
         self._customers: dict[str, _Customer] = {}
         self._agents: dict[str, AgentView] = {}
+        self._mqtt: MqttView | None = None
         self._incidents: dict[int, _Incident] = {}
         self._windows: dict[int, _Window] = {}
 
@@ -138,9 +141,28 @@ class FakeService:
         )
 
     def set_agent(
-        self, name: str, status: AgentState, last_seen: datetime | None, location: str = ""
+        self,
+        name: str,
+        status: AgentState,
+        last_seen: datetime | None,
+        *locations: str,
+        results_received: int = 0,
+        reason: str = "",
     ) -> None:
-        self._agents[name] = AgentView(name, status, last_seen, location)
+        """An agent probing ``locations``; ``reason`` says why it is offline or stale."""
+        self._agents[name] = AgentView(
+            name,
+            status,
+            last_seen,
+            ", ".join(locations),
+            results_received=results_received,
+            locations=locations,
+            reason=reason,
+        )
+
+    def set_mqtt(self, broker: str, state: MqttState, detail: str = "") -> None:
+        """The MQTT broker's state on the status page; none is shown until this is called."""
+        self._mqtt = MqttView(broker, state, detail)
 
     def open_incident(
         self,
@@ -242,6 +264,7 @@ class FakeService:
                     key=lambda w: w.start,
                 )
             ),
+            mqtt=self._mqtt,
         )
 
     async def incidents(
@@ -479,7 +502,8 @@ def _describe_scope(entry: ScopeEntry) -> str:
 def example_service(clock: Clock) -> FakeService:
     """A small fixed scene for tests, relative to ``clock.now()``: ACME is down at Amsterdam
     (incident 1, P1, opened 30 minutes ago), Globex is fine, incident 2 (Globex, P3) was
-    resolved automatically a day ago; two agents, no maintenance."""
+    resolved automatically a day ago; the MQTT broker connected and two agents (one stale),
+    no maintenance."""
     now = clock.now()
     fake = FakeService(clock)
     fake.add_customer("acme", "ACME B.V.", {"acme-ams": "Amsterdam"})
@@ -491,8 +515,11 @@ def example_service(clock: Clock) -> FakeService:
                   latency_p95_ms=212.0, last_probe_at=probed)  # fmt: skip
     fake.set_tile("globex", "globex-utr", "click2dial", "ok", latency_p95_ms=301.0)
     fake.set_tile("globex", "globex-utr", "crm", "ok", recognition_rate=0.95, calls=20)
-    fake.set_agent("agent-ams-1", "online", now - timedelta(seconds=8), "acme-ams")
-    fake.set_agent("agent-utr-1", "stale", now - timedelta(minutes=4), "globex-utr")
+    fake.set_mqtt("127.0.0.1:1883", "connected")
+    fake.set_agent("agent-ams-1", "online", now - timedelta(seconds=8), "acme-ams",
+                   results_received=1284)  # fmt: skip
+    fake.set_agent("agent-utr-1", "stale", now - timedelta(minutes=4), "globex-utr",
+                   results_received=96, reason="no report for 4m")  # fmt: skip
     fake.open_incident(
         "acme",
         1,
@@ -513,7 +540,8 @@ def example_service(clock: Clock) -> FakeService:
 
 def demo_service(clock: Clock) -> FakeService:
     """A small scene: three customers, an outage (P1), a degraded CRM (P2), a question,
-    a resolved incident, agents and a maintenance window tonight."""
+    a resolved incident, three agents (online, stale, offline) behind a connected MQTT broker
+    and a maintenance window tonight."""
     now = clock.now()
     fake = FakeService(clock)
     fake.add_customer("acme", "ACME B.V.", {"acme-ams": "Amsterdam", "acme-rtm": "Rotterdam"})
@@ -537,9 +565,13 @@ def demo_service(clock: Clock) -> FakeService:
                   last_probe_at=recent)  # fmt: skip
     fake.set_tile("initech", "initech-ehv", "crm", "ok", recognition_rate=1.0, calls=23,
                   latency_p95_ms=198.0, last_probe_at=recent)  # fmt: skip
-    fake.set_agent("agent-ams-1", "online", now - timedelta(seconds=8), "acme-ams")
-    fake.set_agent("agent-utr-1", "stale", now - timedelta(minutes=4), "globex-utr")
-    fake.set_agent("agent-ehv-1", "offline", now - timedelta(hours=3), "initech-ehv")
+    fake.set_mqtt("mqtt.ctiwatch.internal:1883", "connected")
+    fake.set_agent("agent-ams-1", "online", now - timedelta(seconds=8), "acme-ams", "acme-rtm",
+                   results_received=25_318)  # fmt: skip
+    fake.set_agent("agent-utr-1", "stale", now - timedelta(minutes=4), "globex-utr",
+                   results_received=4_102, reason="no report for 4m")  # fmt: skip
+    fake.set_agent("agent-ehv-1", "offline", now - timedelta(hours=3), "initech-ehv",
+                   results_received=9_977, reason="connection lost")  # fmt: skip
     resolved = fake.open_incident(
         "initech",
         3,

@@ -99,6 +99,7 @@ def build_environment(tz: ZoneInfo) -> jinja2.Environment:
     env.filters["ago"] = ago
     env.filters["pct"] = pct
     env.filters["ms"] = ms
+    env.filters["thousands"] = thousands
     env.filters["duration"] = duration
     env.filters["service_name"] = lambda service: SERVICE_NAMES.get(service, service)
     env.globals["worst_state"] = worst_state
@@ -139,6 +140,11 @@ def pct(rate: float | None) -> str:
     if rate is None:
         return "—"
     return f"{rate * 100:.1f}%"
+
+
+def thousands(count: int) -> str:
+    """``25318`` as ``25,318``."""
+    return f"{count:,}"
 
 
 def ms(latency: float | None) -> str:

@@ -16,11 +16,13 @@ from typing import Literal, Protocol
 
 ServiceState = Literal["ok", "degraded", "down", "maintenance", "unknown"]
 AgentState = Literal["online", "offline", "stale"]
+MqttState = Literal["connected", "connecting", "unreachable", "disabled"]
 IncidentState = Literal["open", "acknowledged", "resolved"]
 MaintenanceState = Literal["scheduled", "active", "ended", "cancelled"]
 Breach = Literal["response", "update", "repair"]
 
 SERVICE_STATES: tuple[ServiceState, ...] = ("ok", "degraded", "down", "maintenance", "unknown")
+MQTT_STATES: tuple[MqttState, ...] = ("connected", "connecting", "unreachable", "disabled")
 INCIDENT_STATES: tuple[IncidentState, ...] = ("open", "acknowledged", "resolved")
 # Values of the ``status`` filter of :meth:`ConsoleService.incidents`: an incident state, or
 # ``active`` for every incident that is not resolved (open or acknowledged).
@@ -82,7 +84,23 @@ class AgentView:
     name: str
     status: AgentState
     last_seen: datetime | None
-    location: str = ""
+    location: str = ""  # where it probes, one line (``locations`` joined by ", ")
+    results_received: int = 0  # results received from it since ctiwatch started
+    locations: tuple[str, ...] = ()  # the locations its results were about
+    reason: str = ""  # why it is offline or stale; empty when online
+
+
+@dataclass(frozen=True, slots=True)
+class MqttView:
+    """The MQTT broker remote agents publish to, as ctiwatch's ingestion sees it.
+
+    ``connecting`` until the first subscription, ``unreachable`` (with ``detail`` saying why)
+    while it cannot connect, ``disabled`` when MQTT is off (``mqtt.enabled: false``): then no
+    remote agent can report and the central prober runs every check."""
+
+    broker: str  # host:port
+    state: MqttState
+    detail: str = ""  # why it is unreachable
 
 
 # --- incidents ------------------------------------------------------------------------------
@@ -157,6 +175,7 @@ class StatusView:
     agents: tuple[AgentView, ...]
     open_incidents: tuple[IncidentSummary, ...]  # every incident that is not resolved
     maintenance: tuple[MaintenanceView, ...]  # windows that are active or scheduled
+    mqtt: MqttView | None = None  # None: the service does not say (e.g. a test double)
 
 
 class ConsoleService(Protocol):

@@ -227,8 +227,11 @@ async def test_agent_results_arrive_and_its_death_alerts_oncall_not_customers(
 
             await until(online_with_results, "the agent online with results on /api/v1/status")
             row = seen["row"]
-            assert (row["kind"], row["locations"], row["reason"]) == ("agent", ["acme-ams"], "")
-            assert row["location"] == f"acme-ams · {row['results_received']} results received"
+            assert (row["location"], row["locations"], row["reason"]) == (
+                "acme-ams",
+                ["acme-ams"],
+                "",
+            )
             status = await status_json(http, app)
             assert status["mqtt"] == {
                 "broker": f"{HOST}:{PORT}",
@@ -252,8 +255,9 @@ async def test_agent_results_arrive_and_its_death_alerts_oncall_not_customers(
 
             async with http.get(f"{app.web_url}/") as response:
                 page = await response.text()
-            assert f'data-agent="{name}"' in page
-            assert "results received" in page
+            assert f'<tr data-agent="{name}" data-status="online">' in page
+            assert '<th class="num">Results received</th>' in page
+            assert '<div class="mqtt m-connected" id="mqtt" data-state="connected">' in page
 
             # Killed (no clean disconnect): the broker publishes its last will.
             agent.send_signal(signal.SIGKILL)
@@ -340,17 +344,12 @@ async def test_unreachable_broker_is_one_warning_a_note_on_the_status_page_and_n
             status = await status_json(http, app)
             assert status["mqtt"]["broker"] == f"{HOST}:{closed}"
             assert status["mqtt"]["state"] == "unreachable"
-            row = status["agents"][0]
-            assert (row["kind"], row["name"], row["status"]) == (
-                "broker",
-                f"MQTT broker {HOST}:{closed}",
-                "offline",
-            )
-            assert row["location"].startswith(
-                "MQTT broker unreachable: agents' results cannot arrive ("
-            )
+            assert status["mqtt"]["detail"] != ""
+            assert status["agents"] == []  # the broker is not an agent
             async with http.get(f"{app.web_url}/") as response:
-                assert "MQTT broker unreachable" in await response.text()
+                page = await response.text()
+            assert '<div class="mqtt m-unreachable" id="mqtt" data-state="unreachable">' in page
+            assert "MQTT broker unreachable: agents' results cannot arrive (" in page
 
         # Everything else runs: the central probes' results are stored.
         async def probed() -> bool:

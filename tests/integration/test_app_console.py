@@ -13,10 +13,10 @@ import pytest
 from ctiwatch.app import restore_monitor
 from ctiwatch.clock import FixedClock
 from ctiwatch.config import Config
-from ctiwatch.console import ConsoleServiceImpl
+from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.persist import Pipeline
-from ctiwatch.storage import Store
-from ctiwatch.web.service import ServiceError
+from ctiwatch.storage import AgentRecord, Store
+from ctiwatch.web.service import AgentView, MqttView, ServiceError
 
 AMS = ZoneInfo("Europe/Amsterdam")
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=AMS)  # Tuesday, inside support hours
@@ -148,3 +148,60 @@ async def test_actions_persist_and_refuse_what_does_not_apply(
         assert await again.open_question("acme", "Carol", "Another question") == 2
         active = await again.incidents("active", None, 10)
         assert [(s.number, s.status) for s in active] == [(2, "open"), (1, "open")]
+
+
+async def test_status_gives_stored_agents_their_own_fields_and_mqtt_disabled_when_off(
+    tmp_path: Path,
+) -> None:
+    config = _config(tmp_path)
+    clock = FixedClock(NOW)
+    async with Store.open(config.storage.url) as store:
+        await store.agents.upsert(
+            AgentRecord(
+                name="ams-1",
+                last_seen=datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
+                status="offline",
+                meta={"results": 42, "locations": ["acme-ams"], "reason": "connection lost"},
+            )
+        )
+        monitor = await restore_monitor(config, store, clock)
+        status = await ConsoleServiceImpl(config, Pipeline(monitor, store, clock)).status()
+    assert status.agents == (
+        AgentView(
+            "ams-1",
+            "offline",
+            datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
+            "acme-ams",
+            results_received=42,
+            locations=("acme-ams",),
+            reason="connection lost",
+        ),
+    )
+    assert status.mqtt == MqttView("127.0.0.1:1883", "disabled")
+
+
+async def test_status_prefers_ingestions_view_of_agents_and_the_broker(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    clock = FixedClock(NOW)
+    seen = datetime(2026, 12, 1, 8, 59, tzinfo=UTC)
+    live = AgentHealthView("ams-1", "online", seen, 7, ("acme-ams", "acme-rtm"), "")
+    async with Store.open(config.storage.url) as store:
+        monitor = await restore_monitor(config, store, clock)
+        console = ConsoleServiceImpl(
+            config,
+            Pipeline(monitor, store, clock),
+            agents=lambda: [live],
+            mqtt=lambda: MqttView("broker:1883", "unreachable", "connection refused"),
+        )
+        status = await console.status()
+    assert status.agents == (
+        AgentView(
+            "ams-1",
+            "online",
+            seen,
+            "acme-ams, acme-rtm",
+            results_received=7,
+            locations=("acme-ams", "acme-rtm"),
+        ),
+    )
+    assert status.mqtt == MqttView("broker:1883", "unreachable", "connection refused")

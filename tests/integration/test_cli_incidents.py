@@ -290,10 +290,11 @@ def test_status_shows_every_service_incidents_and_agents(served: Served) -> None
         "  1  P1 Critical  open    acme      2026-12-01 09:30 CET  -         "
         "Click2Dial unavailable at Amsterdam",
         "",
+        "mqtt broker 127.0.0.1:1883: connected",
         "agents (2):",
-        "  NAME         STATUS  LOCATION    LAST SEEN",
-        "  agent-ams-1  online  acme-ams    8s ago",
-        "  agent-utr-1  stale   globex-utr  4m ago",
+        "  NAME         STATUS  LOCATIONS   RESULTS  LAST SEEN  REASON",
+        "  agent-ams-1  online  acme-ams       1284  8s ago     -",
+        "  agent-utr-1  stale   globex-utr       96  4m ago     no report for 4m",
         "",
         "maintenance: none",
     ]

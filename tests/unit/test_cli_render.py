@@ -99,11 +99,51 @@ def test_status_lists_maintenance_and_agents_never_seen() -> None:
         "open incidents: none",
         "",
         "agents (1):",
-        "  NAME     STATUS   LOCATION  LAST SEEN",
-        "  agent-1  offline  -         never",
+        "  NAME     STATUS   LOCATIONS  RESULTS  LAST SEEN  REASON",
+        "  agent-1  offline  -                -  never      -",
         "",
         "maintenance (1):",
         "  #  STATE   START                 END                   SERVICES  CUSTOMERS      REASON",
         "  3  active  2026-12-01 22:00 CET  2026-12-02 01:00 CET  crm       all customers  "
         "CRM upgrade",
     ]
+
+
+def test_status_shows_an_unreachable_broker_and_each_agents_results_and_reason() -> None:
+    document = {
+        "generated_at": "2026-12-01T10:00:00+01:00",
+        "overall": {"state": "ok", "headline": "All systems operational", "detail": ""},
+        "customers": [],
+        "agents": [
+            {
+                "name": "agent-ams-1",
+                "status": "offline",
+                "last_seen": "2026-12-01T09:30:00+01:00",
+                "location": "acme-ams, acme-rtm",
+                "results_received": 25318,
+                "locations": ["acme-ams", "acme-rtm"],
+                "reason": "connection lost",
+            }
+        ],
+        "open_incidents": [],
+        "maintenance": [],
+        "mqtt": {"broker": "127.0.0.1:1883", "state": "unreachable", "detail": "refused"},
+    }
+    lines = render_status(document, AMS).splitlines()
+    assert lines[6:10] == [
+        "mqtt broker 127.0.0.1:1883: unreachable (refused)",
+        "agents (1):",
+        "  NAME         STATUS   LOCATIONS          RESULTS  LAST SEEN  REASON",
+        "  agent-ams-1  offline  acme-ams,acme-rtm    25318  30m ago    connection lost",
+    ]
+
+
+def test_status_says_when_mqtt_is_disabled() -> None:
+    document = {
+        "generated_at": "2026-12-01T10:00:00+01:00",
+        "customers": [],
+        "agents": [],
+        "mqtt": {"broker": "127.0.0.1:1883", "state": "disabled", "detail": ""},
+    }
+    lines = render_status(document, AMS).splitlines()
+    assert lines[6:8] == ["mqtt broker: disabled (no remote agents)", "agents: none"]

@@ -86,8 +86,12 @@ async def test_api_status_has_banner_tiles_incidents_agents_in_local_time(client
         "status": "stale",
         "last_seen": "2026-12-01T09:56:00+01:00",
         "location": "globex-utr",
+        "results_received": 96,
+        "locations": ["globex-utr"],
+        "reason": "no report for 4m",
     }
     assert status["maintenance"] == []
+    assert status["mqtt"] == {"broker": "127.0.0.1:1883", "state": "connected", "detail": ""}
 
 
 async def test_api_incidents_filters_by_status_and_customer(client: Client) -> None:

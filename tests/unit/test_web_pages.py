@@ -102,6 +102,94 @@ async def test_status_page_banner_is_green_when_everything_is_operational(
     assert "No open incidents." in html
 
 
+def agent_cells(html: str, name: str) -> list[str]:
+    """The text of each cell of an agent's row in the agents table."""
+    row = re.search(rf'<tr data-agent="{re.escape(name)}".*?</tr>', html, re.S)
+    assert row is not None, name
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(0), re.S)
+    return [re.sub(r"<[^>]+>", "", cell).strip() for cell in cells]
+
+
+def mqtt_line(html: str) -> str:
+    found = re.search(r'<div class="mqtt[^"]*" id="mqtt".*?</div>', html, re.S)
+    assert found is not None
+    return " ".join(re.sub(r"<[^>]+>", " ", found.group(0)).split())
+
+
+async def test_agents_table_shows_locations_results_received_reason_and_the_broker_state(
+    client: Client,
+) -> None:
+    html = await page(client, "/")
+    assert '<div class="mqtt m-connected" id="mqtt" data-state="connected">' in html
+    assert mqtt_line(html) == "MQTT broker 127.0.0.1:1883 Connected"
+    header = re.search(r'<section class="card" id="agents">.*?<thead>(.*?)</thead>', html, re.S)
+    assert header is not None
+    assert re.findall(r"<th[^>]*>(.*?)</th>", header.group(1)) == [
+        "Agent",
+        "Status",
+        "Locations",
+        "Results received",
+        "Last seen",
+        "Reason",
+    ]
+    assert agent_cells(html, "agent-ams-1") == [
+        "agent-ams-1",
+        "Online",
+        "acme-ams",
+        "1,284",
+        "8s ago",
+        "—",
+    ]
+    assert agent_cells(html, "agent-utr-1") == [
+        "agent-utr-1",
+        "Stale",
+        "globex-utr",
+        "96",
+        "4m ago",
+        "no report for 4m",
+    ]
+    assert '<td class="num" data-results="1284">1,284</td>' in html
+    assert "results received" not in html  # no longer squeezed into a location line
+
+
+async def test_unreachable_broker_is_a_line_above_the_agents_not_an_agent_row(
+    client: Client, fake: FakeService
+) -> None:
+    fake.set_mqtt("127.0.0.1:1883", "unreachable", "[Errno 111] Connection refused")
+    fake.set_agent("agent-ams-1", "offline", NOW - timedelta(minutes=3), "acme-ams", "acme-rtm",
+                   results_received=25318, reason="connection lost")  # fmt: skip
+    html = await page(client, "/")
+    assert mqtt_line(html) == (
+        "MQTT broker 127.0.0.1:1883 Unreachable MQTT broker unreachable: agents' results "
+        "cannot arrive ([Errno 111] Connection refused)."
+    )
+    assert 'class="pill s-unreachable"' in html
+    assert html.index('id="mqtt"') < html.index('data-agent="agent-ams-1"')
+    assert re.findall(r'<tr data-agent="([^"]+)"', html) == ["agent-ams-1", "agent-utr-1"]
+    assert agent_cells(html, "agent-ams-1") == [
+        "agent-ams-1",
+        "Offline",
+        "acme-ams, acme-rtm",
+        "25,318",
+        "3m ago",
+        "connection lost",
+    ]
+
+
+async def test_disabled_mqtt_says_the_central_prober_runs_every_check(
+    aiohttp_client: ClientFactory, clock: FixedClock
+) -> None:
+    fake = FakeService(clock)
+    fake.set_mqtt("127.0.0.1:1883", "disabled")
+    app = build_web_app(fake, metrics_registry=prometheus_client.CollectorRegistry())
+    html = await page(await aiohttp_client(app), "/")
+    assert mqtt_line(html) == (
+        "MQTT broker Disabled MQTT is off: no remote agents report; "
+        "the central prober runs every check."
+    )
+    assert "<table" not in html.split('id="agents"')[1]
+
+
 # --- incidents ------------------------------------------------------------------------------
 
 
