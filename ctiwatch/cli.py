@@ -14,19 +14,23 @@ from collections.abc import Sequence
 
 from ctiwatch.config import ConfigError
 
-COMMAND_MODULES = (
-    "ctiwatch.commands.core",
-    "ctiwatch.commands.sla",
-    "ctiwatch.commands.db",
-    "ctiwatch.commands.agent",
-    "ctiwatch.commands.report",
-    "ctiwatch.commands.alerts",
-    "ctiwatch.commands.simulator",
-    "ctiwatch.commands.simulate",
-    "ctiwatch.commands.incidents",
-    "ctiwatch.commands.status",
-    "ctiwatch.commands.run",
-)
+# Top-level command -> the module that registers it. Only the module of the command being run
+# is imported (the others pull in aiohttp, SQLAlchemy, twilio, ...), so a quick command such as
+# ``sla deadlines`` starts quickly; ``--help`` and an unknown command import them all.
+COMMANDS = {
+    "check-config": "ctiwatch.commands.core",
+    "sla": "ctiwatch.commands.sla",
+    "db": "ctiwatch.commands.db",
+    "agent": "ctiwatch.commands.agent",
+    "report": "ctiwatch.commands.report",
+    "alerts": "ctiwatch.commands.alerts",
+    "simulator": "ctiwatch.commands.simulator",
+    "simulate": "ctiwatch.commands.simulate",
+    "incidents": "ctiwatch.commands.incidents",
+    "status": "ctiwatch.commands.status",
+    "run": "ctiwatch.commands.run",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,20 +39,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ctiwatch",
         description="Watch CloudCTI Click2Dial and CRM integration and run the SLA's incidents.",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name in COMMAND_MODULES:
+    command = next((arg for arg in (argv or ()) if not arg.startswith("-")), None)
+    chosen = COMMANDS.get(command or "")
+    for name in (chosen,) if chosen is not None else COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(arguments).parse_args(arguments)
     try:
         code: int = args.func(args)
     except ConfigError as exc:
