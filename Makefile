@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= config/ctiwatch.yaml
 CORE := sla classifier incidents alerting probes ctiwatch
 
-.PHONY: install run test lint fmt typecheck unit system-deps services bench clean
+.PHONY: install run test lint fmt typecheck unit system-deps services bench bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ test: $(STAMP) system-deps services lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# Only for `bench probes`' side-by-side figures (it skips that comparison without it).
+bench-deps:
+	@command -v prometheus-blackbox-exporter >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-blackbox-exporter >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis var ctiwatch.db*

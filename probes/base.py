@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import uuid
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from tenacity import retry_if_result, stop_after_attempt, wait_exponential
 from tenacity.asyncio import AsyncRetrying
 
-from classifier.observation import ProbeResult, TargetKey
+from classifier.observation import ProbeResult, Source, TargetKey
 
 
 class Clock(Protocol):
@@ -110,7 +110,8 @@ def cached_request(
 
 
 def random_ids() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as 32 hex digits (the shape of ``uuid4().hex``, without the UUID)."""
+    return os.urandom(16).hex()
 
 
 def sequential_ids(prefix: str = "r") -> Callable[[], str]:
@@ -180,9 +181,15 @@ class ProbeContext:
         )
         return self.timeout * (1 + self.retries) + backoffs
 
-    async def attempt(self, once: Callable[[], Awaitable[Attempt]]) -> tuple[Attempt, int]:
-        """Run ``once`` until it is ok or the retries are used up; return it and the count."""
-        first = await once()
+    async def attempt(
+        self, once: Callable[[], Awaitable[Attempt]], first: Attempt | None = None
+    ) -> tuple[Attempt, int]:
+        """Run ``once`` until it is ok or the retries are used up; return it and the count.
+
+        ``first``: the first attempt, when the caller already made it.
+        """
+        if first is None:
+            first = await once()
         if first.ok or self.retries == 0:
             return first, 1
         count = 1
@@ -204,6 +211,28 @@ Check = Callable[[HttpResponse, ProbeTarget, ProbeContext], tuple[bool, bool | N
 """Judges one answer: ``(ok, recognised, conditions text)``."""
 
 
+async def _attempt_once(
+    target: ProbeTarget,
+    transport: Transport,
+    ctx: ProbeContext,
+    request: HttpRequest,
+    check: Check,
+    begin: datetime,
+) -> Attempt:
+    timeout = ctx.timeout
+    try:
+        async with asyncio.timeout(timeout):
+            response = await transport.send(request)
+    except TimeoutError:
+        return Attempt(False, None, None, f"timeout after {timeout:g} s", timeout)
+    except TransportError as exc:
+        latency = (ctx.clock.now() - begin).total_seconds()
+        return Attempt(False, None, None, f"no answer: {exc}", latency)
+    latency = (ctx.clock.now() - begin).total_seconds()
+    ok, recognised, detail = check(response, target, ctx)
+    return Attempt(ok, response.status, recognised, detail, latency)
+
+
 async def run_http_probe(
     target: ProbeTarget,
     transport: Transport,
@@ -211,39 +240,35 @@ async def run_http_probe(
     request: HttpRequest,
     check: Check,
 ) -> ProbeResult:
-    """Send ``request`` with the context's timeout and retries; ``check`` judges each answer."""
+    """Send ``request`` with the context's timeout and retries; ``check`` judges each answer.
+
+    The first attempt begins when the round does; it runs inline (no closure, no retry
+    machinery), since a good answer is the usual case.
+    """
     clock = ctx.clock
-    timeout = ctx.timeout
     started = clock.now()
-    first: list[datetime] = [started]  # the first attempt begins when the round does
+    outcome = await _attempt_once(target, transport, ctx, request, check, started)
+    attempts = 1
+    if not outcome.ok and ctx.retries:
 
-    async def once() -> Attempt:
-        begin = first.pop() if first else clock.now()
-        try:
-            async with asyncio.timeout(timeout):
-                response = await transport.send(request)
-        except TimeoutError:
-            return Attempt(False, None, None, f"timeout after {timeout:g} s", timeout)
-        except TransportError as exc:
-            latency = (clock.now() - begin).total_seconds()
-            return Attempt(False, None, None, f"no answer: {exc}", latency)
-        latency = (clock.now() - begin).total_seconds()
-        ok, recognised, detail = check(response, target, ctx)
-        return Attempt(ok, response.status, recognised, detail, latency)
+        def once() -> Awaitable[Attempt]:
+            return _attempt_once(target, transport, ctx, request, check, clock.now())
 
-    outcome, attempts = await ctx.attempt(once)
+        outcome, attempts = await ctx.attempt(once, outcome)
     latency_ms = round(outcome.latency * 1000.0, 3)
     tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+    ok = outcome.ok
     return ProbeResult(
-        result_id=ctx.new_id(),
-        target=target.key,
-        at=started,
-        ok=outcome.ok,
-        recognised=outcome.recognised if outcome.ok else None,
-        latency_ms=latency_ms,
-        status=outcome.status,
-        evidence=f"{request.method} {request.url} {outcome.detail}; {latency_ms:g} ms; {tries}",
-        attempts=attempts,
+        ctx.new_id(),
+        target.key,
+        started,
+        ok,
+        outcome.recognised if ok else None,
+        latency_ms,
+        outcome.status,
+        f"{request.method} {request.url} {outcome.detail}; {latency_ms:g} ms; {tries}",
+        Source.PROBE,
+        attempts,
     )
 
 

@@ -8,6 +8,7 @@ the call is recognised when the answer names the expected CRM contact for the di
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from urllib.parse import quote
 
 from classifier.observation import ProbeResult
@@ -74,8 +75,9 @@ def check_click2dial(
     )
 
 
-async def probe_click2dial(
+def probe_click2dial(
     target: ProbeTarget, transport: Transport, ctx: ProbeContext
-) -> ProbeResult:
+) -> Awaitable[ProbeResult]:
+    """A :data:`~probes.base.Probe` (a plain function returning the coroutine: one frame less)."""
     request = cached_request(target, "click2dial", click2dial_request)
-    return await run_http_probe(target, transport, ctx, request, check_click2dial)
+    return run_http_probe(target, transport, ctx, request, check_click2dial)

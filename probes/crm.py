@@ -8,6 +8,7 @@ contact is in it. An answer without it is a miss (the service works, the match f
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from urllib.parse import quote
 
 from classifier.observation import ProbeResult
@@ -60,6 +61,9 @@ def check_crm(
     )
 
 
-async def probe_crm(target: ProbeTarget, transport: Transport, ctx: ProbeContext) -> ProbeResult:
+def probe_crm(
+    target: ProbeTarget, transport: Transport, ctx: ProbeContext
+) -> Awaitable[ProbeResult]:
+    """A :data:`~probes.base.Probe` (a plain function returning the coroutine: one frame less)."""
     request = cached_request(target, "crm", crm_request)
-    return await run_http_probe(target, transport, ctx, request, check_crm)
+    return run_http_probe(target, transport, ctx, request, check_crm)

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from classifier.observation import ProbeResult
 from probes.base import (
     HttpRequest,
@@ -13,6 +15,7 @@ from probes.base import (
     ProbeContext,
     ProbeTarget,
     Transport,
+    cached_request,
     run_http_probe,
 )
 
@@ -25,6 +28,10 @@ def make_http_probe(
 ) -> Probe:
     """A probe for ``GET base_url + path``; each condition shows its actual value."""
     needle = body_contains.encode() if body_contains is not None else None
+    kind = f"http {path}"  # the request depends on the target and the path only
+
+    def build(target: ProbeTarget) -> HttpRequest:
+        return HttpRequest("GET", f"{target.base_url}{path}", target.auth_headers)
 
     def check(
         response: HttpResponse, target: ProbeTarget, ctx: ProbeContext
@@ -47,11 +54,11 @@ def make_http_probe(
             parts.append(f"[CERTIFICATE_EXPIRATION] (unknown) >= {min_cert_days:g}d")
         return ok, None, ", ".join(parts)
 
-    async def probe_http(
+    def probe_http(
         target: ProbeTarget, transport: Transport, ctx: ProbeContext
-    ) -> ProbeResult:
-        request = HttpRequest("GET", f"{target.base_url}{path}", target.auth_headers)
-        return await run_http_probe(target, transport, ctx, request, check)
+    ) -> Awaitable[ProbeResult]:
+        request = cached_request(target, kind, build)
+        return run_http_probe(target, transport, ctx, request, check)
 
     return probe_http
 

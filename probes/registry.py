@@ -14,3 +14,9 @@ from probes.http import probe_http
 PROBES: Mapping[str, Probe] = MappingProxyType(
     {"click2dial": probe_click2dial, "crm": probe_crm, "http": probe_http}
 )
+
+# Probes whose rounds the context bounds by itself: every attempt under the context's timeout,
+# bounded retries and backoff (``run_http_probe``), so a round never outlasts
+# ``ProbeContext.worst_case``. The scheduler needs no deadline timer of its own for them when
+# its deadline is at least that long (the default is a second more).
+SELF_BOUNDED: frozenset[Probe] = frozenset(PROBES.values())

@@ -1,14 +1,19 @@
 """The probe scheduler: every target on the interval, spread out, never overlapping itself.
 
-* Each target runs in its own task, so a slow target delays nobody else. Its rounds start at
-  ``start + offset + k * interval``; the offset is a stable hash of the target's key (the same
-  on every run, so load is spread the same way after a restart), or 0 with ``spread=False``,
-  which ``simulate`` uses so that rounds start exactly every interval.
+* One dispatcher keeps every target's next instant in a heap and sleeps until the earliest
+  (one timer for the whole schedule); each round runs in a task of its own, which then goes
+  on with rounds already due, keeping its concurrency slot. A slow target holds one slot and
+  delays nobody else. A target's rounds start at ``start + offset + k * interval``; the
+  offset is a stable hash of the target's key (the same on every run, so load is spread the
+  same way after a restart), or 0 with ``spread=False``, which ``simulate`` uses so that
+  rounds start exactly every interval.
 * A round still running when the target's next round is due makes that target skip the rounds
   it missed (counted in ``stats.skipped``); it never runs twice at once.
-* ``concurrency`` bounds the probes in flight (a semaphore); ``deadline`` bounds one round,
-  retries included (default: the context's worst case plus a second; ``math.inf`` turns the
-  guard off), and a round past it is a failure.
+* ``concurrency`` bounds the probes in flight (rounds due while every slot is taken wait, in
+  the order of their instants); ``deadline`` bounds one round, retries included (default: the
+  context's worst case plus a second; ``math.inf`` turns the guard off), and a round past it
+  is a failure. The registry's probes bound themselves within the context's worst case, so
+  with a deadline at least that long they need no guard timer (``SELF_BOUNDED``).
 * A result's ``at`` is its round's scheduled instant. Results go to ``on_results`` in batches
   (everything that finished in one turn of the event loop), in the order they finished.
 * All time comes from the context's clock: in a ``VirtualTimeLoop`` the schedule, timeouts and
@@ -19,15 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from classifier.observation import ProbeResult, TargetKey
 from probes.base import Probe, ProbeContext, ProbeTarget, Transport
-from probes.registry import PROBES
+from probes.registry import PROBES, SELF_BOUNDED
 from probes.targets import context_from_config, targets_from_config
 
 __all__ = [
@@ -81,7 +87,7 @@ class Scheduler:
         unknown = sorted({t.kind for t in targets if t.kind not in probes})
         if unknown:
             raise ValueError(f"no probe for kind(s): {', '.join(unknown)}")
-        self._plan = [(t, probes[t.kind]) for t in targets]
+        chosen = [(t, probes[t.kind]) for t in targets]
         self._transport = transport
         self._ctx = ctx
         self._clock = ctx.clock
@@ -94,6 +100,13 @@ class Scheduler:
         # An infinite deadline drops the guard (one timer less per round): the probes'
         # per-attempt timeouts and bounded retries already bound a round.
         self._guarded = math.isfinite(self._deadline)
+        # A round of a self-bounded probe ends within the context's worst case anyway: with a
+        # deadline at least that long its guard would never fire, so it gets none (one timer
+        # less per round). Any other probe, or a shorter deadline, keeps the guard.
+        unguarded = self._deadline >= ctx.worst_case
+        self._plan = [
+            (t, p, self._guarded and not (unguarded and p in SELF_BOUNDED)) for t, p in chosen
+        ]
         self.stats = SchedulerStats()
         self._pending: list[ProbeResult] = []
         self._running = False
@@ -114,10 +127,28 @@ class Scheduler:
         if self._running:
             raise RuntimeError("this scheduler is already running")
         self._running = True
-        origin: datetime = self._clock.now() if start is None else start
+        clock = self._clock
+        interval = self._interval
+        plan = self._plan
+        origin: datetime = clock.now() if start is None else start
+        # The rounds waiting for their instant: (due, index into the plan). A target is either
+        # here or running, never both, so it never overlaps itself.
+        queue = [
+            (origin + self.offset(target.key), index) for index, (target, _, _) in enumerate(plan)
+        ]
+        if until is not None:
+            queue = [entry for entry in queue if entry[0] < until]
+        heapq.heapify(queue)
+        concurrency = self._concurrency
+        stats = self.stats
+        running = 0
+        sleeper: asyncio.Task[None] | None = None  # the dispatcher's sleep, while it sleeps
+        sleeping_until: datetime | None = None
+        kick: asyncio.Future[None] | None = None  # the dispatcher's wait for a slot or a round
+        waiting_for_slot = False
         wake = asyncio.Event()
-        limit = asyncio.Semaphore(self._concurrency)
         done = False
+        loop = asyncio.get_running_loop()
 
         async def deliver() -> None:
             while True:
@@ -131,54 +162,116 @@ class Scheduler:
                 if done:
                     return
 
-        async def target_loop(target: ProbeTarget, probe: Probe) -> None:
-            interval = self._interval
-            clock = self._clock
-            due = origin + self.offset(target.key)
-            while until is None or due < until:
-                await clock.sleep_until(due)
-                async with limit:
-                    result = await self._round(target, probe, due)
-                self._pending.append(result)
-                wake.set()
-                due += interval
+        transport = self._transport
+        ctx = self._ctx
+        deadline = self._deadline
+
+        async def rounds_from(index: int, due: datetime) -> None:
+            # Runs the round it was started for, then, keeping its slot, any round already due
+            # (under load one task runs round after round: no task and no wake-up per round).
+            nonlocal running
+            try:
+                while True:
+                    target, probe, guarded = plan[index]
+                    try:
+                        if guarded:
+                            async with asyncio.timeout(deadline):
+                                result = await probe(target, transport, ctx)
+                        else:
+                            result = await probe(target, transport, ctx)
+                    except TimeoutError:
+                        stats.deadline_exceeded += 1
+                        result = self._failure(
+                            target, due, f"round deadline of {deadline:g} s exceeded"
+                        )
+                    except Exception as exc:  # a probe bug must not stop the other targets
+                        stats.probe_errors += 1
+                        result = self._failure(
+                            target, due, f"probe error: {type(exc).__name__}: {exc}"
+                        )
+                    stats.rounds += 1
+                    if result.at != due:  # the fields spelled out: dataclasses.replace is slow
+                        r = result
+                        result = ProbeResult(
+                            r.result_id,
+                            r.target,
+                            due,
+                            r.ok,
+                            r.recognised,
+                            r.latency_ms,
+                            r.status,
+                            r.evidence,
+                            r.source,
+                            r.attempts,
+                        )
+                    self._pending.append(result)
+                    wake.set()
+                    due += interval
+                    now = clock.now()
+                    if due < now:  # the round overran: skip the rounds already missed
+                        missed = -((due - now) // interval)
+                        stats.skipped += missed
+                        due += missed * interval
+                    if until is None or due < until:
+                        heapq.heappush(queue, (due, index))
+                        if sleeping_until is not None and due < sleeping_until:
+                            assert sleeper is not None
+                            sleeper.cancel()  # an earlier instant than the one slept for
+                        elif kick is not None and not waiting_for_slot and not kick.done():
+                            kick.set_result(None)  # the dispatcher had nothing to wait for
+                    if queue and queue[0][0] <= now:
+                        due, index = heapq.heappop(queue)
+                        continue
+                    return
+            finally:
+                running -= 1
+                if kick is not None and not kick.done():
+                    kick.set_result(None)
+
+        async def dispatch(rounds: asyncio.TaskGroup) -> None:
+            # One loop starts every round: one timer for the whole schedule instead of one per
+            # target, and the concurrency limit is a counter, not a semaphore per round.
+            nonlocal running, sleeper, sleeping_until, kick, waiting_for_slot
+            reached: datetime | None = None  # the instant last slept until
+            while queue or running:
+                if not queue or running >= concurrency:
+                    waiting_for_slot = bool(queue)
+                    kick = loop.create_future()
+                    await kick
+                    kick = None
+                    continue
+                due, index = queue[0]
                 now = clock.now()
-                if due < now:  # the round overran: skip the rounds already missed
-                    missed = -((due - now) // interval)
-                    self.stats.skipped += missed
-                    due += missed * interval
+                if reached is not None and now < reached:
+                    now = reached  # the clock's rounding must not make a sleep end early
+                if due > now:
+                    sleeping_until = due
+                    sleeper = loop.create_task(clock.sleep_until(due))
+                    try:
+                        await sleeper
+                        reached = due
+                    except asyncio.CancelledError:
+                        task = asyncio.current_task()
+                        if task is not None and task.cancelling():
+                            raise
+                    finally:
+                        sleeper = sleeping_until = None
+                    continue
+                heapq.heappop(queue)
+                running += 1
+                rounds.create_task(rounds_from(index, due))
 
         try:
             async with asyncio.TaskGroup() as group:
                 delivery = group.create_task(deliver())
-                async with asyncio.TaskGroup() as loops:
-                    for target, probe in self._plan:
-                        loops.create_task(target_loop(target, probe))
+                async with asyncio.TaskGroup() as rounds:
+                    await dispatch(rounds)
                 done = True
                 wake.set()
                 await delivery
         finally:
             self._pending = []
             self._running = False
-
-    async def _round(self, target: ProbeTarget, probe: Probe, due: datetime) -> ProbeResult:
-        stats = self.stats
-        try:
-            if self._guarded:
-                async with asyncio.timeout(self._deadline):
-                    result = await probe(target, self._transport, self._ctx)
-            else:
-                result = await probe(target, self._transport, self._ctx)
-        except TimeoutError:
-            stats.deadline_exceeded += 1
-            result = self._failure(target, due, f"round deadline of {self._deadline:g} s exceeded")
-        except Exception as exc:  # a probe bug must not stop the other targets
-            stats.probe_errors += 1
-            result = self._failure(target, due, f"probe error: {type(exc).__name__}: {exc}")
-        stats.rounds += 1
-        if result.at != due:
-            result = replace(result, at=due)
-        return result
 
     def _failure(self, target: ProbeTarget, due: datetime, evidence: str) -> ProbeResult:
         return ProbeResult(

@@ -2,31 +2,71 @@
 
 from __future__ import annotations
 
+import json
 import ssl
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import aiohttp
+from yarl import URL
 
 from probes.base import HttpRequest, HttpResponse, TransportError
+
+_CACHE_LIMIT = 65_536
+# The probe's own ``asyncio.timeout`` bounds every attempt; the session's default total
+# timeout would only add a second timer to every request.
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=None)
+
+
+class _Prepared(NamedTuple):
+    """What aiohttp needs for one request, derived once: parsed URL, encoded JSON body."""
+
+    request: HttpRequest  # held so that its id() is not reused while cached
+    url: URL
+    headers: Mapping[str, str]
+    body: bytes | None
 
 
 class AiohttpTransport:
     """Sends probe requests over ``session``; the session's owner closes it.
 
     Timeouts are the probe's (``asyncio.timeout`` per attempt), not the session's.
+    Probes send the same request objects round after round (``cached_request``), so the parsed
+    URL and the encoded JSON body are kept per request object (bounded) instead of being
+    redone for every send.
     """
 
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self._session = session
+        self._prepared: dict[int, _Prepared] = {}
+
+    def _prepare(self, request: HttpRequest) -> _Prepared:
+        prepared = self._prepared.get(id(request))
+        if prepared is not None and prepared.request is request:
+            return prepared
+        headers = request.headers
+        body = None
+        if request.json is not None:
+            body = json.dumps(request.json).encode()
+            if not any(name.lower() == "content-type" for name in headers):
+                headers = {**headers, "Content-Type": "application/json"}
+        prepared = _Prepared(request, URL(request.url), headers, body)
+        if len(self._prepared) >= _CACHE_LIMIT:
+            self._prepared.clear()
+        self._prepared[id(request)] = prepared
+        return prepared
 
     async def send(self, request: HttpRequest) -> HttpResponse:
+        prepared = self._prepare(request)
         try:
             async with self._session.request(
                 request.method,
-                request.url,
-                headers=request.headers,
-                json=request.json,
+                prepared.url,
+                headers=prepared.headers,
+                data=prepared.body,
                 allow_redirects=False,
+                timeout=_NO_TIMEOUT,
             ) as response:
                 not_after = _certificate_expiry(response) if request.url[:6] == "https:" else None
                 body = await response.read()
