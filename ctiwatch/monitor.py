@@ -18,7 +18,7 @@ Besides routing each incident event, the monitor owns two rules that span incide
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from alerting import escalation
@@ -158,6 +158,7 @@ class Monitor:
             outcome.extend(self._conditions_changed(now))
         outcome.extend(self._handle(self.engine.tick(now), now))
         outcome.extend(self._escalate(now))
+        self._collect_changed(outcome)
         return outcome
 
     def next_due(self) -> datetime | None:
@@ -298,6 +299,28 @@ class Monitor:
         if state is not None:
             self._escalations[number] = escalation.acknowledge(state)
 
+    def escalate_now(self, number: int, now: datetime, reason: str) -> Outcome:
+        """Page the next escalation step at once (a page was not answered or not delivered).
+
+        Does nothing for an acknowledged or resolved incident, or when the chain is done.
+        """
+        state = self._escalations.get(number)
+        if state is None or escalation.next_task(state) is None:
+            return Outcome()
+        incident = self.engine.incident(number)
+        if not incident.is_open:
+            return Outcome()
+        self._escalations[number] = replace(state, next_due=now)
+        self.engine.note(number, now, "escalation_hastened", reason)
+        outcome = self._escalate(now)
+        self._collect_changed(outcome)
+        return outcome
+
+    def _collect_changed(self, outcome: Outcome) -> None:
+        """Add the incidents changed since the last collection (once each, in order)."""
+        seen = {incident.number for incident in outcome.changed}
+        outcome.changed += [i for i in self.engine.take_changed() if i.number not in seen]
+
     def _escalate(self, now: datetime) -> Outcome:
         outcome = Outcome()
         for number in sorted(self._escalations):
@@ -314,7 +337,7 @@ class Monitor:
                 continue
             trigger = escalation.escalated_trigger(state, step, now)
             outcome.messages += self._route(trigger, incident, now)
-            incident.note(now, "escalated", f"paged the {step.name}")
+            self.engine.note(number, now, "escalated", f"paged the {step.name}")
         return outcome
 
     # --- routing -------------------------------------------------------------------------------
