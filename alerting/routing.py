@@ -24,12 +24,16 @@ rotation, else ``policy.oncall``; "P1" is the incident's priority after the trig
   ``contingency_min_p1_customers``, default 2 -- see :func:`contingency_reached` -- or when a
   repair deadline (MTTR) breaches): voice ``contingency`` to the contingency line outside
   support hours, to the normal support line inside support hours; SMS ``contingency`` to
-  on-call.
+  on-call; P1: voice ``contingency`` to on-call as well (after the line).
 * ``escalated``: to the escalation step in ``trigger.escalation``: SMS to its numbers, P1: voice
   to its numbers, and inside support hours to its landlines; its ``email`` (the third line, the
-  CloudCTI report) gets the report again, kind ``escalated``.
-* ``resolved``: SMS ``resolved`` to on-call; automatic incidents: e-mail ``resolved`` to the
-  support address.
+  CloudCTI report) gets the report again, kind ``escalated``. On-call is told too: SMS
+  ``escalated`` ("escalated to <step>") to every on-call number and, P1, voice ``escalated``
+  to them, after the step's recipients (an on-call number that is also one of the step's
+  numbers gets each channel once).
+* ``resolved``: SMS ``resolved`` to on-call, never a voice call, not even for P1 (a recovery
+  has nothing to acknowledge: a deliberate reading of "voice calls for P1"); automatic
+  incidents: e-mail ``resolved`` to the support address.
 
 Messages come out in a fixed order (e-mail, SMS, voice; recipients in list order), and one
 recipient never gets the same channel twice for one trigger. The idempotency key is
@@ -148,7 +152,8 @@ def route(
     elif kind is TriggerKind.CONTINGENCY:
         line = policy.support_line if context.in_support_hours else policy.contingency_line
         out.add("sms", oncall, kind.value, sms)
-        out.add("voice", [line], kind.value, voice, payload=voice_payload)
+        voice_to = [line, *oncall] if is_p1 else [line]
+        out.add("voice", voice_to, kind.value, voice, payload=voice_payload)
     elif kind is TriggerKind.ESCALATED:
         step = trigger.escalation
         if step is None:
@@ -163,10 +168,16 @@ def route(
                 report.subject,
                 {"html": report.html},
             )
-        out.add("sms", step.numbers, kind.value, sms)
+        out.add("sms", [*step.numbers, *oncall], kind.value, sms)
         if is_p1:
             landlines = step.landlines if context.in_support_hours else ()
-            out.add("voice", [*step.numbers, *landlines], kind.value, voice, payload=voice_payload)
+            out.add(
+                "voice",
+                [*step.numbers, *landlines, *oncall],
+                kind.value,
+                voice,
+                payload=voice_payload,
+            )
     elif kind is TriggerKind.RESOLVED:
         if incident.automatic:
             mail = email_resolved(incident, trigger, policy)

@@ -15,8 +15,11 @@ the reasoning is the comment above each test. Facts every derivation uses:
   numbers, paged by the opening) then third line (CloudCTI: the report again, and for P1 inside
   support hours a call to the support line) 10 minutes later for P1, 30 for P2, none for P3.
 * Routing (sla.md): report e-mail to support@cloudcti.nl at opening; SMS to on-call for
-  every alert, voice to on-call for P1; P1 opened/raised also calls the support line inside
-  support hours; contingency: +31356990244 outside support hours, +31356990230 inside.
+  every alert (escalation pages and contingency included), voice to on-call for P1 (but never
+  for `resolved`); P1 opened/raised also calls the support line inside support hours;
+  contingency: +31356990244 outside support hours, +31356990230 inside. Messages of one
+  trigger: e-mail, then SMS, then voice; an escalation page lists the step's recipients before
+  on-call, a contingency call the line before on-call.
 """
 
 from __future__ import annotations
@@ -166,7 +169,8 @@ def test_full_outage_of_a_location_is_a_p1_reported_at_the_third_failed_round() 
 # Alice's third failed round (14:02) is known at 14:02:03: P2. 8 support hours from Tue
 # 14:02:03: 2:57:57 left on Tuesday, 5:02:03 from Wednesday 08:30 -> Wed 13:32:03 (response and
 # update). Repair: 2 working days from the day after (Wed) -> Thu 2026-12-03 17:00. Nobody
-# acknowledges: third line (e-mail only, P2) at 14:02:03 + 30 min. Resolved at 15:02:00.
+# acknowledges: third line at 14:02:03 + 30 min: its e-mail, and an SMS telling on-call (P2:
+# no voice, so no support-line call either). Resolved at 15:02:00.
 def test_one_user_down_is_a_p2_with_repair_due_two_working_days_later() -> None:
     assert without_scope_times(incidents("one-user-down")) == [
         incident(
@@ -184,6 +188,7 @@ def test_one_user_down_is_a_p2_with_repair_due_two_working_days_later() -> None:
         ("2026-12-01T14:02:03+01:00", "email", SUPPORT_MAIL, 1, "report"),
         ("2026-12-01T14:02:03+01:00", "sms", ONCALL, 1, "opened"),
         ("2026-12-01T14:32:03+01:00", "email", SUPPORT_MAIL, 1, "escalated"),
+        ("2026-12-01T14:32:03+01:00", "sms", ONCALL, 1, "escalated"),
         ("2026-12-01T15:02:00+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
         ("2026-12-01T15:02:00+01:00", "sms", ONCALL, 1, "resolved"),
     ]
@@ -197,7 +202,8 @@ def test_one_user_down_is_a_p2_with_repair_due_two_working_days_later() -> None:
 # lookup goes unrecognised. After the third miss: 20/23 = 87.0% < 90% with >= 20 calls -> P2
 # at 10:00:00 (each user has one miss: no miss rule applies). The 10:00 misses leave the window
 # at 11:00 (then 20/20 recognised), the rate has to stay healthy 30 minutes: cleared 11:30:00.
-# 8 support hours from Tue 10:00 -> Wed 09:30; repair Thu 17:00. Third line at 10:30.
+# 8 support hours from Tue 10:00 -> Wed 09:30; repair Thu 17:00. Third line at 10:30 (P2:
+# e-mail, SMS to on-call).
 def test_recognition_below_90_percent_at_a_location_is_a_p2() -> None:
     assert without_scope_times(incidents("degraded-recognition")) == [
         incident(
@@ -215,6 +221,7 @@ def test_recognition_below_90_percent_at_a_location_is_a_p2() -> None:
         ("2026-12-01T10:00:00+01:00", "email", SUPPORT_MAIL, 1, "report"),
         ("2026-12-01T10:00:00+01:00", "sms", ONCALL, 1, "opened"),
         ("2026-12-01T10:30:00+01:00", "email", SUPPORT_MAIL, 1, "escalated"),
+        ("2026-12-01T10:30:00+01:00", "sms", ONCALL, 1, "escalated"),
         ("2026-12-01T11:30:00+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
         ("2026-12-01T11:30:00+01:00", "sms", ONCALL, 1, "resolved"),
     ]
@@ -266,8 +273,9 @@ def test_outage_inside_a_maintenance_window_opens_nothing_and_sends_nothing() ->
 
 # The outage (22:30-03:00) outlasts the window (22:00-02:00): the P1 (known 22:32:03) is held
 # back and opens at the window's end, Thu 02:00:00, outside support hours: no support line.
-# 4 support hours from Thu 08:30 -> 12:30. Third line at 02:10 (e-mail only: at night its
-# support-line call is skipped). Rounds 03:00-03:02 answer: resolved 03:02:00.
+# 4 support hours from Thu 08:30 -> 12:30. Third line at 02:10: e-mail, and on-call gets an SMS
+# and a voice call (P1); at night its support-line call is skipped. Rounds 03:00-03:02 answer:
+# resolved 03:02:00.
 def test_outage_that_outlasts_maintenance_opens_when_the_window_ends() -> None:
     assert without_scope_times(incidents("outage-outlasts-maintenance")) == [
         incident(
@@ -285,6 +293,8 @@ def test_outage_that_outlasts_maintenance_opens_when_the_window_ends() -> None:
         ("2026-12-03T02:00:00+01:00", "sms", ONCALL, 1, "opened"),
         ("2026-12-03T02:00:00+01:00", "voice", ONCALL, 1, "opened"),
         ("2026-12-03T02:10:00+01:00", "email", SUPPORT_MAIL, 1, "escalated"),
+        ("2026-12-03T02:10:00+01:00", "sms", ONCALL, 1, "escalated"),
+        ("2026-12-03T02:10:00+01:00", "voice", ONCALL, 1, "escalated"),
         ("2026-12-03T03:02:00+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
         ("2026-12-03T03:02:00+01:00", "sms", ONCALL, 1, "resolved"),
     ]
@@ -295,8 +305,9 @@ def test_outage_that_outlasts_maintenance_opens_when_the_window_ends() -> None:
 
 # acme's click2dial is down from Tue 22:00 (P1 at 22:02:03), globex's crm from 22:30 (P1 at
 # 22:32:03): two end-customers with an open P1, outside support hours -> the contingency line
-# is called at 22:32:03 (and on-call gets an SMS). Both P1s reported at night: due Wed 12:30.
-# acme resolves 23:02:00, globex 23:32:00; third line for each 10 minutes after its opening.
+# is called at 22:32:03, and on-call gets an SMS and (P1) a voice call after it. Both P1s
+# reported at night: due Wed 12:30. acme resolves 23:02:00, globex 23:32:00; third line for
+# each 10 minutes after its opening: e-mail, SMS and voice to on-call, no support line at night.
 def test_two_customers_with_a_p1_at_night_call_the_contingency_line() -> None:
     assert without_scope_times(incidents("two-customers-down-at-night")) == [
         incident(
@@ -324,12 +335,17 @@ def test_two_customers_with_a_p1_at_night_call_the_contingency_line() -> None:
         ("2026-12-01T22:02:03+01:00", "sms", ONCALL, 1, "opened"),
         ("2026-12-01T22:02:03+01:00", "voice", ONCALL, 1, "opened"),
         ("2026-12-01T22:12:03+01:00", "email", SUPPORT_MAIL, 1, "escalated"),
+        ("2026-12-01T22:12:03+01:00", "sms", ONCALL, 1, "escalated"),
+        ("2026-12-01T22:12:03+01:00", "voice", ONCALL, 1, "escalated"),
         ("2026-12-01T22:32:03+01:00", "email", SUPPORT_MAIL, 2, "report"),
         ("2026-12-01T22:32:03+01:00", "sms", ONCALL, 2, "opened"),
         ("2026-12-01T22:32:03+01:00", "voice", ONCALL, 2, "opened"),
         ("2026-12-01T22:32:03+01:00", "sms", ONCALL, 2, "contingency"),
         ("2026-12-01T22:32:03+01:00", "voice", CONTINGENCY_LINE, 2, "contingency"),
+        ("2026-12-01T22:32:03+01:00", "voice", ONCALL, 2, "contingency"),
         ("2026-12-01T22:42:03+01:00", "email", SUPPORT_MAIL, 2, "escalated"),
+        ("2026-12-01T22:42:03+01:00", "sms", ONCALL, 2, "escalated"),
+        ("2026-12-01T22:42:03+01:00", "voice", ONCALL, 2, "escalated"),
         ("2026-12-01T23:02:00+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
         ("2026-12-01T23:02:00+01:00", "sms", ONCALL, 1, "resolved"),
         ("2026-12-01T23:32:00+01:00", "email", SUPPORT_MAIL, 2, "resolved"),
@@ -337,13 +353,14 @@ def test_two_customers_with_a_p1_at_night_call_the_contingency_line() -> None:
     ]
 
 
-# The same by day (10:00 / 10:30): the contingency goes to the normal support line, and the P1
-# openings and third-line pages call the support line too.
+# The same by day (10:00 / 10:30): the contingency goes to the normal support line (then the
+# on-call voice call, P1), and the P1 openings and third-line pages call the support line too.
 def test_two_customers_with_a_p1_by_day_call_the_support_line() -> None:
     result = alerts("two-customers-down-by-day")
     assert [a for a in result if a[4] == "contingency"] == [
         ("2026-12-01T10:32:03+01:00", "sms", ONCALL, 2, "contingency"),
         ("2026-12-01T10:32:03+01:00", "voice", SUPPORT_LINE, 2, "contingency"),
+        ("2026-12-01T10:32:03+01:00", "voice", ONCALL, 2, "contingency"),
     ]
     assert CONTINGENCY_LINE not in {a[2] for a in result}
     assert [
@@ -360,7 +377,8 @@ def test_two_customers_with_a_p1_by_day_call_the_support_line() -> None:
 # 14:30) and at the update Tue 10:00: 7 h on Tuesday + 1 h -> Wed 09:30; 75% (6 h) -> Tue
 # 16:00. Repair: Tue 08:30 to Wed 17:00 (17 support hours); 75% = 12.75 h -> Wed 12:45; the
 # breach at Wed 17:00 expires the MTTR -> contingency. 17:00 is the end of support hours, not
-# inside them -> the contingency line. Third line at 14:32:03, before the acknowledgement.
+# inside them -> the contingency line (P2: no voice call to on-call). Third line at 14:32:03,
+# before the acknowledgement: e-mail and an SMS to on-call (P2: no voice).
 def test_expired_repair_deadline_calls_the_contingency_line() -> None:
     assert without_scope_times(incidents("p2-repair-expired")) == [
         incident(
@@ -380,6 +398,7 @@ def test_expired_repair_deadline_calls_the_contingency_line() -> None:
         ("2026-11-30T14:02:03+01:00", "email", SUPPORT_MAIL, 1, "report"),
         ("2026-11-30T14:02:03+01:00", "sms", ONCALL, 1, "opened"),
         ("2026-11-30T14:32:03+01:00", "email", SUPPORT_MAIL, 1, "escalated"),
+        ("2026-11-30T14:32:03+01:00", "sms", ONCALL, 1, "escalated"),
         ("2026-12-01T16:00:00+01:00", "sms", ONCALL, 1, "update_warning"),
         ("2026-12-02T09:30:00+01:00", "sms", ONCALL, 1, "update_breach"),
         ("2026-12-02T12:45:00+01:00", "sms", ONCALL, 1, "repair_warning"),
@@ -397,7 +416,8 @@ def test_expired_repair_deadline_calls_the_contingency_line() -> None:
 # P1 known Fri 2026-12-04 18:02:03 (outage from 18:00), nobody acknowledges. The clocks run
 # only in support hours: 4 support hours from Mon 08:30 -> response and update due Mon 12:30;
 # 75% (3 h) -> warnings Mon 11:30; breaches Mon 12:30 (SMS + voice to on-call: P1). Third line
-# at 18:12:03, e-mail only (outside support hours). The outage ends Mon 13:00: resolved 13:02.
+# at 18:12:03: e-mail, SMS + voice to on-call, no support-line call (outside support hours).
+# The outage ends Mon 13:00: resolved 13:02 (SMS only, no voice even for a P1).
 def test_unacknowledged_p1_on_friday_evening_warns_and_breaches_on_monday() -> None:
     assert without_scope_times(incidents("p1-unacknowledged-weekend")) == [
         incident(
@@ -416,6 +436,8 @@ def test_unacknowledged_p1_on_friday_evening_warns_and_breaches_on_monday() -> N
         ("2026-12-04T18:02:03+01:00", "sms", ONCALL, 1, "opened"),
         ("2026-12-04T18:02:03+01:00", "voice", ONCALL, 1, "opened"),
         ("2026-12-04T18:12:03+01:00", "email", SUPPORT_MAIL, 1, "escalated"),
+        ("2026-12-04T18:12:03+01:00", "sms", ONCALL, 1, "escalated"),
+        ("2026-12-04T18:12:03+01:00", "voice", ONCALL, 1, "escalated"),
         ("2026-12-07T11:30:00+01:00", "sms", ONCALL, 1, "response_warning"),
         ("2026-12-07T11:30:00+01:00", "voice", ONCALL, 1, "response_warning"),
         ("2026-12-07T11:30:00+01:00", "sms", ONCALL, 1, "update_warning"),
@@ -436,7 +458,8 @@ def test_unacknowledged_p1_on_friday_evening_warns_and_breaches_on_monday() -> N
 # the location is down -> the location condition (P1) replaces alice's, the incident is raised
 # and its clocks restart from 10:17:03: response and update due 14:17:03, no repair target.
 # The raise pages on-call (SMS, voice) and the support line; escalation restarts: third line
-# (e-mail, support line) at 10:27:03, replacing the P2's step due at 10:32:03.
+# (e-mail, support line, then SMS + voice to on-call) at 10:27:03, replacing the P2's step due
+# at 10:32:03.
 def test_priority_raise_restarts_the_sla_clocks_from_the_raise() -> None:
     assert without_scope_times(incidents("priority-raised")) == [
         incident(
@@ -466,7 +489,9 @@ def test_priority_raise_restarts_the_sla_clocks_from_the_raise() -> None:
         ("2026-12-01T10:17:03+01:00", "voice", ONCALL, 1, "raised"),
         ("2026-12-01T10:17:03+01:00", "voice", SUPPORT_LINE, 1, "raised"),
         ("2026-12-01T10:27:03+01:00", "email", SUPPORT_MAIL, 1, "escalated"),
+        ("2026-12-01T10:27:03+01:00", "sms", ONCALL, 1, "escalated"),
         ("2026-12-01T10:27:03+01:00", "voice", SUPPORT_LINE, 1, "escalated"),
+        ("2026-12-01T10:27:03+01:00", "voice", ONCALL, 1, "escalated"),
         ("2026-12-01T12:02:00+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
         ("2026-12-01T12:02:00+01:00", "sms", ONCALL, 1, "resolved"),
     ]
@@ -520,17 +545,20 @@ def test_every_shipped_scenario_keeps_the_spec_rules(name: str) -> None:
         if item["resolved_at"] is not None:
             after = [a for a in mine if a["at"] >= item["resolved_at"]]
             assert {a["kind"] for a in after} <= {"resolved"}
-        # SMS to every on-call number for every alert but the report and the escalation page;
-        # voice to them too while the incident is P1 (never for the resolved message)
+        # SMS to every on-call number for every alert but the report (escalation pages and
+        # contingency included); voice to them too while the incident is P1, but never a call
+        # for the resolved message
         oncall = {a["to"] for a in mine if a["kind"] == "opened" and a["channel"] == "sms"}
         assert oncall
         for at, kind in {(a["at"], a["kind"]) for a in mine}:
-            if kind in ("report", "escalated"):
+            if kind == "report":
                 continue
             to = {(a["channel"], a["to"]) for a in mine if a["at"] == at and a["kind"] == kind}
             assert {("sms", number) for number in oncall} <= to, (at, kind)
             p1 = item["priority"] == 1 and (not raises or at >= raises[-1])
-            if p1 and kind not in ("resolved", "contingency"):
+            if kind == "resolved":
+                assert {channel for channel, _ in to} <= {"email", "sms"}, (at, kind)
+            elif p1:
                 assert {("voice", number) for number in oncall} <= to, (at, kind)
 
 

@@ -98,22 +98,34 @@ TABLE: list[tuple[str, int, bool, list[str]]] = [
         for priority in (2, 3)
         for inside in (True, False)
     ],
+    ("contingency", 1, True, [f"sms {A} contingency", f"sms {B} contingency",
+                              f"voice {SUPPORT} contingency", f"voice {A} contingency",
+                              f"voice {B} contingency"]),
+    ("contingency", 1, False, [f"sms {A} contingency", f"sms {B} contingency",
+                               f"voice {CONTINGENCY} contingency", f"voice {A} contingency",
+                               f"voice {B} contingency"]),
     *[
         ("contingency", priority, True, [f"sms {A} contingency", f"sms {B} contingency",
                                          f"voice {SUPPORT} contingency"])
-        for priority in (1, 2, 3)
+        for priority in (2, 3)
     ],
     *[
         ("contingency", priority, False, [f"sms {A} contingency", f"sms {B} contingency",
                                           f"voice {CONTINGENCY} contingency"])
-        for priority in (1, 2, 3)
+        for priority in (2, 3)
     ],
-    ("escalated", 1, True, [f"sms {C} escalated", f"voice {C} escalated"]),
-    ("escalated", 1, False, [f"sms {C} escalated", f"voice {C} escalated"]),
-    ("escalated", 2, True, [f"sms {C} escalated"]),
-    ("escalated", 2, False, [f"sms {C} escalated"]),
-    ("escalated", 3, True, [f"sms {C} escalated"]),
-    ("escalated", 3, False, [f"sms {C} escalated"]),
+    *[
+        ("escalated", 1, inside, [f"sms {C} escalated", f"sms {A} escalated",
+                                  f"sms {B} escalated", f"voice {C} escalated",
+                                  f"voice {A} escalated", f"voice {B} escalated"])
+        for inside in (True, False)
+    ],
+    *[
+        ("escalated", priority, inside, [f"sms {C} escalated", f"sms {A} escalated",
+                                         f"sms {B} escalated"])
+        for priority in (2, 3)
+        for inside in (True, False)
+    ],
     *[
         ("resolved", priority, inside, [f"email {MAIL} resolved", f"sms {A} resolved",
                                         f"sms {B} resolved"])
@@ -178,13 +190,59 @@ def test_third_line_escalation_sends_the_report_again_and_calls_the_support_line
     outside = route(trigger, make_incident(1), POLICY, RoutingContext(in_support_hours=False))
     assert [(m.channel, m.to, m.kind) for m in inside] == [
         ("email", MAIL, "escalated"),
+        ("sms", A, "escalated"),
+        ("sms", B, "escalated"),
         ("voice", SUPPORT, "escalated"),
+        ("voice", A, "escalated"),
+        ("voice", B, "escalated"),
     ]
     assert inside[0].subject == (
         "[ctiwatch] Escalated to third line: P1 Critical incident #12 - ACME B.V.: "
         "click2dial down at acme-ams (1 user)"
     )
-    assert [(m.channel, m.to, m.kind) for m in outside] == [("email", MAIL, "escalated")]
+    assert [(m.channel, m.to, m.kind) for m in outside] == [
+        ("email", MAIL, "escalated"),
+        ("sms", A, "escalated"),
+        ("sms", B, "escalated"),
+        ("voice", A, "escalated"),
+        ("voice", B, "escalated"),
+    ]
+
+
+def test_oncall_sms_about_an_escalation_names_the_paged_step() -> None:
+    messages = route(make_trigger(TriggerKind.ESCALATED), make_incident(2), POLICY,
+                     RoutingContext(in_support_hours=True))  # fmt: skip
+    assert [m.text for m in messages if m.to == A] == [
+        "CTIWATCH ESCALATED to second line, not acknowledged: P2 #12 acme: click2dial down at "
+        "acme-ams (1 user). Reply ACK 12"
+    ]
+
+
+def test_oncall_number_that_is_also_in_the_paged_step_gets_each_channel_once() -> None:
+    step = EscalationTarget("second line", numbers=(C, B))
+    trigger = replace(make_trigger(TriggerKind.ESCALATED), escalation=step)
+    messages = route(trigger, make_incident(1), POLICY, RoutingContext(in_support_hours=True))
+    assert [(m.channel, m.to) for m in messages] == [
+        ("sms", C),
+        ("sms", B),
+        ("sms", A),
+        ("voice", C),
+        ("voice", B),
+        ("voice", A),
+    ]
+    assert len({m.idempotency_key for m in messages}) == len(messages)
+
+
+def test_support_line_on_the_oncall_list_gets_one_contingency_call() -> None:
+    policy = replace(POLICY, oncall=(SUPPORT, A))
+    messages = route(make_trigger(TriggerKind.CONTINGENCY), make_incident(1), policy,
+                     RoutingContext(in_support_hours=True))  # fmt: skip
+    assert [(m.channel, m.to) for m in messages] == [
+        ("sms", SUPPORT),
+        ("sms", A),
+        ("voice", SUPPORT),
+        ("voice", A),
+    ]
 
 
 def test_support_line_on_the_oncall_list_is_called_once() -> None:
