@@ -51,7 +51,7 @@ from alerting.sender import DeliveryReport, OutboxSender
 from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock, RealClock
 from ctiwatch.config import Config
-from ctiwatch.console import AgentHealthView, ConsoleServiceImpl, MqttHealthView
+from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
 from ctiwatch.monitor import Monitor
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion
@@ -60,6 +60,7 @@ from ctiwatch.simulator import SimulatorCore, make_app
 from ctiwatch.sla_policy import policy_from_config
 from ctiwatch.storage import AgentRecord, OutboxMessage, Store, TimelineEntry
 from ctiwatch.web.app import build_web_app
+from ctiwatch.web.service import MqttView
 from ctiwatch.web.twilio_webhooks import add_twilio_routes
 from incidents.model import Incident
 from probes.base import random_ids
@@ -163,7 +164,7 @@ def _agent_view(state: AgentState, ingestion: Ingestion) -> AgentHealthView:
         state.last_seen,
         results=ingestion.results_from(state.name),
         locations=ingestion.locations_of(state.name),
-        reason=state.reason if health != "online" else "",
+        reason=state.reason,  # the console shows it only when not online
     )
 
 
@@ -171,12 +172,12 @@ def _agent_views(ingestion: Ingestion) -> list[AgentHealthView]:
     return [_agent_view(a, ingestion) for a in ingestion.agents()]
 
 
-def _mqtt_view(ingestion: Ingestion) -> MqttHealthView:
+def _mqtt_view(ingestion: Ingestion) -> MqttView:
     if ingestion.subscribed.is_set():
-        return MqttHealthView(ingestion.broker, "connected")
+        return MqttView(ingestion.broker, "connected")
     if ingestion.broker_problem is not None:
-        return MqttHealthView(ingestion.broker, "unreachable", ingestion.broker_problem)
-    return MqttHealthView(ingestion.broker, "connecting")
+        return MqttView(ingestion.broker, "unreachable", ingestion.broker_problem)
+    return MqttView(ingestion.broker, "connecting")
 
 
 def _url(host: str, port: int) -> str:
@@ -227,7 +228,7 @@ class Ctiwatch:
                 )
             ingestion = self.ingestion
             agents: Callable[[], list[AgentHealthView]] | None = None
-            mqtt: Callable[[], MqttHealthView] | None = None
+            mqtt: Callable[[], MqttView] | None = None
             if ingestion is not None:
                 await self._restore_agents(store, ingestion)
                 agents = partial(_agent_views, ingestion)

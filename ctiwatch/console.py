@@ -25,7 +25,6 @@ from ctiwatch.storage import MaintenanceWindow as StoredWindow
 from ctiwatch.storage import TimelineEntry as StoredEntry
 from ctiwatch.storage.records import combine_rollups
 from ctiwatch.web.service import (
-    INCIDENT_FILTERS,
     AgentState,
     AgentView,
     Breach,
@@ -34,7 +33,6 @@ from ctiwatch.web.service import (
     IncidentState,
     IncidentSummary,
     LocationStatus,
-    MaintenanceState,
     MaintenanceView,
     MqttView,
     ScopeEntry,
@@ -43,15 +41,21 @@ from ctiwatch.web.service import (
     ServiceTile,
     StatusView,
     TimelineEntry,
+    check_customer,
+    check_priority_change,
+    check_status_filter,
+    check_window,
+    incident_not_found,
+    incident_resolved,
+    required_text,
+    window_state,
 )
 from incidents.model import Incident, IncidentError, IncidentStatus
 from sla.priority import Priority
 
 log = logging.getLogger("ctiwatch.console")
 
-SERVICES = tuple(s.value for s in Service)
 TRAILING_HOUR = timedelta(hours=1)
-MAX_WINDOW = timedelta(days=7)
 _DOWN = frozenset({ConditionKind.LOCATION_UNAVAILABLE, ConditionKind.USER_UNAVAILABLE})
 _BREACHES: tuple[Breach, ...] = ("response", "update", "repair")
 # ``incident`` -> incident number, ``detail`` -> what happened, for the timeline.
@@ -68,10 +72,6 @@ class AgentHealthView:
     results: int = 0  # results received from it since ctiwatch started
     locations: tuple[str, ...] = ()  # what its results were about
     reason: str = ""  # why it is offline or stale
-
-
-# The broker as ingestion sees it; the composition root builds it under this name.
-MqttHealthView = MqttView
 
 
 class ConsoleServiceImpl:
@@ -251,8 +251,7 @@ class ConsoleServiceImpl:
     async def incidents(
         self, status: str | None, customer: str | None, limit: int
     ) -> list[IncidentSummary]:
-        if status is not None and status not in INCIDENT_FILTERS:
-            raise ServiceError(f"unknown status {status!r}", "status")
+        check_status_filter(status)
         stored: Literal["open", "resolved"] | None = None
         if status in ("active", "open", "acknowledged"):
             stored = "open"
@@ -304,28 +303,22 @@ class ConsoleServiceImpl:
         await self._act(number, "acknowledge", action)
 
     async def update(self, number: int, actor: str, text: str) -> None:
-        if not text.strip():
-            raise ServiceError("text must not be empty", "text")
+        text = required_text(text, "text")
 
         def action(now: datetime) -> Outcome:
             self._open_incident(number, "update")
-            return self._monitor.update(number, now, actor, text.strip())
+            return self._monitor.update(number, now, actor, text)
 
         await self._act(number, "update", action)
 
     async def change_priority(self, number: int, actor: str, priority: int, reason: str) -> None:
-        if priority not in (1, 2, 3, 4):
-            raise ServiceError("priority must be 1, 2, 3 or 4", "priority")
-        if not reason.strip():
-            raise ServiceError("reason must not be empty", "reason")
+        reason = check_priority_change(priority, reason)
 
         def action(now: datetime) -> Outcome:
             incident = self._open_incident(number, "change the priority of")
             if incident.priority == priority:
                 raise ServiceError(f"incident {number} is already P{priority}", "priority", 409)
-            return self._monitor.change_priority(
-                number, Priority(priority), now, actor, reason.strip()
-            )
+            return self._monitor.change_priority(number, Priority(priority), now, actor, reason)
 
         await self._act(number, "change the priority of", action)
 
@@ -346,14 +339,12 @@ class ConsoleServiceImpl:
         await self._act(number, "reopen", action)
 
     async def open_question(self, customer: str, actor: str, text: str) -> int:
-        if customer not in self._customers:
-            raise ServiceError(f"unknown customer {customer!r}", "customer")
-        if not text.strip():
-            raise ServiceError("text must not be empty", "text")
+        check_customer(customer, self._customers)
+        text = required_text(text, "text")
         outcome = await self._act(
             None,
             "open a question for",
-            lambda now: self._monitor.open_question(customer, now, actor, text.strip()),
+            lambda now: self._monitor.open_question(customer, now, actor, text),
         )
         numbers = [e.incident for e in outcome.events if e.incident is not None]
         if not numbers:
@@ -377,12 +368,12 @@ class ConsoleServiceImpl:
         try:
             return self._monitor.engine.incident(number)
         except IncidentError:
-            raise ServiceError(f"incident {number} does not exist", status=404) from None
+            raise incident_not_found(number) from None
 
     def _open_incident(self, number: int, verb: str) -> Incident:
         incident = self._known_incident(number)
         if not incident.is_open:
-            raise ServiceError(f"cannot {verb} incident {number}: it is resolved", status=409)
+            raise incident_resolved(number, verb)
         return incident
 
     # --- maintenance ---------------------------------------------------------------------------
@@ -403,29 +394,15 @@ class ConsoleServiceImpl:
         actor: str,
     ) -> MaintenanceView:
         now = self._clock.now()
-        for name, value in (("start", start), ("end", end)):
-            if value.tzinfo is None or value.utcoffset() is None:
-                raise ServiceError(f"{name} must have a time zone offset", name)
-        if end <= start:
-            raise ServiceError("end must be after start", "end")
-        if end <= now:
-            raise ServiceError("the window has already ended", "end")
-        if end - start > MAX_WINDOW:
-            raise ServiceError("a window may last at most 7 days", "end")
-        for service in services or ():
-            if service not in SERVICES:
-                raise ServiceError(f"unknown service {service!r}", "services")
-        for customer in customers or ():
-            if customer not in self._customers:
-                raise ServiceError(f"unknown customer {customer!r}", "customers")
-        if not reason.strip():
-            raise ServiceError("reason must not be empty", "reason")
+        reason = check_window(
+            start, end, services, customers, reason, now=now, known_customers=self._customers
+        )
         self._check_outside_support_hours(start, end)
         stored = await self._store.maintenance.add(
             StoredWindow(
                 starts_at=start.astimezone(now.tzinfo),
                 ends_at=end.astimezone(now.tzinfo),
-                reason=reason.strip(),
+                reason=reason,
                 created_by=actor,
                 created_at=now,
                 services=tuple(services or ()),
@@ -548,13 +525,6 @@ class ConsoleServiceImpl:
 
     @staticmethod
     def _window_view(window: StoredWindow, now: datetime) -> MaintenanceView:
-        state: MaintenanceState
-        if now < window.starts_at:
-            state = "scheduled"
-        elif now < window.ends_at:
-            state = "active"
-        else:
-            state = "ended"
         return MaintenanceView(
             id=window.id or 0,
             start=window.starts_at,
@@ -563,7 +533,7 @@ class ConsoleServiceImpl:
             customers=window.customers or None,
             reason=window.reason,
             created_by=window.created_by,
-            state=state,
+            state=window_state(window.starts_at, window.ends_at, now),
         )
 
 

@@ -32,6 +32,7 @@ from ctiwatch.simulator.core import SimulatorCore, users_from_topology
 from ctiwatch.simulator.faults import Fault, FaultKind, FaultPlan
 from ctiwatch.simulator.transport import SimulatorTransport
 from ctiwatch.sla_policy import policy_from_config
+from ctiwatch.timefmt import iso_local
 from incidents.model import Incident, IncidentError, MaintenanceWindow
 from probes.base import sequential_ids
 from probes.scheduler import Scheduler, context_from_config, targets_from_config
@@ -253,12 +254,8 @@ _ZONE = ZoneInfo("Europe/Amsterdam")
 
 
 def _local(at: datetime | None) -> str | None:
-    """ISO 8601 in Amsterdam time, as ``ctiwatch sla deadlines`` prints it: seconds always,
-    microseconds only when there are any."""
-    if at is None:
-        return None
-    local = at.astimezone(_ZONE)
-    return local.isoformat(timespec="microseconds" if local.microsecond else "seconds")
+    """In Amsterdam time, as ``ctiwatch sla deadlines`` prints it."""
+    return iso_local(at, _ZONE)
 
 
 def incident_json(incident: Incident) -> dict[str, Any]:

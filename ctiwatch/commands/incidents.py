@@ -166,11 +166,10 @@ def text_argument(text: str) -> str:
 
 
 def actor_argument(text: str) -> str:
-    if not text.strip():
-        raise argparse.ArgumentTypeError("must not be empty")
-    if len(text.strip()) > 80:
+    actor = text_argument(text)
+    if len(actor) > 80:
         raise argparse.ArgumentTypeError("at most 80 characters")
-    return text.strip()
+    return actor
 
 
 def default_actor() -> str:
@@ -219,31 +218,37 @@ def print_json(document: Any) -> None:
     print(json.dumps(document, indent=2, ensure_ascii=False))
 
 
-def list_command(args: argparse.Namespace) -> int:
+def show_answer(
+    args: argparse.Namespace,
+    work: Callable[[ApiClient], Awaitable[T]],
+    render: Callable[[T, ZoneInfo], str],
+    as_json: Callable[[T], Any] = lambda answer: answer,
+) -> int:
+    """Ask the service, then print what it answered: its JSON with ``--json``, else
+    ``render``'s text in the configured time zone."""
     target = Target(args)
-    found = call_service(
-        target.url, lambda api: api.incidents(args.status, args.customer, args.limit)
-    )
-    if isinstance(found, int):
-        return found
+    answer = call_service(target.url, work)
+    if isinstance(answer, int):
+        return answer
     if args.json:
-        print_json({"incidents": found})
+        print_json(as_json(answer))
     else:
-        sys.stdout.write(render_incident_list(found, target.tz))
+        sys.stdout.write(render(answer, target.tz))
     return 0
+
+
+def list_command(args: argparse.Namespace) -> int:
+    return show_answer(
+        args,
+        lambda api: api.incidents(args.status, args.customer, args.limit),
+        render_incident_list,
+        lambda found: {"incidents": found},
+    )
 
 
 def show_command(args: argparse.Namespace) -> int:
-    target = Target(args)
     number: int = args.number
-    detail = call_service(target.url, lambda api: api.incident(number))
-    if isinstance(detail, int):
-        return detail
-    if args.json:
-        print_json(detail)
-    else:
-        sys.stdout.write(render_incident(detail, target.tz))
-    return 0
+    return show_answer(args, lambda api: api.incident(number), render_incident)
 
 
 def action_command(args: argparse.Namespace) -> int:

@@ -7,9 +7,11 @@ import json
 import sys
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ctiwatch.config import load_config
 from ctiwatch.sla_policy import policy_from_config
+from ctiwatch.timefmt import iso_local
 from sla.deadlines import compute_deadlines
 from sla.priority import Priority
 from sla.targets import SlaPolicy
@@ -88,24 +90,17 @@ def load_policy(config_path: str | None) -> SlaPolicy:
     return policy_from_config(load_config(config_path).sla)
 
 
-def format_instant(policy: SlaPolicy, at: datetime | None) -> str | None:
-    """ISO 8601 in the calendar's zone: seconds always, microseconds only when not zero."""
-    if at is None:
-        return None
-    local = policy.calendar.local(at)
-    return local.isoformat(timespec="microseconds" if local.microsecond else "seconds")
-
-
 def deadlines_command(args: argparse.Namespace) -> int:
     policy = load_policy(args.config)
     reported: datetime = args.reported
     due = compute_deadlines(policy, args.priority, reported)
+    zone = ZoneInfo(policy.calendar.timezone)
     document = {
         "priority": int(args.priority),
-        "reported_at": format_instant(policy, reported),
-        "response_due": format_instant(policy, due.response_due),
-        "update_due": format_instant(policy, due.update_due),
-        "repair_due": format_instant(policy, due.repair_due),
+        "reported_at": iso_local(reported, zone),
+        "response_due": iso_local(due.response_due, zone),
+        "update_due": iso_local(due.update_due, zone),
+        "repair_due": iso_local(due.repair_due, zone),
     }
     print(json.dumps(document))
     return 0

@@ -8,20 +8,16 @@ locations, results received and why one is down) and maintenance windows.
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ctiwatch.apiclient import ApiClient
 from ctiwatch.commands.incidents import (
     INCIDENT_HEADER,
-    Target,
-    call_service,
     incident_rows,
     local_time,
-    print_json,
     service_options,
+    show_answer,
     table,
 )
 from ctiwatch.web.render import SERVICE_NAMES, duration, ms
@@ -37,19 +33,7 @@ def register(sub: Any) -> None:
 
 
 def status_command(args: argparse.Namespace) -> int:
-    target = Target(args)
-
-    async def work(api: ApiClient) -> dict[str, Any]:
-        return await api.status()
-
-    document = call_service(target.url, work)
-    if isinstance(document, int):
-        return document
-    if args.json:
-        print_json(document)
-    else:
-        sys.stdout.write(render_status(document, target.tz))
-    return 0
+    return show_answer(args, lambda api: api.status(), render_status)
 
 
 def _time(value: Any) -> datetime | None:

@@ -21,7 +21,12 @@ from ctiwatch.web.inputs import (
     parse_limit,
 )
 from ctiwatch.web.render import incident_json, jsonable, status_json
-from ctiwatch.web.service import INCIDENT_FILTERS, ConsoleService, ServiceError
+from ctiwatch.web.service import (
+    INCIDENT_FILTERS,
+    ConsoleService,
+    ServiceError,
+    incident_not_found,
+)
 
 
 def json_error(status: int, message: str, field: str | None = None) -> web.Response:
@@ -107,7 +112,7 @@ class Api:
     async def _incident_body(self, number: int) -> dict[str, Any]:
         detail = await self._service.incident(number)
         if detail is None:
-            raise ServiceError(f"incident {number} does not exist", None, 404)
+            raise incident_not_found(number)
         return incident_json(detail, self._tz)
 
 

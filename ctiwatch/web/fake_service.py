@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from ctiwatch.clock import Clock
 from ctiwatch.web.service import (
-    INCIDENT_FILTERS,
+    SERVICES,
     AgentState,
     AgentView,
     Breach,
@@ -24,6 +24,7 @@ from ctiwatch.web.service import (
     IncidentState,
     IncidentSummary,
     LocationStatus,
+    MaintenanceState,
     MaintenanceView,
     MqttState,
     MqttView,
@@ -33,9 +34,16 @@ from ctiwatch.web.service import (
     ServiceTile,
     StatusView,
     TimelineEntry,
+    check_customer,
+    check_priority_change,
+    check_status_filter,
+    check_window,
+    incident_not_found,
+    incident_resolved,
+    required_text,
+    window_state,
 )
 
-SERVICES = ("click2dial", "crm")
 _RESPONSE = {
     1: timedelta(hours=4),
     2: timedelta(hours=8),
@@ -44,7 +52,6 @@ _RESPONSE = {
 }
 _UPDATE = {1: timedelta(hours=4), 2: timedelta(hours=8)}
 _REPAIR = {2: timedelta(days=2)}
-_MAX_WINDOW = timedelta(days=7)
 
 
 @dataclass
@@ -270,8 +277,7 @@ class FakeService:
     async def incidents(
         self, status: str | None, customer: str | None, limit: int
     ) -> list[IncidentSummary]:
-        if status is not None and status not in INCIDENT_FILTERS:
-            raise ServiceError(f"unknown status {status!r}", "status")
+        check_status_filter(status)
         chosen = []
         for incident in sorted(self._incidents.values(), key=lambda i: -i.number):
             if status == "active" and incident.status == "resolved":
@@ -308,19 +314,15 @@ class FakeService:
         incident.timeline.append(TimelineEntry(now, "acknowledged", "first response", actor))
 
     async def update(self, number: int, actor: str, text: str) -> None:
-        if not text.strip():
-            raise ServiceError("text must not be empty", "text")
+        text = required_text(text, "text")
         incident = self._open(number, "update")
         now = self._clock.now()
         if incident.priority in _UPDATE:
             incident.update_due = now + _UPDATE[incident.priority]
-        incident.timeline.append(TimelineEntry(now, "updated", text.strip(), actor))
+        incident.timeline.append(TimelineEntry(now, "updated", text, actor))
 
     async def change_priority(self, number: int, actor: str, priority: int, reason: str) -> None:
-        if priority not in (1, 2, 3, 4):
-            raise ServiceError("priority must be 1, 2, 3 or 4", "priority")
-        if not reason.strip():
-            raise ServiceError("reason must not be empty", "reason")
+        reason = check_priority_change(priority, reason)
         incident = self._open(number, "change the priority of")
         if priority == incident.priority:
             raise ServiceError(f"incident {number} is already P{priority}", "priority", 409)
@@ -329,7 +331,7 @@ class FakeService:
         incident.priority = priority
         self._set_deadlines(incident, now)
         incident.timeline.append(
-            TimelineEntry(now, "priority_changed", f"P{old} → P{priority}: {reason.strip()}", actor)
+            TimelineEntry(now, "priority_changed", f"P{old} → P{priority}: {reason}", actor)
         )
 
     async def resolve(self, number: int, actor: str) -> None:
@@ -353,16 +355,14 @@ class FakeService:
         incident.timeline.append(TimelineEntry(now, "reopened", "reopened", actor))
 
     async def open_question(self, customer: str, actor: str, text: str) -> int:
-        if customer not in self._customers:
-            raise ServiceError(f"unknown customer {customer!r}", "customer")
-        if not text.strip():
-            raise ServiceError("text must not be empty", "text")
+        check_customer(customer, self._customers)
+        text = required_text(text, "text")
         now = self._clock.now()
-        title = text.strip().splitlines()[0][:80]
+        title = text.splitlines()[0][:80]
         number = max(self._incidents, default=0) + 1
         incident = _Incident(number, customer, title, 4, now, [])
         self._set_deadlines(incident, now)
-        incident.timeline.append(TimelineEntry(now, "opened", f"question: {text.strip()}", actor))
+        incident.timeline.append(TimelineEntry(now, "opened", f"question: {text}", actor))
         self._incidents[number] = incident
         return number
 
@@ -380,20 +380,9 @@ class FakeService:
         actor: str,
     ) -> MaintenanceView:
         now = self._clock.now()
-        if end <= start:
-            raise ServiceError("end must be after start", "end")
-        if end <= now:
-            raise ServiceError("the window has already ended", "end")
-        if end - start > _MAX_WINDOW:
-            raise ServiceError("a window may last at most 7 days", "end")
-        for service in services or ():
-            if service not in SERVICES:
-                raise ServiceError(f"unknown service {service!r}", "services")
-        for customer in customers or ():
-            if customer not in self._customers:
-                raise ServiceError(f"unknown customer {customer!r}", "customers")
-        if not reason.strip():
-            raise ServiceError("reason must not be empty", "reason")
+        reason = check_window(
+            start, end, services, customers, reason, now=now, known_customers=self._customers
+        )
         clash = self._first_support_hours(start, end)
         if clash is not None:
             raise ServiceError(
@@ -401,7 +390,7 @@ class FakeService:
                 f"the window overlaps {clash:%a %d %b %H:%M}",
                 "start",
             )
-        window_id = self.add_window(start, end, services, customers, reason.strip(), actor)
+        window_id = self.add_window(start, end, services, customers, reason, actor)
         return self._view(self._windows[window_id], now)
 
     async def cancel_maintenance(self, id: int, actor: str) -> None:
@@ -418,13 +407,13 @@ class FakeService:
     def _get(self, number: int) -> _Incident:
         incident = self._incidents.get(number)
         if incident is None:
-            raise ServiceError(f"incident {number} does not exist", status=404)
+            raise incident_not_found(number)
         return incident
 
     def _open(self, number: int, verb: str) -> _Incident:
         incident = self._get(number)
         if incident.status == "resolved":
-            raise ServiceError(f"cannot {verb} incident {number}: it is resolved", status=409)
+            raise incident_resolved(number, verb)
         return incident
 
     def _set_deadlines(self, incident: _Incident, start: datetime) -> None:
@@ -452,14 +441,9 @@ class FakeService:
         )
 
     @staticmethod
-    def _state(
-        window: _Window, now: datetime
-    ) -> Literal["scheduled", "active", "ended", "cancelled"]:
-        if window.cancelled_by is not None:
-            return "cancelled"
-        if now < window.start:
-            return "scheduled"
-        return "active" if now < window.end else "ended"
+    def _state(window: _Window, now: datetime) -> MaintenanceState:
+        cancelled = window.cancelled_by is not None
+        return window_state(window.start, window.end, now, cancelled=cancelled)
 
     def _view(self, window: _Window, now: datetime) -> MaintenanceView:
         return MaintenanceView(

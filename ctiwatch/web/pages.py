@@ -27,7 +27,12 @@ from ctiwatch.web.inputs import (
     parse_local_time,
 )
 from ctiwatch.web.render import overall
-from ctiwatch.web.service import INCIDENT_FILTERS, ConsoleService, ServiceError
+from ctiwatch.web.service import (
+    INCIDENT_FILTERS,
+    ConsoleService,
+    ServiceError,
+    check_status_filter,
+)
 
 ACTOR_COOKIE = "ctiwatch_actor"
 NONCE = web.RequestKey("csp_nonce", str)
@@ -86,8 +91,7 @@ class Pages:
         error: ServiceError | None = None
         found = []
         try:
-            if status_filter is not None and status_filter not in INCIDENT_FILTERS:
-                raise ServiceError(f"unknown status {status_filter!r}", "status")
+            check_status_filter(status_filter)
             limit = parse_limit(request.query.get("limit"), default=200)
             found = await self._service.incidents(status_filter, customer, limit)
         except ServiceError as exc:

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from ctiwatch.timefmt import iso_local
 from ctiwatch.web.service import (
     SERVICE_STATES,
     CustomerStatus,
@@ -92,7 +93,7 @@ def build_environment(tz: ZoneInfo) -> jinja2.Environment:
         return value.astimezone(tz).strftime(fmt)
 
     def iso(value: datetime | None) -> str:
-        return "" if value is None else value.astimezone(tz).isoformat()
+        return "" if value is None else iso_local(value, tz)
 
     env.filters["local"] = local
     env.filters["iso"] = iso
@@ -204,7 +205,7 @@ def deadline_rows(detail: IncidentDetail) -> list[DeadlineRow]:
 def jsonable(value: Any, tz: ZoneInfo) -> Any:
     """Dataclasses as objects, tuples as lists, times as ISO 8601 with the local offset."""
     if isinstance(value, datetime):
-        return value.astimezone(tz).isoformat()
+        return iso_local(value, tz)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name), tz) for f in dataclasses.fields(value)}
     if isinstance(value, list | tuple):

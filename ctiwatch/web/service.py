@@ -10,9 +10,12 @@ Times in the view models are timezone-aware (UTC is fine); the web shows them in
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
+
+from classifier.observation import Service
 
 ServiceState = Literal["ok", "degraded", "down", "maintenance", "unknown"]
 AgentState = Literal["online", "offline", "stale"]
@@ -21,12 +24,14 @@ IncidentState = Literal["open", "acknowledged", "resolved"]
 MaintenanceState = Literal["scheduled", "active", "ended", "cancelled"]
 Breach = Literal["response", "update", "repair"]
 
+SERVICES: tuple[str, ...] = tuple(s.value for s in Service)
 SERVICE_STATES: tuple[ServiceState, ...] = ("ok", "degraded", "down", "maintenance", "unknown")
 MQTT_STATES: tuple[MqttState, ...] = ("connected", "connecting", "unreachable", "disabled")
 INCIDENT_STATES: tuple[IncidentState, ...] = ("open", "acknowledged", "resolved")
 # Values of the ``status`` filter of :meth:`ConsoleService.incidents`: an incident state, or
 # ``active`` for every incident that is not resolved (open or acknowledged).
 INCIDENT_FILTERS: tuple[str, ...] = ("active", *INCIDENT_STATES)
+MAX_MAINTENANCE = timedelta(days=7)
 
 
 class ServiceError(Exception):
@@ -42,6 +47,83 @@ class ServiceError(Exception):
         self.message = message
         self.field = field
         self.status = status
+
+
+# --- the rules every ConsoleService applies to its input, in the same words ---------------------
+
+
+def required_text(value: str, field: str) -> str:
+    """``value`` without surrounding blanks; refused (400, ``field``) when nothing is left."""
+    text = value.strip()
+    if not text:
+        raise ServiceError(f"{field} must not be empty", field)
+    return text
+
+
+def check_status_filter(status: str | None) -> None:
+    """``status`` is None or one of :data:`INCIDENT_FILTERS`."""
+    if status is not None and status not in INCIDENT_FILTERS:
+        raise ServiceError(f"unknown status {status!r}", "status")
+
+
+def check_priority_change(priority: int, reason: str) -> str:
+    """A person's new priority and its reason; returns the reason stripped."""
+    if priority not in (1, 2, 3, 4):
+        raise ServiceError("priority must be 1, 2, 3 or 4", "priority")
+    return required_text(reason, "reason")
+
+
+def check_customer(customer: str, known: Collection[str], field: str = "customer") -> None:
+    if customer not in known:
+        raise ServiceError(f"unknown customer {customer!r}", field)
+
+
+def check_window(
+    start: datetime,
+    end: datetime,
+    services: Sequence[str] | None,
+    customers: Sequence[str] | None,
+    reason: str,
+    *,
+    now: datetime,
+    known_customers: Collection[str],
+) -> str:
+    """A maintenance window a person asks for, all but the support-hours rule (the service
+    knows its calendar); returns the reason stripped."""
+    for name, value in (("start", start), ("end", end)):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ServiceError(f"{name} must have a time zone offset", name)
+    if end <= start:
+        raise ServiceError("end must be after start", "end")
+    if end <= now:
+        raise ServiceError("the window has already ended", "end")
+    if end - start > MAX_MAINTENANCE:
+        raise ServiceError("a window may last at most 7 days", "end")
+    for service in services or ():
+        if service not in SERVICES:
+            raise ServiceError(f"unknown service {service!r}", "services")
+    for customer in customers or ():
+        check_customer(customer, known_customers, "customers")
+    return required_text(reason, "reason")
+
+
+def window_state(
+    start: datetime, end: datetime, now: datetime, *, cancelled: bool = False
+) -> MaintenanceState:
+    if cancelled:
+        return "cancelled"
+    if now < start:
+        return "scheduled"
+    return "active" if now < end else "ended"
+
+
+def incident_not_found(number: int) -> ServiceError:
+    return ServiceError(f"incident {number} does not exist", status=404)
+
+
+def incident_resolved(number: int, verb: str) -> ServiceError:
+    """Refusal of an action (``verb``) a resolved incident does not take."""
+    return ServiceError(f"cannot {verb} incident {number}: it is resolved", status=409)
 
 
 # --- status page ----------------------------------------------------------------------------

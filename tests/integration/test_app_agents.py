@@ -11,12 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import socket
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,15 @@ import aiohttp
 import aiomqtt
 import pytest
 import yaml
+from running_app import (
+    HOST,
+    MQTT_PORT,
+    WAIT_SECONDS,
+    broker_or_skip,
+    free_ports,
+    start,
+    until,
+)
 
 from classifier.observation import Service, Source, TargetKey
 from ctiwatch.app import Ctiwatch
@@ -33,34 +39,8 @@ from ctiwatch.mqtt.topics import Topics
 
 pytestmark = pytest.mark.mqtt
 
-HOST, PORT = "127.0.0.1", 1883
 ROOT = Path(__file__).resolve().parents[2]
 ONCALL = ("+31612345678", "+31687654321")
-WAIT_SECONDS = 45.0  # upper bound of every wait; a loaded 2-core machine is slow, not stuck
-POLL = 0.05
-
-
-def broker_or_skip() -> None:
-    try:
-        socket.create_connection((HOST, PORT), timeout=2).close()
-    except OSError as exc:
-        message = f"Mosquitto at {HOST}:{PORT} is unreachable ({exc})"
-        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((HOST, 0))
-            sockets.append(sock)
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 TOPOLOGY = {
@@ -75,7 +55,7 @@ TOPOLOGY = {
 }
 
 
-def central_config(tmp_path: Path, tag: str, mqtt_port: int = PORT) -> Config:
+def central_config(tmp_path: Path, tag: str, mqtt_port: int = MQTT_PORT) -> Config:
     web, simulator, twilio, smtp = free_ports(4)
     return Config.model_validate(
         {
@@ -136,7 +116,7 @@ def agent_config_file(tmp_path: Path, central: Config, name: str) -> Path:
         "mqtt": {
             "enabled": True,
             "host": HOST,
-            "port": PORT,
+            "port": MQTT_PORT,
             "topic_prefix": central.mqtt.topic_prefix,
         },
         "simulator": {"enabled": False},
@@ -145,27 +125,6 @@ def agent_config_file(tmp_path: Path, central: Config, name: str) -> Path:
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``check`` until it holds; fail naming ``what`` after WAIT_SECONDS."""
-    try:
-        async with asyncio.timeout(WAIT_SECONDS):
-            while not await check():  # noqa: ASYNC110 - polling what real I/O produces
-                await asyncio.sleep(POLL)
-    except TimeoutError:
-        pytest.fail(f"timed out waiting for {what}")
-
-
-async def start(app: Ctiwatch, stop: asyncio.Event) -> asyncio.Task[None]:
-    task = asyncio.create_task(app.run(stop))
-    ready = asyncio.create_task(app.ready.wait())
-    async with asyncio.timeout(WAIT_SECONDS):
-        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        ready.cancel()
-        task.result()  # raises why it could not start
-    return task
 
 
 async def status_json(http: aiohttp.ClientSession, app: Ctiwatch) -> Any:
@@ -190,7 +149,7 @@ async def spawn_agent(config_file: Path) -> asyncio.subprocess.Process:
 
 async def forget_retained(topic: str) -> None:
     """Leave no retained status behind on the shared broker."""
-    async with aiomqtt.Client(HOST, PORT) as client:
+    async with aiomqtt.Client(HOST, MQTT_PORT) as client:
         await client.publish(topic, b"", qos=1, retain=True)
 
 
@@ -234,7 +193,7 @@ async def test_agent_results_arrive_and_its_death_alerts_oncall_not_customers(
             )
             status = await status_json(http, app)
             assert status["mqtt"] == {
-                "broker": f"{HOST}:{PORT}",
+                "broker": f"{HOST}:{MQTT_PORT}",
                 "state": "connected",
                 "detail": "",
             }

@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
+from running_app import WAIT_SECONDS, free_ports, start, until
 
 from ctiwatch.app import Ctiwatch
 from ctiwatch.config import Config
@@ -26,21 +25,6 @@ from ctiwatch.config import Config
 ONCALL = "+31612345678"
 SECOND_LINE = "+31687654321"
 STEP_SECONDS = 3  # escalation step delay (P1)
-WAIT_SECONDS = 45.0  # upper bound of every wait; a loaded 2-core machine is slow, not stuck
-POLL = 0.05
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [int(s.getsockname()[1]) for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def config_data(tmp_path: Path) -> dict[str, Any]:
@@ -88,27 +72,6 @@ def config_data(tmp_path: Path) -> dict[str, Any]:
         "web": {"host": "127.0.0.1", "port": web},
         "simulator": {"enabled": True, "host": "127.0.0.1", "port": simulator},
     }
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
-    """Poll ``check`` until it holds; fail naming ``what`` after WAIT_SECONDS."""
-    try:
-        async with asyncio.timeout(WAIT_SECONDS):
-            while not await check():  # noqa: ASYNC110 - polling what real I/O produces
-                await asyncio.sleep(POLL)
-    except TimeoutError:
-        pytest.fail(f"timed out waiting for {what}")
-
-
-async def start(app: Ctiwatch, stop: asyncio.Event) -> asyncio.Task[None]:
-    task = asyncio.create_task(app.run(stop))
-    ready = asyncio.create_task(app.ready.wait())
-    async with asyncio.timeout(WAIT_SECONDS):
-        await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        ready.cancel()
-        task.result()  # raises why it could not start
-    return task
 
 
 async def inject_outage(http: aiohttp.ClientSession, app: Ctiwatch) -> None:

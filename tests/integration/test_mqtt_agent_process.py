@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from running_app import broker_or_skip
 
 from classifier.observation import ProbeResult, Source
 from ctiwatch.clock import RealClock
@@ -28,16 +28,6 @@ pytestmark = pytest.mark.mqtt
 
 HOST, PORT = "127.0.0.1", 1883
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def broker_or_skip() -> None:
-    try:
-        socket.create_connection((HOST, PORT), timeout=2).close()
-    except OSError as exc:
-        message = f"Mosquitto at {HOST}:{PORT} is unreachable ({exc})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def closed_port() -> int:
