@@ -473,15 +473,12 @@ class ConsoleServiceImpl:
         message = next((m for m in messages if m.provider_id == provider_id), None)
         if message is None or message.incident_number is None:
             return
-        entry = StoredEntry(
-            incident_number=message.incident_number,
-            at=self._clock.now(),
-            kind="alert_failed",
-            detail=f"{message.kind} {message.channel} to {recipient or message.recipient}: "
-            f"Twilio reports {status}",
+        number = message.incident_number
+        detail = (
+            f"{message.kind} {message.channel} to {recipient or message.recipient}: "
+            f"Twilio reports {status}"
         )
-        async with self._store.transaction() as tx:
-            await tx.timeline.add(entry)
+        await self._pipeline.act(lambda now: self._monitor.delivery_failed(number, now, detail))
 
     # --- views ---------------------------------------------------------------------------------
 

@@ -299,6 +299,15 @@ class Monitor:
         if state is not None:
             self._escalations[number] = escalation.acknowledge(state)
 
+    def delivery_failed(self, number: int, now: datetime, detail: str) -> Outcome:
+        """A page of incident ``number`` was not delivered or not answered (Twilio's status
+        callback: failed, undelivered, busy, no-answer): note it on the timeline and, unless
+        someone has acknowledged, page the next escalation step now instead of waiting."""
+        self.engine.note(number, now, "alert_failed", detail)
+        outcome = self.escalate_now(number, now, f"page not answered: {detail}")
+        self._collect_changed(outcome)
+        return outcome
+
     def escalate_now(self, number: int, now: datetime, reason: str) -> Outcome:
         """Page the next escalation step at once (a page was not answered or not delivered).
 

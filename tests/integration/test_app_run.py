@@ -185,6 +185,41 @@ async def test_location_outage_alerts_ack_by_sms_stops_escalation_and_survives_r
         await asyncio.wait_for(task, WAIT_SECONDS)
 
 
+async def test_an_unanswered_call_pages_the_next_escalation_step_at_once(tmp_path: Path) -> None:
+    data = config_data(tmp_path)
+    # A step delay far beyond the test: only the unanswered call can page the second line.
+    data["alerting"]["escalation"][0]["after"] = "1h"
+    app = Ctiwatch(Config.model_validate(data))
+    stop = asyncio.Event()
+    task = await start(app, stop)
+    try:
+        async with aiohttp.ClientSession() as http:
+            await inject_outage(http, app)
+            twilio = app.fake_twilio
+            assert twilio is not None
+
+            async def called() -> bool:
+                return any(c.to == ONCALL for c in twilio.calls)
+
+            await until(called, "the on-call voice call of incident 1")
+            call = next(c for c in twilio.calls if c.to == ONCALL)
+            answer = await twilio.send_status(call.sid, "no-answer")
+            assert answer.status in (200, 204)
+
+            async def second_line_paged() -> bool:
+                return any(m.to == SECOND_LINE for m in twilio.messages)
+
+            await until(second_line_paged, "the second line's page after the unanswered call")
+            incident = await incident_json(http, app, 1)
+            kinds = [entry["kind"] for entry in incident["timeline"]]
+            assert "alert_failed" in kinds
+            hastened = kinds.index("escalation_hastened")
+            assert kinds[hastened + 1] == "escalated"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, WAIT_SECONDS)
+
+
 async def test_run_command_serves_healthz_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     data = config_data(tmp_path)
     data["probes"]["interval"] = "2s"

@@ -91,3 +91,26 @@ def test_a_scheduled_escalation_step_is_handed_over_for_persisting() -> None:
     assert [m.kind for m in outcome.messages][:1] == ["escalated"]
     assert [incident.number for incident in outcome.changed] == [1]
     assert monitor.engine.incident(1).timeline[-1].kind == "escalated"
+
+
+def test_a_failed_delivery_is_noted_and_hastens_the_escalation() -> None:
+    monitor, opened = _opened_p1()
+    now = opened + timedelta(seconds=30)
+
+    outcome = monitor.delivery_failed(1, now, "opened voice to +31612345678: Twilio reports busy")
+
+    kinds = [entry.kind for entry in monitor.engine.incident(1).timeline]
+    assert kinds[-3:] == ["alert_failed", "escalation_hastened", "escalated"]
+    assert {m.kind for m in outcome.messages} == {"escalated"}
+    assert [incident.number for incident in outcome.changed] == [1]
+
+
+def test_a_failed_delivery_after_the_acknowledgement_is_only_noted() -> None:
+    monitor, opened = _opened_p1()
+    monitor.acknowledge(1, opened + timedelta(seconds=10), "alice")
+
+    outcome = monitor.delivery_failed(1, opened + timedelta(seconds=30), "sms failed")
+
+    assert outcome.messages == []
+    assert monitor.engine.incident(1).timeline[-1].kind == "alert_failed"
+    assert [incident.number for incident in outcome.changed] == [1]
