@@ -26,6 +26,7 @@ session and the database, in that order.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 from collections import Counter as Tally
@@ -290,6 +291,10 @@ class Ctiwatch:
                 if ingestion is not None:
                     running.append(tasks.create_task(ingestion.run(), name="mqtt"))
                 self._announce()
+                # Everything built at start-up lives for the whole run: keep it out of the
+                # cyclic collector's full passes, whose pauses would otherwise delay probe
+                # rounds (see the scheduler lateness benchmark in docs/benchmarks.md).
+                gc.freeze()
                 self.ready.set()
                 try:
                     await stop.wait()
