@@ -39,7 +39,7 @@ from enum import Enum
 from heapq import heappop, heappush
 from itertools import count
 
-from classifier.conditions import Condition, ConditionChanges, ConditionKey
+from classifier.conditions import Condition, ConditionChanges, ConditionKey, ConditionKind
 from incidents.model import (
     Incident,
     IncidentError,
@@ -284,7 +284,7 @@ class IncidentEngine:
         if incident is None:
             at = items[0][1]
             top = min((condition for condition, _ in items), key=lambda c: c.priority)
-            incident = self._new_incident(customer, True, top.priority, at, top.reason)
+            incident = self._new_incident(customer, True, top.priority, at, headline(top))
             for condition, joined_at in items:
                 self._join(incident, condition, joined_at)
             detail = f"P{int(top.priority)} {top.priority.label}: " + _summary(
@@ -642,3 +642,21 @@ def _summary(conditions: list[Condition]) -> str:
     shown = "; ".join(_describe(c) for c in ordered[:_SHOWN_CONDITIONS])
     more = len(ordered) - _SHOWN_CONDITIONS
     return shown + (f"; and {more} more" if more > 0 else "")
+
+
+_SERVICE_NAMES = {"click2dial": "Click2Dial", "crm": "CRM integration"}
+
+
+def headline(condition: Condition) -> str:
+    """A short title in the SLA's words; the reason with its evidence is on the timeline."""
+    service = _SERVICE_NAMES.get(condition.service.value, condition.service.value)
+    where, user = condition.location, condition.user
+    kind = condition.kind
+    if kind is ConditionKind.LOCATION_UNAVAILABLE:
+        return f"{service} unavailable at {where} (all users)"
+    if kind is ConditionKind.USER_UNAVAILABLE:
+        return f"{service} unavailable for {user} at {where}"
+    if kind is ConditionKind.LOCATION_DEGRADED:
+        return f"{service}: calls at {where} often unrecognised (reduced performance)"
+    how = "often" if kind is ConditionKind.FREQUENT_MISSES else "sometimes"
+    return f"{service}: calls of {user} at {where} {how} unrecognised"
