@@ -208,6 +208,8 @@ class Classifier:
         self._timers: list[tuple[datetime, int, _Target | _Location]] = []
         self._seq = count()
         self._now: datetime | None = None
+        self._minute_of: datetime | None = None  # the last call's instant, and its minute
+        self._last_minute = 0
         self.version = 0  # bumps whenever a condition starts, clears or changes kind
 
     # --- public -----------------------------------------------------------------------------
@@ -215,12 +217,21 @@ class Classifier:
     def observe(self, result: ProbeResult) -> bool:
         """Take one result; True when a condition started, cleared or changed priority."""
         version = self.version
-        self._advance(result.at)
+        at = result.at
+        timers = self._timers
+        if timers and timers[0][0] <= at:
+            self._advance(at)
+        elif self._now is None or at > self._now:
+            self._now = at  # what ``_advance`` does when no timer is due
         target = self._targets.get(result.target)
         if target is not None:
-            if result.source is not Source.CALL:
+            ok = result.ok
+            # A good round of a user that is up, with no failure to forget and nobody held,
+            # changes nothing: the usual case, decided without the bookkeeping.
+            quiet = ok and not target.failures and not target.down and not target.group.held
+            if result.source is not Source.CALL and not quiet:
                 self._round(target, result)
-            if result.ok and result.recognised is not None:
+            if ok and result.recognised is not None:
                 self._call(target, result)
         return self.version != version
 
@@ -470,7 +481,12 @@ class Classifier:
 
     def _call(self, target: _Target, result: ProbeResult) -> None:
         group = target.group
-        minute = _minute(result.at)
+        at = result.at
+        if at is self._minute_of:  # the results of a round share their instant
+            minute = self._last_minute
+        else:
+            minute = self._last_minute = _minute(at)
+            self._minute_of = at
         if group.counts is None:
             group.counts = MinuteCounts(self._minutes)
         recognised = bool(result.recognised)

@@ -45,10 +45,11 @@ class MinuteCounts:
         self._head = minute
 
     def add(self, minute: int, recognised: bool) -> None:
-        self.roll(minute)
-        assert self._head is not None
-        if minute <= self._head - self._size:
-            return  # a late call that already left the window
+        if minute != self._head:  # most calls fall in the newest minute: nothing to roll
+            self.roll(minute)
+            assert self._head is not None
+            if minute <= self._head - self._size:
+                return  # a late call that already left the window
         i = minute % self._size
         self._calls[i] += 1
         self.calls += 1

@@ -15,15 +15,24 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-from tenacity import retry_if_result, stop_after_attempt, wait_exponential
-from tenacity.asyncio import AsyncRetrying
+from tenacity import (
+    DoAttempt,
+    DoSleep,
+    RetryCallState,
+    Retrying,
+    retry_if_result,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from classifier.observation import ProbeResult, Source, TargetKey
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -145,10 +154,17 @@ def _last_outcome(state: Any) -> Attempt:
 class ProbeContext:
     """How probes run: the clock, the per-attempt timeout, retries inside a round, result ids.
 
-    Retries use tenacity with the clock's sleep, so backoff costs virtual time in ``simulate``.
-    The first attempt runs without tenacity: a good answer, the usual case, costs no retry
-    machinery; only after a failure does a copy of the prepared ``AsyncRetrying`` take over.
-    (An ``AsyncRetrying`` keeps per-run state on itself, so concurrent probes need copies.)
+    Retries are decided by tenacity (stop after ``1 + retries`` attempts, exponential backoff,
+    retry while the attempt failed), and the backoff is slept with the clock's sleep, so it
+    costs virtual time in ``simulate``. The first attempt runs without tenacity: a good answer,
+    the usual case, costs no retry machinery.
+
+    One prepared tenacity ``Retrying`` serves every round: each round has its own
+    ``RetryCallState`` and asks the engine what to do next (``Retrying.iter``: attempt, sleep or
+    stop), the loop tenacity's own ``AsyncRetrying`` runs. The decision step is synchronous,
+    so concurrent rounds never interleave inside it, and nothing is copied or re-inspected per
+    round (``AsyncRetrying`` wraps and inspects its callables at every step: a failed round
+    cost about ten good ones).
     """
 
     clock: Clock
@@ -157,15 +173,14 @@ class ProbeContext:
     retry_backoff: float = 1.0
     new_id: Callable[[], str] = random_ids
     max_backoff: float = 30.0
-    _retrying: AsyncRetrying = field(init=False, repr=False, compare=False)
+    _retrying: Retrying = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:
             raise ValueError("timeout must be positive")
         if self.retries < 0:
             raise ValueError("retries must not be negative")
-        retrying = AsyncRetrying(
-            sleep=self.clock.sleep,
+        retrying = Retrying(
             stop=stop_after_attempt(1 + self.retries),
             wait=wait_exponential(multiplier=self.retry_backoff, max=self.max_backoff),
             retry=retry_if_result(_failed),
@@ -192,23 +207,74 @@ class ProbeContext:
             first = await once()
         if first.ok or self.retries == 0:
             return first, 1
+        retrying = self._retrying
+        retrying.begin()  # its statistics (shared by concurrent rounds: not read here)
+        state = RetryCallState(retrying, fn=None, args=(), kwargs={})
+        state.set_result(first)  # tenacity's attempt 1 is the one already made
         count = 1
-        replay: list[Attempt] = [first]
-
-        async def again() -> Attempt:
-            nonlocal count
-            if replay:  # tenacity's attempt 1 is the one already made
-                return replay.pop()
-            count += 1
-            return await once()
-
-        last: Attempt = await self._retrying.copy()(again)
-        return last, count
+        while True:
+            action = retrying.iter(state)
+            if isinstance(action, DoAttempt):
+                count += 1
+                state.set_result(await once())
+            elif isinstance(action, DoSleep):
+                state.prepare_for_next_attempt()
+                await self.clock.sleep(action)
+            else:
+                last: Attempt = action
+                return last, count
 
 
 Probe = Callable[[ProbeTarget, Transport, ProbeContext], Awaitable[ProbeResult]]
 Check = Callable[[HttpResponse, ProbeTarget, ProbeContext], tuple[bool, bool | None, str]]
 """Judges one answer: ``(ok, recognised, conditions text)``."""
+
+
+class Stepper(Protocol):
+    """What ``await`` drives: a coroutine, or the iterator of an awaitable's ``__await__``."""
+
+    def send(self, value: Any, /) -> Any: ...
+
+    def throw(self, exc: BaseException, /) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class Resumed(Generic[T]):
+    """Awaits the rest of a coroutine (or ``__await__`` iterator) already run up to its first wait.
+
+    Running the first step by hand (``waiting = coroutine.send(None)``) tells whether the work
+    finishes without waiting (``StopIteration``) or what it waits on; in the second case
+    ``await Resumed(coroutine, waiting)`` goes on exactly as ``await coroutine`` would have: what
+    the coroutine waits on goes to the task, the task's answers (values, cancellation) back in.
+    """
+
+    __slots__ = ("_coroutine", "_waiting")
+
+    def __init__(self, coroutine: Stepper, waiting: Any) -> None:
+        self._coroutine = coroutine
+        self._waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        coroutine, waiting = self._coroutine, self._waiting
+        while True:
+            try:
+                sent = yield waiting
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as exc:
+                try:
+                    waiting = coroutine.throw(exc)
+                except StopIteration as stop:
+                    result: T = stop.value
+                    return result
+            else:
+                try:
+                    waiting = coroutine.send(sent)
+                except StopIteration as stop:
+                    result = stop.value
+                    return result
 
 
 async def _attempt_once(
@@ -220,9 +286,18 @@ async def _attempt_once(
     begin: datetime,
 ) -> Attempt:
     timeout = ctx.timeout
+    sending = transport.send(request)
     try:
-        async with asyncio.timeout(timeout):
-            response = await transport.send(request)
+        try:
+            waiting = sending.send(None)
+        except StopIteration as answered:
+            # Answered without waiting: no time passed, so the timeout cannot have expired
+            # and needs no timer (an in-memory transport's usual case).
+            response = answered.value
+        else:
+            # The send waits (the usual case over a network): from here on it is bounded.
+            async with asyncio.timeout(timeout):
+                response = await Resumed[HttpResponse](sending, waiting)
     except TimeoutError:
         return Attempt(False, None, None, f"timeout after {timeout:g} s", timeout)
     except TransportError as exc:

@@ -1,12 +1,15 @@
 """The probe scheduler: every target on the interval, spread out, never overlapping itself.
 
 * One dispatcher keeps every target's next instant in a heap and sleeps until the earliest
-  (one timer for the whole schedule); each round runs in a task of its own, which then goes
-  on with rounds already due, keeping its concurrency slot. A slow target holds one slot and
-  delays nobody else. A target's rounds start at ``start + offset + k * interval``; the
-  offset is a stable hash of the target's key (the same on every run, so load is spread the
-  same way after a restart), or 0 with ``spread=False``, which ``simulate`` uses so that
-  rounds start exactly every interval.
+  (one timer for the whole schedule). The rounds due at an instant start in one task, one
+  after the other, as long as they finish without waiting (an in-memory transport's answer:
+  no task per round); a round that waits (for the network, a retry's backoff) keeps its task
+  and concurrency slot and passes the rounds still due to a new task, so it delays nobody
+  else. A task whose round is done goes on with rounds already due, keeping its slot.
+  A target's rounds start at ``start + offset + k * interval``; the offset is a stable hash
+  of the target's key (the same on every run, so load is spread the same way after a
+  restart), or 0 with ``spread=False``, which ``simulate`` uses so that rounds start
+  exactly every interval.
 * A round still running when the target's next round is due makes that target skip the rounds
   it missed (counted in ``stats.skipped``); it never runs twice at once.
 * ``concurrency`` bounds the probes in flight (rounds due while every slot is taken wait, in
@@ -14,8 +17,9 @@
   context's worst case plus a second; ``math.inf`` turns the guard off), and a round past it
   is a failure. The registry's probes bound themselves within the context's worst case, so
   with a deadline at least that long they need no guard timer (``SELF_BOUNDED``).
-* A result's ``at`` is its round's scheduled instant. Results go to ``on_results`` in batches
-  (everything that finished in one turn of the event loop), in the order they finished.
+* A result's ``at`` is its round's scheduled instant. Results go to ``on_results`` in batches,
+  in the order they finished: the rounds of an instant that finished without waiting come in
+  one batch; a round that waited comes in a batch when it ends.
 * All time comes from the context's clock: in a ``VirtualTimeLoop`` the schedule, timeouts and
   backoffs run in virtual time.
 """
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from classifier.observation import ProbeResult, TargetKey
-from probes.base import Probe, ProbeContext, ProbeTarget, Transport
+from probes.base import Probe, ProbeContext, ProbeTarget, Resumed, Transport
 from probes.registry import PROBES, SELF_BOUNDED
 from probes.targets import context_from_config, targets_from_config
 
@@ -146,6 +150,8 @@ class Scheduler:
         sleeping_until: datetime | None = None
         kick: asyncio.Future[None] | None = None  # the dispatcher's wait for a slot or a round
         waiting_for_slot = False
+        bursting = False  # a task is running the rounds due now (the dispatcher leaves them)
+        group_of_rounds: asyncio.TaskGroup | None = None
         wake = asyncio.Event()
         done = False
         loop = asyncio.get_running_loop()
@@ -166,19 +172,62 @@ class Scheduler:
         ctx = self._ctx
         deadline = self._deadline
 
+        def on_wait(carrying: bool) -> None:
+            # A round waits: the rounds due now go on in a new task, which carries the burst
+            # on (and delivers what finished so far with its own results, in one batch). With
+            # nothing due or no free slot, what finished is delivered now and the dispatcher
+            # takes over.
+            nonlocal running, bursting
+            if queue and queue[0][0] <= clock.now() and running < concurrency:
+                assert group_of_rounds is not None
+                next_due, next_index = heapq.heappop(queue)
+                running += 1
+                bursting = True
+                group_of_rounds.create_task(rounds_from(next_index, next_due))
+                return
+            if self._pending:
+                wake.set()
+            if carrying:
+                bursting = False
+            if kick is not None and not kick.done():
+                kick.set_result(None)
+
         async def rounds_from(index: int, due: datetime) -> None:
-            # Runs the round it was started for, then, keeping its slot, any round already due
-            # (under load one task runs round after round: no task and no wake-up per round).
-            nonlocal running
+            # Runs the round it was started for, then, keeping its slot, every round already due,
+            # one after the other while they finish without waiting (an in-memory transport's
+            # healthy answer: one task for a whole burst of rounds, not a task per round). A
+            # round that waits (the network, a retry's backoff) passes the rounds still due to
+            # a new task (``on_wait``) and goes on here. Results are delivered when the burst
+            # ends or waits, so the rounds finished at one instant still come in one batch.
+            nonlocal running, bursting
+            carrying = True  # this task runs the burst the dispatcher left to it
             try:
                 while True:
                     target, probe, guarded = plan[index]
+                    waited = False
                     try:
+                        steps = probe(target, transport, ctx).__await__()
                         if guarded:
                             async with asyncio.timeout(deadline):
-                                result = await probe(target, transport, ctx)
+                                try:
+                                    waiting = steps.send(None)
+                                except StopIteration as finished:
+                                    result = finished.value
+                                else:
+                                    waited = True
+                                    on_wait(carrying)
+                                    carrying = False
+                                    result = await Resumed[ProbeResult](steps, waiting)
                         else:
-                            result = await probe(target, transport, ctx)
+                            try:
+                                waiting = steps.send(None)
+                            except StopIteration as finished:
+                                result = finished.value
+                            else:
+                                waited = True
+                                on_wait(carrying)
+                                carrying = False
+                                result = await Resumed[ProbeResult](steps, waiting)
                     except TimeoutError:
                         stats.deadline_exceeded += 1
                         result = self._failure(
@@ -205,7 +254,8 @@ class Scheduler:
                             r.attempts,
                         )
                     self._pending.append(result)
-                    wake.set()
+                    if waited or not carrying:
+                        wake.set()
                     due += interval
                     now = clock.now()
                     if due < now:  # the round overran: skip the rounds already missed
@@ -225,17 +275,24 @@ class Scheduler:
                     return
             finally:
                 running -= 1
+                if carrying:
+                    bursting = False
+                if self._pending:
+                    wake.set()
                 if kick is not None and not kick.done():
                     kick.set_result(None)
 
         async def dispatch(rounds: asyncio.TaskGroup) -> None:
             # One loop starts every round: one timer for the whole schedule instead of one per
-            # target, and the concurrency limit is a counter, not a semaphore per round.
-            nonlocal running, sleeper, sleeping_until, kick, waiting_for_slot
+            # target, and the concurrency limit is a counter, not a semaphore per round. Rounds
+            # due at once start in one task (see ``rounds_from``), which passes them on.
+            nonlocal running, sleeper, sleeping_until, kick, waiting_for_slot, bursting
+            nonlocal group_of_rounds
+            group_of_rounds = rounds
             reached: datetime | None = None  # the instant last slept until
             while queue or running:
-                if not queue or running >= concurrency:
-                    waiting_for_slot = bool(queue)
+                if not queue or running >= concurrency or bursting:
+                    waiting_for_slot = bool(queue) or bursting  # a push need not wake it
                     kick = loop.create_future()
                     await kick
                     kick = None
@@ -259,6 +316,7 @@ class Scheduler:
                     continue
                 heapq.heappop(queue)
                 running += 1
+                bursting = True
                 rounds.create_task(rounds_from(index, due))
 
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
@@ -51,6 +51,7 @@ class _Route:
     location: str
     user: str
     number: str  # from the query (recognition); click2dial's comes in the body
+    known: bool = True  # the simulated platform knows the user
 
 
 def _answer(status: int, payload: Any) -> HttpResponse:
@@ -100,6 +101,7 @@ class SimulatorCore:
         self._routes: dict[tuple[str, str], _Route | None] = {}
         self._call_tails: dict[tuple[str, str | None], bytes] = {}
         self._lookups: dict[tuple[str, str | None], HttpResponse] = {}
+        self._names: dict[tuple[str, str], str | None] = {}
         self._calls = 0
 
     @classmethod
@@ -117,10 +119,13 @@ class SimulatorCore:
         if service is None:
             return Reply(0.0, _HEALTH)
         headers = request.headers
-        if headers.get("Authorization", headers.get("authorization")) != self._auth:
+        auth = headers.get("Authorization")
+        if auth is None:
+            auth = headers.get("authorization")
+        if auth != self._auth:
             return Reply(0.0, _UNAUTHORIZED)
         customer, location, user = route.customer, route.location, route.user
-        if self._users is not None and (customer, location, user) not in self._users:
+        if not route.known:
             return Reply(0.0, _answer(404, {"error": f"unknown user {customer}/{location}/{user}"}))
         if service is Service.CLICK2DIAL:
             body = request.json
@@ -160,8 +165,13 @@ class SimulatorCore:
         return value
 
     def _lookup(self, customer: str, number: str) -> str | None:
+        key = (customer, number)
+        try:
+            return self._names[key]
+        except KeyError:
+            pass
         book = self._contacts.get(customer, self._default_contacts)
-        return book.get(_normal(number))
+        return self._cache(self._names, key, book.get(_normal(number)))
 
     def _route(self, method: str, url: str) -> _Route | None:
         key = (method, url)
@@ -169,7 +179,15 @@ class SimulatorCore:
             return self._routes[key]
         except KeyError:
             pass
-        return self._cache(self._routes, key, _parse_route(method, url))
+        route = _parse_route(method, url)
+        if (
+            route is not None
+            and route.service is not None
+            and self._users is not None
+            and (route.customer, route.location, route.user) not in self._users
+        ):
+            route = replace(route, known=False)
+        return self._cache(self._routes, key, route)
 
 
 def _normal(number: str) -> str:

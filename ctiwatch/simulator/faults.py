@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -59,12 +59,18 @@ class Fault:
         self, service: Service, customer: str, location: str, user: str, now: datetime
     ) -> bool:
         return (
+            self.covers(service, customer, location, user)
+            and (self.start is None or now >= self.start)
+            and (self.end is None or now < self.end)
+        )
+
+    def covers(self, service: Service, customer: str, location: str, user: str) -> bool:
+        """Whether the fault is about this user of this service, whenever it is in force."""
+        return (
             self.service is service
             and (self.customer is None or self.customer == customer)
             and (self.location is None or self.location == location)
             and (self.users is None or user in self.users)
-            and (self.start is None or now >= self.start)
-            and (self.end is None or now < self.end)
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -128,12 +134,33 @@ def decide(
     return Behaviour(Outcome.OK, latency, recognised)
 
 
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+_SPANS_LIMIT = 65_536
+_User = tuple[Service, str, str, str]
+
+
+class _Span(NamedTuple):
+    """The faults in force for one user of one service from ``start`` until ``end``."""
+
+    start: datetime
+    end: datetime
+    faults: tuple[Fault, ...]
+
+
 class FaultPlan:
-    """The faults in force, as the admin API and scenarios change them."""
+    """The faults in force, as the admin API and scenarios change them.
+
+    Every request asks :meth:`decide`; a scenario may hold dozens of faults, most of them about
+    other users or other days. So the plan keeps, per user of a service, the faults in force
+    and the span of time over which that set holds, and looks again only outside it or after
+    a change.
+    """
 
     def __init__(self, faults: Iterable[Fault] = ()) -> None:
         self._faults: dict[str, Fault] = {}
         self._serial = 0
+        self._spans: dict[_User, _Span] = {}
         for fault in faults:
             self._faults[fault.id] = fault
 
@@ -151,6 +178,7 @@ class FaultPlan:
 
     def add(self, fault: Fault) -> Fault:
         self._faults[fault.id] = fault
+        self._spans.clear()
         return fault
 
     def add_from_data(self, data: Any, now: datetime) -> Fault:
@@ -159,11 +187,13 @@ class FaultPlan:
         return self.add(replace(fault, id=self.next_id()))
 
     def remove(self, fault_id: str) -> bool:
+        self._spans.clear()
         return self._faults.pop(fault_id, None) is not None
 
     def clear(self) -> int:
         count = len(self._faults)
         self._faults.clear()
+        self._spans.clear()
         return count
 
     def decide(
@@ -177,7 +207,34 @@ class FaultPlan:
     ) -> Behaviour:
         if not self._faults:
             return HEALTHY
-        return decide(self._faults.values(), service, customer, location, user, now, rng)
+        key = (service, customer, location, user)
+        span = self._spans.get(key)
+        if span is None or not span.start <= now < span.end:
+            span = self._span(key, now)
+        if not span.faults:
+            return HEALTHY
+        return decide(span.faults, service, customer, location, user, now, rng)
+
+    def _span(self, key: _User, now: datetime) -> _Span:
+        start, end = _EARLIEST, _LATEST
+        in_force: list[Fault] = []
+        for fault in self._faults.values():  # in the plan's order, as ``decide`` reads them
+            if not fault.covers(*key):
+                continue
+            if fault.start is not None and now < fault.start:
+                end = min(end, fault.start)
+            elif fault.end is not None and now >= fault.end:
+                start = max(start, fault.end)
+            else:
+                in_force.append(fault)
+                if fault.start is not None:
+                    start = max(start, fault.start)
+                if fault.end is not None:
+                    end = min(end, fault.end)
+        if len(self._spans) >= _SPANS_LIMIT:
+            self._spans.clear()
+        span = self._spans[key] = _Span(start, end, tuple(in_force))
+        return span
 
 
 # --- validation (admin API and scenarios) ---------------------------------------------------

@@ -284,3 +284,77 @@ def test_real_probes_against_the_simulator_see_an_outage_window_round_by_round()
     ]
     assert all(r.ok for r in results if r.target.service == Service.CLICK2DIAL)
     assert len(results) == 12
+
+
+def instant_probe(log: list[Any], wait: Callable[[ProbeTarget], float] = lambda t: 0) -> Probe:
+    """A probe that answers without waiting unless ``wait(target)`` says otherwise; it records
+    the task each round ran in."""
+
+    async def probe(target: ProbeTarget, transport: Transport, ctx: ProbeContext) -> ProbeResult:
+        began = ctx.clock.now()
+        log.append((target.key.user, began, asyncio.current_task()))
+        seconds = wait(target)
+        if seconds:
+            await ctx.clock.sleep(seconds)
+        return ProbeResult(ctx.new_id(), target.key, began, True, True, 0.0, 200, "fake")
+
+    return probe
+
+
+def batches_of(targets: list[ProbeTarget], probe: Probe, until: timedelta) -> list[list[str]]:
+    batches: list[list[str]] = []
+
+    async def main() -> None:
+        scheduler = Scheduler(
+            targets,
+            None,  # type: ignore[arg-type]
+            ProbeContext(LoopClock(), retries=0, new_id=sequential_ids()),
+            interval=60,
+            on_results=lambda batch: batches.append([r.target.user for r in batch]),
+            spread=False,
+            probes={"crm": probe},
+        )
+        await scheduler.run(until=START + until)
+
+    run_virtual(main)
+    return batches
+
+
+def test_rounds_that_finish_without_waiting_run_in_one_task_and_come_in_one_batch() -> None:
+    log: list[Any] = []
+    users = ["alice", "bob", "carol", "dave"]
+    batches = batches_of([target(u) for u in users], instant_probe(log), 2 * MINUTE)
+    assert batches == [users, users]
+    first, second = log[:4], log[4:]
+    assert [(user, at) for user, at, _ in first] == [(u, START) for u in users]
+    assert [(user, at) for user, at, _ in second] == [(u, START + MINUTE) for u in users]
+    assert len({task for _, _, task in first}) == 1
+    assert len({task for _, _, task in second}) == 1
+
+
+def test_a_round_that_waits_passes_the_rounds_due_with_it_to_another_task() -> None:
+    log: list[Any] = []
+    users = ["alice", "bob", "carol", "dave"]
+    probe = instant_probe(log, lambda t: 30 if t.key.user == "bob" else 0)
+    batches = batches_of([target(u) for u in users], probe, MINUTE)
+    # Nobody waits for bob: every round starts at START, and the rounds that finished then
+    # come in one batch; bob's comes when it ends, 30 s later.
+    assert [(user, at) for user, at, _ in log] == [(u, START) for u in users]
+    assert batches == [["alice", "carol", "dave"], ["bob"]]
+    tasks = {user: task for user, _, task in log}
+    assert tasks["alice"] is tasks["bob"]
+    assert tasks["carol"] is tasks["dave"]
+    assert tasks["bob"] is not tasks["carol"]
+
+
+def test_a_waiting_round_with_every_slot_taken_leaves_the_rest_to_the_dispatcher() -> None:
+    log: list[Any] = []
+    users = ["alice", "bob", "carol"]
+    probe = instant_probe(log, lambda t: 5)
+    results, _ = schedule([target(u) for u in users], probe, until=MINUTE, concurrency=1)
+    assert [(user, at) for user, at, _ in log] == [
+        ("alice", START),
+        ("bob", START + timedelta(seconds=5)),
+        ("carol", START + timedelta(seconds=10)),
+    ]
+    assert [r.at for r in results] == [START] * 3

@@ -302,3 +302,30 @@ def test_faults_shape_the_answers() -> None:
         503,
         b'{"error":"service unavailable"}',
     )
+
+
+def test_plan_finds_the_faults_in_force_in_any_order_of_asking_and_after_changes() -> None:
+    rng = random.Random(1)
+    hour = timedelta(hours=1)
+    plan = FaultPlan(
+        [
+            fault(id="a", start=NOW + hour, end=NOW + 2 * hour),
+            fault(id="b", kind=FaultKind.SLOW, latency=3.0, start=NOW + 3 * hour),
+        ]
+    )
+
+    def at(hours: float) -> Behaviour:
+        return plan.decide(Service.CRM, "acme", "acme-ams", "alice", NOW + hours * hour, rng)
+
+    error, slow = Behaviour(Outcome.ERROR, 0.0, False), Behaviour(Outcome.OK, 3.0, True)
+    asked = [1.5, 0, 2, 1, 5, 0.5, 3, 1.99]
+    assert [at(h) for h in asked] == [error, HEALTHY, HEALTHY, error, slow, HEALTHY, slow, error]
+    assert plan.decide(Service.CLICK2DIAL, "acme", "acme-ams", "alice", NOW + 1.5 * hour, rng) == (
+        HEALTHY
+    )
+    plan.add(fault(id="c", start=NOW))
+    assert at(0) == error
+    assert plan.remove("c") and plan.remove("a")
+    assert (at(0), at(1.5), at(4)) == (HEALTHY, HEALTHY, slow)
+    plan.clear()
+    assert at(4) == HEALTHY
