@@ -327,7 +327,14 @@ class Ctiwatch:
         add_twilio_routes(app, console, self.config.alerting)
         if self.fake_twilio is None and self.fake_smtp is None:
             return
-        add_fake_views(app, self.fake_twilio, self.fake_smtp, prefix=FAKES_PREFIX)
+        add_fake_views(
+            app,
+            self.fake_twilio,
+            self.fake_smtp,
+            prefix=FAKES_PREFIX,
+            oncall=list(self.config.alerting.oncall),
+            tz=self.config.sla.timezone,
+        )
         # The README promises /fakes/mail: the mailbox under a second name.
         for route in list(app.router.routes()):
             resource = route.resource

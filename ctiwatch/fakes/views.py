@@ -1,78 +1,171 @@
 """The fake phone and the mailbox as pages the web layer mounts (``add_fake_views``).
 
-* ``GET  {prefix}/phone``       every SMS and call the fake Twilio received, with a reply box
-                                per number (posts a signed SMS webhook) and "press 1" per call
+* ``GET  {prefix}/phone``       every SMS and call the fake Twilio received, newest first, with a
+                                reply box (posts a signed SMS webhook) and "press 1" per call
 * ``GET  {prefix}/phone.json``  the same as JSON
 * ``POST {prefix}/phone/reply`` form ``from``, ``body``
 * ``POST {prefix}/phone/press`` form ``call``, ``digits``
-* ``GET  {prefix}/mailbox``     every mail the local SMTP server received
+* ``GET  {prefix}/mailbox``     every mail the local SMTP server received, newest first
 * ``GET  {prefix}/mailbox.json``
+* ``GET  {prefix}/mailbox/{index}.html`` the HTML part of mail ``index`` (0 = the first received),
+                                served sandboxed: no script runs, nothing is loaded from outside
+
+The pages extend the console's ``base.html`` (same header, cards and forms) and show every time
+in the display zone (``Wed 25 Nov 18:02:10``). They set their own Content-Security-Policy with a
+fresh nonce for their style, so they look the same with or without the console's middleware.
 """
 
 from __future__ import annotations
 
+import re
+import secrets
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
 import jinja2
 from aiohttp import web
 
-from ctiwatch.fakes.smtp import FakeSmtp
-from ctiwatch.fakes.twilio import FakeTwilio
+from ctiwatch.fakes.smtp import FakeSmtp, ReceivedMail
+from ctiwatch.fakes.templates import TEMPLATES
+from ctiwatch.fakes.twilio import FakeCall, FakeMessage, FakeTwilio, WebhookResult
+from ctiwatch.timefmt import iso_local
+from ctiwatch.web.render import TEMPLATES as CONSOLE_TEMPLATES
 
-_PHONE = """\
-<!doctype html>
-<html><head><meta charset="utf-8"><title>ctiwatch fake phone</title>
-<style>body{font-family:sans-serif;margin:1.5em} td,th{padding:.3em .6em;text-align:left;
-vertical-align:top} tr:nth-child(even){background:#f4f4f4} .note{color:#555}</style></head>
-<body>
-<h1>The fake phone</h1>
-<p class="note">Everything ctiwatch sent through the fake Twilio at {{ twilio_url }}.
-Nothing here reaches a real phone.</p>
-{% if result %}<p><strong>{{ result }}</strong></p>{% endif %}
-<h2>Reply as an on-call person</h2>
-<form method="post" action="{{ prefix }}/phone/reply">
-  <label>From <input name="from" value="{{ numbers[0] if numbers else '' }}" list="numbers"
-  required></label>
-  <datalist id="numbers">{% for n in numbers %}<option value="{{ n }}">{% endfor %}</datalist>
-  <label>Text <input name="body" placeholder="ACK 1" required></label>
-  <button>Send signed SMS webhook</button>
-</form>
-<h2>SMS ({{ messages|length }})</h2>
-<table><tr><th>time</th><th>to</th><th>text</th><th>status</th><th>sid</th></tr>
-{% for m in messages|reverse %}
-<tr><td>{{ m.at.isoformat() }}</td><td>{{ m.to }}</td><td>{{ m.body }}</td>
-<td>{{ m.status }}</td><td>{{ m.sid }}</td></tr>
-{% endfor %}</table>
-<h2>Calls ({{ calls|length }})</h2>
-<table><tr><th>time</th><th>to</th><th>spoken</th><th>status</th><th></th></tr>
-{% for c in calls|reverse %}
-<tr><td>{{ c.at.isoformat() }}</td><td>{{ c.to }}</td><td>{{ c.spoken|join(" ") }}</td>
-<td>{{ c.status }}{% if c.digits %} (pressed {{ c.digits|join(",") }}){% endif %}</td>
-<td>{% if c.gather_action %}<form method="post" action="{{ prefix }}/phone/press">
-<input type="hidden" name="call" value="{{ c.sid }}"><input type="hidden" name="digits"
-value="1"><button>press 1</button></form>{% endif %}</td></tr>
-{% endfor %}</table>
-</body></html>
-"""
+TIME_FORMAT = "%a %d %b %H:%M:%S"  # Wed 25 Nov 18:02:10
+_OK_STATUSES = frozenset({"delivered", "completed", "received", "read"})
+_FAILED_STATUSES = frozenset({"failed", "undelivered", "no-answer", "busy", "canceled"})
+_ANSWERED = re.compile(r"^webhook answered (\d{3})\b")
+_HTML_PART_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+    "sandbox allow-popups allow-popups-to-escape-sandbox; frame-ancestors 'self'; base-uri 'none'"
+)
 
-_MAILBOX = """\
-<!doctype html>
-<html><head><meta charset="utf-8"><title>ctiwatch mailbox</title>
-<style>body{font-family:sans-serif;margin:1.5em} pre{background:#f4f4f4;padding:.6em}</style>
-</head><body>
-<h1>The mailbox</h1>
-<p>Every mail ctiwatch sent to the local SMTP server (port {{ port }}).</p>
-{% for m in messages|reverse %}
-<section><h2>{{ m.subject }}</h2>
-<p>From {{ m.mail_from }} to {{ m.rcpt_tos|join(", ") }}</p>
-<pre>{{ m.text }}</pre></section>
-{% else %}<p>No mail yet.</p>
-{% endfor %}
-</body></html>
-"""
+_Dated = TypeVar("_Dated", FakeMessage, FakeCall)
 
 
-def _render(template: str, **context: object) -> str:
-    env = jinja2.Environment(autoescape=True, cache_size=0)
-    return env.from_string(template).render(**context)
+def status_class(status: str) -> str:
+    """The console's pill colour for a Twilio message or call status."""
+    if status in _OK_STATUSES:
+        return "s-ok"
+    if status in _FAILED_STATUSES:
+        return "s-down"
+    return "s-degraded"  # queued, sending, sent, ringing, in-progress: still under way
+
+
+def newest_first(items: Sequence[_Dated]) -> list[_Dated]:
+    """Latest ``at`` first; of two at the same instant the one recorded last comes first."""
+    order = sorted(range(len(items)), key=lambda i: (items[i].at, i), reverse=True)
+    return [items[i] for i in order]
+
+
+def reply_numbers(oncall: Iterable[str], twilio: FakeTwilio) -> list[str]:
+    """The numbers to reply from: the on-call list, then everyone texted or called, in the order
+    they were first reached; the first is the reply box's default."""
+    seen: dict[str, None] = dict.fromkeys(oncall)
+    reached = [(m.at, m.to) for m in twilio.messages] + [(c.at, c.to) for c in twilio.calls]
+    for _, number in sorted(reached, key=lambda pair: pair[0]):
+        seen.setdefault(number, None)
+    return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class MailRow:
+    """One mail as the mailbox page lists it."""
+
+    index: int  # position in arrival order: the HTML part is served under it
+    subject: str
+    sender: str
+    to: tuple[str, ...]
+    at: datetime | None  # the Date header, None when it has none
+    message_id: str
+    text: str
+    has_html: bool
+
+
+def sent_at(mail: ReceivedMail) -> datetime | None:
+    """The mail's ``Date`` header as an aware datetime (UTC when it states no zone)."""
+    header = mail.message["Date"]
+    value = getattr(header, "datetime", None)
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def mail_rows(mails: Sequence[ReceivedMail]) -> list[MailRow]:
+    """Newest (last received) first."""
+    rows = [
+        MailRow(
+            index=i,
+            subject=mail.subject,
+            sender=mail.mail_from,
+            to=mail.rcpt_tos,
+            at=sent_at(mail),
+            message_id=mail.message_id,
+            text=mail.text,
+            has_html=bool(mail.html),
+        )
+        for i, mail in enumerate(mails)
+    ]
+    return rows[::-1]
+
+
+def build_environment(zone: ZoneInfo) -> jinja2.Environment:
+    """The fakes' templates first, then the console's (for ``base.html``)."""
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(
+            [jinja2.DictLoader(TEMPLATES), jinja2.FileSystemLoader(CONSOLE_TEMPLATES)]
+        ),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+    def local(value: datetime, fmt: str = TIME_FORMAT) -> str:
+        return value.astimezone(zone).strftime(fmt)
+
+    env.filters["local"] = local
+    env.filters["iso"] = lambda value: iso_local(value, zone)
+    env.filters["status_class"] = status_class
+    env.globals["tz_name"] = zone.key
+    return env
+
+
+def _page(env: jinja2.Environment, request: web.Request, template: str, **context: Any) -> str:
+    return env.get_template(template).render(path=request.path, notice=None, **context)
+
+
+def _html_response(html: str, nonce: str) -> web.Response:
+    response = web.Response(text=html, content_type="text/html")
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'none'; style-src 'nonce-{nonce}'; frame-src 'self'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    )
+    return response
+
+
+def _answered(result: WebhookResult) -> str:
+    return f"webhook answered {result.status}: {result.body[:300]}"
+
+
+def _result_ok(result: str) -> bool:
+    match = _ANSWERED.match(result)
+    return match is not None and 200 <= int(match.group(1)) < 300
+
+
+def _twiml_text(result: str) -> str:
+    """The text of a TwiML ``<Message>``/``<Say>`` in a webhook answer, or the answer as is."""
+    _, _, body = result.partition(": ")
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return result
+    texts = [(node.text or "").strip() for node in root.iter() if node.tag in ("Message", "Say")]
+    head = result.partition(": ")[0]
+    return f"{head}: {' '.join(t for t in texts if t)}" if texts else head
 
 
 def add_fake_views(
@@ -80,24 +173,45 @@ def add_fake_views(
     twilio: FakeTwilio | None,
     smtp: FakeSmtp | None,
     prefix: str = "/fake",
+    *,
+    oncall: Sequence[str] = (),
+    tz: str = "Europe/Amsterdam",
+    status_url: str = "/",
 ) -> None:
+    """Mount the fake phone (when ``twilio``) and the mailbox (when ``smtp``) under ``prefix``.
+
+    ``oncall`` numbers come first in the reply box (the first is prefilled); times are shown
+    in ``tz``; ``status_url`` is where the pages link back to the status page."""
     prefix = prefix.rstrip("/")
+    env = build_environment(ZoneInfo(tz))
+    links = {
+        "phone_url": f"{prefix}/phone" if twilio is not None else None,
+        "mailbox_url": f"{prefix}/mailbox" if smtp is not None else None,
+        "status_url": status_url,
+    }
 
     if twilio is not None:
         fake = twilio
 
         async def phone(request: web.Request) -> web.Response:
-            numbers = sorted({m.to for m in fake.messages} | {c.to for c in fake.calls})
-            html = _render(
-                _PHONE,
-                prefix=prefix,
+            nonce = secrets.token_urlsafe(16)
+            result = request.query.get("result", "")
+            html = _page(
+                env,
+                request,
+                "fake_phone.html",
+                nonce=nonce,
+                page="phone",
                 twilio_url=fake.url,
-                messages=fake.messages,
-                calls=fake.calls,
-                numbers=numbers,
-                result=request.query.get("result", ""),
+                messages=newest_first(fake.messages),
+                calls=newest_first(fake.calls),
+                webhooks=fake.webhooks[::-1],
+                numbers=reply_numbers(oncall, fake),
+                result=_twiml_text(result) if result else "",
+                result_ok=_result_ok(result),
+                **links,
             )
-            return web.Response(text=html, content_type="text/html")
+            return _html_response(html, nonce)
 
         async def phone_json(request: web.Request) -> web.Response:
             return web.json_response(
@@ -117,9 +231,7 @@ def add_fake_views(
                 raise web.HTTPBadRequest(text="from and body are required")
             result = await fake.reply_sms(sender, body)
             raise web.HTTPSeeOther(
-                app.router["fake-phone"]
-                .url_for()
-                .with_query(result=f"webhook answered {result.status}: {result.body[:300]}")
+                app.router["fake-phone"].url_for().with_query(result=_answered(result))
             )
 
         async def press(request: web.Request) -> web.Response:
@@ -129,9 +241,7 @@ def add_fake_views(
             except LookupError as exc:
                 raise web.HTTPNotFound(text=str(exc)) from exc
             raise web.HTTPSeeOther(
-                app.router["fake-phone"]
-                .url_for()
-                .with_query(result=f"webhook answered {result.status}: {result.body[:300]}")
+                app.router["fake-phone"].url_for().with_query(result=_answered(result))
             )
 
         app.router.add_get(f"{prefix}/phone", phone, name="fake-phone")
@@ -143,11 +253,36 @@ def add_fake_views(
         mailbox_server = smtp
 
         async def mailbox(request: web.Request) -> web.Response:
-            html = _render(_MAILBOX, messages=mailbox_server.messages, port=mailbox_server.port)
-            return web.Response(text=html, content_type="text/html")
+            nonce = secrets.token_urlsafe(16)
+            html = _page(
+                env,
+                request,
+                "fake_mailbox.html",
+                nonce=nonce,
+                page="mailbox",
+                mails=mail_rows(mailbox_server.messages),
+                duplicates=len(mailbox_server.duplicates),
+                port=mailbox_server.port,
+                **links,
+            )
+            return _html_response(html, nonce)
 
         async def mailbox_json(request: web.Request) -> web.Response:
             return web.json_response([m.as_json() for m in mailbox_server.messages])
 
+        async def html_part(request: web.Request) -> web.Response:
+            index = int(request.match_info["index"])
+            if index >= len(mailbox_server.messages):
+                raise web.HTTPNotFound(text=f"no mail {index}")
+            html = mailbox_server.messages[index].html
+            if not html:
+                raise web.HTTPNotFound(text=f"mail {index} has no HTML part")
+            response = web.Response(text=html, content_type="text/html")
+            # The mail's own markup, shown as a mail client would: styles yes, scripts never.
+            response.headers["Content-Security-Policy"] = _HTML_PART_CSP
+            response.headers["X-Frame-Options"] = "SAMEORIGIN"
+            return response
+
         app.router.add_get(f"{prefix}/mailbox", mailbox)
         app.router.add_get(f"{prefix}/mailbox.json", mailbox_json)
+        app.router.add_get(rf"{prefix}/mailbox/{{index:\d{{1,9}}}}.html", html_part)

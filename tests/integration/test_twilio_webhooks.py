@@ -264,7 +264,7 @@ async def test_fake_phone_lists_messages_and_its_reply_box_acknowledges(setup: S
     async with setup.http.get(setup.base + "/fake/phone") as response:
         page = await response.text()
     assert response.status == 200
-    assert "<td>CTIWATCH P1 #12 &lt;acme&gt;</td>" in page
+    assert '<div class="bubble">CTIWATCH P1 #12 &lt;acme&gt;</div>' in page
     async with setup.http.post(
         setup.base + "/fake/phone/reply", data={"from": A, "body": "ACK 12"}
     ) as response:
