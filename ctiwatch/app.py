@@ -418,7 +418,10 @@ class Ctiwatch:
         while True:
             try:
                 deleted = await store.apply_retention(
-                    self.clock.now(), raw=probes.raw_retention, rollups=probes.rollup_retention
+                    self.clock.now(),
+                    raw=probes.raw_retention,
+                    rollups=probes.rollup_retention,
+                    outbox=self.config.alerting.outbox_retention,
                 )
                 if any(deleted.values()):
                     log.info("retention applied", extra=deleted)

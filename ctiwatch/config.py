@@ -336,6 +336,9 @@ class AlertingConfig(Strict):
     twilio: TwilioConfig = TwilioConfig()
     smtp: SmtpConfig = SmtpConfig()
     fakes: bool = True  # start the project's fake Twilio and SMTP servers in-process
+    # Sent/failed messages; pending ones stay. At least a day: the stored idempotency keys are
+    # what keeps a trigger routed again after a restart from paging twice.
+    outbox_retention: Duration = Field(default=timedelta(days=90), ge=timedelta(days=1))
 
 
 # --- shell -----------------------------------------------------------------------------------

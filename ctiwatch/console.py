@@ -469,8 +469,7 @@ class ConsoleServiceImpl:
             log.info("delivery report", extra=extra)
             return
         log.warning("alert not delivered", extra=extra)
-        messages = await self._store.outbox.list(limit=1000)
-        message = next((m for m in messages if m.provider_id == provider_id), None)
+        message = await self._store.outbox.by_provider_id(provider_id)
         if message is None or message.incident_number is None:
             return
         number = message.incident_number

@@ -18,7 +18,7 @@ import builtins
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ctiwatch.storage.engine import Database
@@ -96,6 +96,18 @@ def _outbox_from(row: Row[Any]) -> OutboxMessage:
     )
 
 
+def delivered_before(cutoff: datetime) -> ColumnElement[bool]:
+    """Messages that are done with and older than ``cutoff``: sent ones by ``sent_at``, failed
+    ones by ``failed_at``. ``created_at`` stands in for a missing time. Pending and claimed
+    messages never match, however old: they are still to be sent."""
+    cutoff = _aware("cutoff", cutoff)
+    o = OUTBOX.c
+    return or_(
+        and_(o.status == "sent", func.coalesce(o.sent_at, o.created_at) < cutoff),
+        and_(o.status == "failed", func.coalesce(o.failed_at, o.created_at) < cutoff),
+    )
+
+
 async def _enqueue(db: Database, conn: AsyncConnection, message: OutboxMessage) -> bool:
     insert = (
         db.insert(OUTBOX)
@@ -156,7 +168,7 @@ class TxOutbox:
 
 
 class OutboxRepository:
-    """``store.outbox``: the sender's side (and a list for the console)."""
+    """``store.outbox``: the sender's side (and lookups for the console and webhooks)."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -220,6 +232,20 @@ class OutboxRepository:
     async def get(self, message_id: int) -> OutboxMessage | None:
         async with self._db.read() as conn:
             row = (await conn.execute(select(OUTBOX).where(OUTBOX.c.id == message_id))).first()
+        return None if row is None else _outbox_from(row)
+
+    async def by_provider_id(self, provider_id: str) -> OutboxMessage | None:
+        """The message the provider knows as ``provider_id`` (a Twilio SID: its status
+        callbacks name nothing else), or ``None``. Should a provider reuse an id, the newest
+        message wins."""
+        query = (
+            select(OUTBOX)
+            .where(OUTBOX.c.provider_id == provider_id)
+            .order_by(OUTBOX.c.id.desc())
+            .limit(1)
+        )
+        async with self._db.read() as conn:
+            row = (await conn.execute(query)).first()
         return None if row is None else _outbox_from(row)
 
     async def list(

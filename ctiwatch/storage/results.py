@@ -309,16 +309,26 @@ async def delete_older(
     inclusive: bool = False,
     batch: int = 5000,
 ) -> int:
-    """Delete rows with ``time_column < cutoff`` (``<=`` if ``inclusive``) in batches, each
-    its own short transaction so SQLite writers are not held up for long."""
+    """Delete rows with ``time_column < cutoff`` (``<=`` if ``inclusive``); see
+    ``delete_where``."""
     column = table.c[time_column]
+    return await delete_where(
+        db, table, column <= cutoff if inclusive else column < cutoff, batch=batch
+    )
+
+
+async def delete_where(
+    db: Database, table: Table, condition: ColumnElement[bool], *, batch: int = 5000
+) -> int:
+    """Delete the rows matching ``condition`` in batches, each its own short transaction so
+    SQLite writers are not held up for long. The condition is checked again on the rows
+    themselves, so a row that changed since the batch was chosen is left alone."""
     key = table.c.id
-    old = column <= cutoff if inclusive else column < cutoff
     deleted = 0
     while True:
-        doomed = select(key).where(old).limit(batch)
+        doomed = select(key).where(condition).limit(batch)
         async with db.write() as conn:
-            result = await conn.execute(table.delete().where(key.in_(doomed)))
+            result = await conn.execute(table.delete().where(key.in_(doomed), condition))
         deleted += result.rowcount
         if result.rowcount < batch:
             return deleted

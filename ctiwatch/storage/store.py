@@ -15,9 +15,9 @@ from ctiwatch.storage import migrate
 from ctiwatch.storage.engine import Database, StorageError, normalize_url, safe_url
 from ctiwatch.storage.incidents import IncidentRepository, TxIncidents, TxTimeline
 from ctiwatch.storage.maintenance import AgentRepository, MaintenanceRepository
-from ctiwatch.storage.outbox import OutboxRepository, TxOutbox
-from ctiwatch.storage.results import ResultRepository, delete_older
-from ctiwatch.storage.tables import PROBE_RESULTS, ROLLUPS_HOUR, ROLLUPS_MINUTE
+from ctiwatch.storage.outbox import OutboxRepository, TxOutbox, delivered_before
+from ctiwatch.storage.results import ResultRepository, delete_older, delete_where
+from ctiwatch.storage.tables import OUTBOX, PROBE_RESULTS, ROLLUPS_HOUR, ROLLUPS_MINUTE
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +102,17 @@ class Store:
         raw: timedelta = timedelta(days=14),
         rollups: timedelta = timedelta(days=400),
         minute_rollups: timedelta | None = None,
+        outbox: timedelta = timedelta(days=90),
     ) -> dict[str, int]:
         """Delete what is older than its retention: raw results with ``at < now - raw``;
         minute rollups (kept as long as ``minute_rollups``, default ``raw``: they only serve
         recent windows) and hour rollups (``rollups``) whose whole bucket ended by the
-        cutoff. Returns rows deleted per table. Incidents, timelines, outbox are kept."""
+        cutoff; outbox messages that were sent (``sent_at``) or failed (``failed_at``) before
+        ``now - outbox``. Pending and claimed messages are never deleted, however old.
+        Returns rows deleted per table.
+
+        Incidents and their timelines are kept for good: they are the SLA history that the
+        KPI report reads (and a deleted message's failure is on its incident's timeline)."""
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("apply_retention: now must be timezone-aware UTC")
         minute_keep = raw if minute_rollups is None else minute_rollups
@@ -120,6 +126,7 @@ class Store:
             "rollups_hour": await delete_older(
                 db, ROLLUPS_HOUR, "bucket", now - rollups - hour, inclusive=True
             ),
+            "outbox": await delete_where(db, OUTBOX, delivered_before(now - outbox)),
         }
 
 

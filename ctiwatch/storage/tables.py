@@ -210,6 +210,7 @@ class OutboxRow(SQLModel, table=True):
         ),
         Index("ix_outbox_status_not_before", "status", "not_before"),
         Index("ix_outbox_incident_number", "incident_number"),
+        Index("ix_outbox_provider_id", "provider_id"),  # Twilio status callbacks (0002)
     )
 
     id: int | None = Field(default=None, primary_key=True)

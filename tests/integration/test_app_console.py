@@ -15,7 +15,7 @@ from ctiwatch.clock import FixedClock
 from ctiwatch.config import Config
 from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.persist import Pipeline
-from ctiwatch.storage import AgentRecord, Store
+from ctiwatch.storage import AgentRecord, OutboxMessage, Store
 from ctiwatch.web.service import AgentView, MqttView, ServiceError
 
 AMS = ZoneInfo("Europe/Amsterdam")
@@ -205,3 +205,40 @@ async def test_status_prefers_ingestions_view_of_agents_and_the_broker(tmp_path:
         ),
     )
     assert status.mqtt == MqttView("broker:1883", "unreachable", "connection refused")
+
+
+async def test_a_failed_delivery_report_finds_its_message_behind_a_thousand_newer_ones(
+    console: ConsoleServiceImpl,
+) -> None:
+    number = await console.open_question("acme", "Ann", "Can we add a location?")
+    store = console._store
+    sent_at = NOW.astimezone(UTC)
+
+    def sms(key: str, incident: int | None) -> OutboxMessage:
+        return OutboxMessage(
+            idempotency_key=key,
+            channel="sms",
+            recipient="+31612345678",
+            kind="opened",
+            body=key,
+            created_at=sent_at,
+            incident_number=incident,
+            status="sent",
+            provider_id=f"SM-{key}",
+            sent_at=sent_at,
+        )
+
+    async with store.transaction() as tx:
+        await tx.outbox.enqueue(sms("page", number))
+        for i in range(1000):  # newer messages: once enough to hide it from the console
+            await tx.outbox.enqueue(sms(f"other-{i:04d}", None))
+
+    await console.delivery_status("SM-unknown", "undelivered", "+31612345678", True)
+    await console.delivery_status("SM-page", "delivered", "+31612345678", False)
+    await console.delivery_status("SM-page", "undelivered", "+31612345678", True)
+
+    detail = await console.incident(number)
+    assert detail is not None
+    assert [(e.kind, e.detail) for e in detail.timeline if e.kind == "alert_failed"] == [
+        ("alert_failed", "opened sms to +31612345678: Twilio reports undelivered")
+    ]

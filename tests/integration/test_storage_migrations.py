@@ -1,7 +1,9 @@
-"""Opening a store migrates it; migrations match the models; URLs and bad databases."""
+"""Opening a store migrates it (also from an older revision); migrations match the models;
+URLs and bad databases."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,8 @@ from sqlalchemy.engine import Connection
 
 from ctiwatch.cli import main
 from ctiwatch.config import ConfigError
-from ctiwatch.storage import StorageError, Store, normalize_url
-from ctiwatch.storage.migrate import head_revision
+from ctiwatch.storage import OutboxMessage, StorageError, Store, normalize_url
+from ctiwatch.storage.migrate import head_revision, upgrade
 from ctiwatch.storage.tables import metadata
 
 TABLES = {
@@ -41,13 +43,54 @@ async def test_opening_twice_and_upgrading_again_leaves_one_schema_at_head(
     storage_url: str,
 ) -> None:
     async with Store.open(storage_url) as store:
-        assert await store.revision() == head_revision() == "0001"
+        assert await store.revision() == head_revision() == "0002"
     async with Store.open(storage_url) as store:
-        assert await store.migrate() == "0001"
-        assert await store.migrate() == "0001"
-        assert await store.revision() == "0001"
+        assert await store.migrate() == "0002"
+        assert await store.migrate() == "0002"
+        assert await store.revision() == "0002"
         async with store._db.read() as conn:
             tables, differences = await conn.run_sync(_schema_report)
+    assert tables == TABLES
+    assert differences == []
+
+
+def _outbox_indexes(connection: Connection) -> dict[str, list[str | None]]:
+    return {i["name"] or "": i["column_names"] for i in inspect(connection).get_indexes("outbox")}
+
+
+async def test_a_0001_database_with_messages_upgrades_to_0002_and_stays_there(
+    storage_url: str,
+) -> None:
+    sent_at = datetime(2026, 12, 4, 14, 0, 5, tzinfo=UTC)
+    async with Store.open(storage_url, migrate=False) as old:
+        assert await upgrade(old._db, "0001") == "0001"
+        async with old._db.read() as conn:
+            assert "ix_outbox_provider_id" not in await conn.run_sync(_outbox_indexes)
+        await old.outbox.enqueue(
+            OutboxMessage(
+                idempotency_key="1:opened:sms",
+                channel="sms",
+                recipient="+31612345678",
+                kind="opened",
+                body="P1 #1 acme: Click2Dial unavailable at acme-ams",
+                created_at=sent_at - timedelta(seconds=5),
+                status="sent",
+                provider_id="SM0001",
+                sent_at=sent_at,
+            )
+        )
+
+    async with Store.open(storage_url) as store:
+        assert await store.revision() == "0002"
+        assert await store.migrate() == "0002"
+        assert await store.migrate() == "0002"
+        found = await store.outbox.by_provider_id("SM0001")
+        async with store._db.read() as conn:
+            indexes = await conn.run_sync(_outbox_indexes)
+            tables, differences = await conn.run_sync(_schema_report)
+    assert found is not None
+    assert (found.idempotency_key, found.status, found.sent_at) == ("1:opened:sms", "sent", sent_at)
+    assert indexes["ix_outbox_provider_id"] == ["provider_id"]
     assert tables == TABLES
     assert differences == []
 
@@ -121,7 +164,7 @@ def test_db_upgrade_command_migrates_the_configured_sqlite_database(
     assert main(["db", "upgrade", "--config", str(config)]) == 0
 
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"sqlite+aiosqlite:///{database}: schema at revision 0001 (newest)"] * 2
+    assert out == [f"sqlite+aiosqlite:///{database}: schema at revision 0002 (newest)"] * 2
     assert database.exists()
 
 

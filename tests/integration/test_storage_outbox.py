@@ -1,13 +1,16 @@
-"""The outbox: enqueue once per key, claim under a lease, mark; concurrent claimers."""
+"""The outbox: enqueue once per key, claim under a lease, mark; concurrent claimers; lookup by
+the provider's id; retention of delivered messages."""
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ctiwatch.storage import OutboxMessage, Store
+from ctiwatch.storage import IncidentRecord, OutboxMessage, Store, TimelineEntry
+from sla.priority import Priority
 
 T0 = datetime(2026, 12, 4, 14, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=60)
@@ -154,3 +157,113 @@ async def test_a_claimer_skips_rows_locked_by_an_open_claim_on_postgres(
         "k3": "worker-b",
         "k4": "worker-b",
     }
+
+
+async def test_by_provider_id_finds_the_message_twilio_reports_on(store: Store) -> None:
+    for key in ("k1", "k2", "k3"):
+        await store.outbox.enqueue(message(key))
+    claimed = {m.idempotency_key: m.id for m in await store.outbox.claim("w", T0, LEASE)}
+    await store.outbox.mark_sent(claimed["k1"] or 0, "SM111", T0 + timedelta(seconds=1))
+    await store.outbox.mark_sent(claimed["k2"] or 0, "CA222", T0 + timedelta(seconds=2))
+
+    found = await store.outbox.by_provider_id("CA222")
+    assert found is not None
+    assert (found.id, found.idempotency_key, found.status, found.provider_id) == (
+        claimed["k2"],
+        "k2",
+        "sent",
+        "CA222",
+    )
+    assert await store.outbox.by_provider_id("SM999") is None
+    assert await store.outbox.by_provider_id("sm111") is None  # SIDs are case-sensitive
+
+
+# Retention: now, and the 90-day cutoff it gives.
+NOW = datetime(2027, 3, 4, 14, 0, tzinfo=UTC)
+CUTOFF = NOW - timedelta(days=90)
+LONG_AGO = NOW - timedelta(days=400)
+
+
+def stored(key: str, status: str, **times: datetime | None) -> OutboxMessage:
+    """A message as the sender leaves it, created long ago."""
+    return replace(
+        message(key),
+        created_at=LONG_AGO,
+        not_before=LONG_AGO,
+        status=status,  # type: ignore[arg-type]
+        claimed_by=None if status == "pending" else "w",
+        **times,  # type: ignore[arg-type]
+    )
+
+
+async def test_retention_deletes_exactly_the_old_sent_and_failed_messages(store: Store) -> None:
+    just_before = CUTOFF - timedelta(microseconds=1)
+    for m in [
+        stored("sent-old", "sent", sent_at=just_before),
+        stored("sent-at-cutoff", "sent", sent_at=CUTOFF),
+        stored("sent-recent", "sent", sent_at=NOW - timedelta(days=1)),
+        stored("failed-old", "failed", failed_at=CUTOFF - timedelta(days=1)),
+        stored("failed-recent", "failed", failed_at=CUTOFF + timedelta(hours=1)),
+        stored("failed-untimed-old", "failed"),  # no failed_at: created_at counts
+        stored("pending-old", "pending"),
+        stored("claimed-old", "claimed", lease_until=LONG_AGO + LEASE),
+        replace(message("pending-new"), created_at=NOW, not_before=NOW),
+    ]:
+        assert await store.outbox.enqueue(m)
+
+    deleted = await store.apply_retention(NOW, outbox=timedelta(days=90))
+
+    assert deleted["outbox"] == 3
+    kept = sorted(m.idempotency_key for m in await store.outbox.list())
+    assert kept == [
+        "claimed-old",
+        "failed-recent",
+        "pending-new",
+        "pending-old",
+        "sent-at-cutoff",
+        "sent-recent",
+    ]
+    assert (await store.apply_retention(NOW))["outbox"] == 0  # the default is 90 days too
+    # The old pending and claimed messages are still there to be sent.
+    assert [m.idempotency_key for m in await store.outbox.claim("w2", NOW, LEASE)] == [
+        "pending-old",
+        "claimed-old",
+        "pending-new",
+    ]
+
+
+async def test_retention_keeps_incidents_and_timelines_when_their_messages_go(
+    store: Store,
+) -> None:
+    opened = LONG_AGO
+    async with store.transaction() as tx:
+        number = await tx.incidents.next_number()
+        await tx.incidents.save(
+            IncidentRecord(
+                number=number,
+                customer="acme",
+                automatic=True,
+                priority=Priority.CRITICAL,
+                status="resolved",
+                title="Click2Dial unavailable at acme-ams",
+                opened_at=opened,
+                updated_at=opened + timedelta(hours=2),
+                resolved_at=opened + timedelta(hours=2),
+                resolved_by="auto",
+            )
+        )
+        await tx.timeline.add(TimelineEntry(number, opened, "opened", "3 failed rounds"))
+        await tx.outbox.enqueue(
+            replace(
+                stored("inc-opened-sms", "sent", sent_at=opened + timedelta(seconds=5)),
+                incident_number=number,
+            )
+        )
+
+    deleted = await store.apply_retention(NOW, outbox=timedelta(days=90))
+
+    assert deleted["outbox"] == 1
+    assert await store.outbox.list(incident_number=number) == []
+    incident = await store.incidents.get(number)
+    assert incident is not None and incident.status == "resolved"
+    assert [e.kind for e in await store.incidents.timeline(number)] == ["opened"]
