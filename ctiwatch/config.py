@@ -28,6 +28,14 @@ from pydantic import (
     model_validator,
 )
 
+from classifier.thresholds import Thresholds
+from sla.targets import SlaPolicy, default_targets
+
+# The defaults of classification.md and sla.md are stated once, in the pure packages that apply
+# them; the configuration only exposes them (and lets a user change them).
+_THRESHOLDS = Thresholds()
+_POLICY = SlaPolicy.default()
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -190,15 +198,15 @@ class ProbesConfig(Strict):
 
 
 class ClassificationConfig(Strict):
-    failed_rounds: int = Field(default=3, ge=1)
-    degraded_rate: float = Field(default=0.90, gt=0, le=1)
-    degraded_window: Duration = timedelta(hours=1)
-    degraded_min_calls: int = Field(default=20, ge=1)
-    frequent_misses: int = Field(default=10, ge=1)
-    some_misses: int = Field(default=3, ge=1)
-    misses_window: Duration = timedelta(hours=24)
-    recovery_rounds: int = Field(default=3, ge=1)
-    miss_quiet_period: Duration = timedelta(minutes=30)
+    failed_rounds: int = Field(default=_THRESHOLDS.failed_rounds, ge=1)
+    degraded_rate: float = Field(default=_THRESHOLDS.degraded_rate, gt=0, le=1)
+    degraded_window: Duration = _THRESHOLDS.degraded_window
+    degraded_min_calls: int = Field(default=_THRESHOLDS.degraded_min_calls, ge=1)
+    frequent_misses: int = Field(default=_THRESHOLDS.frequent_misses, ge=1)
+    some_misses: int = Field(default=_THRESHOLDS.some_misses, ge=1)
+    misses_window: Duration = _THRESHOLDS.misses_window
+    recovery_rounds: int = Field(default=_THRESHOLDS.recovery_rounds, ge=1)
+    miss_quiet_period: Duration = _THRESHOLDS.miss_quiet_period
 
     @model_validator(mode="after")
     def _ordered(self) -> ClassificationConfig:
@@ -221,14 +229,13 @@ class TargetConfig(Strict):
 
 
 def _default_targets() -> dict[int, TargetConfig]:
-    day = timedelta(hours=8, minutes=30)  # "1 working day" = one day of support hours
     return {
-        1: TargetConfig(response=timedelta(hours=4), update=timedelta(hours=4)),
-        2: TargetConfig(
-            response=timedelta(hours=8), update=timedelta(hours=8), repair_working_days=2
-        ),
-        3: TargetConfig(response=day, update=None),
-        4: TargetConfig(response=day, update=None),
+        int(priority): TargetConfig(
+            response=target.response,
+            update=target.update,
+            repair_working_days=target.repair_working_days,
+        )
+        for priority, target in default_targets().items()
     }
 
 
@@ -240,8 +247,8 @@ class SlaConfig(Strict):
     closed_days: list[date] = Field(default_factory=list)
     removed_holidays: list[str] = Field(default_factory=list)
     targets: dict[int, TargetConfig] = Field(default_factory=_default_targets)
-    warning_at: float = Field(default=0.75, gt=0, lt=1)
-    performance_target: float = Field(default=0.90, gt=0, le=1)
+    warning_at: float = Field(default=_POLICY.warning_at, gt=0, lt=1)
+    performance_target: float = Field(default=_POLICY.performance_target, gt=0, le=1)
 
     @field_validator("timezone")
     @classmethod
