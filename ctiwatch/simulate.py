@@ -74,6 +74,9 @@ class SimulationResult:
     alerts: list[AlertRecord]
     results: int = 0
     notes: list[str] = field(default_factory=list)
+    # The zone times are shown in: the SLA calendar's (Europe/Amsterdam by default), the same
+    # that ``ctiwatch sla deadlines`` prints in.
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Amsterdam"))
 
 
 def scenario_config(config: Config, scenario: Scenario) -> Config:
@@ -178,7 +181,8 @@ class _Runner:
                 else:
                     outcome = monitor.reopen(action.incident, now, action.by, action.text or "")
             except IncidentError as exc:
-                self.notes.append(f"{_local(action.at)} {action.kind} {action.incident}: {exc}")
+                when = iso_local(action.at, ZoneInfo(self.config.sla.timezone))
+                self.notes.append(f"{when} {action.kind} {action.incident}: {exc}")
                 continue
             self._record(outcome)
 
@@ -222,7 +226,11 @@ class _Runner:
             if isinstance(outcome, Exception):
                 raise outcome
         return SimulationResult(
-            self.monitor.engine.incidents(), self.alerts, self.results, self.notes
+            self.monitor.engine.incidents(),
+            self.alerts,
+            self.results,
+            self.notes,
+            ZoneInfo(self.config.sla.timezone),
         )
 
 
@@ -250,15 +258,13 @@ def run_simulation(config: Config, scenario: Scenario) -> SimulationResult:
 
 # --- output ------------------------------------------------------------------------------------
 
-_ZONE = ZoneInfo("Europe/Amsterdam")
+_AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
-def _local(at: datetime | None) -> str | None:
-    """In Amsterdam time, as ``ctiwatch sla deadlines`` prints it."""
-    return iso_local(at, _ZONE)
+def incident_json(incident: Incident, zone: ZoneInfo = _AMSTERDAM) -> dict[str, Any]:
+    def _local(at: datetime | None) -> str | None:
+        return iso_local(at, zone)
 
-
-def incident_json(incident: Incident) -> dict[str, Any]:
     scope = sorted(
         incident.scope.values(),
         key=lambda e: (e.service.value, e.location, e.user or "", e.joined_at),
@@ -297,11 +303,13 @@ def incident_json(incident: Incident) -> dict[str, Any]:
 
 
 def result_json(result: SimulationResult) -> dict[str, Any]:
+    zone = result.zone
+    incidents = sorted(result.incidents, key=lambda i: i.number)
     return {
-        "incidents": [incident_json(i) for i in sorted(result.incidents, key=lambda i: i.number)],
+        "incidents": [incident_json(incident, zone) for incident in incidents],
         "alerts": [
             {
-                "at": _local(alert.at),
+                "at": iso_local(alert.at, zone),
                 "channel": alert.channel,
                 "to": alert.to,
                 "incident": alert.incident,
