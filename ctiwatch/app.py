@@ -256,6 +256,11 @@ class Ctiwatch:
                 metrics_registry=self.metrics.registry,
                 tz=config.sla.timezone,
                 extra_routes=self._extra_routes,
+                nav_links=(
+                    [("Fake phone", f"{FAKES_PREFIX}/phone"), ("Mailbox", f"{FAKES_PREFIX}/mail")]
+                    if config.alerting.fakes
+                    else []
+                ),
             )
             port = await self._serve(stack, web_app, config.web.host, config.web.port)
             self.web_url = _url(config.web.host, port)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -35,11 +35,15 @@ def build_web_app(
     metrics_registry: prometheus_client.CollectorRegistry | None,
     tz: str = "Europe/Amsterdam",
     extra_routes: Callable[[web.Application], None] | None = None,
+    nav_links: Sequence[tuple[str, str]] = (),
 ) -> web.Application:
     """The console over ``service``; ``/metrics`` exposes ``metrics_registry`` (with the
-    web's own request metrics added to it) and is absent when it is None."""
+    web's own request metrics added to it) and is absent when it is None. ``nav_links``
+    (label, path) are added to the header, e.g. the demo's fake phone and mailbox."""
     zone = ZoneInfo(tz)
-    pages = Pages(service, build_environment(zone), zone)
+    environment = build_environment(zone)
+    environment.globals["nav_links"] = tuple(nav_links)
+    pages = Pages(service, environment, zone)
     middlewares: list[Middleware] = []
     if metrics_registry is not None:
         middlewares.append(_metrics_middleware(metrics_registry))

@@ -461,3 +461,18 @@ async def test_cancel_maintenance_form(client: Client, fake: FakeService) -> Non
     response = await post_form(client, f"/maintenance/{window}/cancel", {"actor": "Sanne"})
     assert response.status == 409
     assert "has cancelled" in await response.text()
+
+
+async def test_header_links_to_the_demo_fakes_when_the_app_is_given_them(
+    aiohttp_client: ClientFactory, fake: FakeService
+) -> None:
+    links = [("Fake phone", "/fakes/phone"), ("Mailbox", "/fakes/mail")]
+    app = build_web_app(fake, metrics_registry=None, nav_links=links)
+    text = await page(await aiohttp_client(app), "/incidents")
+    assert '<a href="/fakes/phone" class="">Fake phone</a>' in text
+    assert '<a href="/fakes/mail" class="">Mailbox</a>' in text
+
+
+async def test_header_has_no_fake_links_by_default(client: Client) -> None:
+    text = await page(client, "/")
+    assert "/fakes/phone" not in text
