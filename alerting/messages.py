@@ -113,6 +113,13 @@ def _fit(prefix: str, summary: str, suffix: str, limit: int = SMS_LIMIT) -> str:
     return to_gsm7(prefix + to_gsm7(summary)[: max(room, 0)] + "..." + suffix)[:limit]
 
 
+def _resolved_by(who: str) -> str:
+    """How a resolution reads in a text: automatically, or by whom (nothing when unknown)."""
+    if not who:
+        return ""
+    return " automatically" if who == "auto" else f" by {who}"
+
+
 def sms_text(trigger: Trigger, incident: IncidentView, policy: RoutingPolicy) -> str:
     """The SMS for ``trigger``, e.g. ``CTIWATCH P1 #12 acme: click2dial down at acme-ams
     (3 users). Reply ACK 12``."""
@@ -143,7 +150,7 @@ def sms_text(trigger: Trigger, incident: IncidentView, policy: RoutingPolicy) ->
         reason = f" {trigger.reason}." if trigger.reason else ""
         return _fit(f"CTIWATCH CONTINGENCY.{reason} P{p} #{n} {customer}: ", summary, ack)
     if kind is TriggerKind.RESOLVED:
-        by = f" by {incident.resolved_by}" if incident.resolved_by else ""
+        by = _resolved_by(incident.resolved_by)
         return _fit(f"CTIWATCH resolved{by}: P{p} #{n} {customer}: ", summary, "")
     raise ValueError(f"no SMS text for trigger kind {kind!r}")
 

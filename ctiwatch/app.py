@@ -267,7 +267,9 @@ class Ctiwatch:
 
             connector = aiohttp.TCPConnector(limit=config.probes.concurrency)
             session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
-            channels = await stack.enter_async_context(open_channels(config.alerting))
+            channels = await stack.enter_async_context(
+                open_channels(config.alerting, now=self.clock.now)
+            )
             scheduler = Scheduler(
                 targets_from_config(config),
                 AiohttpTransport(session),

@@ -352,7 +352,7 @@ class AlertingConfig(Strict):
 
 
 class StorageConfig(Strict):
-    url: str = "sqlite+aiosqlite:///ctiwatch.db"
+    url: str = "sqlite+aiosqlite:///var/ctiwatch.db"
 
 
 class MqttConfig(Strict):

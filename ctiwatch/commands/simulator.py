@@ -145,7 +145,11 @@ def _admin(base: str, method: str, path: str, payload: dict[str, Any] | None) ->
         status, body = asyncio.run(_request(base + path, method, payload))
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         reason = str(exc) or type(exc).__name__
-        print(f"error: cannot reach the simulator at {base}: {reason}", file=sys.stderr)
+        print(
+            f"error: cannot reach the simulator at {base} (is `ctiwatch run` or "
+            f"`ctiwatch simulator serve` running there?): {reason}",
+            file=sys.stderr,
+        )
         return 1
     if status >= 400:
         errors = body.get("errors") if isinstance(body, dict) else None

@@ -80,7 +80,7 @@ def test_sms_text_per_trigger(kind: TriggerKind, extra: dict[str, object], expec
 def test_resolved_sms_says_who_resolved() -> None:
     incident = replace(INCIDENT, resolved_by="auto")
     assert sms_text(trigger(TriggerKind.RESOLVED), incident, POLICY) == (
-        "CTIWATCH resolved by auto: P1 #12 acme: click2dial down at acme-ams (3 users)"
+        "CTIWATCH resolved automatically: P1 #12 acme: click2dial down at acme-ams (3 users)"
     )
 
 
