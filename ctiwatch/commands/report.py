@@ -266,6 +266,11 @@ def _svg_chart(row: KpiRow, target: float) -> str:
     return "".join(parts)
 
 
+def _count(number: int, noun: str) -> str:
+    """``1 incident``, ``2 incidents``, ``0 incidents``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def render_html(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -> str:
     title = _title(policy, month)
     target = policy.performance_target
@@ -275,7 +280,8 @@ def render_html(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) ->
         sections.append(
             "<section>"
             f"<h2>{escape(row.month)} P{int(row.priority)} {escape(row.priority.label)}</h2>"
-            f"<p>{row.incidents} incidents, {row.resolved} resolved; {escape(verdict)}; "
+            f"<p>{_count(row.incidents, 'incident')}, {row.resolved} resolved; "
+            f"{escape(verdict)}; "
             f"repair {escape(_hours(row.repair_hours))} h mean, "
             f"{escape(_hours(row.repair_hours_max))} h max (support hours)</p>"
             f"{_svg_chart(row, target)}"

@@ -1,7 +1,8 @@
 """``status``: the running service's live status (``GET /api/v1/status``) in a terminal.
 
-Per customer, location and service: state, last probe, recognition rate over the trailing
-hour, latency, the open incident; then open incidents, the MQTT broker and the agents (their
+Per customer, location and service: state, last probe, the share of the calls answered in the
+trailing hour that were recognised (on a service that is down: those answered before the
+outage), latency, the open incident; then open incidents, the MQTT broker and the agents (their
 locations, results received and why one is down) and maintenance windows.
 """
 
@@ -59,11 +60,14 @@ def _number(value: Any) -> float | None:
 
 
 def recognition(tile: dict[str, Any]) -> str:
+    """``99.1% (112 calls)``: recognised share of the calls answered in the last hour; on a
+    service that is down the figure is from before the outage and says so."""
     rate = _number(tile.get("recognition_rate"))
     calls = tile.get("calls") or 0
     if rate is None:
         return f"- ({calls} calls)" if calls else _DASH
-    return f"{rate * 100:.1f}% ({calls} calls)"
+    before = ", before the outage" if tile.get("state") == "down" else ""
+    return f"{rate * 100:.1f}% ({calls} calls{before})"
 
 
 def mqtt_line(mqtt: dict[str, Any]) -> str:
@@ -128,7 +132,7 @@ def render_status(document: dict[str, Any], tz: ZoneInfo) -> str:
             "SERVICE",
             "STATE",
             "LAST PROBE",
-            "RECOGNITION 1H",
+            "RECOGNISED (ANSWERED, 1H)",
             "P95",
             "INCIDENT",
             "DETAIL",

@@ -7,6 +7,7 @@ with the error's status (400, 404, 409). The name a person types is remembered i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote
@@ -37,6 +38,20 @@ from ctiwatch.web.service import (
 ACTOR_COOKIE = "ctiwatch_actor"
 NONCE = web.RequestKey("csp_nonce", str)
 _YEAR = 365 * 24 * 3600
+
+# What each form's fields are called on the page: a refused form names the field the person
+# sees ("Your name: must not be empty"), the JSON API keeps the field's own name ("actor").
+_ACTOR_LABEL = {"actor": "Your name"}
+INCIDENT_LABELS = {**_ACTOR_LABEL, "text": "Update", "priority": "Priority", "reason": "Reason"}
+QUESTION_LABELS = {**_ACTOR_LABEL, "customer": "Customer", "text": "Question"}
+MAINTENANCE_LABELS = {
+    **_ACTOR_LABEL,
+    "start": "Start",
+    "end": "End",
+    "services": "Services",
+    "customers": "Customers",
+    "reason": "Reason",
+}
 
 
 class Pages:
@@ -146,7 +161,8 @@ class Pages:
         except ServiceError as exc:
             if exc.status == 404:
                 return self.error_page(request, 404, exc.message)
-            return await self._incident_page(request, number, exc.status, exc, typed)
+            error = form_error(exc, INCIDENT_LABELS)
+            return await self._incident_page(request, number, exc.status, error, typed)
         return _redirect(f"/incidents/{number}?done={action}", body.actor)
 
     async def new_question(self, request: web.Request) -> web.Response:
@@ -165,7 +181,7 @@ class Pages:
                 "question.html",
                 status=exc.status,
                 customers=view.customers,
-                error=exc,
+                error=form_error(exc, QUESTION_LABELS),
                 form=_strings(form),
             )
         return _redirect(f"/incidents/{number}?done=question", body.actor)
@@ -219,7 +235,8 @@ class Pages:
                 body.actor,
             )
         except ServiceError as exc:
-            return await self._maintenance_page(request, exc.status, exc, typed)
+            error = form_error(exc, MAINTENANCE_LABELS)
+            return await self._maintenance_page(request, exc.status, error, typed)
         return _redirect("/maintenance?done=scheduled", body.actor)
 
     async def cancel_maintenance(self, request: web.Request) -> web.Response:
@@ -229,8 +246,21 @@ class Pages:
             body = _form_body(ActorBody, form)
             await self._service.cancel_maintenance(window_id, body.actor)
         except ServiceError as exc:
-            return await self._maintenance_page(request, exc.status, exc, _strings(form))
+            error = form_error(exc, MAINTENANCE_LABELS)
+            return await self._maintenance_page(request, exc.status, error, _strings(form))
         return _redirect("/maintenance?done=cancelled", body.actor)
+
+
+def form_error(error: ServiceError, labels: Mapping[str, str]) -> ServiceError:
+    """``error`` as a form shows it: a message starting with the field's name (``actor: ...``,
+    ``services.0: ...``, ``end must be ...``) starts with its label instead. Field and status stay.
+    """
+    label = labels.get(error.field or "")
+    if label is None or error.field is None:
+        return error
+    pattern = rf"^{re.escape(error.field)}(?:\.[^\s:]+)?(?=[: ])"
+    message = re.sub(pattern, label, error.message, count=1)
+    return ServiceError(message, error.field, error.status)
 
 
 def actor_of(request: web.Request) -> str:

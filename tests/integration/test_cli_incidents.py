@@ -277,13 +277,16 @@ def test_status_shows_every_service_incidents_and_agents(served: Served) -> None
     assert done.stdout.splitlines() == [
         "ctiwatch status at 2026-12-01 10:00 CET: Major outage (1 down · 1 open incident)",
         "",
-        "CUSTOMER  LOCATION    SERVICE          STATE  LAST PROBE  RECOGNITION 1H        P95  "
-        "INCIDENT  DETAIL",
-        "acme      acme-ams    Click2Dial       down   42s ago     -                       -  "
-        "1 (P1)    all users: 3 failed rounds",
-        "acme      acme-ams    CRM integration  ok     42s ago     99.1% (112 calls)  212 ms  -",
-        "globex    globex-utr  Click2Dial       ok     0s ago      -                  301 ms  -",
-        "globex    globex-utr  CRM integration  ok     0s ago      95.0% (20 calls)        -  -",
+        "CUSTOMER  LOCATION    SERVICE          STATE  LAST PROBE  "
+        "RECOGNISED (ANSWERED, 1H)     P95  INCIDENT  DETAIL",
+        "acme      acme-ams    Click2Dial       down   42s ago     "
+        "-                               -  1 (P1)    all users: 3 failed rounds",
+        "acme      acme-ams    CRM integration  ok     42s ago     "
+        "99.1% (112 calls)          212 ms  -",
+        "globex    globex-utr  Click2Dial       ok     0s ago      "
+        "-                          301 ms  -",
+        "globex    globex-utr  CRM integration  ok     0s ago      "
+        "95.0% (20 calls)                -  -",
         "",
         "open incidents (1):",
         "  #  PRIORITY     STATUS  CUSTOMER  OPENED                BREACHED  TITLE",

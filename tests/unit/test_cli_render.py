@@ -147,3 +147,25 @@ def test_status_says_when_mqtt_is_disabled() -> None:
     }
     lines = render_status(document, AMS).splitlines()
     assert lines[6:8] == ["mqtt broker: disabled (no remote agents)", "agents: none"]
+
+
+def test_status_says_a_down_services_recognition_is_from_before_the_outage() -> None:
+    tiles = [
+        {"service": "crm", "state": "down", "last_probe_at": "2026-12-01T09:59:00+01:00",
+         "recognition_rate": 1.0, "calls": 12},
+        {"service": "click2dial", "state": "ok", "last_probe_at": "2026-12-01T09:59:00+01:00",
+         "recognition_rate": 0.5, "calls": 2},
+    ]  # fmt: skip
+    document = {
+        "generated_at": "2026-12-01T10:00:00+01:00",
+        "customers": [{"id": "acme", "locations": [{"id": "acme-ams", "services": tiles}]}],
+    }
+    lines = render_status(document, AMS).splitlines()
+    assert lines[2:5] == [
+        "CUSTOMER  LOCATION  SERVICE          STATE  LAST PROBE  RECOGNISED (ANSWERED, 1H)"
+        "             P95  INCIDENT  DETAIL",
+        "acme      acme-ams  CRM integration  down   1m ago      "
+        "100.0% (12 calls, before the outage)    -  -",
+        "acme      acme-ams  Click2Dial       ok     1m ago      50.0% (2 calls)"
+        "                         -  -",
+    ]

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,7 +154,9 @@ def test_csv_of_december_has_one_line_per_priority(
 def test_html_of_november_has_one_chart(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     page = kpi(config, capsys, "--month", "2026-11", "--format", "html")
     assert page.startswith("<!DOCTYPE html>")
-    assert "<h2>2026-11 P3 Normal</h2><p>1 incidents, 1 resolved; misses the target; " in page
+    assert "<h2>2026-11 P3 Normal</h2><p>1 incident, 1 resolved; misses the target; " in page
+    counts = re.findall(r"<p>(\d+ incidents?), \d+ resolved;", page)
+    assert sorted(counts) == ["0 incidents", "0 incidents", "0 incidents", "1 incident"]
     assert page.count("<svg ") == 4  # a row for every priority of the month
     assert "No incidents." not in page
 

@@ -15,6 +15,8 @@ from aiohttp.test_utils import TestClient
 from ctiwatch.clock import FixedClock
 from ctiwatch.web.app import build_web_app
 from ctiwatch.web.fake_service import FakeService, example_service
+from ctiwatch.web.pages import MAINTENANCE_LABELS, form_error
+from ctiwatch.web.service import ServiceError
 
 # Tuesday 1 December 2026, 10:00 in Amsterdam (CET, UTC+1). example_service: ACME is down at
 # Amsterdam (incident 1, P1, opened 09:30 local), Globex is fine, incident 2 (Globex) resolved.
@@ -89,6 +91,25 @@ async def test_status_page_shows_services_in_an_active_window_as_maintenance(
     assert 'data-tile="globex/globex-utr/click2dial" data-state="ok"' in html
     assert "CRM connector upgrade" in html
     assert "Tue 01 Dec 09:00 – Tue 01 Dec 11:00" in html
+
+
+async def test_status_page_labels_recognition_as_answered_calls_in_the_last_hour(
+    client: Client,
+) -> None:
+    html = await page(client, "/")
+    assert '<div class="v">99.1%</div><div class="k">recognised · answered calls · 1h</div>' in html
+
+
+async def test_status_page_mutes_a_down_services_recognition_as_before_the_outage(
+    client: Client, fake: FakeService
+) -> None:
+    fake.set_tile("acme", "acme-ams", "crm", "down", recognition_rate=1.0, calls=12)
+    html = await page(client, "/")
+    assert (
+        '<div class="v muted">100.0% <span class="note">(before the outage)</span></div>'
+        '<div class="k">recognised · answered calls · 1h</div>'
+    ) in html
+    assert html.count("(before the outage)") == 1  # the up services' figures stay plain
 
 
 async def test_status_page_banner_is_green_when_everything_is_operational(
@@ -283,15 +304,65 @@ async def test_update_form_without_text_shows_the_error_and_keeps_the_name(
     assert response.status == 400
     html = await response.text()
     assert '<div class="alert error" role="alert" data-field="text">' in html
-    assert "text: must not be empty" in html
+    assert "Update: must not be empty" in html
     assert 'class="invalid"' in html
     assert 'value="Sanne"' in html
 
 
-async def test_form_without_a_name_names_the_actor_field(client: Client) -> None:
+async def test_form_without_a_name_names_the_your_name_field(client: Client) -> None:
     response = await post_form(client, "/incidents/1/ack", {"actor": ""})
     assert response.status == 400
-    assert "actor: must not be empty" in await response.text()
+    html = await response.text()
+    assert '<div class="alert error" role="alert" data-field="actor">' in html
+    assert "Your name: must not be empty" in html
+    assert "actor: must not be empty" not in html
+
+
+async def test_maintenance_form_without_a_name_says_your_name_must_not_be_empty(
+    client: Client,
+) -> None:
+    form = {"actor": "  ", "start": "2026-12-01T22:00", "end": "2026-12-01T23:00",
+            "reason": "upgrade"}  # fmt: skip
+    response = await post_form(client, "/maintenance", form)
+    assert response.status == 400
+    html = await response.text()
+    assert '<div class="alert error" role="alert" data-field="actor">' in html
+    assert "Your name: must not be empty" in html
+
+
+async def test_maintenance_form_without_a_start_names_the_start_label(client: Client) -> None:
+    form = {"actor": "Sanne", "start": "", "end": "2026-12-01T23:00", "reason": "upgrade"}
+    response = await post_form(client, "/maintenance", form)
+    assert response.status == 400
+    assert "Start: is required" in await response.text()
+
+
+@pytest.mark.parametrize(
+    ("message", "field", "shown"),
+    [
+        ("actor: must not be empty", "actor", "Your name: must not be empty"),
+        ("services.0: must be click2dial or crm", "services",
+         "Services: must be click2dial or crm"),
+        ("end must be after start", "end", "End must be after start"),
+        ("maintenance must lie outside support hours", "start",
+         "maintenance must lie outside support hours"),
+        ("the request body must be a JSON object", None, "the request body must be a JSON object"),
+    ],
+)  # fmt: skip
+def test_form_errors_name_the_field_by_its_label_and_keep_field_and_status(
+    message: str, field: str | None, shown: str
+) -> None:
+    error = form_error(ServiceError(message, field, 409), MAINTENANCE_LABELS)
+    assert (error.message, error.field, error.status) == (shown, field, 409)
+
+
+async def test_console_forms_mark_the_fields_they_need_as_required(client: Client) -> None:
+    maintenance = await page(client, "/maintenance")
+    for name in ("actor", "start", "end", "reason"):
+        assert f'id="{name}" name="{name}" required' in maintenance
+    question = await page(client, "/incidents/new")
+    for name in ("actor", "text"):
+        assert f'id="{name}" name="{name}" required' in question
 
 
 async def test_change_priority_form_lowers_the_priority_with_a_reason(
