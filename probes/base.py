@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -350,6 +351,20 @@ async def run_http_probe(
 def status_condition(actual: int, expected: int) -> tuple[bool, str]:
     """Gatus style: the actual value beside the expected one."""
     return actual == expected, f"[STATUS] ({actual}) == {expected}"
+
+
+def json_answer(response: HttpResponse) -> tuple[Any, str | None]:
+    """The decoded JSON of a 2xx answer, or ``None`` and the condition that failed (as evidence).
+
+    Each probe then checks the shape it expects; this is the part every JSON endpoint shares.
+    """
+    status = response.status
+    if not 200 <= status < 300:
+        return None, f"[STATUS] ({status}) == 2xx"
+    try:
+        return json.loads(response.body), None
+    except ValueError:
+        return None, f"[STATUS] ({status}) == 2xx, [BODY] ({body_excerpt(response.body)}) is JSON"
 
 
 def body_excerpt(body: bytes, limit: int = 80) -> str:

@@ -7,7 +7,6 @@ the call is recognised when the answer names the expected CRM contact for the di
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable
 from urllib.parse import quote
 
@@ -18,8 +17,8 @@ from probes.base import (
     ProbeContext,
     ProbeTarget,
     Transport,
-    body_excerpt,
     cached_request,
+    json_answer,
     run_http_probe,
 )
 
@@ -41,17 +40,10 @@ def click2dial_request(target: ProbeTarget) -> HttpRequest:
 def check_click2dial(
     response: HttpResponse, target: ProbeTarget, ctx: ProbeContext
 ) -> tuple[bool, bool | None, str]:
+    answer, failed = json_answer(response)
+    if failed is not None:
+        return False, None, failed
     status = response.status
-    if not 200 <= status < 300:
-        return False, None, f"[STATUS] ({status}) == 2xx"
-    try:
-        answer = json.loads(response.body)
-    except ValueError:
-        return (
-            False,
-            None,
-            f"[STATUS] ({status}) == 2xx, [BODY] ({body_excerpt(response.body)}) is JSON",
-        )
     if not isinstance(answer, dict):
         return False, None, f"[STATUS] ({status}) == 2xx, [BODY] is a JSON object"
     call_id = answer.get("call_id")

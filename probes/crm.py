@@ -7,7 +7,6 @@ contact is in it. An answer without it is a miss (the service works, the match f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable
 from urllib.parse import quote
 
@@ -18,8 +17,8 @@ from probes.base import (
     ProbeContext,
     ProbeTarget,
     Transport,
-    body_excerpt,
     cached_request,
+    json_answer,
     run_http_probe,
 )
 
@@ -37,17 +36,10 @@ def crm_request(target: ProbeTarget) -> HttpRequest:
 def check_crm(
     response: HttpResponse, target: ProbeTarget, ctx: ProbeContext
 ) -> tuple[bool, bool | None, str]:
+    answer, failed = json_answer(response)
+    if failed is not None:
+        return False, None, failed
     status = response.status
-    if not 200 <= status < 300:
-        return False, None, f"[STATUS] ({status}) == 2xx"
-    try:
-        answer = json.loads(response.body)
-    except ValueError:
-        return (
-            False,
-            None,
-            f"[STATUS] ({status}) == 2xx, [BODY] ({body_excerpt(response.body)}) is JSON",
-        )
     contacts = answer.get("contacts") if isinstance(answer, dict) else None
     if not isinstance(contacts, list):
         return False, None, f"[STATUS] ({status}) == 2xx, [BODY] has a contacts list"
