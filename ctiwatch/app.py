@@ -56,7 +56,7 @@ from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
 from ctiwatch.monitor import Monitor
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion
-from ctiwatch.persist import Pipeline, engine_window
+from ctiwatch.persist import Pipeline, engine_windows
 from ctiwatch.simulator import SimulatorCore, make_app
 from ctiwatch.sla_policy import policy_from_config
 from ctiwatch.storage import AgentRecord, OutboxMessage, Store, TimelineEntry
@@ -109,7 +109,7 @@ async def restore_monitor(config: Config, store: Store, now_clock: Clock) -> Mon
         policy_from_config(config.sla),
         incidents=incidents,
         next_number=(newest[0].number + 1) if newest else 1,
-        maintenance=[engine_window(w) for w in windows],
+        maintenance=engine_windows(windows),
     )
     monitor.resume(now)
     restored = [i.number for i in incidents if i.is_open]

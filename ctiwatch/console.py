@@ -20,8 +20,7 @@ from classifier.observation import Service
 from ctiwatch.config import Config
 from ctiwatch.monitor import Outcome
 from ctiwatch.persist import SYSTEM_ACTOR, Pipeline
-from ctiwatch.storage import IncidentRecord, Store
-from ctiwatch.storage import MaintenanceWindow as StoredWindow
+from ctiwatch.storage import IncidentRecord, MaintenanceRecord, Store
 from ctiwatch.storage import TimelineEntry as StoredEntry
 from ctiwatch.storage.records import combine_rollups
 from ctiwatch.web.service import (
@@ -49,6 +48,11 @@ from ctiwatch.web.service import (
     incident_resolved,
     required_text,
     window_state,
+)
+from incidents.maintenance import (
+    InsideSupportHours,
+    MaintenanceWindow,
+    check_outside_support_hours,
 )
 from incidents.model import Incident, IncidentError, IncidentStatus
 from sla.priority import Priority
@@ -107,7 +111,7 @@ class ConsoleServiceImpl:
             suppressed = self._monitor.engine.in_maintenance()
             open_incidents = sorted(self._monitor.engine.open_incidents(), key=lambda i: -i.number)
         windows = await self._store.maintenance.list(ending_after=now)
-        active = [w for w in windows if w.active_at(now)]
+        active = [w.window for w in windows if not w.cancelled and w.window.active_at(now)]
         latest = await self._store.results.latest()
         customers = []
         for customer in self._config.topology.customers:
@@ -138,7 +142,7 @@ class ConsoleServiceImpl:
             customers=tuple(customers),
             agents=tuple(await self._agent_views()),
             open_incidents=tuple(self._summary_of(i) for i in open_incidents),
-            maintenance=tuple(self._window_view(w, now) for w in windows),
+            maintenance=tuple(self._window_view(w, now) for w in windows if not w.cancelled),
             mqtt=self._mqtt_view(),
         )
 
@@ -159,7 +163,7 @@ class ConsoleServiceImpl:
         now: datetime,
         held: list[Condition],
         suppressed: list[Condition],
-        active: list[StoredWindow],
+        active: list[MaintenanceWindow],
         latest: list[Any],
         incident: Incident | None,
     ) -> ServiceTile:
@@ -175,7 +179,7 @@ class ConsoleServiceImpl:
             and r.target.service is service
         ]
         state: ServiceState
-        if any(w.covers(service.value, customer, location) for w in active) or any(
+        if any(w.covers_place(service, customer, location) for w in active) or any(
             here(c) for c in suppressed
         ):
             state = "maintenance"
@@ -397,9 +401,12 @@ class ConsoleServiceImpl:
         reason = check_window(
             start, end, services, customers, reason, now=now, known_customers=self._customers
         )
-        self._check_outside_support_hours(start, end)
+        try:
+            check_outside_support_hours(self._calendar, start, end)
+        except InsideSupportHours as exc:
+            raise ServiceError(exc.message, exc.field) from None
         stored = await self._store.maintenance.add(
-            StoredWindow(
+            MaintenanceRecord(
                 starts_at=start.astimezone(now.tzinfo),
                 ends_at=end.astimezone(now.tzinfo),
                 reason=reason,
@@ -416,33 +423,25 @@ class ConsoleServiceImpl:
         )
         return self._window_view(stored, now)
 
-    def _check_outside_support_hours(self, start: datetime, end: datetime) -> None:
-        """No instant of ``[start, end)`` may be inside support hours (the SLA calendar)."""
-        calendar = self._calendar
-        if calendar.is_support_time(start):
-            raise ServiceError(
-                "maintenance must lie outside support hours: the window starts inside them "
-                f"({calendar.local(start):%a %d %b %H:%M})",
-                "start",
-            )
-        opening = calendar.next_opening(start)
-        if opening < end:
-            raise ServiceError(
-                "maintenance must lie outside support hours: the window runs into them "
-                f"(they open {calendar.local(opening):%a %d %b %H:%M})",
-                "end",
-            )
-
-    async def cancel_maintenance(self, id: int, actor: str) -> None:
-        windows = {w.id: w for w in await self._store.maintenance.list()}
-        window = windows.get(id)
+    async def cancel_maintenance(self, id: int, actor: str) -> MaintenanceView:
+        """The window stays stored (history) as cancelled by ``actor`` now; it no longer
+        suppresses anything."""
+        actor = required_text(actor, "actor")
+        now = self._clock.now()
+        window = await self._store.maintenance.get(id)
         if window is None:
             raise ServiceError(f"maintenance window {id} does not exist", status=404)
-        if window.ends_at <= self._clock.now():
+        if window.cancelled:
+            raise ServiceError(
+                f"maintenance window {id} has been cancelled by {window.cancelled_by}", status=409
+            )
+        if window.ends_at <= now:
             raise ServiceError(f"maintenance window {id} has ended", status=409)
-        await self._store.maintenance.delete(id)
+        cancelled = await self._store.maintenance.cancel(id, actor, now)
+        assert cancelled is not None
         await self._reload_maintenance()
         log.info("maintenance window cancelled", extra={"window": id, "by": actor})
+        return self._window_view(cancelled, now)
 
     async def _reload_maintenance(self) -> None:
         await self._pipeline.set_maintenance(await self._store.maintenance.list())
@@ -520,7 +519,7 @@ class ConsoleServiceImpl:
         )
 
     @staticmethod
-    def _window_view(window: StoredWindow, now: datetime) -> MaintenanceView:
+    def _window_view(window: MaintenanceRecord, now: datetime) -> MaintenanceView:
         return MaintenanceView(
             id=window.id or 0,
             start=window.starts_at,
@@ -529,7 +528,9 @@ class ConsoleServiceImpl:
             customers=window.customers or None,
             reason=window.reason,
             created_by=window.created_by,
-            state=window_state(window.starts_at, window.ends_at, now),
+            state=window_state(window.starts_at, window.ends_at, now, cancelled=window.cancelled),
+            cancelled_by=window.cancelled_by,
+            cancelled_at=window.cancelled_at,
         )
 
 

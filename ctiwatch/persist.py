@@ -17,19 +17,19 @@ from datetime import datetime
 from typing import Any
 
 from alerting.outbox import outbox_fields
-from classifier.observation import ProbeResult, Service
+from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock
 from ctiwatch.monitor import Monitor, Outcome
 from ctiwatch.storage import (
     IncidentRecord,
-    MaintenanceWindow,
+    MaintenanceRecord,
     OutboxMessage,
     ScopeItem,
     Store,
     TimelineEntry,
 )
+from incidents.maintenance import MaintenanceWindow
 from incidents.model import Incident, IncidentError
-from incidents.model import MaintenanceWindow as EngineWindow
 
 log = logging.getLogger("ctiwatch.persist")
 
@@ -69,16 +69,10 @@ def incident_record(incident: Incident, now: datetime) -> IncidentRecord:
     )
 
 
-def engine_window(window: MaintenanceWindow) -> EngineWindow:
-    """A stored window as the incident engine reads it (empty filters cover everything)."""
-    return EngineWindow(
-        start=window.starts_at,
-        end=window.ends_at,
-        services=frozenset(Service(s) for s in window.services) if window.services else None,
-        customers=frozenset(window.customers) if window.customers else None,
-        locations=frozenset(window.locations) if window.locations else None,
-        reason=window.reason,
-    )
+def engine_windows(records: Iterable[MaintenanceRecord]) -> list[MaintenanceWindow]:
+    """The stored windows that suppress, as the incident engine reads them: cancelled windows
+    stay stored as history but suppress nothing."""
+    return [record.window for record in records if not record.cancelled]
 
 
 class Pipeline:
@@ -130,9 +124,9 @@ class Pipeline:
             await self.persist(outcome)
         return outcome
 
-    async def set_maintenance(self, windows: Iterable[MaintenanceWindow]) -> None:
+    async def set_maintenance(self, windows: Iterable[MaintenanceRecord]) -> None:
         async with self.lock:
-            self.monitor.set_maintenance(engine_window(w) for w in windows)
+            self.monitor.set_maintenance(engine_windows(windows))
         self.changed.set()
 
     async def timers(self, max_wait: float = 60.0) -> None:

@@ -33,7 +33,8 @@ from ctiwatch.simulator.faults import Fault, FaultKind, FaultPlan
 from ctiwatch.simulator.transport import SimulatorTransport
 from ctiwatch.sla_policy import policy_from_config
 from ctiwatch.timefmt import iso_local
-from incidents.model import Incident, IncidentError, MaintenanceWindow
+from incidents.maintenance import MaintenanceWindow
+from incidents.model import Incident, IncidentError
 from probes.base import sequential_ids
 from probes.scheduler import Scheduler, context_from_config, targets_from_config
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from classifier.conditions import Condition, ConditionKey, ConditionKind
 from classifier.observation import Service
+from incidents.maintenance import MaintenanceWindow as MaintenanceWindow  # re-export
 from sla.priority import Priority
 from sla.timers import ClockName, SlaClock, TimerEventKind
 
@@ -285,26 +286,6 @@ class Incident:
             breaches=[ClockName(name) for name in data.get("breaches", ())],
             scope=scope,
             timeline=[TimelineEntry.from_dict(item) for item in data.get("timeline", ())],
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class MaintenanceWindow:
-    """An announced window ``[start, end)``; ``None`` filters cover everything."""
-
-    start: datetime
-    end: datetime
-    services: frozenset[Service] | None = None
-    customers: frozenset[str] | None = None
-    locations: frozenset[str] | None = None
-    reason: str = ""
-
-    def covers(self, condition: Condition, now: datetime) -> bool:
-        return (
-            self.start <= now < self.end
-            and (self.services is None or condition.service in self.services)
-            and (self.customers is None or condition.customer in self.customers)
-            and (self.locations is None or condition.location in self.locations)
         )
 
 

@@ -10,7 +10,7 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ctiwatch.storage.engine import Database
-from ctiwatch.storage.records import AGENT_STATUSES, AgentRecord, AgentStatus, MaintenanceWindow
+from ctiwatch.storage.records import AGENT_STATUSES, AgentRecord, AgentStatus, MaintenanceRecord
 from ctiwatch.storage.tables import AGENTS, MAINTENANCE
 
 
@@ -20,8 +20,8 @@ def _aware(name: str, value: datetime) -> datetime:
     return value
 
 
-def _window_from(row: Row[Any]) -> MaintenanceWindow:
-    return MaintenanceWindow(
+def _window_from(row: Row[Any]) -> MaintenanceRecord:
+    return MaintenanceRecord(
         id=int(row.id),
         starts_at=row.starts_at,
         ends_at=row.ends_at,
@@ -31,6 +31,8 @@ def _window_from(row: Row[Any]) -> MaintenanceWindow:
         reason=row.reason,
         created_by=row.created_by,
         created_at=row.created_at,
+        cancelled_by=row.cancelled_by,
+        cancelled_at=row.cancelled_at,
     )
 
 
@@ -40,7 +42,7 @@ class MaintenanceRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def add(self, window: MaintenanceWindow) -> MaintenanceWindow:
+    async def add(self, window: MaintenanceRecord) -> MaintenanceRecord:
         """Store a new window; returns it with its ``id``."""
         starts_at = _aware("maintenance window starts_at", window.starts_at)
         ends_at = _aware("maintenance window ends_at", window.ends_at)
@@ -62,7 +64,7 @@ class MaintenanceRepository:
             ).one()
         return _window_from(row)
 
-    async def list(self, ending_after: datetime | None = None) -> builtins.list[MaintenanceWindow]:
+    async def list(self, ending_after: datetime | None = None) -> builtins.list[MaintenanceRecord]:
         """All windows, or those not over by ``ending_after``; by start time."""
         query = select(MAINTENANCE).order_by(MAINTENANCE.c.starts_at, MAINTENANCE.c.id)
         if ending_after is not None:
@@ -70,17 +72,39 @@ class MaintenanceRepository:
         async with self._db.read() as conn:
             return [_window_from(row) for row in await conn.execute(query)]
 
+    async def get(self, window_id: int) -> MaintenanceRecord | None:
+        async with self._db.read() as conn:
+            row = (
+                await conn.execute(select(MAINTENANCE).where(MAINTENANCE.c.id == window_id))
+            ).one_or_none()
+        return None if row is None else _window_from(row)
+
+    async def cancel(self, window_id: int, by: str, at: datetime) -> MaintenanceRecord | None:
+        """Mark a window cancelled by ``by`` at ``at`` (the record stays, as history); None when
+        there is no such window. Cancelling twice keeps the first cancellation."""
+        async with self._db.write() as conn:
+            await conn.execute(
+                update(MAINTENANCE)
+                .where(MAINTENANCE.c.id == window_id, MAINTENANCE.c.cancelled_at.is_(None))
+                .values(cancelled_by=by, cancelled_at=_aware("cancelled_at", at))
+            )
+        return await self.get(window_id)
+
     async def delete(self, window_id: int) -> bool:
         async with self._db.write() as conn:
             result = await conn.execute(MAINTENANCE.delete().where(MAINTENANCE.c.id == window_id))
         return result.rowcount == 1
 
-    async def active_at(self, now: datetime) -> builtins.list[MaintenanceWindow]:
-        """Windows with ``starts_at <= now < ends_at``."""
+    async def active_at(self, now: datetime) -> builtins.list[MaintenanceRecord]:
+        """Windows not cancelled with ``starts_at <= now < ends_at``."""
         now = _aware("now", now)
         query = (
             select(MAINTENANCE)
-            .where(MAINTENANCE.c.starts_at <= now, MAINTENANCE.c.ends_at > now)
+            .where(
+                MAINTENANCE.c.starts_at <= now,
+                MAINTENANCE.c.ends_at > now,
+                MAINTENANCE.c.cancelled_at.is_(None),
+            )
             .order_by(MAINTENANCE.c.starts_at, MAINTENANCE.c.id)
         )
         async with self._db.read() as conn:

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from classifier.observation import Service
+from incidents.maintenance import MaintenanceWindow
 from sla.priority import Priority
 
 IncidentStatus = Literal["open", "resolved"]
@@ -255,10 +256,12 @@ class OutboxMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class MaintenanceWindow:
-    """An announced maintenance window, ``starts_at <= t < ends_at``.
+class MaintenanceRecord:
+    """An announced maintenance window as stored, ``starts_at <= t < ends_at``: who announced
+    it, and who cancelled it when (a cancelled window is kept as history and suppresses nothing).
 
-    An empty ``services`` / ``customers`` / ``locations`` means "all of them".
+    An empty ``services`` / ``customers`` / ``locations`` means "all of them". What it covers is
+    :class:`incidents.maintenance.MaintenanceWindow`'s rule (:attr:`window`).
     """
 
     starts_at: datetime
@@ -270,15 +273,23 @@ class MaintenanceWindow:
     customers: tuple[str, ...] = ()
     locations: tuple[str, ...] = ()
     id: int | None = None
+    cancelled_by: str | None = None
+    cancelled_at: datetime | None = None
 
-    def active_at(self, when: datetime) -> bool:
-        return self.starts_at <= when < self.ends_at
+    @property
+    def cancelled(self) -> bool:
+        return self.cancelled_at is not None
 
-    def covers(self, service: str, customer: str, location: str) -> bool:
-        return (
-            (not self.services or service in self.services)
-            and (not self.customers or customer in self.customers)
-            and (not self.locations or location in self.locations)
+    @property
+    def window(self) -> MaintenanceWindow:
+        """The window as the incident engine and the status page read it."""
+        return MaintenanceWindow(
+            start=self.starts_at,
+            end=self.ends_at,
+            services=frozenset(Service(s) for s in self.services) if self.services else None,
+            customers=frozenset(self.customers) if self.customers else None,
+            locations=frozenset(self.locations) if self.locations else None,
+            reason=self.reason,
         )
 
 

@@ -257,6 +257,8 @@ class MaintenanceRow(SQLModel, table=True):
     reason: str = Field(sa_type=Text)
     created_by: str
     created_at: datetime = Field(sa_type=UTCDateTime)
+    cancelled_by: str | None = Field(default=None, nullable=True)
+    cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 class AgentRow(SQLModel, table=True):

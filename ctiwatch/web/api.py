@@ -104,9 +104,7 @@ class Api:
     async def cancel_maintenance(self, request: web.Request) -> web.Response:
         window_id = int(request.match_info["id"])
         body = await _body(request, ActorBody)
-        await self._service.cancel_maintenance(window_id, body.actor)
-        windows = await self._service.maintenance()
-        window = next((w for w in windows if w.id == window_id), None)
+        window = await self._service.cancel_maintenance(window_id, body.actor)
         return web.json_response(jsonable(window, self._tz))
 
     async def _incident_body(self, number: int) -> dict[str, Any]:

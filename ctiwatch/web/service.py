@@ -2,8 +2,8 @@
 
 The web layer renders and validates; everything it shows comes from a :class:`ConsoleService`
 as plain frozen view models, and every action goes through it. The composition root
-implements the protocol over storage and the incident engine; :mod:`ctiwatch.web.fake_service`
-is an in-memory reference implementation.
+implements the protocol over storage and the incident engine (:mod:`ctiwatch.console`); the tests
+run the web on that real service.
 
 Times in the view models are timezone-aware (UTC is fine); the web shows them in local time.
 """
@@ -248,6 +248,7 @@ class MaintenanceView:
     created_by: str
     state: MaintenanceState
     cancelled_by: str | None = None
+    cancelled_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,4 +306,6 @@ class ConsoleService(Protocol):
         """Refuses (400, field ``start``/``end``) a window that touches support hours."""
         ...
 
-    async def cancel_maintenance(self, id: int, actor: str) -> None: ...
+    async def cancel_maintenance(self, id: int, actor: str) -> MaintenanceView:
+        """Keeps the window as ``cancelled`` (who, when); it suppresses nothing any more."""
+        ...

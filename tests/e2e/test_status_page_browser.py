@@ -10,19 +10,17 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from console_scene import example_scene, real_console, sqlite_url
 
-from ctiwatch.clock import FixedClock
+from classifier.observation import Service
+from ctiwatch.console import ConsoleServiceImpl
 from ctiwatch.web.app import build_web_app
-from ctiwatch.web.fake_service import FakeService, example_service
-
-NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # Tue 1 Dec 2026 10:00 in Amsterdam
 
 
 def chromium() -> str:
@@ -36,7 +34,7 @@ def chromium() -> str:
 
 
 async def serve(
-    service: FakeService, on_status_read: Callable[[int], None] | None = None
+    service: ConsoleServiceImpl, on_status_read: Callable[[int], Awaitable[None]] | None = None
 ) -> AsyncIterator[str]:
     """Serve the console on a free port; ``on_status_read(n)`` runs before the n-th API poll."""
     app = build_web_app(service, metrics_registry=None)
@@ -47,7 +45,7 @@ async def serve(
         nonlocal reads
         if request.path == "/api/v1/status" and on_status_read is not None:
             reads += 1
-            on_status_read(reads)
+            await on_status_read(reads)
         return await handler(request)
 
     app.middlewares.insert(0, polls)
@@ -91,9 +89,11 @@ async def run_chromium(profile: Path, *args: str) -> str:
 
 
 @pytest.fixture
-async def base_url() -> AsyncIterator[str]:
-    async for url in serve(example_service(FixedClock(NOW))):
-        yield url
+async def base_url(tmp_path: Path) -> AsyncIterator[str]:
+    async with real_console(sqlite_url(tmp_path)) as scene:
+        await example_scene(scene)
+        async for url in serve(scene.console):
+            yield url
 
 
 async def test_status_page_dom_after_its_script_ran(base_url: str, tmp_path: Path) -> None:
@@ -104,25 +104,28 @@ async def test_status_page_dom_after_its_script_ran(base_url: str, tmp_path: Pat
     assert "live · refreshes every 10 s" in dom
     assert 'data-tile="acme/acme-ams/click2dial" data-state="down"' in dom
     assert 'data-tile="globex/globex-utr/crm" data-state="ok"' in dom
-    assert '<tr class="incident" data-incident="1" data-priority="1">' in dom
-    assert "#1 Click2Dial unavailable at Amsterdam" in dom
+    assert '<tr class="incident" data-incident="2" data-priority="1">' in dom
+    assert "#2 Click2Dial unavailable at acme-ams (all users)" in dom
     assert 'id="banner" data-state="down"' in dom
 
 
 async def test_status_page_shows_a_change_without_reloading(tmp_path: Path) -> None:
-    service = example_service(FixedClock(NOW))
     polls: list[int] = []
+    async with real_console(sqlite_url(tmp_path)) as scene:
+        await example_scene(scene)
 
-    def recover_on_second_poll(n: int) -> None:
-        polls.append(n)
-        if n == 2:
-            service.set_tile("acme", "acme-ams", "click2dial", "ok", latency_p95_ms=180.0)
+        async def recover_on_second_poll(n: int) -> None:
+            polls.append(n)
+            if n == 2:  # three good rounds of every user: the location is up again
+                await scene.rounds(
+                    "acme", "acme-ams", ["alice", "anna"], Service.CLICK2DIAL, ok=True, count=3
+                )
 
-    async for url in serve(service, recover_on_second_poll):
-        # The first poll runs at load, the second 10 s (virtual) later and sees the change.
-        dom = await run_chromium(
-            tmp_path / "profile", "--virtual-time-budget=15000", "--dump-dom", url + "/"
-        )
+        async for url in serve(scene.console, recover_on_second_poll):
+            # The first poll runs at load, the second 10 s (virtual) later and sees the change.
+            dom = await run_chromium(
+                tmp_path / "profile", "--virtual-time-budget=15000", "--dump-dom", url + "/"
+            )
     assert polls[:2] == [1, 2]
     assert 'data-tile="acme/acme-ams/click2dial" data-state="ok"' in dom
     assert 'data-tile="acme/acme-ams/click2dial" data-state="down"' not in dom

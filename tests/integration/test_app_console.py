@@ -79,7 +79,7 @@ async def test_maintenance_running_into_the_next_opening_is_refused_naming_end(
     assert "Thu 03 Dec 08:30" in caught.value.message
 
 
-async def test_maintenance_over_a_christmas_holiday_is_stored_as_scheduled(
+async def test_maintenance_over_a_christmas_holiday_is_stored_and_kept_when_cancelled(
     console: ConsoleServiceImpl,
 ) -> None:
     window = await console.schedule_maintenance(
@@ -95,11 +95,22 @@ async def test_maintenance_over_a_christmas_holiday_is_stored_as_scheduled(
     assert window.customers == ("acme",)
     assert window.reason == "CRM upgrade"
     assert [w.id for w in await console.maintenance()] == [window.id]
-    await console.cancel_maintenance(window.id, "Ops")
-    assert await console.maintenance() == []
+    cancelled = await console.cancel_maintenance(window.id, "Ops")
+    assert (cancelled.state, cancelled.cancelled_by, cancelled.cancelled_at) == (
+        "cancelled",
+        "Ops",
+        NOW,
+    )
+    assert await console.maintenance() == [cancelled]  # kept as history
     with pytest.raises(ServiceError) as caught:
         await console.cancel_maintenance(window.id, "Ops")
-    assert caught.value.status == 404
+    assert (caught.value.status, caught.value.message) == (
+        409,
+        f"maintenance window {window.id} has been cancelled by Ops",
+    )
+    with pytest.raises(ServiceError) as unknown:
+        await console.cancel_maintenance(window.id + 1, "Ops")
+    assert unknown.value.status == 404
 
 
 async def test_actions_persist_and_refuse_what_does_not_apply(

@@ -1,5 +1,5 @@
 """``ctiwatch incidents ...`` and ``ctiwatch status`` as real processes, over HTTP, against the
-web app serving the FakeService (``example_service`` at a fixed time) on a free port."""
+real console service (``console_scene.example_scene`` at a fixed time, SQLite) on a free port."""
 
 from __future__ import annotations
 
@@ -17,27 +17,28 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from console_scene import Scene, example_scene, real_console, sqlite_url
 
-from ctiwatch.clock import FixedClock
 from ctiwatch.web.app import build_web_app
-from ctiwatch.web.fake_service import FakeService, example_service
 
-NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # Tue 1 Dec 2026 10:00 in Amsterdam
 REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
 class Served:
     url: str
-    fake: FakeService
+    scene: Scene
+    loop: asyncio.AbstractEventLoop
 
 
 @pytest.fixture
-def served() -> Iterator[Served]:
+def served(tmp_path: Path) -> Iterator[Served]:
     """The API on 127.0.0.1:<free port>, its loop in a background thread."""
-    fake = example_service(FixedClock(NOW))
     loop = asyncio.new_event_loop()
-    runner = web.AppRunner(build_web_app(fake, metrics_registry=None))
+    playing = real_console(sqlite_url(tmp_path))
+    scene = loop.run_until_complete(playing.__aenter__())
+    loop.run_until_complete(example_scene(scene))
+    runner = web.AppRunner(build_web_app(scene.console, metrics_registry=None))
     loop.run_until_complete(runner.setup())
     site = web.TCPSite(runner, "127.0.0.1", 0)
     loop.run_until_complete(site.start())
@@ -45,11 +46,12 @@ def served() -> Iterator[Served]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        yield Served(f"http://127.0.0.1:{port}", fake)
+        yield Served(f"http://127.0.0.1:{port}", scene, loop)
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.run_until_complete(runner.cleanup())
+        loop.run_until_complete(playing.__aexit__(None, None, None))
         loop.close()
 
 
@@ -81,10 +83,10 @@ def test_incidents_list_prints_a_table_newest_first_in_amsterdam_time(served: Se
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.splitlines() == [
         "#  PRIORITY     STATUS    CUSTOMER  OPENED                BREACHED  TITLE",
-        "2  P3 Normal    resolved  globex    2026-11-29 10:00 CET  -         "
-        "CRM sometimes does not recognise calls",
-        "1  P1 Critical  open      acme      2026-12-01 09:30 CET  -         "
-        "Click2Dial unavailable at Amsterdam",
+        "2  P1 Critical  open      acme      2026-12-01 09:30 CET  -         "
+        "Click2Dial unavailable at acme-ams (all users)",
+        "1  P2 High      resolved  globex    2026-11-29 10:00 CET  -         "
+        "Click2Dial unavailable for bob at globex-utr",
     ]
 
 
@@ -96,7 +98,7 @@ def test_incidents_list_filters_and_prints_json(served: Served) -> None:
     assert done.returncode == 0
     found = json.loads(done.stdout)["incidents"]
     assert [(i["number"], i["status"], i["opened_at"]) for i in found] == [
-        (1, "open", "2026-12-01T09:30:00+01:00")
+        (2, "open", "2026-12-01T09:30:00+01:00")
     ]
 
 
@@ -106,11 +108,13 @@ def test_incidents_list_with_nothing_matching_says_so(served: Served) -> None:
 
 
 def test_incidents_show_prints_deadlines_scope_and_timeline(served: Served) -> None:
-    served.fake.mark_breach(1, "response")
-    done = ctiwatch("incidents", "show", "1", "--url", served.url)
+    # Past the response deadline (13:30 local): the timers mark the breach.
+    served.scene.clock.set(datetime(2026, 12, 1, 12, 31, tzinfo=UTC))
+    asyncio.run_coroutine_threadsafe(served.scene.pipeline.tick(), served.loop).result(30)
+    done = ctiwatch("incidents", "show", "2", "--url", served.url)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.splitlines() == [
-        "incident 1: Click2Dial unavailable at Amsterdam",
+        "incident 2: Click2Dial unavailable at acme-ams (all users)",
         "  customer:     ACME B.V. (acme)",
         "  priority:     P1 Critical",
         "  status:       open",
@@ -118,29 +122,36 @@ def test_incidents_show_prints_deadlines_scope_and_timeline(served: Served) -> N
         "  acknowledged: -",
         "  resolved:     -",
         "  response due: 2026-12-01 13:30 CET (breached)",
-        "  update due:   2026-12-01 13:30 CET",
+        "  update due:   2026-12-01 13:30 CET (breached)",
         "  repair due:   not set (to be determined)",
-        "  breaches:     response",
+        "  breaches:     response, update",
         "scope:",
-        "  click2dial at acme-ams (all users), P1: 3 consecutive failed rounds",
+        "  click2dial at acme-ams (all users), P1: 3 consecutive failed rounds for every user at "
+        "acme-ams (2 users): HTTP 503 Service Unavailable",
         "timeline:",
-        "  AT                    WHAT             WHO       DETAIL",
-        "  2026-12-01 09:30 CET  opened           ctiwatch  P1 Click2Dial unavailable at "
-        "Amsterdam: click2dial at acme-ams (all users): 3 consecutive failed rounds",
-        "  2026-12-01 09:30 CET  alert_sent       ctiwatch  e-mail report to support@cloudcti.nl",
-        "  2026-12-01 10:00 CET  response_breach  ctiwatch  response target missed",
+        "  AT                    WHAT              WHO       DETAIL",
+        "  2026-12-01 09:30 CET  opened            ctiwatch  P1 Critical: click2dial acme-ams "
+        "location unavailable (P1): 3 consecutive failed rounds for every user at acme-ams "
+        "(2 users): HTTP 503 Service Unavailable",
+        "  2026-12-01 10:00 CET  escalated         ctiwatch  paged the third line",
+        "  2026-12-01 12:30 CET  response_warning  ctiwatch  75% of the response time has passed; "
+        "due 2026-12-01 13:30 CET",
+        "  2026-12-01 12:30 CET  update_warning    ctiwatch  75% of the update time has passed; "
+        "due 2026-12-01 13:30 CET",
+        "  2026-12-01 13:30 CET  response_breach   ctiwatch  response was due 2026-12-01 13:30 CET",
+        "  2026-12-01 13:30 CET  update_breach     ctiwatch  update was due 2026-12-01 13:30 CET",
     ]
 
 
 def test_incidents_show_json_is_the_api_document(served: Served) -> None:
-    done = ctiwatch("incidents", "show", "2", "--json", "--url", served.url)
+    done = ctiwatch("incidents", "show", "1", "--json", "--url", served.url)
     document = json.loads(done.stdout)
     assert (document["number"], document["status"], document["resolved_by"]) == (
-        2,
+        1,
         "resolved",
         "auto",
     )
-    assert document["timeline"][-1]["detail"] == "every condition cleared"
+    assert document["timeline"][-1]["detail"] == "every condition cleared (1 in scope)"
 
 
 # --- acting ---------------------------------------------------------------------------------
@@ -150,38 +161,38 @@ def test_people_act_on_an_incident_and_the_timeline_says_who(served: Served) -> 
     url = ["--url", served.url]
     steps = [
         (
-            ["ack", "1", "--as", "alice"],
-            "incident 1: acknowledged by alice; now P1 acknowledged, "
+            ["ack", "2", "--as", "alice"],
+            "incident 2: acknowledged by alice; now P1 acknowledged, "
             "update due 2026-12-01 14:00 CET",
         ),
         (
-            ["update", "1", "--text", "Carrier is rerouting", "--as", "alice"],
-            "incident 1: update posted by alice; now P1 acknowledged, "
+            ["update", "2", "--text", "Carrier is rerouting", "--as", "alice"],
+            "incident 2: update posted by alice; now P1 acknowledged, "
             "update due 2026-12-01 14:00 CET",
         ),
         (
-            ["priority", "1", "--to", "2", "--reason", "only Amsterdam", "--as", "bob"],
-            "incident 1: priority P1 -> P2 by bob; now P2 acknowledged, "
-            "update due 2026-12-01 18:00 CET, repair due 2026-12-03 10:00 CET",
+            ["priority", "2", "--to", "2", "--reason", "only Amsterdam", "--as", "bob"],
+            "incident 2: priority P1 -> P2 by bob; now P2 acknowledged, "
+            "update due 2026-12-02 09:30 CET, repair due 2026-12-03 17:00 CET",
         ),
-        (["resolve", "1", "--as", "bob"], "incident 1: resolved by bob; now P2 resolved"),
+        (["resolve", "2", "--as", "bob"], "incident 2: resolved by bob; now P2 resolved"),
         (
-            ["reopen", "1"],  # --as defaults to $USER
-            "incident 1: reopened by tester; now P2 open, response due 2026-12-01 18:00 CET, "
-            "update due 2026-12-01 18:00 CET, repair due 2026-12-03 10:00 CET",
+            ["reopen", "2"],  # --as defaults to $USER
+            "incident 2: reopened by tester; now P2 open, response due 2026-12-02 09:30 CET, "
+            "update due 2026-12-02 09:30 CET, repair due 2026-12-03 17:00 CET",
         ),
     ]
     for argv, expected in steps:
         done = ctiwatch("incidents", *argv, *url)
         assert (done.returncode, done.stdout, done.stderr) == (0, expected + "\n", ""), argv
 
-    shown = json.loads(ctiwatch("incidents", "show", "1", "--json", *url).stdout)
+    shown = json.loads(ctiwatch("incidents", "show", "2", "--json", *url).stdout)
     assert [(e["kind"], e["actor"], e["detail"]) for e in shown["timeline"][2:]] == [
-        ("acknowledged", "alice", "first response"),
+        ("acknowledged", "alice", "acknowledged by alice"),
         ("updated", "alice", "Carrier is rerouting"),
-        ("priority_changed", "bob", "P1 → P2: only Amsterdam"),
-        ("resolved", "bob", "resolved by a person"),
-        ("reopened", "tester", "reopened"),
+        ("priority_changed", "bob", "P1 → P2 by bob: only Amsterdam"),
+        ("resolved", "bob", "resolved by bob"),
+        ("reopened", "tester", "reopened by tester"),
     ]
 
 
@@ -245,10 +256,10 @@ def test_unknown_incident_exits_1_with_the_api_message(served: Served) -> None:
 
 
 def test_action_not_possible_now_exits_1(served: Served) -> None:
-    done = ctiwatch("incidents", "resolve", "2", "--url", served.url)
+    done = ctiwatch("incidents", "resolve", "1", "--url", served.url)
     assert (done.returncode, done.stderr) == (
         1,
-        "error: cannot resolve incident 2: it is resolved\n",
+        "error: cannot resolve incident 1: it is resolved\n",
     )
 
 
@@ -280,18 +291,19 @@ def test_status_shows_every_service_incidents_and_agents(served: Served) -> None
         "CUSTOMER  LOCATION    SERVICE          STATE  LAST PROBE  "
         "RECOGNISED (ANSWERED, 1H)     P95  INCIDENT  DETAIL",
         "acme      acme-ams    Click2Dial       down   42s ago     "
-        "-                               -  1 (P1)    all users: 3 failed rounds",
-        "acme      acme-ams    CRM integration  ok     42s ago     "
-        "99.1% (112 calls)          212 ms  -",
-        "globex    globex-utr  Click2Dial       ok     0s ago      "
-        "-                          301 ms  -",
-        "globex    globex-utr  CRM integration  ok     0s ago      "
-        "95.0% (20 calls)                -  -",
+        "-                               -  2 (P1)    all users: 3 consecutive failed rounds for "
+        "every user at acme-ams (2 users): HTTP 503 Service Unavailable",
+        "acme      acme-ams    CRM integration  ok     10m ago     "
+        "99.1% (112 calls)          195 ms  -",
+        "globex    globex-utr  Click2Dial       ok     42s ago     "
+        "-                          195 ms  -",
+        "globex    globex-utr  CRM integration  ok     10m ago     "
+        "-                          195 ms  -",
         "",
         "open incidents (1):",
         "  #  PRIORITY     STATUS  CUSTOMER  OPENED                BREACHED  TITLE",
-        "  1  P1 Critical  open    acme      2026-12-01 09:30 CET  -         "
-        "Click2Dial unavailable at Amsterdam",
+        "  2  P1 Critical  open    acme      2026-12-01 09:30 CET  -         "
+        "Click2Dial unavailable at acme-ams (all users)",
         "",
         "mqtt broker 127.0.0.1:1883: connected",
         "agents (2):",

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ctiwatch.storage import AgentRecord, MaintenanceWindow, Store
+from classifier.observation import Service
+from ctiwatch.storage import AgentRecord, MaintenanceRecord, Store
 
 T0 = datetime(2026, 12, 5, 22, 0, tzinfo=UTC)
 
@@ -16,8 +17,8 @@ def window(
     hours: int,
     services: tuple[str, ...] = (),
     locations: tuple[str, ...] = (),
-) -> MaintenanceWindow:
-    return MaintenanceWindow(
+) -> MaintenanceRecord:
+    return MaintenanceRecord(
         starts_at=starts,
         ends_at=starts + timedelta(hours=hours),
         reason="CloudCTI platform upgrade",
@@ -40,9 +41,9 @@ async def test_active_at_includes_the_start_and_excludes_the_end(store: Store) -
     assert await store.maintenance.active_at(T0 + timedelta(hours=2)) == []
     assert await store.maintenance.active_at(T0 + timedelta(days=1, minutes=30)) == [later]
 
-    assert upgrade.covers("crm", "acme", "ams")
-    assert not upgrade.covers("click2dial", "acme", "ams")
-    assert later.covers("click2dial", "globex", "rtm")  # empty lists cover everything
+    assert upgrade.window.covers_place(Service.CRM, "acme", "ams")
+    assert not upgrade.window.covers_place(Service.CLICK2DIAL, "acme", "ams")
+    assert later.window.covers_place(Service.CLICK2DIAL, "globex", "rtm")  # empty: everything
 
     assert await store.maintenance.list() == [upgrade, later]
     assert await store.maintenance.list(ending_after=T0 + timedelta(hours=3)) == [later]

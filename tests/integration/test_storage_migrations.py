@@ -16,7 +16,7 @@ from ctiwatch.cli import main
 from ctiwatch.config import ConfigError
 from ctiwatch.storage import OutboxMessage, StorageError, Store, normalize_url
 from ctiwatch.storage.migrate import head_revision, upgrade
-from ctiwatch.storage.tables import metadata
+from ctiwatch.storage.tables import MAINTENANCE, metadata
 
 TABLES = {
     "agents",
@@ -43,11 +43,11 @@ async def test_opening_twice_and_upgrading_again_leaves_one_schema_at_head(
     storage_url: str,
 ) -> None:
     async with Store.open(storage_url) as store:
-        assert await store.revision() == head_revision() == "0002"
+        assert await store.revision() == head_revision() == "0003"
     async with Store.open(storage_url) as store:
-        assert await store.migrate() == "0002"
-        assert await store.migrate() == "0002"
-        assert await store.revision() == "0002"
+        assert await store.migrate() == "0003"
+        assert await store.migrate() == "0003"
+        assert await store.revision() == "0003"
         async with store._db.read() as conn:
             tables, differences = await conn.run_sync(_schema_report)
     assert tables == TABLES
@@ -58,7 +58,7 @@ def _outbox_indexes(connection: Connection) -> dict[str, list[str | None]]:
     return {i["name"] or "": i["column_names"] for i in inspect(connection).get_indexes("outbox")}
 
 
-async def test_a_0001_database_with_messages_upgrades_to_0002_and_stays_there(
+async def test_a_0001_database_with_messages_upgrades_to_head_and_stays_there(
     storage_url: str,
 ) -> None:
     sent_at = datetime(2026, 12, 4, 14, 0, 5, tzinfo=UTC)
@@ -81,9 +81,9 @@ async def test_a_0001_database_with_messages_upgrades_to_0002_and_stays_there(
         )
 
     async with Store.open(storage_url) as store:
-        assert await store.revision() == "0002"
-        assert await store.migrate() == "0002"
-        assert await store.migrate() == "0002"
+        assert await store.revision() == "0003"
+        assert await store.migrate() == "0003"
+        assert await store.migrate() == "0003"
         found = await store.outbox.by_provider_id("SM0001")
         async with store._db.read() as conn:
             indexes = await conn.run_sync(_outbox_indexes)
@@ -93,6 +93,45 @@ async def test_a_0001_database_with_messages_upgrades_to_0002_and_stays_there(
     assert indexes["ix_outbox_provider_id"] == ["provider_id"]
     assert tables == TABLES
     assert differences == []
+
+
+async def test_a_0002_window_upgrades_to_0003_not_cancelled_and_can_be_cancelled_keeping_it(
+    storage_url: str,
+) -> None:
+    start = datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
+    async with Store.open(storage_url, migrate=False) as old:
+        assert await upgrade(old._db, "0002") == "0002"
+        async with old._db.write() as conn:
+            await conn.execute(
+                MAINTENANCE.insert().values(
+                    starts_at=start,
+                    ends_at=start + timedelta(hours=2),
+                    services=["crm"],
+                    customers=[],
+                    locations=[],
+                    reason="CRM upgrade",
+                    created_by="Sanne",
+                    created_at=start - timedelta(days=1),
+                )
+            )
+    async with Store.open(storage_url) as store:
+        assert await store.revision() == "0003"
+        (window,) = await store.maintenance.list()
+        assert (window.id, window.services, window.cancelled_by, window.cancelled_at) == (
+            1,
+            ("crm",),
+            None,
+            None,
+        )
+        cancelled = await store.maintenance.cancel(1, "Piet", start - timedelta(hours=1))
+        again = await store.maintenance.cancel(1, "Ann", start)
+        assert await store.maintenance.active_at(start + timedelta(minutes=1)) == []
+    assert cancelled is not None and again == cancelled
+    assert (cancelled.cancelled_by, cancelled.cancelled_at, cancelled.reason) == (
+        "Piet",
+        start - timedelta(hours=1),
+        "CRM upgrade",
+    )
 
 
 async def test_open_without_migrate_leaves_an_empty_database_at_no_revision(
@@ -164,7 +203,7 @@ def test_db_upgrade_command_migrates_the_configured_sqlite_database(
     assert main(["db", "upgrade", "--config", str(config)]) == 0
 
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"sqlite+aiosqlite:///{database}: schema at revision 0002 (newest)"] * 2
+    assert out == [f"sqlite+aiosqlite:///{database}: schema at revision 0003 (newest)"] * 2
     assert database.exists()
 
 

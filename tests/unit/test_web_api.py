@@ -1,8 +1,9 @@
-"""The JSON API, health, metrics and the app's error handling over the FakeService."""
+"""The JSON API, health, metrics and the app's error handling over the real console service
+(``console_scene.example_scene``), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,21 +11,21 @@ import prometheus_client
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from console_scene import Scene, example_scene, real_console
 
-from ctiwatch.clock import FixedClock
+from ctiwatch.console import ConsoleServiceImpl
 from ctiwatch.web.app import build_web_app
-from ctiwatch.web.fake_service import FakeService, example_service
 from ctiwatch.web.service import StatusView
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
 
-NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # Tue 1 Dec 2026 10:00 in Amsterdam
-
 
 @pytest.fixture
-def fake() -> FakeService:
-    return example_service(FixedClock(NOW))
+async def scene(storage_url: str) -> AsyncIterator[Scene]:
+    async with real_console(storage_url) as playing:
+        await example_scene(playing)
+        yield playing
 
 
 @pytest.fixture
@@ -35,10 +36,10 @@ def registry() -> prometheus_client.CollectorRegistry:
 @pytest.fixture
 async def client(
     aiohttp_client: ClientFactory,
-    fake: FakeService,
+    scene: Scene,
     registry: prometheus_client.CollectorRegistry,
 ) -> Client:
-    return await aiohttp_client(build_web_app(fake, metrics_registry=registry))
+    return await aiohttp_client(build_web_app(scene.console, metrics_registry=registry))
 
 
 async def get_json(client: Client, path: str, status: int = 200) -> Any:
@@ -75,12 +76,18 @@ async def test_api_status_has_banner_tiles_incidents_agents_in_local_time(client
         "recognition_rate": None,
         "calls": 0,
         "latency_p95_ms": None,
-        "incident_number": 1,
+        "incident_number": 2,
         "incident_priority": 1,
-        "detail": "all users: 3 failed rounds",
+        "detail": "all users: 3 consecutive failed rounds for every user at acme-ams (2 users): "
+        "HTTP 503 Service Unavailable",
     }
-    assert (crm["state"], crm["recognition_rate"], crm["incident_number"]) == ("ok", 0.991, None)
-    assert [i["number"] for i in status["open_incidents"]] == [1]
+    assert (crm["state"], crm["recognition_rate"], crm["calls"], crm["incident_number"]) == (
+        "ok",
+        111 / 112,
+        112,
+        None,
+    )
+    assert [i["number"] for i in status["open_incidents"]] == [2]
     assert status["agents"][1] == {
         "name": "agent-utr-1",
         "status": "stale",
@@ -98,10 +105,10 @@ async def test_api_incidents_filters_by_status_and_customer(client: Client) -> N
     body = await get_json(client, "/api/v1/incidents")
     assert [i["number"] for i in body["incidents"]] == [2, 1]
     body = await get_json(client, "/api/v1/incidents?status=active")
-    assert [i["number"] for i in body["incidents"]] == [1]
+    assert [i["number"] for i in body["incidents"]] == [2]
     body = await get_json(client, "/api/v1/incidents?customer=globex")
     assert [(i["number"], i["status"], i["resolved_by"]) for i in body["incidents"]] == [
-        (2, "resolved", "auto")
+        (1, "resolved", "auto")
     ]
     body = await get_json(client, "/api/v1/incidents?limit=1")
     assert len(body["incidents"]) == 1
@@ -123,8 +130,8 @@ async def test_api_incidents_bad_query_is_400_naming_the_field(
 
 
 async def test_api_incident_detail_has_deadlines_scope_and_timeline(client: Client) -> None:
-    body = await get_json(client, "/api/v1/incidents/1")
-    assert body["number"] == 1 and body["priority"] == 1 and body["status"] == "open"
+    body = await get_json(client, "/api/v1/incidents/2")
+    assert body["number"] == 2 and body["priority"] == 1 and body["status"] == "open"
     assert body["opened_at"] == "2026-12-01T09:30:00+01:00"
     assert body["response_due"] == "2026-12-01T13:30:00+01:00"
     assert body["update_due"] == "2026-12-01T13:30:00+01:00"
@@ -136,10 +143,20 @@ async def test_api_incident_detail_has_deadlines_scope_and_timeline(client: Clie
             "location": "acme-ams",
             "user": None,
             "priority": 1,
-            "condition": "3 consecutive failed rounds",
+            "condition": "3 consecutive failed rounds for every user at acme-ams (2 users): "
+            "HTTP 503 Service Unavailable",
         }
     ]
-    assert [e["kind"] for e in body["timeline"]] == ["opened", "alert_sent"]
+    # No outbox sender runs here, so no alert_sent: the third line was paged at 30 minutes.
+    assert [(e["at"], e["kind"], e["detail"]) for e in body["timeline"]] == [
+        (
+            "2026-12-01T09:30:00+01:00",
+            "opened",
+            "P1 Critical: click2dial acme-ams location unavailable (P1): 3 consecutive failed "
+            "rounds for every user at acme-ams (2 users): HTTP 503 Service Unavailable",
+        ),
+        ("2026-12-01T10:00:00+01:00", "escalated", "paged the third line"),
+    ]
 
 
 async def test_api_unknown_incident_is_404_json(client: Client) -> None:
@@ -156,13 +173,13 @@ async def test_api_unknown_path_is_404_json(client: Client) -> None:
 
 
 async def test_api_acknowledge_update_priority_resolve_reopen(client: Client) -> None:
-    body = await post_json(client, "/api/v1/incidents/1/ack", {"actor": "Sanne"}, 200)
+    body = await post_json(client, "/api/v1/incidents/2/ack", {"actor": "Sanne"}, 200)
     assert (body["status"], body["acknowledged_at"]) == (
         "acknowledged",
         "2026-12-01T10:00:00+01:00",
     )
     body = await post_json(
-        client, "/api/v1/incidents/1/update", {"actor": "Sanne", "text": "On it."}, 200
+        client, "/api/v1/incidents/2/update", {"actor": "Sanne", "text": "On it."}, 200
     )
     assert body["timeline"][-1] == {
         "at": "2026-12-01T10:00:00+01:00",
@@ -171,12 +188,12 @@ async def test_api_acknowledge_update_priority_resolve_reopen(client: Client) ->
         "actor": "Sanne",
     }
     change = {"actor": "Sanne", "priority": 2, "reason": "one user only"}
-    body = await post_json(client, "/api/v1/incidents/1/priority", change, 200)
+    body = await post_json(client, "/api/v1/incidents/2/priority", change, 200)
     assert body["priority"] == 2
-    assert body["repair_due"] == "2026-12-03T10:00:00+01:00"
-    body = await post_json(client, "/api/v1/incidents/1/resolve", {"actor": "Sanne"}, 200)
+    assert body["repair_due"] == "2026-12-03T17:00:00+01:00"  # the SLA calendar, not wall time
+    body = await post_json(client, "/api/v1/incidents/2/resolve", {"actor": "Sanne"}, 200)
     assert (body["status"], body["resolved_by"]) == ("resolved", "person")
-    body = await post_json(client, "/api/v1/incidents/1/reopen", {"actor": "Sanne"}, 200)
+    body = await post_json(client, "/api/v1/incidents/2/reopen", {"actor": "Sanne"}, 200)
     assert body["status"] == "open"
 
 
@@ -236,13 +253,13 @@ async def test_api_body_must_be_sent_as_json(client: Client) -> None:
 
 
 async def test_api_acknowledging_a_resolved_incident_is_409(client: Client) -> None:
-    body = await post_json(client, "/api/v1/incidents/2/ack", {"actor": "Sanne"}, 409)
-    assert body == {"error": "cannot acknowledge incident 2: it is resolved", "field": None}
+    body = await post_json(client, "/api/v1/incidents/1/ack", {"actor": "Sanne"}, 409)
+    assert body == {"error": "cannot acknowledge incident 1: it is resolved", "field": None}
 
 
 async def test_api_reopening_an_open_incident_is_409(client: Client) -> None:
-    body = await post_json(client, "/api/v1/incidents/1/reopen", {"actor": "Sanne"}, 409)
-    assert body == {"error": "incident 1 is not resolved", "field": None}
+    body = await post_json(client, "/api/v1/incidents/2/reopen", {"actor": "Sanne"}, 409)
+    assert body == {"error": "incident 2 is not resolved", "field": None}
 
 
 async def test_api_action_on_unknown_incident_is_404(client: Client) -> None:
@@ -302,13 +319,26 @@ async def test_api_schedules_and_cancels_maintenance(client: Client) -> None:
         "created_by": "Sanne",
         "state": "scheduled",
         "cancelled_by": None,
+        "cancelled_at": None,
     }
     listed = await get_json(client, "/api/v1/maintenance")
     assert [w["id"] for w in listed["maintenance"]] == [1]
     status = await get_json(client, "/api/v1/status")
     assert [w["id"] for w in status["maintenance"]] == [1]
     cancelled = await post_json(client, "/api/v1/maintenance/1/cancel", {"actor": "Piet"}, 200)
-    assert (cancelled["state"], cancelled["cancelled_by"]) == ("cancelled", "Piet")
+    assert cancelled == {
+        **created,
+        "state": "cancelled",
+        "cancelled_by": "Piet",
+        "cancelled_at": "2026-12-01T10:00:00+01:00",
+    }
+    # Kept as history, no longer among the windows the status page announces.
+    listed = await get_json(client, "/api/v1/maintenance")
+    assert [(w["id"], w["state"]) for w in listed["maintenance"]] == [(1, "cancelled")]
+    status = await get_json(client, "/api/v1/status")
+    assert status["maintenance"] == []
+    again = await post_json(client, "/api/v1/maintenance/1/cancel", {"actor": "Ann"}, 409)
+    assert again == {"error": "maintenance window 1 has been cancelled by Piet", "field": None}
 
 
 @pytest.mark.parametrize(
@@ -317,8 +347,8 @@ async def test_api_schedules_and_cancels_maintenance(client: Client) -> None:
         (
             {"start": "2026-12-01T16:00:00+01:00"},
             "start",
-            "maintenance must lie outside support hours (Mon-Fri 08:30-17:00): "
-            "the window overlaps Tue 01 Dec 16:00",
+            "maintenance must lie outside support hours: the window starts inside them "
+            "(Tue 01 Dec 16:00)",
         ),
         (
             {"start": "2026-12-01T22:00:00"},
@@ -374,9 +404,9 @@ async def test_metrics_expose_the_given_registry_and_request_counts(
 
 
 async def test_metrics_route_is_absent_without_a_registry(
-    aiohttp_client: ClientFactory, fake: FakeService
+    aiohttp_client: ClientFactory, scene: Scene
 ) -> None:
-    client = await aiohttp_client(build_web_app(fake, metrics_registry=None))
+    client = await aiohttp_client(build_web_app(scene.console, metrics_registry=None))
     assert (await client.get("/metrics")).status == 404
     assert (await client.get("/healthz")).status == 200
 
@@ -396,27 +426,30 @@ async def test_status_script_is_served(client: Client) -> None:
     assert "/api/v1/status" in await response.text()
 
 
-async def test_extra_routes_are_added(aiohttp_client: ClientFactory, fake: FakeService) -> None:
+async def test_extra_routes_are_added(aiohttp_client: ClientFactory, scene: Scene) -> None:
     async def hello(request: web.Request) -> web.Response:
         return web.Response(text="hello")
 
     def extra(app: web.Application) -> None:
         app.router.add_post("/twilio/voice", hello)
 
-    client = await aiohttp_client(build_web_app(fake, metrics_registry=None, extra_routes=extra))
+    app = build_web_app(scene.console, metrics_registry=None, extra_routes=extra)
+    client = await aiohttp_client(app)
     response = await client.post("/twilio/voice")
     assert await response.text() == "hello"
 
 
-class BrokenService(FakeService):
+class BrokenService(ConsoleServiceImpl):
+    """The real console whose database is gone."""
+
     async def status(self) -> StatusView:
         raise RuntimeError("database is gone")
 
 
 async def test_a_failing_service_gives_a_clean_500_not_a_traceback(
-    aiohttp_client: ClientFactory,
+    aiohttp_client: ClientFactory, scene: Scene
 ) -> None:
-    broken = BrokenService(FixedClock(datetime(2026, 12, 1, tzinfo=UTC)))
+    broken = BrokenService(scene.config, scene.pipeline)
     client = await aiohttp_client(build_web_app(broken, metrics_registry=None))
     response = await client.get("/")
     assert response.status == 500
@@ -428,19 +461,17 @@ async def test_a_failing_service_gives_a_clean_500_not_a_traceback(
     assert await response.json() == {"error": "internal error", "field": None}
 
 
-async def test_fake_window_turns_active_then_ended_with_the_clock() -> None:
-    clock = FixedClock(NOW)
-    fake = example_service(clock)
+async def test_a_window_turns_active_then_ended_with_the_clock(scene: Scene) -> None:
     start = datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
-    view = await fake.schedule_maintenance(
+    view = await scene.console.schedule_maintenance(
         start, start + timedelta(hours=2), None, None, "upgrade", "Sanne"
     )
     assert view.state == "scheduled"
-    clock.set(start + timedelta(minutes=1))
-    assert [w.state for w in await fake.maintenance()] == ["active"]
-    status = await fake.status()
+    scene.clock.set(start + timedelta(minutes=1))
+    assert [w.state for w in await scene.console.maintenance()] == ["active"]
+    status = await scene.console.status()
     assert {t.state for c in status.customers for loc in c.locations for t in loc.services} == {
         "maintenance"
     }
-    clock.set(start + timedelta(hours=3))
-    assert [w.state for w in await fake.maintenance()] == ["ended"]
+    scene.clock.set(start + timedelta(hours=3))
+    assert [w.state for w in await scene.console.maintenance()] == ["ended"]
