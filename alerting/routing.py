@@ -13,8 +13,9 @@ rotation, else ``policy.oncall``; "P1" is the incident's priority after the trig
   - SMS kind ``opened`` to every on-call number;
   - P1: voice kind ``opened`` to every on-call number and, inside support hours, voice to the
     support line.
-  An incident opened by a person gets no e-mail report (the person is the report); the rest
-  is the same.
+  An incident opened by a person gets no e-mail report (the person is the report), except a
+  question (P4 opened by a person): the SLA's clocks run only once CloudCTI has the report, so
+  it is e-mailed to the support address too, kind ``report``. The rest is the same.
 * ``raised``: SMS ``raised`` to on-call; if the new priority is P1, voice ``raised`` to on-call
   and, inside support hours, to the support line.
 * every SLA timer event (``response_warning``, ``response_breach``, ``update_warning``,
@@ -58,6 +59,13 @@ from alerting.model import (
 )
 
 P1 = 1
+P4 = 4
+
+
+def sends_report(incident: IncidentView) -> bool:
+    """An opened incident is e-mailed to the support address: every automatic one, and a
+    question (P4 opened by a person)."""
+    return incident.automatic or incident.priority == P4
 
 
 def idempotency_key(
@@ -128,7 +136,7 @@ def route(
     support_line = (policy.support_line,) if context.in_support_hours else ()
 
     if kind is TriggerKind.OPENED:
-        if incident.automatic:
+        if sends_report(incident):
             report = email_report(incident, policy)
             out.add(
                 "email",

@@ -163,6 +163,20 @@ def test_incident_opened_by_a_person_sends_no_email_report() -> None:
     assert [(m.channel, m.to) for m in messages] == [("sms", A), ("sms", B)]
 
 
+def test_question_opened_by_a_person_is_emailed_to_the_support_address() -> None:
+    context = RoutingContext(in_support_hours=True)
+    messages = route(make_trigger(TriggerKind.OPENED), make_incident(4, automatic=False),
+                     POLICY, context)  # fmt: skip
+    assert [(m.channel, m.to, m.kind) for m in messages] == [
+        ("email", POLICY.support_email, "report"),
+        ("sms", A, "opened"),
+        ("sms", B, "opened"),
+    ]
+    assert messages[0].subject == (
+        "[ctiwatch] P4 Low incident #12 - ACME B.V.: click2dial down at acme-ams (1 user)"
+    )
+
+
 def test_resolved_incident_opened_by_a_person_sends_sms_only() -> None:
     context = RoutingContext(in_support_hours=False)
     messages = route(make_trigger(TriggerKind.RESOLVED), make_incident(1, automatic=False),
