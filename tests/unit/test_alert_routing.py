@@ -17,7 +17,7 @@ from alerting.model import (
     Trigger,
     TriggerKind,
 )
-from alerting.routing import contingency_reached, route
+from alerting.routing import route
 
 A = "+31611111111"
 B = "+31622222222"
@@ -300,16 +300,6 @@ def test_report_email_carries_an_html_alternative() -> None:
                      RoutingContext(in_support_hours=True))  # fmt: skip
     assert messages[0].channel == "email"
     assert messages[0].payload["html"].startswith("<!doctype html>")
-
-
-@pytest.mark.parametrize(
-    ("previous", "current", "reached"),
-    [(0, 1, False), (1, 2, True), (2, 3, False), (0, 2, True), (2, 2, False), (3, 1, False)],
-)
-def test_contingency_is_reached_when_the_second_customer_gets_a_p1(
-    previous: int, current: int, reached: bool
-) -> None:
-    assert contingency_reached(previous, current, POLICY) is reached
 
 
 def test_escalated_trigger_without_a_step_is_refused() -> None:
