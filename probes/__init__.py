@@ -6,7 +6,6 @@
 
 from probes.base import (
     Attempt,
-    Clock,
     HttpRequest,
     HttpResponse,
     Probe,
@@ -25,6 +24,7 @@ from probes.registry import PROBES
 from probes.scheduler import ResultSink, Scheduler, SchedulerStats, spread_offset
 from probes.targets import context_from_config, targets_from_config
 from probes.transport import AiohttpTransport
+from sla.clock import Clock
 
 __all__ = [
     "PROBES",

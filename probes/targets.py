@@ -6,7 +6,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from classifier.observation import Service, TargetKey
-from probes.base import Clock, ProbeContext, ProbeTarget, random_ids
+from probes.base import ProbeContext, ProbeTarget, random_ids
+from sla.clock import Clock
 
 if TYPE_CHECKING:  # probes read the config's values only; no runtime dependency on ctiwatch
     from ctiwatch.config import Config, ProbesConfig
