@@ -37,9 +37,11 @@ run: $(STAMP)
 	@mkdir -p var
 	$(BIN)/ctiwatch run --config $(CONFIG)
 
+# lint-imports: the import-linter contracts of pyproject.toml ([tool.importlinter]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-logo
 
 # Fix what lint complains about: format, then the auto-fixable lint findings.
 fmt: $(STAMP)

@@ -13,18 +13,18 @@ rotation, else ``policy.oncall``; "P1" is the incident's priority after the trig
   - SMS kind ``opened`` to every on-call number;
   - P1: voice kind ``opened`` to every on-call number and, inside support hours, voice to the
     support line.
-  An incident opened by a person gets no e-mail report (the person is the report); the rest
-  is the same.
+  An incident opened by a person gets no e-mail report (the person is the report), except a
+  question (P4 opened by a person): the SLA's clocks run only once CloudCTI has the report, so
+  it is e-mailed to the support address too, kind ``report``. The rest is the same.
 * ``raised``: SMS ``raised`` to on-call; if the new priority is P1, voice ``raised`` to on-call
   and, inside support hours, to the support line.
 * every SLA timer event (``response_warning``, ``response_breach``, ``update_warning``,
   ``update_breach``, ``repair_warning``, ``repair_breach``): SMS to on-call; P1: voice to
   on-call as well.
-* ``contingency`` (the shell raises it when the number of customers with an open P1 reaches
-  ``contingency_min_p1_customers``, default 2 -- see :func:`contingency_reached` -- or when a
-  repair deadline (MTTR) breaches): voice ``contingency`` to the contingency line outside
-  support hours, to the normal support line inside support hours; SMS ``contingency`` to
-  on-call; P1: voice ``contingency`` to on-call as well (after the line).
+* ``contingency`` (when it is raised: :func:`alerting.contingency.contingency_triggers`):
+  voice ``contingency`` to the line of :func:`alerting.contingency.contingency_call` (the
+  contingency line outside support hours, the normal support line inside); SMS
+  ``contingency`` to on-call; P1: voice ``contingency`` to on-call as well (after the line).
 * ``escalated``: to the escalation step in ``trigger.escalation``: SMS to its numbers, P1: voice
   to its numbers, and inside support hours to its landlines; its ``email`` (the third line, the
   CloudCTI report) gets the report again, kind ``escalated``. On-call is told too: SMS
@@ -46,6 +46,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC
 
+from alerting.contingency import contingency_call
 from alerting.messages import email_report, email_resolved, sms_text, voice_text
 from alerting.model import (
     Channel,
@@ -58,6 +59,13 @@ from alerting.model import (
 )
 
 P1 = 1
+P4 = 4
+
+
+def sends_report(incident: IncidentView) -> bool:
+    """An opened incident is e-mailed to the support address: every automatic one, and a
+    question (P4 opened by a person)."""
+    return incident.automatic or incident.priority == P4
 
 
 def idempotency_key(
@@ -66,14 +74,6 @@ def idempotency_key(
     at = trigger.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     number = incident if incident is not None else "-"
     return f"{number}:{kind}:{at}:{trigger.generation}:{channel}:{to}"
-
-
-def contingency_reached(
-    previous_p1_customers: int, p1_customers: int, policy: RoutingPolicy
-) -> bool:
-    """True when the count of customers with an open P1 crosses the contingency threshold."""
-    threshold = policy.contingency_min_p1_customers
-    return previous_p1_customers < threshold <= p1_customers
 
 
 class _Outbox:
@@ -128,7 +128,7 @@ def route(
     support_line = (policy.support_line,) if context.in_support_hours else ()
 
     if kind is TriggerKind.OPENED:
-        if incident.automatic:
+        if sends_report(incident):
             report = email_report(incident, policy)
             out.add(
                 "email",
@@ -150,7 +150,7 @@ def route(
         if is_p1:
             out.add("voice", oncall, kind.value, voice, payload=voice_payload)
     elif kind is TriggerKind.CONTINGENCY:
-        line = policy.support_line if context.in_support_hours else policy.contingency_line
+        line = contingency_call(policy, context.in_support_hours)
         out.add("sms", oncall, kind.value, sms)
         voice_to = [line, *oncall] if is_p1 else [line]
         out.add("voice", voice_to, kind.value, voice, payload=voice_payload)

@@ -39,24 +39,18 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from alerting.channels.base import Channel, SendReceipt, TransportError
 from alerting.messages import to_gsm7
 from alerting.outbox import OutboxMessage, OutboxStore, PendingMessage
+from sla.clock import Clock
 
 _logger = logging.getLogger("ctiwatch.alerting.sender")
 
 Outcome = Literal["sent", "retry", "failed"]
-
-
-class SenderClock(Protocol):
-    """The part of ``ctiwatch.clock.Clock`` the sender uses."""
-
-    def now(self) -> datetime: ...
-    async def sleep(self, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +121,7 @@ class OutboxSender:
         self,
         store: OutboxStore,
         channels: Mapping[str, Channel],
-        clock: SenderClock,
+        clock: Clock,
         *,
         worker: str = "sender",
         lease: timedelta = timedelta(minutes=5),

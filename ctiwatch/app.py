@@ -57,6 +57,7 @@ from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
 from ctiwatch.monitor import Monitor
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion
 from ctiwatch.persist import Pipeline, engine_windows
+from ctiwatch.settings import context_from_config, targets_from_config
 from ctiwatch.simulator import SimulatorCore, make_app
 from ctiwatch.sla_policy import policy_from_config
 from ctiwatch.storage import AgentRecord, OutboxMessage, Store, TimelineEntry
@@ -65,7 +66,7 @@ from ctiwatch.web.service import MqttView
 from ctiwatch.web.twilio_webhooks import add_twilio_routes
 from incidents.model import Incident
 from probes.base import random_ids
-from probes.scheduler import Scheduler, context_from_config, targets_from_config
+from probes.scheduler import Scheduler
 from probes.transport import AiohttpTransport
 
 log = logging.getLogger("ctiwatch.app")

@@ -1,6 +1,8 @@
 """Clocks: the only place in ctiwatch that knows what time it is.
 
-Everything else receives a :class:`Clock` (services) or a ``now`` argument (pure code).
+Everything else receives a :class:`Clock` (services) or a ``now`` argument (pure code). The
+protocol itself is :class:`sla.clock.Clock` (re-exported here), so that the core packages can
+name it without importing the shell.
 
 Two implementations:
 
@@ -18,25 +20,11 @@ import asyncio
 import selectors
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
+
+from sla.clock import Clock as Clock
 
 T = TypeVar("T")
-
-
-class Clock(Protocol):
-    """What services need to know about time."""
-
-    def now(self) -> datetime:
-        """The current instant, timezone-aware, in UTC."""
-        ...
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` of this clock's time."""
-        ...
-
-    async def sleep_until(self, when: datetime) -> None:
-        """Wait until ``when`` (returns at once if it has passed)."""
-        ...
 
 
 class RealClock:

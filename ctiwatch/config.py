@@ -8,14 +8,11 @@ replaced by that variable (``${NAME:-default}`` gives a default).
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
-import types
-import typing
 from datetime import date, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -29,6 +26,13 @@ from pydantic import (
 )
 
 from classifier.thresholds import Thresholds
+from ctiwatch.errors import (
+    ID_PATTERN,
+    PHONE_PATTERN,
+    describe_errors,
+    item_label,
+    show_value,
+)
 from sla.targets import SlaPolicy, default_targets
 
 # The defaults of classification.md and sla.md are stated once, in the pure packages that apply
@@ -39,8 +43,8 @@ _POLICY = SlaPolicy.default()
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_ID = r"^[a-z0-9][a-z0-9_.-]*$"
-_PHONE = r"^\+[1-9][0-9]{6,14}$"
+_ID = ID_PATTERN
+_PHONE = PHONE_PATTERN
 _TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}))?\s*$")
 
 
@@ -437,7 +441,7 @@ def substitute_env(value: Any, environ: dict[str, str] | None = None) -> Any:
         if isinstance(node, str):
             return one(node, path)
         if isinstance(node, list):
-            return [walk(item, f"{path}[{_item_label(item, i)}]") for i, item in enumerate(node)]
+            return [walk(item, f"{path}[{item_label(item, i)}]") for i, item in enumerate(node)]
         if isinstance(node, dict):
             return {
                 key: walk(item, f"{path}.{key}" if path else str(key)) for key, item in node.items()
@@ -448,159 +452,6 @@ def substitute_env(value: Any, environ: dict[str, str] | None = None) -> Any:
     if missing:
         raise ConfigError(missing)
     return result
-
-
-def _item_label(item: Any, index: int) -> Any:
-    """A list item is named by its ``id`` (or its text), else by its index."""
-    label = item.get("id") if isinstance(item, dict) else None
-    return label if label is not None else (item if isinstance(item, str) else index)
-
-
-def describe_errors(
-    exc: ValidationError, data: Any, model: type[BaseModel] | None = None
-) -> list[str]:
-    """Pydantic errors as ``path: message`` lines, with list items named by their ``id``.
-
-    With ``model`` (the validated root model), an unknown key suggests the closest known one.
-    """
-    lines = []
-    for error in exc.errors():
-        path = _readable_path(error["loc"], data)
-        message = _friendly_message(error, model)
-        if error["loc"] and error["loc"][-1] == "[key]":
-            message = f"key {message}"
-        if error["msg"].startswith("Value error, "):
-            # A model-level check that names its field ("rate: is required ...") reads as
-            # if it came from that field.
-            named = re.match(r"^([a-z_]+): (.*)$", message)
-            if named:
-                path = f"{path}.{named.group(1)}" if path else named.group(1)
-                message = named.group(2)
-        lines.append(f"{path}: {message}" if path else message)
-    return lines
-
-
-def _friendly_message(error: Any, model: type[BaseModel] | None) -> str:
-    """Pydantic's wording ("Input should be ...") in the user's words ("must be ...")."""
-    kind: str = error["type"]
-    message: str = error["msg"]
-    ctx: dict[str, Any] = error.get("ctx") or {}
-    given = error.get("input")
-    not_given = f", not {_show(given)}" if _is_scalar(given) else ""
-    if kind == "extra_forbidden":
-        return "unknown key (check the spelling" + _suggestion(error["loc"], model) + ")"
-    if kind == "missing":
-        return "is required"
-    if message.startswith("Value error, "):
-        return message.removeprefix("Value error, ")
-    if kind == "too_short":
-        minimum = ctx.get("min_length", 1)
-        return "must not be empty" if minimum == 1 else f"must have at least {minimum} items"
-    if kind == "string_pattern_mismatch":
-        pattern = ctx.get("pattern")
-        if pattern == _PHONE:
-            return f"must be a phone number in international format such as +31612345678{not_given}"
-        if pattern == _ID:
-            return (
-                "must be an id of lowercase letters, digits, '.', '_' and '-' "
-                f"such as 'acme-ams'{not_given}"
-            )
-        return f"must match {pattern}{not_given}"
-    if kind in ("model_type", "model_attributes_type", "dict_type"):
-        return f"must be a mapping of keys{not_given}"
-    if kind == "list_type":
-        return f"must be a list{not_given}"
-    if kind in ("int_parsing", "int_type", "int_from_float"):
-        return f"must be a whole number{not_given}"
-    if kind in ("float_parsing", "float_type"):
-        return f"must be a number{not_given}"
-    if kind in ("bool_parsing", "bool_type"):
-        return f"must be true or false{not_given}"
-    if kind == "string_type":
-        return f"must be text (put it in quotes){not_given}"
-    if kind.startswith("date_"):
-        return f"must be a date such as 2026-12-31{not_given}"
-    friendly = re.sub(r"^(Input|String|List|Dictionary|Value) should ", "must ", message)
-    if friendly != message:
-        return friendly + not_given
-    return message
-
-
-def _is_scalar(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool | date | time)
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "empty"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(value if len(value) <= 60 else value[:57] + "...")
-    return str(value)
-
-
-def _suggestion(loc: tuple[int | str, ...], model: type[BaseModel] | None) -> str:
-    """``; did you mean 'interval'?`` for a misspelt key, when the model knows a close one."""
-    if model is None or not loc or not isinstance(loc[-1], str):
-        return ""
-    node: Any = model
-    for step in loc[:-1]:
-        node = _field_type(node, step)
-        if node is None:
-            return ""
-    node = _field_type(node, None)
-    if not (isinstance(node, type) and issubclass(node, BaseModel)):
-        return ""
-    known = [field.alias or name for name, field in node.model_fields.items()]
-    close = difflib.get_close_matches(loc[-1], known, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def _field_type(annotation: Any, step: int | str | None) -> Any:
-    """The type found one ``step`` of a pydantic error location below ``annotation``."""
-    while True:  # unwrap Annotated[...] and X | None down to a model or a container
-        origin = typing.get_origin(annotation)
-        if origin is Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            options = [a for a in typing.get_args(annotation) if a is not type(None)]
-            annotation = options[0] if len(options) == 1 else None
-        else:
-            break
-    if step is None or (isinstance(step, str) and "[" in step):
-        return annotation
-    origin = typing.get_origin(annotation)
-    if origin is list:
-        return typing.get_args(annotation)[0]
-    if origin is dict:
-        return typing.get_args(annotation)[1]
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        for name, field in annotation.model_fields.items():
-            if step in (name, field.alias):
-                return field.annotation
-    return None
-
-
-def _readable_path(loc: tuple[int | str, ...], data: Any) -> str:
-    parts: list[str] = []
-    node = data
-    for step in loc:
-        if isinstance(step, int) and isinstance(node, list):
-            item = node[step] if 0 <= step < len(node) else None
-            label = _item_label(item, step)
-            if parts:
-                parts[-1] += f"[{label}]"
-            else:
-                parts.append(f"[{label}]")
-            node = item
-            continue
-        if isinstance(step, str) and "[" in step:
-            # pydantic's tags for unions / function validators: skip
-            continue
-        parts.append(str(step))
-        node = node.get(step) if isinstance(node, dict) else None
-    return ".".join(parts)
 
 
 class _Loader(yaml.SafeLoader):
@@ -657,7 +508,7 @@ def _kind_of(value: Any) -> str:
         return "a list"
     if isinstance(value, str):
         return "a single text"
-    return f"a single value ({_show(value)})"
+    return f"a single value ({show_value(value)})"
 
 
 def load_config(path: str | Path | None, environ: dict[str, str] | None = None) -> Config:

@@ -7,10 +7,8 @@ records it; both drive the same object, so the simulation proves what the servic
 
 Besides routing each incident event, the monitor owns two rules that span incidents:
 
-* contingency: when the number of customers with an open P1 reaches
-  ``alerting.contingency_min_p1_customers`` (default 2), and when a repair deadline (MTTR)
-  expires, the ``contingency`` trigger calls the contingency line (outside support hours) or
-  the support line (inside);
+* contingency: the monitor counts the customers with an open P1 and collects the repair
+  breaches of each step; :func:`alerting.contingency.contingency_triggers` decides the calls;
 * escalation: every automatic incident gets a snapshot of the escalation chain when it opens;
   unacknowledged, the next step is paged when due; acknowledging stops it, a raise restarts it.
 """
@@ -22,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from alerting import escalation
+from alerting.contingency import RepairBreach, contingency_triggers
 from alerting.model import (
     CustomerView,
     IncidentView,
@@ -33,7 +32,7 @@ from alerting.model import (
     TriggerKind,
 )
 from alerting.rotation import Rotation, on_call, rotation_from_settings
-from alerting.routing import contingency_reached, route
+from alerting.routing import route
 from classifier.conditions import ConditionKind
 from classifier.observation import ProbeResult
 from classifier.rules import Classifier
@@ -234,11 +233,7 @@ class Monitor:
             elif kind in _TIMER_TRIGGERS:
                 trigger = Trigger(_TIMER_TRIGGERS[kind], event.at)
                 outcome.messages += self._route(trigger, incident, now)
-                if kind is IncidentEventKind.REPAIR_BREACH:
-                    reason = f"the repair deadline (MTTR) of incident {incident.number} expired"
-                    contingency = Trigger(TriggerKind.CONTINGENCY, event.at, reason=reason)
-                    outcome.messages += self._route(contingency, incident, now)
-        outcome.messages += self._check_contingency(events, now)
+        outcome.messages += self._contingency(events, now)
         outcome.changed = self.engine.take_changed()
         return outcome
 
@@ -257,21 +252,26 @@ class Monitor:
             )
         return Outcome(messages=self._route(trigger, incident, now))
 
-    def _check_contingency(
-        self, events: list[IncidentEvent], now: datetime
-    ) -> list[OutgoingMessage]:
+    def _contingency(self, events: list[IncidentEvent], now: datetime) -> list[OutgoingMessage]:
         before, after = self._p1_customers, self._count_p1_customers()
         self._p1_customers = after
-        if not contingency_reached(before, after, self.routing):
-            return []
-        # The incident whose P1 made the count: the last P1 event of this step.
-        numbers = [e.incident for e in events if e.incident is not None and e.priority == 1]
-        incident = self.engine.incident(numbers[-1]) if numbers else None
-        if incident is None:
-            return []
-        reason = f"{after} end-customers have an open P1 incident"
-        trigger = Trigger(TriggerKind.CONTINGENCY, now, generation=after, reason=reason)
-        return self._route(trigger, incident, now)
+        calls = contingency_triggers(
+            self.routing,
+            now,
+            in_support_hours=self.policy.calendar.is_support_time(now),
+            p1_customers_before=before,
+            p1_customers=after,
+            p1_incidents=[e.incident for e in events if e.incident is not None and e.priority == 1],
+            repair_breaches=[
+                RepairBreach(e.incident, e.at)
+                for e in events
+                if e.kind is IncidentEventKind.REPAIR_BREACH and e.incident is not None
+            ],
+        )
+        messages: list[OutgoingMessage] = []
+        for call in calls:
+            messages += self._route(call.trigger, self.engine.incident(call.incident), now)
+        return messages
 
     def _count_p1_customers(self) -> int:
         return len(

@@ -19,9 +19,9 @@ from ctiwatch.config import (
     Duration,
     PhoneNumber,
     Strict,
-    describe_errors,
     load_yaml,
 )
+from ctiwatch.errors import describe_errors
 
 
 def _aware(value: datetime) -> datetime:

@@ -28,6 +28,7 @@ from ctiwatch.clock import Clock, LoopClock, run_in_virtual_time
 from ctiwatch.config import Config, ConfigError
 from ctiwatch.monitor import Monitor, Outcome
 from ctiwatch.scenario import ActionSpec, Scenario, check_references
+from ctiwatch.settings import context_from_config, targets_from_config
 from ctiwatch.simulator.core import SimulatorCore, users_from_topology
 from ctiwatch.simulator.faults import Fault, FaultKind, FaultPlan
 from ctiwatch.simulator.transport import SimulatorTransport
@@ -36,7 +37,7 @@ from ctiwatch.timefmt import iso_local
 from incidents.maintenance import MaintenanceWindow
 from incidents.model import Incident, IncidentError
 from probes.base import sequential_ids
-from probes.scheduler import Scheduler, context_from_config, targets_from_config
+from probes.scheduler import Scheduler
 
 
 class _VirtualClock(LoopClock):

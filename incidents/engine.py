@@ -50,7 +50,6 @@ from incidents.model import (
     ResolvedBy,
     ScopeEntry,
 )
-from sla.deadlines import compute_deadlines
 from sla.priority import Priority
 from sla.targets import SlaPolicy
 from sla.timers import (
@@ -400,7 +399,7 @@ class IncidentEngine:
             return []
         incident.status = IncidentStatus.ACKNOWLEDGED
         incident.acknowledged_at = now
-        self._stop_clock(incident, ClockName.RESPONSE)
+        self._stop_clock(incident, ClockName.RESPONSE, now)
         self._restart_update(incident, now)
         detail = f"acknowledged by {actor}"
         incident.note(now, IncidentEventKind.ACKNOWLEDGED, detail, actor)
@@ -549,26 +548,26 @@ class IncidentEngine:
     def _restart_clocks(self, incident: Incident, at: datetime) -> None:
         """Every open deadline again from ``at`` with the incident's priority (sla.md)."""
         clocks = start_clocks(self.policy, incident.priority, at)
-        deadlines = compute_deadlines(self.policy, incident.priority, at)
-        if incident.acknowledged_at is not None:
-            clocks.pop(ClockName.RESPONSE, None)  # responded: that clock stays stopped
-        else:
-            incident.response_due = deadlines.response_due
-        incident.update_due = deadlines.update_due
-        incident.repair_due = deadlines.repair_due
+        if incident.acknowledged_at is not None:  # responded: that clock stays stopped
+            responded = incident.clocks.get(ClockName.RESPONSE)
+            if responded is not None:
+                clocks[ClockName.RESPONSE] = responded.stop(incident.acknowledged_at)
+            else:
+                clocks.pop(ClockName.RESPONSE, None)
         incident.clocks = clocks
         incident.fired = set()
 
     def _restart_update(self, incident: Incident, at: datetime) -> None:
-        self._stop_clock(incident, ClockName.UPDATE)
+        self._stop_clock(incident, ClockName.UPDATE, at)
         clock = restart_update_clock(self.policy, incident.priority, at)
         if clock is not None:
             incident.clocks[ClockName.UPDATE] = clock
-            incident.update_due = clock.due
 
     @staticmethod
-    def _stop_clock(incident: Incident, name: ClockName) -> None:
-        incident.clocks.pop(name, None)
+    def _stop_clock(incident: Incident, name: ClockName, at: datetime) -> None:
+        clock = incident.clocks.get(name)
+        if clock is not None:
+            incident.clocks[name] = clock.stop(at)
         incident.fired = {(clock, kind) for clock, kind in incident.fired if clock is not name}
 
     def _close(
@@ -577,7 +576,7 @@ class IncidentEngine:
         incident.status = IncidentStatus.RESOLVED
         incident.resolved_at = now
         incident.resolved_by = by
-        incident.clocks = {}
+        incident.clocks = {name: clock.stop(now) for name, clock in incident.clocks.items()}
         incident.fired = set()
         incident.note(now, IncidentEventKind.RESOLVED, detail, actor)
         del self._open[incident.number]

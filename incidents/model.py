@@ -186,9 +186,9 @@ class ScopeEntry:
 class Incident:
     """One incident. The engine owns and changes it; callers read it (or its ``to_dict``).
 
-    ``response_due``/``update_due``/``repair_due`` are the deadlines as last computed;
-    ``clocks`` are the SLA clocks still running (none once resolved), ``fired`` the warnings and
-    breaches already raised for them, ``breaches`` every target missed (each once).
+    ``clocks`` are the incident's SLA clocks, running or stopped (by the response, by the
+    resolution); ``response_due``/``update_due``/``repair_due`` follow from them. ``fired`` holds
+    the warnings and breaches already raised, ``breaches`` every target missed (each once).
     """
 
     number: int
@@ -201,14 +201,27 @@ class Incident:
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None
     resolved_by: ResolvedBy | None = None
-    response_due: datetime | None = None
-    update_due: datetime | None = None
-    repair_due: datetime | None = None
     clocks: dict[ClockName, SlaClock] = field(default_factory=dict)
     fired: set[tuple[ClockName, TimerEventKind]] = field(default_factory=set)
     breaches: list[ClockName] = field(default_factory=list)
     scope: dict[ConditionKey, ScopeEntry] = field(default_factory=dict)
     timeline: list[TimelineEntry] = field(default_factory=list)
+
+    @property
+    def response_due(self) -> datetime | None:
+        return self._due(ClockName.RESPONSE)
+
+    @property
+    def update_due(self) -> datetime | None:
+        return self._due(ClockName.UPDATE)
+
+    @property
+    def repair_due(self) -> datetime | None:
+        return self._due(ClockName.REPAIR)
+
+    def _due(self, name: ClockName) -> datetime | None:
+        clock = self.clocks.get(name)
+        return None if clock is None else clock.due
 
     @property
     def is_open(self) -> bool:
@@ -242,6 +255,7 @@ class Incident:
                     "started_at": _iso(clock.started_at),
                     "warn_at": _iso(clock.warn_at),
                     "due": _iso(clock.due),
+                    "stopped_at": _iso(clock.stopped_at),
                 }
                 for clock in self.clocks.values()
             ],
@@ -260,8 +274,13 @@ class Incident:
                 started_at=_time(item["started_at"]),
                 warn_at=_time(item["warn_at"]),
                 due=_time(item["due"]),
+                stopped_at=_opt_time(item.get("stopped_at")),
             )
             clocks[clock.name] = clock
+        for name in ClockName:  # saved before stopped clocks were kept: only their due times
+            due = _opt_time(data.get(f"{name.value}_due"))
+            if name not in clocks and due is not None:
+                clocks[name] = SlaClock(name, due, due, due, stopped_at=due)
         scope = {}
         for item in data.get("scope", ()):
             entry = ScopeEntry.from_dict(customer, item)
@@ -278,9 +297,6 @@ class Incident:
             acknowledged_at=_opt_time(data.get("acknowledged_at")),
             resolved_at=_opt_time(data.get("resolved_at")),
             resolved_by=None if resolved_by is None else ResolvedBy(resolved_by),
-            response_due=_opt_time(data.get("response_due")),
-            update_due=_opt_time(data.get("update_due")),
-            repair_due=_opt_time(data.get("repair_due")),
             clocks=clocks,
             fired={(ClockName(n), TimerEventKind(k)) for n, k in data.get("fired", ())},
             breaches=[ClockName(name) for name in data.get("breaches", ())],

@@ -6,7 +6,6 @@
 
 from probes.base import (
     Attempt,
-    Clock,
     HttpRequest,
     HttpResponse,
     Probe,
@@ -23,8 +22,8 @@ from probes.crm import probe_crm
 from probes.http import make_http_probe, probe_http
 from probes.registry import PROBES
 from probes.scheduler import ResultSink, Scheduler, SchedulerStats, spread_offset
-from probes.targets import context_from_config, targets_from_config
 from probes.transport import AiohttpTransport
+from sla.clock import Clock
 
 __all__ = [
     "PROBES",
@@ -41,7 +40,6 @@ __all__ = [
     "SchedulerStats",
     "Transport",
     "TransportError",
-    "context_from_config",
     "make_http_probe",
     "probe_click2dial",
     "probe_crm",
@@ -50,5 +48,4 @@ __all__ = [
     "run_http_probe",
     "sequential_ids",
     "spread_offset",
-    "targets_from_config",
 ]

@@ -32,18 +32,9 @@ from tenacity import (
 )
 
 from classifier.observation import ProbeResult, Source, TargetKey
+from sla.clock import Clock
 
 T = TypeVar("T")
-
-
-class Clock(Protocol):
-    """The part of ``ctiwatch.clock.Clock`` probes use (structural: any ctiwatch clock fits)."""
-
-    def now(self) -> datetime: ...
-
-    async def sleep(self, seconds: float) -> None: ...
-
-    async def sleep_until(self, when: datetime) -> None: ...
 
 
 # --- the wire ------------------------------------------------------------------------------

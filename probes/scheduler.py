@@ -38,15 +38,12 @@ from datetime import datetime, timedelta
 from classifier.observation import ProbeResult, TargetKey
 from probes.base import Probe, ProbeContext, ProbeTarget, Resumed, Transport
 from probes.registry import PROBES, SELF_BOUNDED
-from probes.targets import context_from_config, targets_from_config
 
 __all__ = [
     "ResultSink",
     "Scheduler",
     "SchedulerStats",
-    "context_from_config",
     "spread_offset",
-    "targets_from_config",
 ]
 
 ResultSink = Callable[[list[ProbeResult]], Awaitable[None] | None]

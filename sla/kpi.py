@@ -10,7 +10,11 @@ Outcomes per incident:
   responded and before ``response_due`` met it too (resolving stops every clock). No response
   and no timely resolution is missed, unless ``now`` is given and ``response_due`` is still
   ahead (pending: left out of the share).
-- update met: ``update_met`` as recorded (``None``: no update target or still pending).
+- update met: ``update_met`` as recorded (``False``: a breach of it was recorded, ``None``: no
+  update target). An open incident whose ``update_due`` is still ahead of ``now`` has neither met
+  nor missed it (pending: left out of the share); one whose ``update_due`` has passed missed it.
+- Pending incidents (response or update outcome not known yet at ``now``) are counted apart
+  (``pending``) and left out of the SLA-met share.
 - repair met: resolved at or before ``repair_due`` (pending while open and due is ahead).
 
 Repair time (``repair_hours``, ``repair_hours_max``) is **support time** from opening to
@@ -40,6 +44,7 @@ class KpiIncident:
     update_met: bool | None
     resolved_at: datetime | None
     repair_due: datetime | None
+    update_due: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class KpiRow:
     repair_met_share: float | None = None
     repair_hours_max: float | None = None
     resolved: int = 0
+    pending: int = 0  # incidents whose response or update is not due yet at ``now``
 
 
 def _share(outcomes: list[bool]) -> float | None:
@@ -73,6 +79,17 @@ def response_outcome(incident: KpiIncident, now: datetime | None = None) -> bool
     if now is not None and now < due:
         return None
     return False
+
+
+def update_outcome(incident: KpiIncident, now: datetime | None = None) -> bool | None:
+    """True met, False missed, None no update target or still pending at ``now``."""
+    recorded = incident.update_met
+    if recorded is not True or incident.resolved_at is not None or now is None:
+        return recorded
+    due = incident.update_due
+    if due is None:
+        return recorded
+    return None if now < due else False
 
 
 def repair_outcome(incident: KpiIncident, now: datetime | None = None) -> bool | None:
@@ -115,12 +132,16 @@ def kpi_report(
     rows = []
     for (row_month, priority), members in sorted(groups.items()):
         responses = [response_outcome(i, now) for i in members]
-        updates = [i.update_met for i in members]
+        updates = [update_outcome(i, now) for i in members]
         repairs = [repair_outcome(i, now) for i in members]
         met: list[bool] = []
+        pending = 0
         for incident, response, update in zip(members, responses, updates, strict=True):
-            pending = incident.response_due is not None and response is None
-            if pending or (response is None and update is None):
+            waiting = (incident.response_due is not None and response is None) or (
+                incident.update_met is not None and update is None
+            )
+            pending += waiting
+            if waiting or (response is None and update is None):
                 continue
             met.append(response is not False and update is not False)
         hours = [
@@ -142,6 +163,7 @@ def kpi_report(
                 repair_met_share=_share([r for r in repairs if r is not None]),
                 repair_hours_max=max(hours) if hours else None,
                 resolved=len(hours),
+                pending=pending,
             )
         )
     return rows

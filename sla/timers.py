@@ -1,8 +1,11 @@
 """The SLA clocks of one incident and the instants of their warnings and breaches.
 
 A clock warns when ``policy.warning_at`` (75%) of its target's support time has elapsed, and
-breaches at 100% (its due instant). Nothing here knows the time of day: callers pass ``now``
-and keep the set of events already fired, so a scheduler can sleep until ``next_timer_at``.
+breaches at 100% (its due instant). The due instants come from :mod:`sla.deadlines`, the one
+derivation of the SLA's deadlines; a clock adds where it starts counting and when it warns.
+A stopped clock (responded, resolved) keeps its due instant and raises nothing more. Nothing
+here knows the time of day: callers pass ``now`` and keep the set of events already fired, so a
+scheduler can sleep until ``next_timer_at``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from sla.deadlines import compute_deadlines, next_update_due
 from sla.priority import Priority
 from sla.targets import SlaPolicy
 
@@ -35,12 +39,22 @@ class SlaClock:
     ``started_at`` is where the clock starts counting support time: the report (or update)
     instant for response and update, ``repair_clock_start`` for repair. ``warn_at`` is when
     ``warning_at`` of the support time from ``started_at`` to ``due`` has elapsed.
+    ``stopped_at``: when a response or the resolution stopped it (``None``: running).
     """
 
     name: ClockName
     started_at: datetime
     warn_at: datetime
     due: datetime
+    stopped_at: datetime | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.stopped_at is None
+
+    def stop(self, at: datetime) -> SlaClock:
+        """This clock stopped at ``at`` (a stopped clock keeps its first stop)."""
+        return self if self.stopped_at is not None else replace(self, stopped_at=at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +68,15 @@ _CLOCK_ORDER = {ClockName.RESPONSE: 0, ClockName.UPDATE: 1, ClockName.REPAIR: 2}
 _KIND_ORDER = {TimerEventKind.WARNING: 0, TimerEventKind.BREACH: 1}
 
 
-def _support_clock(policy: SlaPolicy, name: ClockName, at: datetime, amount: timedelta) -> SlaClock:
+def _support_clock(
+    policy: SlaPolicy, name: ClockName, at: datetime, amount: timedelta, due: datetime
+) -> SlaClock:
     calendar = policy.calendar
     return SlaClock(
         name=name,
         started_at=calendar.next_opening(at),
         warn_at=calendar.add_support(at, amount * policy.warning_at),
-        due=calendar.add_support(at, amount),
+        due=due,
     )
 
 
@@ -68,17 +84,22 @@ def start_clocks(policy: SlaPolicy, priority: Priority, at: datetime) -> dict[Cl
     """The clocks ``priority`` sets, counted from ``at``; targets that are not set are absent."""
     target = policy.target(priority)
     calendar = policy.calendar
+    deadlines = compute_deadlines(policy, priority, at)
     clocks: dict[ClockName, SlaClock] = {}
-    if target.response is not None:
-        clocks[ClockName.RESPONSE] = _support_clock(policy, ClockName.RESPONSE, at, target.response)
-    if target.update is not None:
-        if target.update == target.response:
+    if target.response is not None and deadlines.response_due is not None:
+        clocks[ClockName.RESPONSE] = _support_clock(
+            policy, ClockName.RESPONSE, at, target.response, deadlines.response_due
+        )
+    if target.update is not None and deadlines.update_due is not None:
+        if target.update == target.response and ClockName.RESPONSE in clocks:
             clocks[ClockName.UPDATE] = replace(clocks[ClockName.RESPONSE], name=ClockName.UPDATE)
         else:
-            clocks[ClockName.UPDATE] = _support_clock(policy, ClockName.UPDATE, at, target.update)
-    if target.repair_working_days is not None:
+            clocks[ClockName.UPDATE] = _support_clock(
+                policy, ClockName.UPDATE, at, target.update, deadlines.update_due
+            )
+    if deadlines.repair_due is not None:
         start = calendar.repair_clock_start(at)
-        due = calendar.working_days_deadline(at, target.repair_working_days)
+        due = deadlines.repair_due
         span = calendar.support_between(start, due)
         clocks[ClockName.REPAIR] = SlaClock(
             name=ClockName.REPAIR,
@@ -92,7 +113,10 @@ def start_clocks(policy: SlaPolicy, priority: Priority, at: datetime) -> dict[Cl
 def restart_update_clock(policy: SlaPolicy, priority: Priority, at: datetime) -> SlaClock | None:
     """A fresh update clock after an update or response at ``at`` (None: no update target)."""
     update = policy.target(priority).update
-    return None if update is None else _support_clock(policy, ClockName.UPDATE, at, update)
+    due = next_update_due(policy, priority, at)
+    if update is None or due is None:
+        return None
+    return _support_clock(policy, ClockName.UPDATE, at, update, due)
 
 
 def _pending(
@@ -100,6 +124,8 @@ def _pending(
 ) -> list[TimerEvent]:
     events = []
     for clock in clocks.values():
+        if not clock.running:
+            continue
         for kind, at in (
             (TimerEventKind.WARNING, clock.warn_at),
             (TimerEventKind.BREACH, clock.due),

@@ -8,7 +8,10 @@ Storage fixtures
                          or a new PostgreSQL database dropped afterwards)
 ``store``                an open, migrated :class:`ctiwatch.storage.Store` on ``storage_url``
 ``pg_database_factory``  ``await factory()`` gives the URL of a new PostgreSQL database
-``require_postgres``     skips (or, under ``CI=true``, fails) when PostgreSQL is not reachable
+``require_postgres``     skips (or, under CI, fails) when PostgreSQL is not reachable
+
+Under CI (``CI=1``, ``true`` or ``yes``) a missing service fails instead of skipping: every such
+check goes through ``ci.unavailable`` (``tests/ci.py``).
 
 PostgreSQL: 127.0.0.1:5432, user postgres, trust auth; administrative connections go to
 database ``test`` (or ``postgres``). Override with ``CTIWATCH_TEST_PG`` (host:port).
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from ci import unavailable
 
 from ctiwatch.storage import Store
 
@@ -36,10 +40,6 @@ BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
 ]
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
 async def _admin_connection() -> asyncpg.Connection:
@@ -56,18 +56,16 @@ async def _admin_connection() -> asyncpg.Connection:
 
 
 async def _admin_or_skip() -> asyncpg.Connection:
-    """Like ``_admin_connection``, but skips the test (fails it under ``CI=true``)."""
+    """Like ``_admin_connection``, but skips the test (fails it under CI)."""
     try:
         return await _admin_connection()
     except ConnectionError as exc:
-        if in_ci():
-            pytest.fail(f"CI=true and {exc}", pytrace=False)
-        pytest.skip(str(exc))
+        unavailable(str(exc))
 
 
 @pytest.fixture
 async def require_postgres() -> None:
-    """Skip (fail under ``CI=true``) when PostgreSQL is not reachable."""
+    """Skip (fail under CI) when PostgreSQL is not reachable."""
     conn = await _admin_or_skip()
     await conn.close()
 
@@ -75,7 +73,7 @@ async def require_postgres() -> None:
 @pytest.fixture
 async def pg_database_factory() -> AsyncIterator[Callable[[], Awaitable[str]]]:
     """``url = await pg_database_factory()``: a new empty database, dropped after the test.
-    Creating one skips the test (fails it under ``CI=true``) when PostgreSQL is down."""
+    Creating one skips the test (fails it under CI) when PostgreSQL is down."""
     created: list[str] = []
 
     async def create() -> str:

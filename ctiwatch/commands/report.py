@@ -30,6 +30,7 @@ CSV_FIELDS = (
     "priority",
     "incidents",
     "resolved",
+    "pending",
     "response_met_share",
     "update_met_share",
     "met_share",
@@ -70,7 +71,8 @@ def load_kpi_incidents(config: Config, month: str | None) -> list[KpiIncident]:
 def kpi_incident(record: IncidentRecord, policy: SlaPolicy) -> KpiIncident:
     """What the KPI needs of a stored incident. The response counts from the acknowledgement;
     the update target was met unless a breach of it was recorded (``None``: no update target
-    for the incident's priority)."""
+    for the incident's priority); while the incident is open, :func:`sla.kpi.update_outcome`
+    holds it pending until ``update_due`` passes."""
     if "update" in record.breaches:
         update_met: bool | None = False
     elif record.update_due is not None or policy.target(record.priority).update is not None:
@@ -86,6 +88,7 @@ def kpi_incident(record: IncidentRecord, policy: SlaPolicy) -> KpiIncident:
         update_met=update_met,
         resolved_at=record.resolved_at,
         repair_due=record.repair_due,
+        update_due=record.update_due,
     )
 
 
@@ -144,6 +147,7 @@ def render_table(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -
         "month",
         "priority",
         "incidents",
+        "pending",
         "response met",
         "update met",
         "SLA met",
@@ -157,6 +161,7 @@ def render_table(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -
             row.month,
             f"P{int(row.priority)} {row.priority.label}",
             str(row.incidents),
+            str(row.pending),
             _percent(row.response_met_share),
             _percent(row.update_met_share),
             _percent(row.met_share),
@@ -177,6 +182,7 @@ def render_table(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -
         lines.append("  ".join(cells).rstrip())
     if not rows:
         lines.append("(no incidents)")
+    lines.append("pending: open incidents whose response or update is not due yet (not counted)")
     lines.append("repair hours are support hours from opening to resolution")
     return "\n".join(lines) + "\n"
 
@@ -187,6 +193,7 @@ def _row_dict(row: KpiRow) -> dict[str, Any]:
         "priority": int(row.priority),
         "incidents": row.incidents,
         "resolved": row.resolved,
+        "pending": row.pending,
         "response_met_share": row.response_met_share,
         "update_met_share": row.update_met_share,
         "met_share": row.met_share,
@@ -280,7 +287,8 @@ def render_html(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) ->
         sections.append(
             "<section>"
             f"<h2>{escape(row.month)} P{int(row.priority)} {escape(row.priority.label)}</h2>"
-            f"<p>{_count(row.incidents, 'incident')}, {row.resolved} resolved; "
+            f"<p>{_count(row.incidents, 'incident')}, {row.resolved} resolved"
+            f"{f', {row.pending} pending' if row.pending else ''}; "
             f"{escape(verdict)}; "
             f"repair {escape(_hours(row.repair_hours))} h mean, "
             f"{escape(_hours(row.repair_hours_max))} h max (support hours)</p>"

@@ -302,7 +302,8 @@ async def run_agent(
     config: Config, plan: AgentPlan, *, clock: Clock, stop: asyncio.Event | None = None
 ) -> None:
     """Probe ``plan.locations`` and publish the results until ``stop`` is set (or cancelled)."""
-    from probes import AiohttpTransport, Scheduler, context_from_config, targets_from_config
+    from ctiwatch.settings import context_from_config, targets_from_config
+    from probes import AiohttpTransport, Scheduler
 
     wanted = set(plan.locations)
     targets = [t for t in targets_from_config(config) if t.key.location in wanted]

@@ -37,6 +37,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from classifier.observation import ProbeResult, Service, Source, TargetKey
 from ctiwatch.config import TopologyConfig
+from ctiwatch.errors import Problem, problems
 
 RESULTS_SCHEMA = "ctiwatch.results/1"
 CALL_SCHEMA = "ctiwatch.call/1"
@@ -267,13 +268,13 @@ def _validate(model: type[_M], payload: bytes | str) -> _M:
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
+        found = problems(exc, words=_WORDS, show=_show)
         reason = "invalid_payload"
-        if any(err["type"] == "json_invalid" for err in errors):
+        if any(problem.kind == "json_invalid" for problem in found):
             reason = "invalid_json"
-        elif any(err["loc"] == ("schema",) for err in errors):
+        elif any(problem.path == "schema" for problem in found):
             reason = "unsupported_schema"
-        lines = [_describe(err) for err in errors]
+        lines = [_describe(problem) for problem in found]
         if len(lines) > 5:
             lines = [*lines[:5], f"and {len(lines) - 5} more errors"]
         raise PayloadError(reason, "; ".join(lines)) from None
@@ -364,58 +365,40 @@ def _dumps(value: dict[str, Any]) -> bytes:
 _TIME_EXAMPLE = "e.g. 2025-01-06T09:00:00+01:00"
 
 
-def _describe(error: Any) -> str:
-    kind: str = error["type"]
-    ctx: dict[str, Any] = error.get("ctx") or {}
-    got = f", not {_show(error.get('input'))}"
-    messages = {
-        "missing": "is required",
-        "extra_forbidden": "unknown field",
-        "literal_error": f"must be {str(ctx.get('expected', '')).replace(chr(39), '')}{got}",
-        "bool_type": f"must be true or false{got}",
-        "string_type": f"must be a string{got}",
-        "int_type": f"must be a whole number{got}",
-        "int_from_float": f"must be a whole number{got}",
-        "float_type": f"must be a number{got}",
-        "finite_number": "must be a finite number",
-        "greater_than_equal": f"must be at least {_number(ctx.get('ge'))}{got}",
-        "less_than_equal": f"must be at most {_number(ctx.get('le'))}{got}",
-        "timezone_aware": f"must be an ISO 8601 time with its UTC offset ({_TIME_EXAMPLE}){got}",
-        "datetime_type": f"must be an ISO 8601 time with its UTC offset ({_TIME_EXAMPLE}){got}",
-        "datetime_parsing": f"must be an ISO 8601 time with its UTC offset ({_TIME_EXAMPLE}){got}",
-        "datetime_from_date_parsing": (
-            f"must be an ISO 8601 time with its UTC offset ({_TIME_EXAMPLE}){got}"
-        ),
-        "string_too_short": "must not be empty",
-        "string_too_long": f"must be at most {ctx.get('max_length')} characters",
-        "string_pattern_mismatch": (f"must be lower-case letters, digits, '.', '_' or '-'{got}"),
-        "too_short": "must not be empty",
-        "too_long": (
-            f"must have at most {ctx.get('max_length')} items, not {ctx.get('actual_length')}"
-        ),
-        "list_type": f"must be a list{got}",
-        "model_type": "must be a JSON object",
-        "model_attributes_type": "must be a JSON object",
-        "dict_type": "must be a JSON object",
-        "json_invalid": f"not valid JSON ({ctx.get('error', 'unreadable')})",
-    }
-    message = messages.get(kind, str(error["msg"]))
-    path = _path(error["loc"])
-    if not path:
-        return (
-            f"the payload {message}" if kind in ("model_type", "model_attributes_type") else message
-        )
-    return f"{path}: {message}"
+_TIME_WORDS = f"must be an ISO 8601 time with its UTC offset ({_TIME_EXAMPLE}){{got}}"
+_WORDS = {
+    "missing": "is required",
+    "extra_forbidden": "unknown field",
+    "literal_error": "must be {expected}{got}",
+    "bool_type": "must be true or false{got}",
+    "string_type": "must be a string{got}",
+    "int_type": "must be a whole number{got}",
+    "int_from_float": "must be a whole number{got}",
+    "float_type": "must be a number{got}",
+    "finite_number": "must be a finite number",
+    "greater_than_equal": "must be at least {ge}{got}",
+    "less_than_equal": "must be at most {le}{got}",
+    "timezone_aware": _TIME_WORDS,
+    "datetime_type": _TIME_WORDS,
+    "datetime_parsing": _TIME_WORDS,
+    "datetime_from_date_parsing": _TIME_WORDS,
+    "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters",
+    "string_pattern_mismatch": "must be lower-case letters, digits, '.', '_' or '-'{got}",
+    "too_short": "must not be empty",
+    "too_long": "must have at most {max_length} items, not {actual_length}",
+    "list_type": "must be a list{got}",
+    "model_type": "must be a JSON object",
+    "model_attributes_type": "must be a JSON object",
+    "dict_type": "must be a JSON object",
+    "json_invalid": "not valid JSON ({error})",
+}
 
 
-def _path(loc: Sequence[int | str]) -> str:
-    text = ""
-    for step in loc:
-        if isinstance(step, int):
-            text += f"[{step}]"
-        else:
-            text += f".{step}" if text else step
-    return text
+def _describe(problem: Problem) -> str:
+    if not problem.path and problem.kind in ("model_type", "model_attributes_type"):
+        return f"the payload {problem.message}"
+    return str(problem)
 
 
 def _number(value: Any) -> str:

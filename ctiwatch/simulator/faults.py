@@ -26,7 +26,8 @@ from typing import Any, NamedTuple
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from classifier.observation import Service
-from ctiwatch.config import ConfigError, Duration, describe_errors
+from ctiwatch.config import ConfigError, Duration
+from ctiwatch.errors import describe_errors
 
 
 class FaultKind(StrEnum):

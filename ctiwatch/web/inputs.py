@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from ctiwatch.errors import problems
 from ctiwatch.web.service import ServiceError
 
 Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
@@ -94,18 +95,16 @@ def parse_form(model: type[B], data: Mapping[str, Any]) -> B:
 
 
 def _first_error(exc: ValidationError) -> ServiceError:
-    error = exc.errors()[0]
-    if error["type"] in ("json_invalid", "model_type", "model_attributes_type"):
+    problem = problems(exc, words=_MESSAGES)[0]
+    if problem.kind in ("json_invalid", "model_type", "model_attributes_type"):
         return ServiceError("the request body must be a JSON object", None, 400)
-    loc = [str(part) for part in error["loc"]]
-    field = loc[0] if loc else None
-    where = ".".join(loc)
-    message = _MESSAGES.get(error["type"], error["msg"])
-    if error["type"] == "literal_error" and field == "services":
+    message = problem.message
+    if problem.kind == "literal_error" and problem.field == "services":
         message = "must be click2dial or crm"
-    if field == "priority" and error["type"] in ("less_than_equal", "greater_than_equal"):
+    if problem.field == "priority" and problem.kind in ("less_than_equal", "greater_than_equal"):
         message = "must be 1, 2, 3 or 4"
-    return ServiceError(f"{where}: {message}" if where else message, field, 400)
+    where = problem.path
+    return ServiceError(f"{where}: {message}" if where else message, problem.field, 400)
 
 
 def parse_local_time(value: str, field: str, tz: ZoneInfo) -> datetime:

@@ -253,12 +253,12 @@ class Pages:
 
 def form_error(error: ServiceError, labels: Mapping[str, str]) -> ServiceError:
     """``error`` as a form shows it: a message starting with the field's name (``actor: ...``,
-    ``services.0: ...``, ``end must be ...``) starts with its label instead. Field and status stay.
+    ``services[0]: ...``, ``end must be ...``) starts with its label instead. Field and status stay.
     """
     label = labels.get(error.field or "")
     if label is None or error.field is None:
         return error
-    pattern = rf"^{re.escape(error.field)}(?:\.[^\s:]+)?(?=[: ])"
+    pattern = rf"^{re.escape(error.field)}(?:\[[^\]]*\]|\.[^\s:\[]+)*(?=[: ])"
     message = re.sub(pattern, label, error.message, count=1)
     return ServiceError(message, error.field, error.status)
 

@@ -2,7 +2,8 @@
 script (which polls /api/v1/status) and we read the DOM it ends with, and a screenshot.
 
 Chromium's ``--virtual-time-budget`` runs the page's timers in virtual time, so the 10-second
-refresh happens without waiting 10 seconds. Skipped when Chromium is missing, unless CI=true.
+refresh happens without waiting 10 seconds. Skipped when Chromium is missing, failed under CI
+(``tests/ci.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from ci import unavailable
 from console_scene import example_scene, real_console, sqlite_url
 
 from classifier.observation import Service
@@ -28,9 +30,7 @@ def chromium() -> str:
         found = shutil.which(name)
         if found:
             return found
-    if os.environ.get("CI") == "true":
-        pytest.fail("chromium is not installed (make system-deps installs it)")
-    pytest.skip("chromium is not installed")
+    unavailable("chromium is not installed (make system-deps installs it)")
 
 
 async def serve(

@@ -37,6 +37,9 @@ class OffsetClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
+    async def sleep_until(self, when: datetime) -> None:
+        await self.sleep((when - self.now()).total_seconds())
+
 
 class StallAfterAccept:
     """Sends through ``inner``; the first accepted message then hangs, never marked sent."""

@@ -7,11 +7,11 @@ running service must produce; nothing waits a fixed time as a clock.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import Awaitable, Callable
 
 import pytest
+from ci import unavailable
 
 from ctiwatch.app import Ctiwatch
 
@@ -22,14 +22,11 @@ POLL = 0.05
 
 
 def broker_or_skip() -> None:
-    """Skip when Mosquitto at 127.0.0.1:1883 is unreachable; fail instead under ``CI=true``."""
+    """Skip when Mosquitto at 127.0.0.1:1883 is unreachable; fail instead under CI."""
     try:
         socket.create_connection((HOST, MQTT_PORT), timeout=2).close()
     except OSError as exc:
-        message = f"Mosquitto at {HOST}:{MQTT_PORT} is unreachable ({exc})"
-        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable(f"Mosquitto at {HOST}:{MQTT_PORT} is unreachable ({exc})")
 
 
 def free_ports(count: int) -> list[int]:

@@ -1,5 +1,5 @@
 """Remote agents in the running service: ``ctiwatch run`` in-process, an agent process, the
-real Mosquitto at 127.0.0.1:1883 (unreachable: skip, or fail under ``CI=true``).
+real Mosquitto at 127.0.0.1:1883 (unreachable: skip, or fail under CI).
 
 Every test uses its own topic prefix and agent name, so tests (and a demo running on the same
 broker) never see each other's messages. Real I/O on a real clock: the tests poll, bounded by

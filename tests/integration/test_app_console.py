@@ -253,3 +253,17 @@ async def test_a_failed_delivery_report_finds_its_message_behind_a_thousand_newe
     assert [(e.kind, e.detail) for e in detail.timeline if e.kind == "alert_failed"] == [
         ("alert_failed", "opened sms to +31612345678: Twilio reports undelivered")
     ]
+
+
+async def test_a_question_is_emailed_to_the_support_address_as_a_report(
+    console: ConsoleServiceImpl,
+) -> None:
+    number = await console.open_question("acme", "Ann", "Can we add a location?")
+    mails = [
+        m for m in await console._store.outbox.list(incident_number=number) if m.channel == "email"
+    ]
+    assert [(m.recipient, m.kind, m.subject) for m in mails] == [
+        ("support@cloudcti.nl", "report", "[ctiwatch] P4 Low incident #1 - ACME B.V.: "
+         "Can we add a location?")
+    ]  # fmt: skip
+    assert "  Automatic:   no, opened by a person\n" in mails[0].body

@@ -66,10 +66,11 @@ async def test_report_kpi_process_reads_the_stored_incidents(
 
     assert (process.returncode, err.decode()) == (0, "")
     assert out.decode().splitlines() == [
-        "month,priority,incidents,resolved,response_met_share,update_met_share,met_share,"
+        "month,priority,incidents,resolved,pending,response_met_share,update_met_share,met_share,"
         "repair_met_share,repair_hours,repair_hours_max,meets_target",
-        "2026-12,1,0,0,,,,,,,yes",
-        "2026-12,2,2,1,0.5,1.0,0.5,1.0,3.0,3.0,no",
-        "2026-12,3,0,0,,,,,,,yes",
-        "2026-12,4,0,0,,,,,,,yes",
+        "2026-12,1,0,0,0,,,,,,,yes",
+        # The open one's update was due Tue 17:20 UTC and never came: missed, not met.
+        "2026-12,2,2,1,0,0.5,0.5,0.5,1.0,3.0,3.0,no",
+        "2026-12,3,0,0,0,,,,,,,yes",
+        "2026-12,4,0,0,0,,,,,,,yes",
     ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import socket
 import uuid
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+from ci import unavailable
 
 from classifier.observation import ProbeResult, Service, Source, TargetKey
 from ctiwatch.clock import RealClock
@@ -53,13 +53,6 @@ TOPOLOGY: TopologyConfig = config_from_data(
     }
 ).topology
 USERS = [("ams", "alice"), ("ams", "bob"), ("rtm", "carol")]
-
-
-def unavailable(what: str) -> None:
-    """Under CI a missing broker is a failure, elsewhere a skip."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} (CI=true: integration tests must run)")
-    pytest.skip(what)
 
 
 def reachable(port: int) -> bool:

@@ -125,6 +125,21 @@ def test_weekly_rotation_follows_the_iso_week() -> None:
     assert on_call(rotation, datetime(2026, 12, 6, 23, 0, tzinfo=UTC)) == (A,)  # Mon 00:00 CET
 
 
+def test_rotation_advances_from_iso_week_53_to_the_next_year() -> None:
+    rotation = Rotation(weeks=((A,), (B,)), fallback=(D,))
+    # Mon 2026-12-28 is ISO week 53, Mon 2027-01-04 is ISO week 1 of 2027: both odd, yet the
+    # second is the week after the first, so the other person covers it.
+    assert on_call(rotation, datetime(2026, 12, 28, 12, 0, tzinfo=UTC)) == (B,)
+    assert on_call(rotation, datetime(2027, 1, 4, 12, 0, tzinfo=UTC)) == (A,)
+    assert on_call(rotation, datetime(2027, 1, 11, 12, 0, tzinfo=UTC)) == (B,)
+
+
+def test_three_week_rotation_runs_on_across_the_new_year() -> None:
+    rotation = Rotation(weeks=((A,), (B,), (C,)))
+    mondays = [datetime(2026, 12, 21, 12, tzinfo=UTC) + timedelta(weeks=n) for n in range(4)]
+    assert [on_call(rotation, monday) for monday in mondays] == [(B,), (C,), (A,), (B,)]
+
+
 def test_override_wins_inside_its_window_only() -> None:
     start_ = parse_instant("2026-12-24", "Europe/Amsterdam")
     end = parse_instant("2026-12-26", "Europe/Amsterdam", end=True)

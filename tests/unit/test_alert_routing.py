@@ -17,7 +17,7 @@ from alerting.model import (
     Trigger,
     TriggerKind,
 )
-from alerting.routing import contingency_reached, route
+from alerting.routing import route
 
 A = "+31611111111"
 B = "+31622222222"
@@ -163,6 +163,20 @@ def test_incident_opened_by_a_person_sends_no_email_report() -> None:
     assert [(m.channel, m.to) for m in messages] == [("sms", A), ("sms", B)]
 
 
+def test_question_opened_by_a_person_is_emailed_to_the_support_address() -> None:
+    context = RoutingContext(in_support_hours=True)
+    messages = route(make_trigger(TriggerKind.OPENED), make_incident(4, automatic=False),
+                     POLICY, context)  # fmt: skip
+    assert [(m.channel, m.to, m.kind) for m in messages] == [
+        ("email", POLICY.support_email, "report"),
+        ("sms", A, "opened"),
+        ("sms", B, "opened"),
+    ]
+    assert messages[0].subject == (
+        "[ctiwatch] P4 Low incident #12 - ACME B.V.: click2dial down at acme-ams (1 user)"
+    )
+
+
 def test_resolved_incident_opened_by_a_person_sends_sms_only() -> None:
     context = RoutingContext(in_support_hours=False)
     messages = route(make_trigger(TriggerKind.RESOLVED), make_incident(1, automatic=False),
@@ -286,16 +300,6 @@ def test_report_email_carries_an_html_alternative() -> None:
                      RoutingContext(in_support_hours=True))  # fmt: skip
     assert messages[0].channel == "email"
     assert messages[0].payload["html"].startswith("<!doctype html>")
-
-
-@pytest.mark.parametrize(
-    ("previous", "current", "reached"),
-    [(0, 1, False), (1, 2, True), (2, 3, False), (0, 2, True), (2, 2, False), (3, 1, False)],
-)
-def test_contingency_is_reached_when_the_second_customer_gets_a_p1(
-    previous: int, current: int, reached: bool
-) -> None:
-    assert contingency_reached(previous, current, POLICY) is reached
 
 
 def test_escalated_trigger_without_a_step_is_refused() -> None:

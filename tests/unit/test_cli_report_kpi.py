@@ -104,16 +104,17 @@ def test_table_of_december_counts_the_incidents_opened_in_local_december(
     out = kpi(config, capsys, "--month", "2026-12")
     assert out.splitlines() == [
         "SLA KPIs 2026-12 (performance target 90%)",
-        "month    priority     incidents  response met  update met  SLA met  repair met  "
+        "month    priority     incidents  pending  response met  update met  SLA met  repair met  "
         "repair h mean  repair h max  target",
-        "2026-12  P1 Critical          2         50.0%       50.0%    50.0%           -  "
+        "2026-12  P1 Critical          2        0         50.0%       50.0%    50.0%           -  "
         "         4.00          6.00  MISSED",
-        "2026-12  P2 High              1        100.0%      100.0%   100.0%      100.0%  "
+        "2026-12  P2 High              1        0        100.0%      100.0%   100.0%      100.0%  "
         "        11.00         11.00     met",
-        "2026-12  P3 Normal            1        100.0%           -   100.0%           -  "
+        "2026-12  P3 Normal            1        0        100.0%           -   100.0%           -  "
         "            -             -     met",
-        "2026-12  P4 Low               0             -           -        -           -  "
+        "2026-12  P4 Low               0        0             -           -        -           -  "
         "            -             -     met",
+        "pending: open incidents whose response or update is not due yet (not counted)",
         "repair hours are support hours from opening to resolution",
     ]
 
@@ -199,6 +200,7 @@ def test_kpi_record_responds_at_the_acknowledgement_and_met_the_update_without_a
         update_met=True,
         resolved_at=at("2026-12-01T11:00"),
         repair_due=None,
+        update_due=at("2026-12-01T13:30"),
     )
 
 

@@ -155,7 +155,7 @@ def test_it_resolves_itself_when_every_condition_has_cleared(engine: IncidentEng
     incident = engine.incident(1)
     assert incident.resolved_by is ResolvedBy.AUTO
     assert incident.resolved_at == MON_14 + timedelta(minutes=7)
-    assert incident.clocks == {}
+    assert running(incident) == set()
     assert incident.timeline[-1].detail == "every condition cleared (2 in scope)"
     assert engine.open_incident("acme") is None
     assert engine.tick(local(2026, 12, 5, 12)) == []
@@ -203,6 +203,11 @@ def test_conditions_opening_together_open_one_incident_at_the_highest_priority(
     assert len(engine.incident(1).scope) == 3
 
 
+def running(incident: Incident) -> set[ClockName]:
+    """The SLA clocks of ``incident`` still running."""
+    return {name for name, clock in incident.clocks.items() if clock.running}
+
+
 # --- people ----------------------------------------------------------------------------------
 
 
@@ -217,7 +222,8 @@ def test_acknowledging_stops_the_response_clock_and_restarts_the_update_clock(
     assert incident.acknowledged_at == local(2026, 12, 1, 10)
     assert incident.response_due == local(2026, 12, 1, 13)  # as computed; the clock stopped
     assert incident.update_due == local(2026, 12, 1, 14)
-    assert set(incident.clocks) == {ClockName.UPDATE}
+    assert running(incident) == {ClockName.UPDATE}
+    assert incident.clocks[ClockName.RESPONSE].stopped_at == local(2026, 12, 1, 10)
     assert engine.acknowledge(1, local(2026, 12, 1, 10, 5), "ops@example") == []
     assert kinds_of(engine.tick(local(2026, 12, 1, 13, 30))) == [K.UPDATE_WARNING]
 
@@ -255,7 +261,11 @@ def test_a_person_resolves_and_stops_every_clock(engine: IncidentEngine) -> None
     [event] = engine.resolve(1, local(2026, 11, 30, 15), "ops", "fixed the trunk")
     assert (event.kind, event.detail) == (K.RESOLVED, "resolved by ops: fixed the trunk")
     incident = engine.incident(1)
-    assert (incident.resolved_by, incident.clocks) == (ResolvedBy.PERSON, {})
+    assert (incident.resolved_by, running(incident)) == (ResolvedBy.PERSON, set())
+    # stopped, the clocks keep the deadlines they had: P2 from Mon 14:00
+    assert (incident.response_due, incident.update_due, incident.repair_due) == (
+        local(2026, 12, 1, 13, 30), local(2026, 12, 1, 13, 30), local(2026, 12, 2, 17),
+    )  # fmt: skip
     assert engine.resolve(1, local(2026, 11, 30, 15), "ops") == []
     assert engine.tick(local(2026, 12, 3, 12)) == []
     assert engine.acknowledge(1, local(2026, 11, 30, 16), "ops") == []
@@ -545,3 +555,52 @@ def test_after_a_restart_the_same_incident_sees_its_conditions_recover(
     assert [(e.kind, e.incident, e.at) for e in events] == [
         (K.RESOLVED, 1, TUE_09 + timedelta(minutes=22))
     ]
+
+
+# --- deadlines follow from the clocks ---------------------------------------------------------
+
+
+def test_the_incident_keeps_clocks_only_and_its_due_times_follow_from_them(
+    engine: IncidentEngine,
+) -> None:
+    from dataclasses import fields
+
+    assert {f.name for f in fields(Incident)} & {
+        "response_due",
+        "update_due",
+        "repair_due",
+    } == set()
+    engine.apply([USER_DOWN], MON_14)  # P2, Mon 14:00
+    incident = engine.incident(1)
+    assert incident.response_due == incident.clocks[ClockName.RESPONSE].due
+    assert incident.repair_due == incident.clocks[ClockName.REPAIR].due == local(2026, 12, 2, 17)
+
+
+def test_a_resolved_incident_keeps_its_stopped_clocks_across_a_restart(
+    engine: IncidentEngine,
+) -> None:
+    engine.apply([USER_DOWN], MON_14)
+    engine.acknowledge(1, local(2026, 11, 30, 15), "ops")
+    engine.resolve(1, local(2026, 11, 30, 16), "ops", "fixed")
+    saved = json.loads(json.dumps(engine.incident(1).to_dict()))
+    restored = Incident.from_dict(saved)
+    assert restored.clocks == engine.incident(1).clocks
+    assert (restored.response_due, restored.update_due, restored.repair_due) == (
+        local(2026, 12, 1, 13, 30), local(2026, 12, 1, 14, 30), local(2026, 12, 2, 17),
+    )  # fmt: skip
+    assert saved["response_due"] == "2026-12-01T12:30:00+00:00"
+
+
+def test_an_incident_saved_with_due_times_but_no_stopped_clocks_still_has_its_deadlines(
+    engine: IncidentEngine,
+) -> None:
+    engine.apply([USER_DOWN], MON_14)
+    engine.resolve(1, local(2026, 11, 30, 16), "ops", "fixed")
+    saved = engine.incident(1).to_dict()
+    saved["clocks"] = []  # as saved before stopped clocks were kept
+    restored = Incident.from_dict(saved)
+    assert (restored.response_due, restored.repair_due) == (
+        local(2026, 12, 1, 13, 30), local(2026, 12, 2, 17),
+    )  # fmt: skip
+    assert all(not clock.running for clock in restored.clocks.values())
+    assert restored.clocks[ClockName.REPAIR].due == local(2026, 12, 2, 17)

@@ -10,18 +10,17 @@ import pytest
 from classifier.observation import Service, TargetKey
 from ctiwatch.clock import FixedClock
 from ctiwatch.config import config_from_data
+from ctiwatch.settings import context_from_config, targets_from_config
 from probes import (
     HttpRequest,
     HttpResponse,
     ProbeContext,
     ProbeTarget,
     TransportError,
-    context_from_config,
     make_http_probe,
     probe_click2dial,
     probe_crm,
     sequential_ids,
-    targets_from_config,
 )
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

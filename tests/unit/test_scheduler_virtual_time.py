@@ -13,6 +13,7 @@ import pytest
 from classifier.observation import ProbeResult, Service, TargetKey
 from ctiwatch.clock import LoopClock, VirtualTimeLoop
 from ctiwatch.config import config_from_data
+from ctiwatch.settings import targets_from_config
 from ctiwatch.simulator import SimulatorCore, SimulatorTransport, parse_fault
 from probes import (
     Probe,
@@ -22,7 +23,6 @@ from probes import (
     Transport,
     sequential_ids,
     spread_offset,
-    targets_from_config,
 )
 
 T = TypeVar("T")

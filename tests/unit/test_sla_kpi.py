@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -83,6 +84,34 @@ def test_unanswered_incident_misses_response_unless_still_pending_at_now() -> No
     assert pending.meets_target is True
 
 
+def test_open_incident_whose_update_is_not_due_yet_is_pending_not_met() -> None:
+    # P1 opened Tue 09:00, acknowledged at 10:00; the next update is due at 13:00.
+    waiting = replace(incident(1, update_met=True), update_due=ams("2026-12-01T13:00"))
+    [row] = kpi_report([waiting], POLICY, now=ams("2026-12-01T11:00"))
+    assert row.response_met_share == 1.0
+    assert row.update_met_share is None
+    assert row.met_share is None
+    assert row.pending == 1
+    assert row.meets_target is True
+
+
+def test_open_incident_whose_update_due_passed_without_update_missed_it() -> None:
+    late = replace(incident(1, update_met=True), update_due=ams("2026-12-01T13:00"))
+    [row] = kpi_report([late], POLICY, now=ams("2026-12-01T13:00"))
+    assert row.update_met_share == 0.0
+    assert row.met_share == 0.0
+    assert row.pending == 0
+    assert row.meets_target is False
+
+
+def test_resolved_incident_without_update_breach_met_the_update() -> None:
+    done = incident(1, update_met=True, resolved="2026-12-01T11:00")
+    resolved = replace(done, update_due=ams("2026-12-01T13:00"))
+    [row] = kpi_report([resolved], POLICY, now=ams("2026-12-01T11:30"))
+    assert row.update_met_share == 1.0
+    assert row.pending == 0
+
+
 def test_repair_hours_are_support_hours_from_opening_to_resolution() -> None:
     weekend = incident(
         1, Priority.HIGH, opened="2026-12-04T16:00", resolved="2026-12-07T10:00",
@@ -145,7 +174,7 @@ def test_table_shows_shares_and_verdict() -> None:
     lines = text.splitlines()
     assert lines[0] == "SLA KPIs 2026-12 (performance target 90%)"
     assert lines[2].split() == [
-        "2026-12", "P1", "Critical", "4", "100.0%", "75.0%", "75.0%", "-", "-", "-", "MISSED",
+        "2026-12", "P1", "Critical", "4", "0", "100.0%", "75.0%", "75.0%", "-", "-", "-", "MISSED",
     ]  # fmt: skip
 
 
@@ -157,6 +186,7 @@ def test_csv_has_a_header_and_one_line_per_row() -> None:
         "priority": "1",
         "incidents": "4",
         "resolved": "0",
+        "pending": "0",
         "response_met_share": "1.0",
         "update_met_share": "0.75",
         "met_share": "0.75",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sla.deadlines import compute_deadlines
 from sla.priority import Priority
 from sla.targets import SlaPolicy
 from sla.timers import (
@@ -118,3 +119,39 @@ def test_no_next_timer_when_everything_fired() -> None:
     clocks = start_clocks(POLICY, Priority.NORMAL, ams("2026-12-01T09:00"))
     assert next_timer_at(clocks, {(RESPONSE, WARNING), (RESPONSE, BREACH)}) is None
     assert next_timer_at({}, set()) is None
+
+
+# --- one derivation of the deadlines ---------------------------------------------------------
+
+WORKED_EXAMPLES = [
+    (Priority.CRITICAL, "2026-12-04T15:00"),
+    (Priority.CRITICAL, "2026-12-01T20:00"),
+    (Priority.HIGH, "2026-11-30T14:00"),
+    (Priority.HIGH, "2026-12-24T16:00"),
+    (Priority.NORMAL, "2026-12-05T11:00"),
+    (Priority.LOW, "2026-12-05T11:00"),
+    (Priority.CRITICAL, "2026-10-23T15:30"),
+]
+
+
+def test_the_clocks_fall_due_at_the_deadlines_of_the_sla_examples() -> None:
+    for priority, reported in WORKED_EXAMPLES:
+        at = ams(reported)
+        clocks = start_clocks(POLICY, priority, at)
+        due = compute_deadlines(POLICY, priority, at)
+        found = {name.value: clock.due for name, clock in clocks.items()}
+        wanted = {"response": due.response_due, "update": due.update_due, "repair": due.repair_due}
+        assert found == {k: v for k, v in wanted.items() if v is not None}, (priority, reported)
+        update = restart_update_clock(POLICY, priority, at)
+        assert (None if update is None else update.due) == due.update_due
+
+
+def test_a_stopped_clock_keeps_its_due_time_and_raises_nothing() -> None:
+    at = ams("2026-12-01T10:00")
+    clocks = start_clocks(POLICY, Priority.CRITICAL, at)
+    stopped = {name: clock.stop(ams("2026-12-01T11:00")) for name, clock in clocks.items()}
+    assert [clock.due for clock in stopped.values()] == [ams("2026-12-01T14:00")] * 2
+    assert due_timer_events(stopped, set(), ams("2026-12-31T12:00")) == []
+    assert next_timer_at(stopped, set()) is None
+    again = stopped[ClockName.RESPONSE].stop(ams("2026-12-01T12:00"))
+    assert again.stopped_at == ams("2026-12-01T11:00")  # the first stop counts

@@ -361,7 +361,7 @@ async def test_api_schedules_and_cancels_maintenance(client: Client) -> None:
             "end: must be a time with a UTC offset, e.g. 2026-12-02T22:00:00+01:00",
         ),
         ({"end": "2026-12-01T21:00:00+01:00"}, "end", "end must be after start"),
-        ({"services": ["fax"]}, "services", "services.0: must be click2dial or crm"),
+        ({"services": ["fax"]}, "services", "services[0]: must be click2dial or crm"),
         ({"customers": ["nobody"]}, "customers", "unknown customer 'nobody'"),
         ({"reason": ""}, "reason", "reason: must not be empty"),
     ],

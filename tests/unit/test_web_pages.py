@@ -347,7 +347,7 @@ async def test_maintenance_form_without_a_start_names_the_start_label(client: Cl
     ("message", "field", "shown"),
     [
         ("actor: must not be empty", "actor", "Your name: must not be empty"),
-        ("services.0: must be click2dial or crm", "services",
+        ("services[0]: must be click2dial or crm", "services",
          "Services: must be click2dial or crm"),
         ("end must be after start", "end", "End must be after start"),
         ("maintenance must lie outside support hours", "start",

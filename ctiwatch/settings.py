@@ -1,15 +1,17 @@
-"""From configuration to probe targets and the probe context."""
+"""Configuration → core values: the one shell module where ``ctiwatch.config`` meets the core.
+
+The core packages never import ``ctiwatch`` (the import-linter contracts in ``pyproject.toml``);
+what they need of the configuration is built here, as their own plain values.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from classifier.observation import Service, TargetKey
-from probes.base import Clock, ProbeContext, ProbeTarget, random_ids
-
-if TYPE_CHECKING:  # probes read the config's values only; no runtime dependency on ctiwatch
-    from ctiwatch.config import Config, ProbesConfig
+from ctiwatch.config import Config, ProbesConfig
+from probes.base import ProbeContext, ProbeTarget, random_ids
+from sla.clock import Clock
 
 
 def targets_from_config(config: Config) -> list[ProbeTarget]:
@@ -37,6 +39,7 @@ def targets_from_config(config: Config) -> list[ProbeTarget]:
 def context_from_config(
     probes: ProbesConfig, clock: Clock, new_id: Callable[[], str] = random_ids
 ) -> ProbeContext:
+    """The probes' context: the clock, and the timeout and retries of ``probes:``."""
     return ProbeContext(
         clock=clock,
         timeout=probes.timeout.total_seconds(),
