@@ -497,6 +497,80 @@ def test_priority_raise_restarts_the_sla_clocks_from_the_raise() -> None:
     ]
 
 
+# --- sources kept apart ----------------------------------------------------------------------
+
+
+def sourced(
+    service: str, location: str, user: str | None, priority: int, condition: str, source: str
+) -> Any:
+    return scope(service, location, user, priority, condition) | {"source": source}
+
+
+# The agent ams-agent-1 probes acme-ams (alice, bob, carol) at hh:mm:30, half an interval after
+# the central prober. click2dial fails for the agent only, Tue 10:00-12:00: the central rounds
+# answer 201 all along, and interleaved with the agent's 503s they would have hidden them in one
+# shared series. The agent's own rounds 10:00:30, 10:01:30 and 10:02:30 fail for all three (3 s
+# each with the retries): at 10:02:33 every user the agent probes is down -> P1, source the
+# agent. Report 10:02:33: e-mail, SMS and voice to on-call, voice to the support line (inside
+# support hours). Response due 4 support hours later, 14:02:33; acknowledged 10:10 (update due
+# 14:10, escalation stops). The agent's third good round, 12:02:30, clears it: resolved.
+def test_an_outage_seen_only_by_an_agent_opens_a_p1_while_central_sees_200s() -> None:
+    assert without_scope_times(incidents("outage-seen-by-agent-only")) == [
+        incident(
+            number=1,
+            priority=1,
+            opened_at="2026-12-01T10:02:33+01:00",
+            acknowledged_at="2026-12-01T10:10:00+01:00",
+            resolved_at="2026-12-01T12:02:30+01:00",
+            response_due="2026-12-01T14:02:33+01:00",
+            update_due="2026-12-01T14:10:00+01:00",
+            scope=[
+                sourced("click2dial", "acme-ams", None, 1, "location_unavailable", "ams-agent-1")
+            ],
+        )
+    ]
+    assert alerts("outage-seen-by-agent-only") == [
+        ("2026-12-01T10:02:33+01:00", "email", SUPPORT_MAIL, 1, "report"),
+        ("2026-12-01T10:02:33+01:00", "sms", ONCALL, 1, "opened"),
+        ("2026-12-01T10:02:33+01:00", "voice", ONCALL, 1, "opened"),
+        ("2026-12-01T10:02:33+01:00", "voice", SUPPORT_LINE, 1, "opened"),
+        ("2026-12-01T12:02:30+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
+        ("2026-12-01T12:02:30+01:00", "sms", ONCALL, 1, "resolved"),
+    ]
+
+
+# The same outage seen only by the central prober (fault sources: [central]) while the agent at
+# the site gets 201s: the agent's good rounds at hh:mm:30 do not break the central series.
+# Central rounds 10:00, 10:01, 10:02 fail for all three -> P1 at 10:02:03, source central;
+# response due 14:02:03; the third good central round, 12:02:00, resolves it.
+def test_an_outage_seen_only_centrally_opens_a_p1_while_the_agent_sees_200s() -> None:
+    assert without_scope_times(incidents("outage-seen-centrally-only")) == [
+        incident(
+            number=1,
+            priority=1,
+            opened_at="2026-12-01T10:02:03+01:00",
+            acknowledged_at="2026-12-01T10:10:00+01:00",
+            resolved_at="2026-12-01T12:02:00+01:00",
+            response_due="2026-12-01T14:02:03+01:00",
+            update_due="2026-12-01T14:10:00+01:00",
+            scope=[sourced("click2dial", "acme-ams", None, 1, "location_unavailable", "central")],
+        )
+    ]
+    assert alerts("outage-seen-centrally-only") == [
+        ("2026-12-01T10:02:03+01:00", "email", SUPPORT_MAIL, 1, "report"),
+        ("2026-12-01T10:02:03+01:00", "sms", ONCALL, 1, "opened"),
+        ("2026-12-01T10:02:03+01:00", "voice", ONCALL, 1, "opened"),
+        ("2026-12-01T10:02:03+01:00", "voice", SUPPORT_LINE, 1, "opened"),
+        ("2026-12-01T12:02:00+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
+        ("2026-12-01T12:02:00+01:00", "sms", ONCALL, 1, "resolved"),
+    ]
+
+
+def test_scenarios_without_agents_name_no_source() -> None:
+    [item] = output("full-outage-location")["incidents"]
+    assert "source" not in item["scope"][0]
+
+
 # --- the spec's rules, checked on every shipped scenario --------------------------------------
 
 ALL = sorted(path.stem for path in SCENARIOS.glob("*.yaml"))
@@ -679,4 +753,19 @@ def test_faults_naming_unknown_customers_locations_or_users_exit_2(tmp_path: Pat
         "error: faults[0].customer: unknown customer 'initech'",
         "error: faults[1].location: 'acme-rtm' is not a location of customer 'acme'",
         "error: faults[2].users: unknown user 'zoe' at the chosen location(s)",
+    ]
+
+
+def test_agents_and_fault_sources_that_name_nothing_exit_2(tmp_path: Path) -> None:
+    data = VALID | {
+        "agents": [
+            {"id": "ams-agent-1", "locations": ["acme-ams"]},
+            {"id": "ams-agent-1", "locations": ["acme-xyz"]},
+        ],
+        "faults": [FAULT | {"sources": ["central", "rtm-agent-9"]}],
+    }
+    assert invalid(data, tmp_path) == [
+        "error: agents[1].id: duplicate agent id 'ams-agent-1'",
+        "error: agents[1].locations: unknown location 'acme-xyz'",
+        "error: faults[0].sources: unknown source 'rtm-agent-9' (known: ams-agent-1, central)",
     ]
