@@ -217,7 +217,9 @@ class _Runner:
                     text = action.text or "update from the scenario"
                     outcome = monitor.update(action.incident, now, action.by, text)
                 elif action.kind == "resolve":
-                    outcome = monitor.resolve(action.incident, now, action.by)
+                    # A scenario's resolve is a confirmed one (simulate.md): forced.
+                    reason = action.text or "scenario action"
+                    outcome = monitor.resolve(action.incident, now, action.by, reason, force=True)
                 else:
                     outcome = monitor.reopen(action.incident, now, action.by, action.text or "")
             except IncidentError as exc:

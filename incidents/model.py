@@ -17,6 +17,27 @@ class IncidentError(ValueError):
     """A person's action that cannot apply (unknown incident, a second open incident, ...)."""
 
 
+class ConditionsStillHold(IncidentError):
+    """Resolving needs ``force``: conditions in the incident's scope still hold.
+
+    The console asks the person to confirm, the CLI and API ask for ``force``; ``conditions``
+    are those that hold, named in the message.
+    """
+
+    def __init__(self, number: int, conditions: list[Condition]) -> None:
+        self.number = number
+        self.conditions = conditions
+        names = "; ".join(
+            f"{c.service} {c.location}{'/' + c.user if c.user else ''} {c.kind.label}"
+            + (f" (seen by {c.source})" if c.source and c.source != CENTRAL else "")
+            for c in conditions
+        )
+        super().__init__(
+            f"incident {number}: conditions still hold ({names}); resolve with force to "
+            "forget them (a problem that persists opens a new incident)"
+        )
+
+
 class IncidentStatus(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"

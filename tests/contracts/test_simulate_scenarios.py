@@ -571,6 +571,81 @@ def test_scenarios_without_agents_name_no_source() -> None:
     assert "source" not in item["scope"][0]
 
 
+# --- a person's resolve while the outage goes on ---------------------------------------------
+
+
+# click2dial down for alice, bob and carol, Tue 10:00-12:00: P1 at 10:02:03 (as in
+# full-outage-location), nobody acknowledges, so the third line is paged 10 minutes later,
+# 10:12:03 (e-mail, SMS, the support line and on-call by voice: P1 in support hours). Sanne
+# resolves it at 10:30:00 with a reason; the outage still holds, so the resolve is forced (a
+# scenario's resolve is a confirmed one): resolved by a person, the location condition forgotten
+# and its scope entry closed at 10:30:00; resolved alerts (e-mail, SMS). The round of 10:30 has
+# its failures known at 10:30:03, after the resolve, so it is the first of the new series:
+# 10:30, 10:31, 10:32 -> a new P1, incident 2, at 10:32:03 (three rounds after the resolve), its
+# opening naming incident 1. Response due 14:32:03; third line at 10:42:03; the third good round
+# after the outage, 12:02:00, resolves it automatically.
+def test_a_forced_resolve_during_an_outage_is_followed_by_a_new_incident_naming_it() -> None:
+    assert without_scope_times(incidents("forced-resolve-during-outage")) == [
+        incident(
+            number=1,
+            priority=1,
+            opened_at="2026-12-01T10:02:03+01:00",
+            resolved_at="2026-12-01T10:30:00+01:00",
+            resolved_by="person",
+            response_due="2026-12-01T14:02:03+01:00",
+            update_due="2026-12-01T14:02:03+01:00",
+            scope=[scope("click2dial", "acme-ams", None, 1, "location_unavailable")],
+        ),
+        incident(
+            number=2,
+            priority=1,
+            opened_at="2026-12-01T10:32:03+01:00",
+            resolved_at="2026-12-01T12:02:00+01:00",
+            response_due="2026-12-01T14:32:03+01:00",
+            update_due="2026-12-01T14:32:03+01:00",
+            scope=[scope("click2dial", "acme-ams", None, 1, "location_unavailable")],
+        ),
+    ]
+    first, second = output("forced-resolve-during-outage")["incidents"]
+    assert [entry["cleared_at"] for entry in first["scope"]] == ["2026-12-01T10:30:00+01:00"]
+    resolved = [e for e in first["timeline"] if e["kind"] == "resolved"]
+    assert [(e["at"], e["by"]) for e in resolved] == [("2026-12-01T10:30:00+01:00", "Sanne")]
+    assert resolved[0]["detail"].startswith(
+        "resolved by Sanne: customer says it works; forced while still held, forgotten and "
+        "watched anew: click2dial acme-ams location unavailable (P1)"
+    )
+    opened = second["timeline"][0]
+    assert (opened["at"], opened["kind"]) == ("2026-12-01T10:32:03+01:00", "opened")
+    assert opened["detail"].endswith(
+        "; follows incident 1, resolved by Sanne while "
+        "click2dial acme-ams location unavailable still held"
+    )
+    third_line = [SUPPORT_MAIL, ONCALL, SUPPORT_LINE, ONCALL]
+    channels = ["email", "sms", "voice", "voice"]
+    assert alerts("forced-resolve-during-outage") == [
+        ("2026-12-01T10:02:03+01:00", "email", SUPPORT_MAIL, 1, "report"),
+        ("2026-12-01T10:02:03+01:00", "sms", ONCALL, 1, "opened"),
+        ("2026-12-01T10:02:03+01:00", "voice", ONCALL, 1, "opened"),
+        ("2026-12-01T10:02:03+01:00", "voice", SUPPORT_LINE, 1, "opened"),
+        *[
+            ("2026-12-01T10:12:03+01:00", channel, to, 1, "escalated")
+            for channel, to in zip(channels, third_line, strict=True)
+        ],
+        ("2026-12-01T10:30:00+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
+        ("2026-12-01T10:30:00+01:00", "sms", ONCALL, 1, "resolved"),
+        ("2026-12-01T10:32:03+01:00", "email", SUPPORT_MAIL, 2, "report"),
+        ("2026-12-01T10:32:03+01:00", "sms", ONCALL, 2, "opened"),
+        ("2026-12-01T10:32:03+01:00", "voice", ONCALL, 2, "opened"),
+        ("2026-12-01T10:32:03+01:00", "voice", SUPPORT_LINE, 2, "opened"),
+        *[
+            ("2026-12-01T10:42:03+01:00", channel, to, 2, "escalated")
+            for channel, to in zip(channels, third_line, strict=True)
+        ],
+        ("2026-12-01T12:02:00+01:00", "email", SUPPORT_MAIL, 2, "resolved"),
+        ("2026-12-01T12:02:00+01:00", "sms", ONCALL, 2, "resolved"),
+    ]
+
+
 # --- the spec's rules, checked on every shipped scenario --------------------------------------
 
 ALL = sorted(path.stem for path in SCENARIOS.glob("*.yaml"))

@@ -138,3 +138,50 @@ def test_the_users_an_agent_probes_are_those_it_sent_results_for() -> None:
         "ams-agent-1",
     )
     assert "(1 users)" in condition.reason
+
+
+def test_forgotten_conditions_need_their_full_threshold_again() -> None:
+    # A person's forced resolve: the agent's series starts from nothing, unreported as cleared.
+    classifier = Classifier(Thresholds(), TOPOLOGY)
+    interleaved(classifier, 3, agent_fails=("alice",))
+    [condition] = classifier.conditions(T0 + 3 * MIN)
+    classifier.take_changes()
+    classifier.forget([condition.key])
+    assert classifier.conditions(T0 + 3 * MIN) == []
+    assert not classifier.take_changes()
+    for i in range(3, 5):
+        classifier.observe(result("alice", T0 + i * MIN + HALF, False, "ams-agent-1"))
+    assert classifier.conditions(T0 + 5 * MIN) == []
+    classifier.observe(result("alice", T0 + 5 * MIN + HALF, False, "ams-agent-1"))
+    [again] = classifier.conditions(T0 + 6 * MIN)
+    assert (again.key, again.since) == (condition.key, T0 + 5 * MIN + HALF)
+
+
+def test_forgotten_misses_count_only_the_misses_after_the_resolve() -> None:
+    classifier = Classifier(Thresholds(), TOPOLOGY)
+
+    def miss(at: datetime) -> None:
+        classifier.observe(
+            ProbeResult(
+                f"m{next(_ids)}",
+                TargetKey(Service.CRM, "acme", "acme-ams", "bob"),
+                at,
+                True,
+                False,
+                5.0,
+                200,
+                "[CONTACT] (none)",
+            )
+        )
+
+    for i in range(3):
+        miss(T0 + i * MIN)
+    [condition] = classifier.conditions(T0 + 3 * MIN)
+    assert condition.kind is ConditionKind.SOME_MISSES
+    classifier.forget([condition.key])
+    miss(T0 + 4 * MIN)
+    miss(T0 + 5 * MIN)
+    assert classifier.conditions(T0 + 5 * MIN) == []
+    miss(T0 + 6 * MIN)
+    [again] = classifier.conditions(T0 + 6 * MIN)
+    assert (again.kind, again.since) == (ConditionKind.SOME_MISSES, T0 + 6 * MIN)

@@ -11,6 +11,7 @@ import pytest
 from classifier import Classifier, Condition, ConditionKind, ProbeResult, Service, TargetKey
 from classifier.thresholds import Thresholds
 from incidents import (
+    ConditionsStillHold,
     Incident,
     IncidentEngine,
     IncidentError,
@@ -252,6 +253,8 @@ def test_a_person_can_lower_the_priority_with_a_reason(engine: IncidentEngine) -
 
 def test_a_person_resolves_and_stops_every_clock(engine: IncidentEngine) -> None:
     engine.apply([USER_DOWN], MON_14)
+    engine.apply([], local(2026, 11, 30, 14, 50))  # cleared, the recovery not over yet
+    engine.reopen(1, local(2026, 11, 30, 14, 55), "ops")
     [event] = engine.resolve(1, local(2026, 11, 30, 15), "ops", "fixed the trunk")
     assert (event.kind, event.detail) == (K.RESOLVED, "resolved by ops: fixed the trunk")
     incident = engine.incident(1)
@@ -259,16 +262,45 @@ def test_a_person_resolves_and_stops_every_clock(engine: IncidentEngine) -> None
     assert engine.resolve(1, local(2026, 11, 30, 15), "ops") == []
     assert engine.tick(local(2026, 12, 3, 12)) == []
     assert engine.acknowledge(1, local(2026, 11, 30, 16), "ops") == []
+    assert engine.take_forgotten() == []
 
 
-def test_conditions_still_holding_at_a_manual_resolve_open_nothing_until_they_change(
+def test_resolving_while_a_condition_holds_needs_force_and_names_it(
     engine: IncidentEngine,
 ) -> None:
     engine.apply([USER_DOWN], MON_14)
-    engine.resolve(1, local(2026, 11, 30, 15), "ops")
-    assert engine.apply([USER_DOWN], local(2026, 11, 30, 15, 1)) == []
-    events = engine.apply([USER_DOWN, LOCATION_DOWN], local(2026, 11, 30, 15, 2))
+    with pytest.raises(ConditionsStillHold) as caught:
+        engine.resolve(1, local(2026, 11, 30, 15), "ops", "looks fine to me")
+    assert str(caught.value) == (
+        "incident 1: conditions still hold (click2dial acme-ams/alice user unavailable); "
+        "resolve with force to forget them (a problem that persists opens a new incident)"
+    )
+    assert engine.incident(1).is_open
+
+
+def test_a_forced_resolve_forgets_the_conditions_and_their_return_opens_a_new_incident(
+    engine: IncidentEngine,
+) -> None:
+    engine.apply([USER_DOWN], MON_14)
+    [event] = engine.resolve(1, local(2026, 11, 30, 15), "ops", "trunk replaced", force=True)
+    assert event.detail == (
+        "resolved by ops: trunk replaced; forced while still held, forgotten and watched anew: "
+        "click2dial acme-ams/alice user unavailable (P2): " + USER_DOWN.reason
+    )
+    assert engine.take_forgotten() == [USER_DOWN.key]
+    assert engine.incident(1).scope[USER_DOWN.key].cleared_at == local(2026, 11, 30, 15)
+    assert engine.conditions_held() == []
+    # the classifier forgot it too; three failed rounds later it holds again: a new incident
+    events = engine.apply([USER_DOWN], local(2026, 11, 30, 15, 3))
     assert [(e.kind, e.incident) for e in events] == [(K.OPENED, 2)]
+    assert (
+        engine.incident(2)
+        .timeline[0]
+        .detail.endswith(
+            "; follows incident 1, resolved by ops while "
+            "click2dial acme-ams/alice user unavailable still held"
+        )
+    )
 
 
 def test_reopening_gives_fresh_deadlines_from_the_reopening(engine: IncidentEngine) -> None:
