@@ -336,6 +336,7 @@ class IncidentEngine:
     ) -> IncidentEvent:
         old = incident.priority
         incident.priority = priority
+        incident.title = headline(condition)  # in the SLA's words, as a new incident's
         self._restart_clocks(incident, at)
         detail = f"P{int(old)} → P{int(priority)}: {_describe(condition)}"
         incident.note(at, IncidentEventKind.RAISED, detail)

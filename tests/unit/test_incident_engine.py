@@ -577,3 +577,16 @@ def test_after_a_restart_the_same_incident_sees_its_conditions_recover(
     assert [(e.kind, e.incident, e.at) for e in events] == [
         (K.RESOLVED, 1, TUE_09 + timedelta(minutes=22))
     ]
+
+
+def test_a_raise_retitles_the_incident_in_the_words_of_its_new_priority(
+    engine: IncidentEngine,
+) -> None:
+    engine.apply([SOME_MISSES], MON_14)
+    assert (
+        engine.incident(1).title
+        == "CRM integration: calls of carol at acme-ams sometimes unrecognised"
+    )
+    events = engine.apply([SOME_MISSES, USER_DOWN], MON_14 + timedelta(minutes=5))
+    assert kinds_of(events) == [K.SCOPE_GREW, K.RAISED]
+    assert engine.incident(1).title == "Click2Dial unavailable for alice at acme-ams"
