@@ -7,11 +7,13 @@ from classifier.conditions import (
     ConditionKind,
     Rule,
 )
-from classifier.observation import ProbeResult, Service, Source, TargetKey
+from classifier.observation import CALLS, CENTRAL, ProbeResult, Service, Source, TargetKey
 from classifier.rules import Classifier, Topology
 from classifier.thresholds import Thresholds
 
 __all__ = [
+    "CALLS",
+    "CENTRAL",
     "Classifier",
     "Condition",
     "ConditionChanges",

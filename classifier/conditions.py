@@ -61,6 +61,10 @@ class ConditionKey:
 
     Some and frequent misses of one user share a key (rule ``misses``): one condition whose
     priority rises from 3 to 2 as the misses pile up.
+
+    ``source``: for rule ``unavailable``, the source whose own series met the threshold
+    (``central`` or an agent's id), so two sources' conditions on one target are distinct;
+    ``""`` for the degraded and misses rules, which count the calls of every source together.
     """
 
     customer: str
@@ -68,6 +72,7 @@ class ConditionKey:
     location: str
     user: str
     rule: Rule
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,8 @@ class Condition:
     ``reason``: the rule and the numbers that crossed it. ``evidence``: the last few log lines
     of the results behind it (UTC time, location/user, the probe's own evidence).
     ``recovering``: the failing stopped and the recovery period is running.
+    ``source``: who saw it (``central`` or an agent's id) for the unavailable conditions;
+    ``""`` for degraded and misses conditions (every source's calls together).
     """
 
     customer: str
@@ -90,11 +97,12 @@ class Condition:
     reason: str
     evidence: tuple[str, ...] = ()
     recovering: bool = False
+    source: str = ""
 
     @property
     def key(self) -> ConditionKey:
         return ConditionKey(
-            self.customer, self.service, self.location, self.user or "", self.kind.rule
+            self.customer, self.service, self.location, self.user or "", self.kind.rule, self.source
         )
 
 

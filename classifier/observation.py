@@ -13,9 +13,15 @@ class Service(StrEnum):
 
 
 class Source(StrEnum):
+    """The kind of source; ``ProbeResult.source_id`` says which one."""
+
     PROBE = "probe"  # the central scheduler's own probe
     AGENT = "agent"  # a remote probe agent, over MQTT
     CALL = "call"  # a real call event published by the CTI platform
+
+
+CENTRAL = "central"  # the source id of the central prober
+CALLS = "calls"  # the source id of the platform's call events (calls, never rounds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +42,10 @@ class ProbeResult:
     round's own retries. ``recognised``: for a call that was answered, whether the caller was
     matched to a CRM contact (``None`` when no call was answered). A miss is ``ok`` and not
     ``recognised``; it never counts as a failure.
+
+    ``source`` is the kind of source, ``source_id`` which one: ``central`` for the central
+    prober, the agent's id for an agent, ``calls`` for call events. Consecutive-failure
+    series are kept per (target, ``source_id``).
     """
 
     result_id: str
@@ -48,6 +58,7 @@ class ProbeResult:
     evidence: str
     source: Source = Source.PROBE
     attempts: int = 1
+    source_id: str = CENTRAL
 
     @property
     def is_call(self) -> bool:

@@ -7,8 +7,17 @@ and memory per target is bounded (counters, a few evidence lines, fixed-size buc
 How the rules are read (defaults in brackets, all from ``Thresholds``):
 
 Rounds. A result from the probes or an agent (``Source.PROBE``/``AGENT``) is one round of its
-target; ``ok`` false is a failed round. A miss is ``ok``: a good round. Real call events
-(``Source.CALL``) never count as rounds, only as calls.
+target for its source; ``ok`` false is a failed round. A miss is ``ok``: a good round. Real call
+events (``Source.CALL``) never count as rounds, only as calls.
+
+Sources. The consecutive-failure rules count per source (``ProbeResult.source_id``): the
+central prober and each agent keep their own series per user and their own location state, so
+one source's good rounds never break another's run of failures. The users a source probes at a
+location are every user of the location for the central prober, and for an agent the users it
+has sent results for (its first result for a user adds the user). Unavailable conditions name
+their source (``Condition.source``, part of the key); the reason says "seen by <agent>" for an
+agent. An agent that goes silent keeps its series as they were: its conditions change only
+through its fresh results. The recognition and miss-count rules count every source's calls.
 
 User unavailable (P2). A user is down once it has ``failed_rounds`` [3] consecutive failed
 rounds (``since`` = that third round). It stays down, and the condition holds (``recovering``
@@ -49,7 +58,11 @@ the clock without a result; ``next_change_at()`` says when time alone can change
 Results for targets outside the topology or services are ignored.
 
 Restart. The state is in memory; after a restart, ``resume(engine.conditions_held(), now)``
-takes back the conditions of the restored incidents so that their recovery is still seen.
+takes back the conditions of the restored incidents (into the series of the source that saw
+them) so that their recovery is still seen.
+
+A person's resolve. ``forget(keys)`` starts the series behind those conditions again from
+nothing (see its docstring): a problem that persists makes its condition again.
 """
 
 from __future__ import annotations
@@ -68,7 +81,7 @@ from classifier.conditions import (
     ConditionKind,
     Rule,
 )
-from classifier.observation import ProbeResult, Service, Source, TargetKey
+from classifier.observation import CENTRAL, ProbeResult, Service, Source, TargetKey
 from classifier.thresholds import Thresholds
 from classifier.windows import MinuteCounts, RecentInstants
 
@@ -93,6 +106,11 @@ def _log_line(location: str, line: _Line) -> str:
     return f"{at.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ} {location}/{user} {evidence}"
 
 
+def _seen_by(source: str) -> str:
+    """Words naming the source in a reason; none for the central prober (as before sources)."""
+    return "" if source == CENTRAL else f" seen by {source}"
+
+
 def _window_words(window: timedelta) -> str:
     if window == timedelta(hours=1):
         return "hour"
@@ -103,25 +121,21 @@ def _window_words(window: timedelta) -> str:
 
 
 class _Location:
-    """One service at one location of one customer."""
+    """One service at one location of one customer: what every source's calls share."""
 
     __slots__ = (
-        "almost",
+        "central",
         "counts",
         "customer",
         "degraded",
         "degraded_key",
-        "down",
-        "failing_down",
+        "groups",
         "healthy_since",
-        "held",
         "location",
-        "location_down",
         "miss_lines",
         "rate_timer",
         "service",
         "targets",
-        "unavailable_key",
     )
 
     def __init__(self, customer: str, service: Service, location: str) -> None:
@@ -129,12 +143,8 @@ class _Location:
         self.service = service
         self.location = location
         self.targets: list[_Target] = []
-        self.down = 0  # users down (failing or recovering)
-        self.failing_down = 0  # users down whose last round failed
-        self.almost = 0  # users not down, one failed round short of it
-        self.held: set[_Target] = set()  # users down whose condition waits for the round
-        self.location_down = False
-        self.unavailable_key = ConditionKey(customer, service, location, "", Rule.UNAVAILABLE)
+        self.central = _Group(self, CENTRAL)
+        self.groups: dict[str, _Group] = {CENTRAL: self.central}
         self.degraded_key = ConditionKey(customer, service, location, "", Rule.DEGRADED)
         self.counts: MinuteCounts | None = None
         self.degraded = False
@@ -143,8 +153,70 @@ class _Location:
         self.miss_lines: deque[_Line] = deque(maxlen=EVIDENCE_LINES)
 
 
+class _Group:
+    """One source's consecutive-failure state at one location (of one service).
+
+    ``members``: the users this source probes there (every user of the location for the
+    central prober; for an agent, the users it has sent results for).
+    """
+
+    __slots__ = (
+        "almost",
+        "down",
+        "failing_down",
+        "held",
+        "location_down",
+        "members",
+        "place",
+        "source",
+        "unavailable_key",
+    )
+
+    def __init__(self, place: _Location, source: str) -> None:
+        self.place = place
+        self.source = source
+        self.members: list[_Series] = []
+        self.down = 0  # users down (failing or recovering)
+        self.failing_down = 0  # users down whose last round failed
+        self.almost = 0  # users not down, one failed round short of it
+        self.held: set[_Series] = set()  # users down whose condition waits for the round
+        self.location_down = False
+        self.unavailable_key = ConditionKey(
+            place.customer, place.service, place.location, "", Rule.UNAVAILABLE, source
+        )
+
+
 class _Target:
-    """One user of one service at one location."""
+    """One user of one service at one location: its misses (every source's calls)."""
+
+    __slots__ = (
+        "central",
+        "group",
+        "last_miss_at",
+        "miss_lines",
+        "miss_timer",
+        "misses",
+        "misses_key",
+        "series",
+        "user",
+    )
+
+    def __init__(self, group: _Location, user: str, miss_capacity: int) -> None:
+        self.group = group
+        self.user = user
+        self.misses = RecentInstants(miss_capacity)
+        self.miss_lines: deque[_Line] = deque(maxlen=_PER_TARGET_LINES)
+        self.last_miss_at: datetime | None = None
+        self.miss_timer = False
+        self.misses_key = ConditionKey(
+            group.customer, group.service, group.location, user, Rule.MISSES
+        )
+        self.central = _Series(self, group.central)
+        self.series: dict[str, _Series] = {CENTRAL: self.central}
+
+
+class _Series:
+    """One source's consecutive rounds of one user."""
 
     __slots__ = (
         "down",
@@ -153,30 +225,28 @@ class _Target:
         "failures",
         "goods",
         "group",
-        "last_miss_at",
-        "miss_lines",
-        "miss_timer",
-        "misses",
-        "misses_key",
+        "target",
         "unavailable_key",
-        "user",
     )
 
-    def __init__(self, group: _Location, user: str, miss_capacity: int) -> None:
+    def __init__(self, target: _Target, group: _Group) -> None:
+        self.target = target
         self.group = group
-        self.user = user
         self.failures = 0
         self.goods = 0
         self.down = False
         self.down_since: datetime | None = None
         self.fail_lines: deque[_Line] = deque(maxlen=_PER_TARGET_LINES)
-        self.misses = RecentInstants(miss_capacity)
-        self.miss_lines: deque[_Line] = deque(maxlen=_PER_TARGET_LINES)
-        self.last_miss_at: datetime | None = None
-        self.miss_timer = False
-        key = (group.customer, group.service, group.location, user)
-        self.unavailable_key = ConditionKey(*key, Rule.UNAVAILABLE)
-        self.misses_key = ConditionKey(*key, Rule.MISSES)
+        place = group.place
+        self.unavailable_key = ConditionKey(
+            place.customer,
+            place.service,
+            place.location,
+            target.user,
+            Rule.UNAVAILABLE,
+            group.source,
+        )
+        group.members.append(self)
 
 
 class Classifier:
@@ -226,11 +296,15 @@ class Classifier:
         target = self._targets.get(result.target)
         if target is not None:
             ok = result.ok
-            # A good round of a user that is up, with no failure to forget and nobody held,
-            # changes nothing: the usual case, decided without the bookkeeping.
-            quiet = ok and not target.failures and not target.down and not target.group.held
-            if result.source is not Source.CALL and not quiet:
-                self._round(target, result)
+            if result.source is not Source.CALL:
+                source = result.source_id
+                series = target.central if source == CENTRAL else target.series.get(source)
+                if series is None:
+                    series = self._new_series(target, source)
+                # A good round of a user that is up, with no failure to forget and nobody
+                # held, changes nothing: the usual case, decided without the bookkeeping.
+                if not ok or series.failures or series.down or series.group.held:
+                    self._round(series, result)
             if ok and result.recognised is not None:
                 self._call(target, result)
         return self.version != version
@@ -257,34 +331,38 @@ class Classifier:
         """Hold again the conditions that held before a restart (``engine.conditions_held()``).
 
         They are not reported as started (the engine knows them); the recovery rules run on
-        them as on any other: a user or location is down until ``recovery_rounds`` good rounds,
-        a degraded location is judged from the calls seen from now on, and a miss condition
-        clears ``miss_quiet_period`` after ``now`` unless a new miss arrives.
+        them as on any other: a user or location is down until ``recovery_rounds`` good rounds
+        of the source that saw it, a degraded location is judged from the calls seen from now
+        on, and a miss condition clears ``miss_quiet_period`` after ``now`` unless a new miss
+        arrives. An unavailable condition without a source (stored before sources) is the
+        central prober's; an agent's location condition covers every user of the location.
         """
         self._advance(now)
         for condition in conditions:
-            group = self._groups.get((condition.customer, condition.service, condition.location))
-            if group is None:
+            place = self._groups.get((condition.customer, condition.service, condition.location))
+            if place is None:
                 continue
             kind = condition.kind
+            if kind.rule is Rule.UNAVAILABLE and not condition.source:
+                condition = replace(condition, source=CENTRAL)
             if kind is ConditionKind.LOCATION_UNAVAILABLE:
-                for member in group.targets:
-                    self._assume_down(member, condition.since)
-                group.location_down = True
+                for member in place.targets:
+                    self._assume_down(self._series_of(member, condition.source), condition.since)
+                place.groups[condition.source].location_down = True
             elif kind is ConditionKind.LOCATION_DEGRADED:
-                group.degraded = True
-                group.healthy_since = None
-                if group.counts is None:
-                    group.counts = MinuteCounts(self._minutes)
-                if not group.rate_timer:
-                    group.rate_timer = True
-                    self._schedule(_minute_start(_minute(now) + 1), group)
+                place.degraded = True
+                place.healthy_since = None
+                if place.counts is None:
+                    place.counts = MinuteCounts(self._minutes)
+                if not place.rate_timer:
+                    place.rate_timer = True
+                    self._schedule(_minute_start(_minute(now) + 1), place)
             else:
-                target = next((t for t in group.targets if t.user == condition.user), None)
+                target = next((t for t in place.targets if t.user == condition.user), None)
                 if target is None:
                     continue
                 if kind is ConditionKind.USER_UNAVAILABLE:
-                    self._assume_down(target, condition.since)
+                    self._assume_down(self._series_of(target, condition.source), condition.since)
                 else:
                     target.last_miss_at = max(now, target.last_miss_at or now)
                     if not target.miss_timer:
@@ -292,17 +370,84 @@ class Classifier:
                         self._schedule(target.last_miss_at + self._t.miss_quiet_period, target)
             self._active[condition.key] = condition
 
-    def _assume_down(self, target: _Target, since: datetime) -> None:
-        if target.down:
-            return
-        group = target.group
+    def forget(self, keys: Iterable[ConditionKey]) -> None:
+        """Start the series behind these conditions again from nothing (a person's resolve).
+
+        Unavailable: the source's consecutive rounds of the user (or of every user it probes
+        at the location) restart at zero: 3 more failed rounds make the condition again.
+        Degraded: the location's recognition window restarts empty (the calls of the last hour
+        are forgotten; at least ``degraded_min_calls`` new calls make it again). Misses: the
+        user's misses are forgotten (``some_misses`` new misses in the window make it again).
+        The conditions are dropped without being reported as cleared: the engine forgot them.
+        """
+        for key in keys:
+            place = self._groups.get((key.customer, key.service, key.location))
+            if place is None:
+                continue
+            if key.rule is Rule.UNAVAILABLE:
+                group = place.groups.get(key.source or CENTRAL)
+                if group is None:
+                    continue
+                for series in group.members:
+                    if not key.user or series.target.user == key.user:
+                        self._reset_series(series)
+                if not key.user:
+                    group.location_down = False
+                    group.held.clear()
+            elif key.rule is Rule.DEGRADED:
+                place.counts = None
+                place.degraded = False
+                place.healthy_since = None
+                place.miss_lines.clear()
+            else:
+                for target in place.targets:
+                    if target.user == key.user:
+                        target.misses = RecentInstants(self._t.frequent_misses)
+                        target.last_miss_at = None
+                        target.miss_lines.clear()
+            self._active.pop(key, None)
+            self._pending.pop(key, None)
+
+    def _reset_series(self, series: _Series) -> None:
+        group = series.group
         short = self._t.failed_rounds - 1
-        if short and target.failures == short:
+        if series.down:
+            group.down -= 1
+            if not series.goods:
+                group.failing_down -= 1
+        elif short and series.failures == short:
             group.almost -= 1
-        target.down = True
-        target.down_since = since
-        target.failures = max(target.failures, self._t.failed_rounds)
-        target.goods = 0
+        series.failures = series.goods = 0
+        series.down = False
+        series.down_since = None
+        series.fail_lines.clear()
+        group.held.discard(series)
+
+    def _series_of(self, target: _Target, source: str) -> _Series:
+        series = target.series.get(source)
+        return series if series is not None else self._new_series(target, source)
+
+    @staticmethod
+    def _new_series(target: _Target, source: str) -> _Series:
+        """A source's first result for a user: the user joins what that source probes."""
+        place = target.group
+        group = place.groups.get(source)
+        if group is None:
+            group = place.groups[source] = _Group(place, source)
+        series = target.series[source] = _Series(target, group)
+        return series
+
+    def _assume_down(self, series: _Series, since: datetime) -> None:
+        if series.down:
+            return
+        group = series.group
+        short = self._t.failed_rounds - 1
+        if short and series.failures == short:
+            group.almost -= 1
+        series.down = True
+        series.down_since = since
+        series.failures = max(series.failures, self._t.failed_rounds)
+        series.goods = 0
         group.down += 1
         group.failing_down += 1
 
@@ -345,136 +490,142 @@ class Classifier:
             else:
                 self._rate_timer(subject, due)
 
-    # --- failures -----------------------------------------------------------------------------
+    # --- failures (per source) ----------------------------------------------------------------
 
-    def _round(self, target: _Target, result: ProbeResult) -> None:
-        group = target.group
-        if group.held and target in group.held:
+    def _round(self, series: _Series, result: ProbeResult) -> None:
+        group = series.group
+        if group.held and series in group.held:
             self._release(group)  # a held user's next round: its condition waits no longer
-        if self._count(target, result):
-            self._settle(group, target, result.at)
+        if self._count(series, result):
+            self._settle(group, series, result.at)
         if group.held and not self._looks_location_wide(group):
             self._release(group)
 
-    def _count(self, target: _Target, result: ProbeResult) -> bool:
-        """Update the counters of one round; True when the target went down, up or recovering."""
-        group = target.group
+    def _count(self, series: _Series, result: ProbeResult) -> bool:
+        """Update the counters of one round; True when the user went down, up or recovering."""
+        group = series.group
         short = self._t.failed_rounds - 1  # failures of a user one round short of down
         if result.ok:
-            if short and not target.down and target.failures == short:
+            if short and not series.down and series.failures == short:
                 group.almost -= 1
-            target.failures = 0
-            if not target.down:
+            series.failures = 0
+            if not series.down:
                 return False
-            target.goods += 1
-            if target.goods == 1:
+            series.goods += 1
+            if series.goods == 1:
                 group.failing_down -= 1
-            if target.goods >= self._t.recovery_rounds:
-                target.down = False
-                target.goods = 0
+            if series.goods >= self._t.recovery_rounds:
+                series.down = False
+                series.goods = 0
                 group.down -= 1
             return True
-        target.failures += 1
-        target.fail_lines.append((result.at, target.user, result.evidence))
-        if target.down:
-            if not target.goods:
+        series.failures += 1
+        series.fail_lines.append((result.at, series.target.user, result.evidence))
+        if series.down:
+            if not series.goods:
                 return False  # still failing: nothing changes
-            target.goods = 0
+            series.goods = 0
             group.failing_down += 1
             return True
-        if target.failures > short:
+        if series.failures > short:
             if short:
                 group.almost -= 1
-            target.down = True
-            target.down_since = result.at
+            series.down = True
+            series.down_since = result.at
             group.down += 1
             group.failing_down += 1
             return True
-        if target.failures == short:
+        if series.failures == short:
             group.almost += 1
         return False
 
-    def _looks_location_wide(self, group: _Location) -> bool:
+    @staticmethod
+    def _looks_location_wide(group: _Group) -> bool:
         """Every user is down and failing, or one failed round short of it."""
-        return group.almost > 0 and group.failing_down + group.almost == len(group.targets)
+        return group.almost > 0 and group.failing_down + group.almost == len(group.members)
 
-    def _release(self, group: _Location) -> None:
+    def _release(self, group: _Group) -> None:
         held, group.held = group.held, set()
         if not group.location_down:
-            for member in group.targets:
+            for member in group.members:
                 if member in held and member.down:
                     self._put(self._user_condition(member))
 
-    def _settle(self, group: _Location, target: _Target, at: datetime) -> None:
+    def _settle(self, group: _Group, series: _Series, at: datetime) -> None:
+        members = len(group.members)
         if group.location_down:
             if group.down == 0:
                 group.location_down = False
                 self._drop(group.unavailable_key)
-            elif group.down == len(group.targets) or group.failing_down == 0:
+            elif group.down == members or group.failing_down == 0:
                 self._show(group.unavailable_key, recovering=group.failing_down == 0)
             else:
                 group.location_down = False
                 self._drop(group.unavailable_key)
-                for member in group.targets:
+                for member in group.members:
                     if member.down:
                         self._put(self._user_condition(member))
             return
-        if group.failing_down == len(group.targets):
+        if group.failing_down == members:
             group.location_down = True
             group.held.clear()
-            for member in group.targets:
+            for member in group.members:
                 self._drop(member.unavailable_key)
             self._put(self._location_condition(group, at))
             return
-        if not target.down:
-            self._drop(target.unavailable_key)
-        elif target.unavailable_key in self._active:
-            self._show(target.unavailable_key, recovering=target.goods > 0)
+        if not series.down:
+            self._drop(series.unavailable_key)
+        elif series.unavailable_key in self._active:
+            self._show(series.unavailable_key, recovering=series.goods > 0)
         elif self._looks_location_wide(group):
-            group.held.add(target)
+            group.held.add(series)
         else:
-            self._put(self._user_condition(target))
+            self._put(self._user_condition(series))
 
-    def _user_condition(self, target: _Target) -> Condition:
-        group = target.group
-        lines = tuple(_log_line(group.location, line) for line in target.fail_lines)
-        last = target.fail_lines[-1][2] if target.fail_lines else "no answer"
-        assert target.down_since is not None
+    def _user_condition(self, series: _Series) -> Condition:
+        place, source = series.group.place, series.group.source
+        user = series.target.user
+        lines = tuple(_log_line(place.location, line) for line in series.fail_lines)
+        last = series.fail_lines[-1][2] if series.fail_lines else "no answer"
+        assert series.down_since is not None
         return Condition(
-            customer=group.customer,
-            service=group.service,
-            location=group.location,
-            user=target.user,
+            customer=place.customer,
+            service=place.service,
+            location=place.location,
+            user=user,
             kind=ConditionKind.USER_UNAVAILABLE,
             priority=ConditionKind.USER_UNAVAILABLE.priority,
-            since=target.down_since,
+            since=series.down_since,
             reason=(
-                f"{self._t.failed_rounds} consecutive failed rounds for {target.user} "
-                f"at {group.location}: {last}"
+                f"{self._t.failed_rounds} consecutive failed rounds{_seen_by(source)} "
+                f"for {user} at {place.location}: {last}"
             ),
             evidence=lines,
-            recovering=target.goods > 0,
+            recovering=series.goods > 0,
+            source=source,
         )
 
-    def _location_condition(self, group: _Location, at: datetime) -> Condition:
+    def _location_condition(self, group: _Group, at: datetime) -> Condition:
+        place, source = group.place, group.source
         latest = sorted(
-            (member.fail_lines[-1] for member in group.targets if member.fail_lines),
+            (member.fail_lines[-1] for member in group.members if member.fail_lines),
             key=lambda line: line[0],
         )[-EVIDENCE_LINES:]
         last = latest[-1][2] if latest else "no answer"
         return Condition(
-            customer=group.customer,
-            service=group.service,
-            location=group.location,
+            customer=place.customer,
+            service=place.service,
+            location=place.location,
             user=None,
             kind=ConditionKind.LOCATION_UNAVAILABLE,
             priority=ConditionKind.LOCATION_UNAVAILABLE.priority,
             since=at,
             reason=(
-                f"{self._t.failed_rounds} consecutive failed rounds for every user at "
-                f"{group.location} ({len(group.targets)} users): {last}"
+                f"{self._t.failed_rounds} consecutive failed rounds{_seen_by(source)} for every "
+                f"user at {place.location} ({len(group.members)} users): {last}"
             ),
-            evidence=tuple(_log_line(group.location, line) for line in latest),
+            evidence=tuple(_log_line(place.location, line) for line in latest),
+            source=source,
         )
 
     # --- calls: recognition rate and misses ---------------------------------------------------

@@ -187,8 +187,16 @@ class Monitor:
             outcome.extend(self._raised(self.engine.incident(number), before, now))
         return outcome
 
-    def resolve(self, number: int, now: datetime, actor: str) -> Outcome:
-        return self._handle(self.engine.resolve(number, now, actor), now)
+    def resolve(
+        self, number: int, now: datetime, actor: str, reason: str = "", force: bool = False
+    ) -> Outcome:
+        """A person resolves incident ``number``. While conditions in its scope still hold
+        this raises ``ConditionsStillHold`` unless ``force``; forced, the classifier forgets
+        them (their series start again from nothing), so a problem that persists opens a new
+        incident naming this one."""
+        events = self.engine.resolve(number, now, actor, reason, force)
+        self.classifier.forget(self.engine.take_forgotten())
+        return self._handle(events, now)
 
     def reopen(self, number: int, now: datetime, actor: str, text: str = "") -> Outcome:
         return self._handle(self.engine.reopen(number, now, actor, text), now)

@@ -17,11 +17,13 @@ from ctiwatch.config import (
     ConfigError,
     CustomerConfig,
     Duration,
+    Identifier,
     PhoneNumber,
     Strict,
     load_yaml,
 )
 from ctiwatch.errors import describe_errors
+from ctiwatch.simulator.faults import SCENARIO_CONTEXT, FaultSpec, reference_errors
 
 
 def _aware(value: datetime) -> datetime:
@@ -30,28 +32,11 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
-class FaultSpec(Strict):
-    service: Service
-    customer: str | None = None
-    location: str | None = None
-    users: list[str] | None = None
-    from_: datetime = Field(alias="from")
-    to: datetime
-    kind: Literal["outage", "unrecognized", "slow"]
-    rate: float | None = Field(default=None, gt=0, le=1)
-    latency: Duration | None = None
+class AgentSpec(Strict):
+    """A remote probe agent in a scenario: it probes every user of its locations."""
 
-    _aware = field_validator("from_", "to")(_aware)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> FaultSpec:
-        if self.to <= self.from_:
-            raise ValueError("'to' must be after 'from'")
-        if self.kind == "unrecognized" and self.rate is None:
-            raise ValueError("rate: is required for kind 'unrecognized'")
-        if self.kind == "slow" and self.latency is None:
-            raise ValueError("latency: is required for kind 'slow'")
-        return self
+    id: Identifier
+    locations: list[str] = Field(min_length=1)
 
 
 class MaintenanceSpec(Strict):
@@ -113,6 +98,7 @@ class Scenario(Strict):
     probe_interval: Duration | None = None
     customers: list[CustomerConfig] | None = None
     faults: list[FaultSpec] = Field(default_factory=list)
+    agents: list[AgentSpec] = Field(default_factory=list)
     maintenance: list[MaintenanceSpec] = Field(default_factory=list)
     actions: list[ActionSpec] = Field(default_factory=list)
     oncall: list[PhoneNumber] | None = None
@@ -133,31 +119,26 @@ class Scenario(Strict):
 
 
 def check_references(scenario: Scenario, customers: list[CustomerConfig]) -> list[str]:
-    """Faults and maintenance must name customers, locations and users that exist."""
+    """Faults, agents and maintenance must name customers, locations, users and agents that
+    exist; agent ids must be unique."""
     errors: list[str] = []
     by_id = {c.id: c for c in customers}
+    places = [(c.id, loc.id, u.id) for c in customers for loc in c.locations for u in loc.users]
+    all_locations = {loc.id for c in customers for loc in c.locations}
+    seen: set[str] = set()
+    for index, agent in enumerate(scenario.agents):
+        if agent.id in seen:
+            errors.append(f"agents[{index}].id: duplicate agent id {agent.id!r}")
+        seen.add(agent.id)
+        for location in agent.locations:
+            if location not in all_locations:
+                errors.append(f"agents[{index}].locations: unknown location {location!r}")
     for index, fault in enumerate(scenario.faults):
-        where = f"faults[{index}]"
-        chosen = [by_id[fault.customer]] if fault.customer in by_id else list(by_id.values())
-        if fault.customer is not None and fault.customer not in by_id:
-            errors.append(f"{where}.customer: unknown customer {fault.customer!r}")
-            continue
-        locations = [loc for c in chosen for loc in c.locations]
-        if fault.location is not None:
-            locations = [loc for loc in locations if loc.id == fault.location]
-            if not locations:
-                owner = f"customer {fault.customer!r}" if fault.customer else "any customer"
-                errors.append(f"{where}.location: {fault.location!r} is not a location of {owner}")
-                continue
-        known_users = {u.id for loc in locations for u in loc.users}
-        for user in fault.users or []:
-            if user not in known_users:
-                errors.append(f"{where}.users: unknown user {user!r} at the chosen location(s)")
+        errors += [f"faults[{index}].{e}" for e in reference_errors(fault, places, seen)]
     for index, window in enumerate(scenario.maintenance):
         for customer in window.customers or []:
             if customer not in by_id:
                 errors.append(f"maintenance[{index}].customers: unknown customer {customer!r}")
-        all_locations = {loc.id for c in customers for loc in c.locations}
         for location in window.locations or []:
             if location not in all_locations:
                 errors.append(f"maintenance[{index}].locations: unknown location {location!r}")
@@ -171,7 +152,7 @@ def scenario_from_data(data: Any) -> Scenario:
     if not isinstance(data, dict):
         raise ConfigError(["the scenario must be a mapping (start, duration, faults, ...)"])
     try:
-        return Scenario.model_validate(data)
+        return Scenario.model_validate(data, context=SCENARIO_CONTEXT)
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc, data)) from exc
 

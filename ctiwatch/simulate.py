@@ -16,7 +16,7 @@ import contextlib
 import gc
 import math
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,10 +27,13 @@ from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock, LoopClock, run_in_virtual_time
 from ctiwatch.config import Config, ConfigError
 from ctiwatch.monitor import Monitor, Outcome
+from ctiwatch.mqtt.ingest import AgentTracker, Receiver
+from ctiwatch.mqtt.schema import encode_results
+from ctiwatch.mqtt.topics import Topics
 from ctiwatch.scenario import ActionSpec, Scenario, check_references
 from ctiwatch.settings import context_from_config, targets_from_config
 from ctiwatch.simulator.core import SimulatorCore, users_from_topology
-from ctiwatch.simulator.faults import Fault, FaultKind, FaultPlan
+from ctiwatch.simulator.faults import FaultPlan
 from ctiwatch.simulator.transport import SimulatorTransport
 from ctiwatch.sla_policy import policy_from_config
 from ctiwatch.timefmt import iso_local
@@ -79,6 +82,9 @@ class SimulationResult:
     # The zone times are shown in: the SLA calendar's (Europe/Amsterdam by default), the same
     # that ``ctiwatch sla deadlines`` prints in.
     zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Amsterdam"))
+    # Scope entries name their source only when the scenario has agents: the outputs of
+    # scenarios without agents stay as they were before sources were kept apart.
+    with_sources: bool = False
 
 
 def scenario_config(config: Config, scenario: Scenario) -> Config:
@@ -94,18 +100,7 @@ def scenario_config(config: Config, scenario: Scenario) -> Config:
 
 def fault_plan(scenario: Scenario) -> FaultPlan:
     return FaultPlan(
-        Fault(
-            id=f"scenario-{index + 1}",
-            service=spec.service,
-            kind=FaultKind(spec.kind),
-            customer=spec.customer,
-            location=spec.location,
-            users=frozenset(spec.users) if spec.users is not None else None,
-            rate=spec.rate if spec.rate is not None else 1.0,
-            latency=spec.latency.total_seconds() if spec.latency is not None else 0.0,
-            start=spec.from_.astimezone(UTC),
-            end=spec.to.astimezone(UTC),
-        )
+        spec.fault(scenario.start.astimezone(UTC), f"scenario-{index + 1}")
         for index, spec in enumerate(scenario.faults)
     )
 
@@ -152,6 +147,51 @@ class _Runner:
         self.results += len(batch)
         self._record(self.monitor.observe(batch, self.clock.now()))
 
+    def agent_sink(self, agent: str, receiver: Receiver) -> Callable[[list[ProbeResult]], None]:
+        """Where an agent's rounds go: encoded and received as its MQTT batches would be
+        (the ingestion's own validation and deduplication), then into the monitor."""
+        topic = Topics(self.config.mqtt.topic_prefix).results(agent)
+
+        def sink(batch: list[ProbeResult]) -> None:
+            now = self.clock.now()
+            intake = receiver.receive(topic, encode_results(agent, now, batch), now)
+            if intake.results:
+                self.on_results(intake.results)
+
+        return sink
+
+    def agent_schedulers(self, core: SimulatorCore) -> list[Scheduler]:
+        """One scheduler per scenario agent, probing its locations' users over its own
+        transport (the simulator answers per requester), with its own result ids."""
+        config, scenario = self.config, self.scenario
+        if not scenario.agents:
+            return []
+        receiver = Receiver(
+            config.topology,
+            Topics(config.mqtt.topic_prefix),
+            AgentTracker(config.probes.interval),
+        )
+        targets = targets_from_config(config)
+        schedulers = []
+        for agent in scenario.agents:
+            wanted = set(agent.locations)
+            transport = SimulatorTransport(
+                core, self.clock, random.Random(f"{scenario.seed}:{agent.id}"), source=agent.id
+            )
+            schedulers.append(
+                Scheduler(
+                    [t for t in targets if t.key.location in wanted],
+                    transport,
+                    context_from_config(config.probes, self.clock, sequential_ids(f"{agent.id}:")),
+                    interval=config.probes.interval,
+                    on_results=self.agent_sink(agent.id, receiver),
+                    concurrency=max(1, len(wanted) * 1000),
+                    spread=False,
+                    deadline=math.inf,
+                )
+            )
+        return schedulers
+
     async def timers(self) -> None:
         """Sleep exactly until the monitor's next due instant, or until something changed."""
         while True:
@@ -179,7 +219,9 @@ class _Runner:
                     text = action.text or "update from the scenario"
                     outcome = monitor.update(action.incident, now, action.by, text)
                 elif action.kind == "resolve":
-                    outcome = monitor.resolve(action.incident, now, action.by)
+                    # A scenario's resolve is a confirmed one (simulate.md): forced.
+                    reason = action.text or "scenario action"
+                    outcome = monitor.resolve(action.incident, now, action.by, reason, force=True)
                 else:
                     outcome = monitor.reopen(action.incident, now, action.by, action.text or "")
             except IncidentError as exc:
@@ -213,6 +255,10 @@ class _Runner:
             asyncio.create_task(self.timers()),
             asyncio.create_task(self.actions(scenario.actions)),
         ]
+        # Agents' rounds start half an interval after the central prober's (simulate.md).
+        agents_start = start + config.probes.interval / 2
+        for agent_scheduler in self.agent_schedulers(core):
+            tasks.append(asyncio.create_task(agent_scheduler.run(start=agents_start, until=end)))
         ending = asyncio.create_task(self.clock.sleep_until(end))
         try:
             waiting = {ending, *tasks}
@@ -233,6 +279,7 @@ class _Runner:
             self.results,
             self.notes,
             ZoneInfo(self.config.sla.timezone),
+            with_sources=bool(scenario.agents),
         )
 
 
@@ -263,7 +310,9 @@ def run_simulation(config: Config, scenario: Scenario) -> SimulationResult:
 _AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
-def incident_json(incident: Incident, zone: ZoneInfo = _AMSTERDAM) -> dict[str, Any]:
+def incident_json(
+    incident: Incident, zone: ZoneInfo = _AMSTERDAM, with_sources: bool = False
+) -> dict[str, Any]:
     def _local(at: datetime | None) -> str | None:
         return iso_local(at, zone)
 
@@ -294,6 +343,7 @@ def incident_json(incident: Incident, zone: ZoneInfo = _AMSTERDAM) -> dict[str, 
                 "joined_at": _local(entry.joined_at),
                 "cleared_at": _local(entry.cleared_at),
             }
+            | ({"source": entry.source} if with_sources else {})
             for entry in scope
         ],
         "timeline": [
@@ -308,7 +358,7 @@ def result_json(result: SimulationResult) -> dict[str, Any]:
     zone = result.zone
     incidents = sorted(result.incidents, key=lambda i: i.number)
     return {
-        "incidents": [incident_json(incident, zone) for incident in incidents],
+        "incidents": [incident_json(incident, zone, result.with_sources) for incident in incidents],
         "alerts": [
             {
                 "at": iso_local(alert.at, zone),

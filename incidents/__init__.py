@@ -2,6 +2,7 @@
 
 from incidents.engine import IncidentEngine
 from incidents.model import (
+    ConditionsStillHold,
     Incident,
     IncidentError,
     IncidentEvent,
@@ -14,6 +15,7 @@ from incidents.model import (
 )
 
 __all__ = [
+    "ConditionsStillHold",
     "Incident",
     "IncidentEngine",
     "IncidentError",

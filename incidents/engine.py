@@ -19,8 +19,13 @@ Rules (``classification.md`` and ``sla.md``):
   ``open_question`` (a P4, not automatic). An action that does not apply in the incident's state
   (acknowledging twice, resolving a resolved incident) changes nothing and returns no events; an
   unknown incident, or reopening while the customer has another open automatic incident, raises
-  ``IncidentError``. Conditions that still hold when a person resolves the incident stay settled
-  with it: they open nothing new until they clear, unless their priority rises.
+  ``IncidentError``.
+- A person's resolve while conditions in the scope still hold raises ``ConditionsStillHold``
+  unless ``force``: forced, those conditions are forgotten (their scope entries close at the
+  resolve; ``take_forgotten()`` gives their keys for ``Classifier.forget``, which starts their
+  series again from nothing). A forgotten condition that meets its threshold again opens a new
+  incident (or joins the customer's open one) whose timeline names the incident resolved before.
+  A person's resolve never leaves a live problem unwatched.
 - Maintenance: a new condition covered by an active window opens nothing and joins nothing; it
   is reported once (``maintenance_suppressed``, ``incident`` None) and listed by
   ``in_maintenance()``. If it still holds when the window ends it opens (or joins) the
@@ -41,6 +46,7 @@ from itertools import count
 
 from classifier.conditions import Condition, ConditionChanges, ConditionKey, ConditionKind
 from incidents.model import (
+    ConditionsStillHold,
     Incident,
     IncidentError,
     IncidentEvent,
@@ -67,7 +73,6 @@ _SHOWN_CONDITIONS = 3
 class _State(Enum):
     IN_INCIDENT = "in incident"  # in the scope of the open incident ``number``
     SUPPRESSED = "suppressed"  # covered by maintenance until ``until``
-    SETTLED = "settled"  # held when a person resolved incident ``number``
 
 
 @dataclass(slots=True)
@@ -100,6 +105,9 @@ class IncidentEngine:
         self._seq = count()
         self._windows: tuple[MaintenanceWindow, ...] = ()
         self._changed: dict[int, Incident] = {}
+        self._forgotten: list[ConditionKey] = []  # for ``Classifier.forget``
+        # A forgotten condition's key -> the words naming the resolve it follows.
+        self._follows: dict[ConditionKey, str] = {}
         for incident in sorted(incidents, key=lambda i: i.number):
             self._restore(incident)
         highest = max(self._incidents, default=0)
@@ -124,8 +132,8 @@ class IncidentEngine:
         return self._open_auto.get(customer)
 
     def conditions_held(self) -> list[Condition]:
-        """Conditions in open incidents (or held when a person resolved): after a restart,
-        give them to ``Classifier.resume`` so that their clearing is still reported."""
+        """Conditions in open incidents: after a restart, give them to ``Classifier.resume``
+        so that their clearing is still reported."""
         return [h.condition for h in self._holding.values() if h.state is not _State.SUPPRESSED]
 
     def in_maintenance(self) -> list[Condition]:
@@ -135,6 +143,12 @@ class IncidentEngine:
     @property
     def next_number(self) -> int:
         return self._next_number
+
+    def take_forgotten(self) -> list[ConditionKey]:
+        """Keys of the conditions a forced resolve forgot since the last call (to give to
+        ``Classifier.forget``)."""
+        forgotten, self._forgotten = self._forgotten, []
+        return forgotten
 
     def take_changed(self) -> list[Incident]:
         """Incidents changed since the last call (to persist), in number order."""
@@ -241,17 +255,6 @@ class IncidentEngine:
     ) -> None:
         key = condition.key
         held = self._holding.get(key)
-        if held is not None and held.state is _State.SETTLED:
-            assert held.number is not None
-            settled_at = self._incidents[held.number].scope[key]
-            if condition.priority >= settled_at.priority:
-                held.condition = condition
-                return
-            # worse than what the person resolved: a new situation
-            settled_at.cleared_at = now
-            self._changed[held.number] = self._incidents[held.number]
-            del self._holding[key]
-            held = None
         if held is None:
             window = self._covering(condition, now)
             if window is None:
@@ -289,6 +292,7 @@ class IncidentEngine:
             detail = f"P{int(top.priority)} {top.priority.label}: " + _summary(
                 [condition for condition, _ in items]
             )
+            detail += self._following([condition for condition, _ in items])
             incident.note(at, IncidentEventKind.OPENED, detail)
             events.append(self._event(IncidentEventKind.OPENED, incident, at, detail))
             return
@@ -296,15 +300,24 @@ class IncidentEngine:
         for condition, at in items:
             entry = incident.scope.get(condition.key)
             self._join(incident, condition, at)
+            follows = self._following([condition])
             if entry is None:
                 joined.append(condition)
-                incident.note(at, IncidentEventKind.SCOPE_GREW, f"joined: {_describe(condition)}")
+                detail = f"joined: {_describe(condition)}{follows}"
+                incident.note(at, IncidentEventKind.SCOPE_GREW, detail)
             else:
-                incident.note(at, "condition_returned", f"returned: {_describe(condition)}")
+                incident.note(
+                    at, "condition_returned", f"returned: {_describe(condition)}{follows}"
+                )
             _note_raise(raise_to, incident.number, condition, at)
         if joined:
             at = max(at for _, at in items)
             events.append(self._event(IncidentEventKind.SCOPE_GREW, incident, at, _summary(joined)))
+
+    def _following(self, conditions: list[Condition]) -> str:
+        """ "; follows incident N, resolved by ..." for conditions a forced resolve forgot."""
+        words = [w for c in conditions if (w := self._follows.pop(c.key, None)) is not None]
+        return "".join(f"; {w}" for w in dict.fromkeys(words))
 
     def _join(self, incident: Incident, condition: Condition, at: datetime) -> None:
         key = condition.key
@@ -322,6 +335,7 @@ class IncidentEngine:
     ) -> IncidentEvent:
         old = incident.priority
         incident.priority = priority
+        incident.title = headline(condition)  # in the SLA's words, as a new incident's
         self._restart_clocks(incident, at)
         detail = f"P{int(old)} → P{int(priority)}: {_describe(condition)}"
         incident.note(at, IncidentEventKind.RAISED, detail)
@@ -436,16 +450,39 @@ class IncidentEngine:
         return [self._event(IncidentEventKind.PRIORITY_CHANGED, incident, now, detail, actor)]
 
     def resolve(
-        self, number: int, now: datetime, actor: str, text: str = ""
+        self, number: int, now: datetime, actor: str, reason: str = "", force: bool = False
     ) -> list[IncidentEvent]:
+        """A person resolves the incident (every clock stops).
+
+        While conditions in its scope still hold this needs ``force`` (else
+        ``ConditionsStillHold``): they are then forgotten, and the reason and what still held
+        go on the timeline.
+        """
         incident = self.incident(number)
         if not incident.is_open:
             return []
-        for entry in incident.active_scope():
-            held = self._holding.get(entry.key)
-            if held is not None and held.number == number:
-                held.state = _State.SETTLED
-        detail = f"resolved by {actor}" + (f": {text}" if text else "")
+        holding = [
+            held.condition
+            for entry in incident.active_scope()
+            if (held := self._holding.get(entry.key)) is not None
+            and held.number == number
+            and held.state is _State.IN_INCIDENT
+        ]
+        if holding and not force:
+            raise ConditionsStillHold(number, holding)
+        detail = f"resolved by {actor}" + (f": {reason}" if reason else "")
+        if holding:
+            still = _summary(holding)
+            detail += f"; forced while still held, forgotten and watched anew: {still}"
+            for condition in holding:
+                key = condition.key
+                del self._holding[key]
+                incident.scope[key].cleared_at = now
+                self._forgotten.append(key)
+                self._follows[key] = (
+                    f"follows incident {number}, resolved by {actor} while "
+                    f"{_name(condition)} still held"
+                )
         self._close(incident, now, ResolvedBy.PERSON, detail, actor)
         return [self._event(IncidentEventKind.RESOLVED, incident, now, detail, actor)]
 
@@ -465,10 +502,6 @@ class IncidentEngine:
         incident.status = IncidentStatus.OPEN
         incident.acknowledged_at = incident.resolved_at = incident.resolved_by = None
         self._restart_clocks(incident, now)
-        for entry in incident.active_scope():
-            held = self._holding.get(entry.key)
-            if held is not None and held.state is _State.SETTLED and held.number == number:
-                held.state = _State.IN_INCIDENT
         detail = f"reopened by {actor}" + (f": {text}" if text else "")
         incident.note(now, IncidentEventKind.REOPENED, detail, actor)
         self._changed[number] = incident
@@ -613,13 +646,14 @@ class IncidentEngine:
                         f"customer {incident.customer!r} has two open automatic incidents"
                     )
                 self._open_auto[incident.customer] = incident
-        state = _State.IN_INCIDENT if incident.is_open else _State.SETTLED
-        if incident.is_open or incident.resolved_by is ResolvedBy.PERSON:
+        # A resolved incident holds nothing: what a person resolved while it held was forgotten
+        # (stored before forgetting, it is watched anew all the same).
+        if incident.is_open:
             for key, entry in incident.scope.items():
-                if entry.cleared_at is None and (
-                    key not in self._holding or state is _State.IN_INCIDENT
-                ):
-                    self._holding[key] = _Held(entry.condition(), state, number=incident.number)
+                if entry.cleared_at is None:
+                    self._holding[key] = _Held(
+                        entry.condition(), _State.IN_INCIDENT, number=incident.number
+                    )
 
 
 def _note_raise(raises: _Raises, number: int, condition: Condition, at: datetime) -> None:
@@ -634,6 +668,12 @@ def _describe(condition: Condition) -> str:
         f"{condition.service} {where} {condition.kind.label} "
         f"(P{int(condition.priority)}): {condition.reason}"
     )
+
+
+def _name(condition: Condition) -> str:
+    where = condition.location + (f"/{condition.user}" if condition.user else "")
+    seen = f" seen by {condition.source}" if condition.source not in ("", "central") else ""
+    return f"{condition.service} {where} {condition.kind.label}{seen}"
 
 
 def _summary(conditions: list[Condition]) -> str:

@@ -7,8 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from classifier.conditions import Condition, ConditionKey, ConditionKind
-from classifier.observation import Service
+from classifier.conditions import Condition, ConditionKey, ConditionKind, Rule
+from classifier.observation import CENTRAL, Service
 from incidents.maintenance import MaintenanceWindow as MaintenanceWindow  # re-export
 from sla.priority import Priority
 from sla.timers import ClockName, SlaClock, TimerEventKind
@@ -16,6 +16,27 @@ from sla.timers import ClockName, SlaClock, TimerEventKind
 
 class IncidentError(ValueError):
     """A person's action that cannot apply (unknown incident, a second open incident, ...)."""
+
+
+class ConditionsStillHold(IncidentError):
+    """Resolving needs ``force``: conditions in the incident's scope still hold.
+
+    The console asks the person to confirm, the CLI and API ask for ``force``; ``conditions``
+    are those that hold, named in the message.
+    """
+
+    def __init__(self, number: int, conditions: list[Condition]) -> None:
+        self.number = number
+        self.conditions = conditions
+        names = "; ".join(
+            f"{c.service} {c.location}{'/' + c.user if c.user else ''} {c.kind.label}"
+            + (f" (seen by {c.source})" if c.source and c.source != CENTRAL else "")
+            for c in conditions
+        )
+        super().__init__(
+            f"incident {number}: conditions still hold ({names}); resolve with force to "
+            "forget them (a problem that persists opens a new incident)"
+        )
 
 
 class IncidentStatus(StrEnum):
@@ -94,7 +115,11 @@ class TimelineEntry:
 
 @dataclass(slots=True)
 class ScopeEntry:
-    """One condition in an incident's scope; ``cleared_at`` None while it holds."""
+    """One condition in an incident's scope; ``cleared_at`` None while it holds.
+
+    ``source``: who saw it (``Condition.source``); an unavailable entry stored before sources
+    were kept apart reads back as the central prober's.
+    """
 
     customer: str
     service: Service
@@ -107,11 +132,12 @@ class ScopeEntry:
     evidence: tuple[str, ...]
     joined_at: datetime
     cleared_at: datetime | None = None
+    source: str = ""
 
     @property
     def key(self) -> ConditionKey:
         return ConditionKey(
-            self.customer, self.service, self.location, self.user or "", self.kind.rule
+            self.customer, self.service, self.location, self.user or "", self.kind.rule, self.source
         )
 
     @property
@@ -131,6 +157,7 @@ class ScopeEntry:
             reason=condition.reason,
             evidence=condition.evidence,
             joined_at=joined_at,
+            source=condition.source,
         )
 
     def refresh(self, condition: Condition) -> None:
@@ -149,6 +176,7 @@ class ScopeEntry:
             since=self.since,
             reason=self.reason,
             evidence=self.evidence,
+            source=self.source,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,22 +191,26 @@ class ScopeEntry:
             "evidence": list(self.evidence),
             "joined_at": _iso(self.joined_at),
             "cleared_at": _iso(self.cleared_at),
+            "source": self.source,
         }
 
     @classmethod
     def from_dict(cls, customer: str, data: dict[str, Any]) -> ScopeEntry:
+        kind = ConditionKind(data["kind"])
+        default_source = CENTRAL if kind.rule is Rule.UNAVAILABLE else ""
         return cls(
             customer=customer,
             service=Service(data["service"]),
             location=data["location"],
             user=data.get("user"),
-            kind=ConditionKind(data["kind"]),
+            kind=kind,
             priority=Priority(data["priority"]),
             since=_time(data["since"]),
             reason=data["reason"],
             evidence=tuple(data.get("evidence", ())),
             joined_at=_time(data["joined_at"]),
             cleared_at=_opt_time(data.get("cleared_at")),
+            source=data.get("source", default_source),
         )
 
 

@@ -249,6 +249,7 @@ class Scheduler:
                             r.evidence,
                             r.source,
                             r.attempts,
+                            r.source_id,
                         )
                     self._pending.append(result)
                     if waited or not carrying:

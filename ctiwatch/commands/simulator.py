@@ -15,8 +15,9 @@ import aiohttp
 from aiohttp import web
 
 from ctiwatch.clock import RealClock
-from ctiwatch.config import Config, load_config, parse_duration
+from ctiwatch.config import Config, ConfigError, load_config
 from ctiwatch.simulator import SimulatorCore, make_app
+from ctiwatch.simulator.faults import fault_spec
 
 
 def register(sub: Any) -> None:
@@ -119,14 +120,16 @@ async def serve(config: Config, host: str, port: int, seed: int | None = None) -
 
 
 def fault_command(args: argparse.Namespace) -> int:
-    if args.latency is not None:
-        try:
-            parse_duration(args.latency)
-        except ValueError as exc:
-            print(f"error: --latency: {exc}", file=sys.stderr)
-            return 2
+    payload = fault_payload(args)
+    try:
+        fault_spec(payload)  # the simulator's own FaultSpec: the same rules, checked here first
+    except ConfigError as exc:
+        for line in exc.errors:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
     config = load_config(args.config)
-    return _admin(admin_url(config, args.url), "POST", "/admin/faults", fault_payload(args))
+    # Names (customer, location, users) are checked by the simulator, which knows its topology.
+    return _admin(admin_url(config, args.url), "POST", "/admin/faults", payload)
 
 
 def faults_command(args: argparse.Namespace) -> int:

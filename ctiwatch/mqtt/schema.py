@@ -35,7 +35,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from classifier.observation import ProbeResult, Service, Source, TargetKey
+from classifier.observation import CALLS, ProbeResult, Service, Source, TargetKey
 from ctiwatch.config import TopologyConfig
 from ctiwatch.errors import Problem, problems
 
@@ -223,6 +223,7 @@ def decode_results(
                 item.evidence,
                 Source.AGENT,
                 item.attempts,
+                batch.agent,
             )
         )
     return DecodedBatch(batch.agent, batch.sent_at.astimezone(UTC), results, rejected)
@@ -249,6 +250,7 @@ def decode_call(payload: bytes | str, customer: str, topology: TopologyIndex) ->
         status=None,
         evidence=f"{call.direction} call {call.call_id} with {call.caller}: {outcome}",
         source=Source.CALL,
+        source_id=CALLS,
     )
 
 

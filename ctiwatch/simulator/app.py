@@ -83,7 +83,7 @@ async def _add_fault(request: web.Request) -> web.Response:
     except ValueError:
         return _errors(400, ["body: must be a JSON object"])
     try:
-        fault = state.core.faults.add_from_data(data, state.clock.now())
+        fault = state.core.faults.add_from_data(data, state.clock.now(), state.core.places)
     except ConfigError as exc:
         return _errors(400, exc.errors)
     return web.json_response(fault.to_json(), status=201)

@@ -111,7 +111,14 @@ class SimulatorCore:
         users = users_from_topology(customers) if customers else None
         return cls(config.probes.api_token, users)
 
-    def handle(self, request: HttpRequest, now: datetime, rng: random.Random) -> Reply:
+    @property
+    def places(self) -> frozenset[tuple[str, str, str]] | None:
+        """The (customer, location, user) triples it knows; None in open mode."""
+        return self._users
+
+    def handle(
+        self, request: HttpRequest, now: datetime, rng: random.Random, source: str = "central"
+    ) -> Reply:
         route = self._route(request.method, request.url)
         if route is None:
             return Reply(0.0, _NOT_FOUND)
@@ -136,7 +143,7 @@ class SimulatorCore:
             number = route.number
             if not number:
                 return Reply(0.0, _answer(400, {"error": "number: query parameter is required"}))
-        behaviour = self.faults.decide(service, customer, location, user, now, rng)
+        behaviour = self.faults.decide(service, customer, location, user, now, rng, source)
         if behaviour.outcome is Outcome.REFUSED:
             return Reply(0.0, None)
         if behaviour.outcome is Outcome.ERROR:

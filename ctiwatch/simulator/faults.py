@@ -17,16 +17,25 @@ from the caller's ``random.Random``, so a seeded run always picks the same calls
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from classifier.observation import Service
-from ctiwatch.config import ConfigError, Duration
+from ctiwatch.config import ConfigError, parse_duration
 from ctiwatch.errors import describe_errors
 
 
@@ -55,12 +64,20 @@ class Fault:
     start: datetime | None = None  # "from", inclusive
     end: datetime | None = None  # "to", exclusive
     refuse: bool = False  # ``outage`` refuses connections instead of answering 503
+    sources: frozenset[str] | None = None  # who sees it (``central``, agent ids); None: all
 
     def applies(
-        self, service: Service, customer: str, location: str, user: str, now: datetime
+        self,
+        service: Service,
+        customer: str,
+        location: str,
+        user: str,
+        now: datetime,
+        source: str = "central",
     ) -> bool:
         return (
             self.covers(service, customer, location, user)
+            and (self.sources is None or source in self.sources)
             and (self.start is None or now >= self.start)
             and (self.end is None or now < self.end)
         )
@@ -87,6 +104,7 @@ class Fault:
             "from": self.start.isoformat() if self.start else None,
             "to": self.end.isoformat() if self.end else None,
             "refuse": self.refuse,
+            "sources": sorted(self.sources) if self.sources is not None else None,
         }
 
 
@@ -110,13 +128,15 @@ def decide(
     user: str,
     now: datetime,
     rng: random.Random,
+    source: str = "central",
 ) -> Behaviour:
-    """The behaviour for one request of ``user`` to ``service`` at ``now``."""
+    """The behaviour for one request of ``user`` to ``service`` at ``now``, asked by
+    ``source`` (the central prober or an agent)."""
     outage: Fault | None = None
     latency = 0.0
     miss_rate = 0.0
     for fault in faults:
-        if not fault.applies(service, customer, location, user, now):
+        if not fault.applies(service, customer, location, user, now, source):
             continue
         if fault.kind is FaultKind.OUTAGE:
             if outage is None or fault.rate > outage.rate:
@@ -182,9 +202,13 @@ class FaultPlan:
         self._spans.clear()
         return fault
 
-    def add_from_data(self, data: Any, now: datetime) -> Fault:
-        """Validate ``data`` (the admin API's JSON) and add it; :class:`ConfigError` if bad."""
-        fault = parse_fault(data, now, "")
+    def add_from_data(
+        self, data: Any, now: datetime, places: Iterable[tuple[str, str, str]] | None = None
+    ) -> Fault:
+        """Validate ``data`` (the admin API's JSON) and add it; :class:`ConfigError` if bad.
+
+        ``places``: the simulator's (customer, location, user) triples (None: open mode)."""
+        fault = parse_fault(data, now, "", places)
         return self.add(replace(fault, id=self.next_id()))
 
     def remove(self, fault_id: str) -> bool:
@@ -205,6 +229,7 @@ class FaultPlan:
         user: str,
         now: datetime,
         rng: random.Random,
+        source: str = "central",
     ) -> Behaviour:
         if not self._faults:
             return HEALTHY
@@ -214,7 +239,7 @@ class FaultPlan:
             span = self._span(key, now)
         if not span.faults:
             return HEALTHY
-        return decide(span.faults, service, customer, location, user, now, rng)
+        return decide(span.faults, service, customer, location, user, now, rng, source)
 
     def _span(self, key: _User, now: datetime) -> _Span:
         start, end = _EARLIEST, _LATEST
@@ -238,11 +263,46 @@ class FaultPlan:
         return span
 
 
-# --- validation (admin API and scenarios) ---------------------------------------------------
+# --- validation (admin API, ``simulator fault`` and scenarios) ------------------------------
+
+MAX_LATENCY = timedelta(hours=1)  # a probe times out long before; more is a typo
+MAX_DURATION = timedelta(days=366)
+SCENARIO_CONTEXT = "scenario"  # validation context: a scenario's fault (window and rate required)
+
+
+def _bounded(limit: timedelta, words: str) -> Any:
+    def check(value: Any) -> timedelta:
+        try:
+            duration = parse_duration(value)
+        except OverflowError:
+            raise ValueError(f"must be at most {words}") from None
+        if duration > limit:
+            raise ValueError(f"must be at most {words}")
+        return duration
+
+    return BeforeValidator(check)
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("needs a UTC offset, e.g. 2026-12-01T09:00:00+01:00")
+    return value
+
+
+Latency = Annotated[timedelta, _bounded(MAX_LATENCY, "1h")]
+FaultDuration = Annotated[timedelta, _bounded(MAX_DURATION, "366d")]
+SourceId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=64)]
 
 
 class FaultSpec(BaseModel):
-    """A fault as written in JSON or YAML; ``from``/``to`` are ISO 8601 with an offset."""
+    """A fault as written in JSON (admin API, ``simulator fault``) or YAML (scenarios).
+
+    ``from``/``to`` are ISO 8601 with an offset; ``for`` counts from ``from`` or else from now.
+    ``sources``: who sees the fault, ``central`` and/or agent ids (default: every source).
+    Validated with the context ``"scenario"``, a fault must also give ``from`` and ``to``
+    and, when unrecognized, its ``rate``: a scenario's output is a contract, so nothing in it
+    depends on when it runs or on a default rate.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -251,15 +311,25 @@ class FaultSpec(BaseModel):
     customer: str | None = None
     location: str | None = None
     users: list[str] | None = Field(default=None, min_length=1)
-    rate: float | None = Field(default=None, ge=0, le=1)
-    latency: Duration | None = None
-    start: AwareDatetime | None = Field(default=None, alias="from")
-    end: AwareDatetime | None = Field(default=None, alias="to")
-    duration: Duration | None = Field(default=None, alias="for")
+    rate: float | None = Field(default=None, gt=0, le=1)
+    latency: Latency | None = None
+    start: datetime | None = Field(default=None, alias="from")
+    end: datetime | None = Field(default=None, alias="to")
+    duration: FaultDuration | None = Field(default=None, alias="for")
     refuse: bool = False
+    sources: list[SourceId] | None = Field(default=None, min_length=1)
+
+    _aware = field_validator("start", "end")(_aware)
 
     @model_validator(mode="after")
-    def _consistent(self) -> FaultSpec:
+    def _consistent(self, info: ValidationInfo) -> FaultSpec:
+        if info.context == SCENARIO_CONTEXT:
+            if self.start is None:
+                raise ValueError("from: is required in a scenario")
+            if self.end is None:
+                raise ValueError("to: is required in a scenario")
+            if self.kind is FaultKind.UNRECOGNIZED and self.rate is None:
+                raise ValueError("rate: is required for kind 'unrecognized'")
         if self.kind is FaultKind.SLOW and (self.latency is None or self.latency <= timedelta(0)):
             raise ValueError("latency: a slow fault needs a positive latency such as '20s'")
         if self.latency is not None and self.latency < timedelta(0):
@@ -276,29 +346,86 @@ class FaultSpec(BaseModel):
             raise ValueError("to: must be after 'from'")
         return self
 
+    def fault(self, now: datetime, fault_id: str) -> Fault:
+        """The :class:`Fault` it describes; ``for`` counts from ``from`` or else ``now``."""
+        start = self.start.astimezone(UTC) if self.start else None
+        end = self.end.astimezone(UTC) if self.end else None
+        if self.duration is not None:
+            end = (start or now) + self.duration
+        return Fault(
+            id=fault_id,
+            service=self.service,
+            kind=self.kind,
+            customer=self.customer,
+            location=self.location,
+            users=frozenset(self.users) if self.users is not None else None,
+            rate=1.0 if self.rate is None else self.rate,
+            latency=self.latency.total_seconds() if self.latency is not None else 0.0,
+            start=start,
+            end=end,
+            refuse=self.refuse,
+            sources=frozenset(self.sources) if self.sources is not None else None,
+        )
 
-def parse_fault(data: Any, now: datetime, fault_id: str) -> Fault:
-    """A :class:`Fault` from JSON/YAML data; ``for`` counts from ``from`` or else ``now``."""
+
+def reference_errors(
+    spec: FaultSpec,
+    places: Iterable[tuple[str, str, str]],
+    agents: Collection[str] | None = None,
+) -> list[str]:
+    """What ``spec`` names that the topology (customer, location, user triples) lacks.
+
+    Each error names its field (``customer: unknown customer 'acmee'``). ``agents``: the agent
+    ids a ``sources`` entry may name besides ``central`` (None: any id).
+    """
+    errors: list[str] = []
+    known = list(places)
+    customers = {c for c, _, _ in known}
+    if spec.customer is not None and spec.customer not in customers:
+        return [f"customer: unknown customer {spec.customer!r}"]
+    chosen = [p for p in known if spec.customer is None or p[0] == spec.customer]
+    if spec.location is not None:
+        chosen = [p for p in chosen if p[1] == spec.location]
+        if not chosen:
+            owner = f"customer {spec.customer!r}" if spec.customer else "any customer"
+            return [f"location: {spec.location!r} is not a location of {owner}"]
+    users = {u for _, _, u in chosen}
+    for user in spec.users or []:
+        if user not in users:
+            errors.append(f"users: unknown user {user!r} at the chosen location(s)")
+    if agents is not None:
+        allowed = {"central", *agents}
+        for source in spec.sources or []:
+            if source not in allowed:
+                names = ", ".join(sorted(allowed))
+                errors.append(f"sources: unknown source {source!r} (known: {names})")
+    return errors
+
+
+def fault_spec(data: Any) -> FaultSpec:
+    """Validate a fault's JSON/YAML data; :class:`ConfigError` naming each bad field."""
     if not isinstance(data, Mapping):
         raise ConfigError(["fault: must be an object with service and kind"])
     try:
-        spec = FaultSpec.model_validate(dict(data))
+        return FaultSpec.model_validate(dict(data))
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc, dict(data))) from exc
-    start = spec.start.astimezone(UTC) if spec.start else None
-    end = spec.end.astimezone(UTC) if spec.end else None
-    if spec.duration is not None:
-        end = (start or now) + spec.duration
-    return Fault(
-        id=fault_id,
-        service=spec.service,
-        kind=spec.kind,
-        customer=spec.customer,
-        location=spec.location,
-        users=frozenset(spec.users) if spec.users is not None else None,
-        rate=1.0 if spec.rate is None else spec.rate,
-        latency=spec.latency.total_seconds() if spec.latency is not None else 0.0,
-        start=start,
-        end=end,
-        refuse=spec.refuse,
-    )
+
+
+def parse_fault(
+    data: Any,
+    now: datetime,
+    fault_id: str,
+    places: Iterable[tuple[str, str, str]] | None = None,
+) -> Fault:
+    """A :class:`Fault` from JSON/YAML data; ``for`` counts from ``from`` or else ``now``.
+
+    ``places``: the topology's (customer, location, user) triples to check names against
+    (None: open mode, any name). Raises :class:`ConfigError` naming the field.
+    """
+    spec = fault_spec(data)
+    if places is not None:
+        errors = reference_errors(spec, places)
+        if errors:
+            raise ConfigError(errors)
+    return spec.fault(now, fault_id)

@@ -21,15 +21,19 @@ class SimulatorTransport:
         clock: Clock,
         rng: random.Random,
         network_latency: float = 0.0,
+        source: str = "central",
     ) -> None:
+        """``source``: who sends the requests (``central`` or an agent id); a fault with
+        ``sources`` is seen only by those."""
         self._core = core
+        self._source = source
         self._clock = clock
         self._rng = rng
         self._network_latency = network_latency
 
     async def send(self, request: HttpRequest) -> HttpResponse:
         clock = self._clock
-        latency, response = self._core.handle(request, clock.now(), self._rng)
+        latency, response = self._core.handle(request, clock.now(), self._rng, self._source)
         latency += self._network_latency
         if latency > 0.0:
             await clock.sleep(latency)

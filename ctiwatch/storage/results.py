@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Row, Table, and_, case, false, func, select, true
 
-from classifier.observation import ProbeResult, Service, Source, TargetKey
+from classifier.observation import CALLS, CENTRAL, ProbeResult, Service, Source, TargetKey
 from ctiwatch.storage.bulk import add_many_postgres, add_many_sqlite
 from ctiwatch.storage.engine import Database
 from ctiwatch.storage.records import CallCounts, Resolution, Rollup
@@ -83,7 +83,13 @@ def _minute_parts(since: datetime, until: datetime) -> list[Part]:
     return [("raw", since, until)]
 
 
+# Which agent sent a result is not stored (no column for it): read back, an agent's result
+# names its kind only. The classifier never reads results back; display does.
+_SOURCE_IDS = {Source.PROBE: CENTRAL, Source.CALL: CALLS, Source.AGENT: "agent"}
+
+
 def _result_from(row: Row[Any]) -> ProbeResult:
+    source = Source(row.source)
     return ProbeResult(
         result_id=row.result_id,
         target=TargetKey(Service(row.service), row.customer, row.location, row.user),
@@ -93,8 +99,9 @@ def _result_from(row: Row[Any]) -> ProbeResult:
         latency_ms=float(row.latency_ms),
         status=row.status,
         evidence=row.evidence,
-        source=Source(row.source),
+        source=source,
         attempts=int(row.attempts),
+        source_id=_SOURCE_IDS[source],
     )
 
 

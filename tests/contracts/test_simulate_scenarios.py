@@ -497,6 +497,155 @@ def test_priority_raise_restarts_the_sla_clocks_from_the_raise() -> None:
     ]
 
 
+# --- sources kept apart ----------------------------------------------------------------------
+
+
+def sourced(
+    service: str, location: str, user: str | None, priority: int, condition: str, source: str
+) -> Any:
+    return scope(service, location, user, priority, condition) | {"source": source}
+
+
+# The agent ams-agent-1 probes acme-ams (alice, bob, carol) at hh:mm:30, half an interval after
+# the central prober. click2dial fails for the agent only, Tue 10:00-12:00: the central rounds
+# answer 201 all along, and interleaved with the agent's 503s they would have hidden them in one
+# shared series. The agent's own rounds 10:00:30, 10:01:30 and 10:02:30 fail for all three (3 s
+# each with the retries): at 10:02:33 every user the agent probes is down -> P1, source the
+# agent. Report 10:02:33: e-mail, SMS and voice to on-call, voice to the support line (inside
+# support hours). Response due 4 support hours later, 14:02:33; acknowledged 10:10 (update due
+# 14:10, escalation stops). The agent's third good round, 12:02:30, clears it: resolved.
+def test_an_outage_seen_only_by_an_agent_opens_a_p1_while_central_sees_200s() -> None:
+    assert without_scope_times(incidents("outage-seen-by-agent-only")) == [
+        incident(
+            number=1,
+            priority=1,
+            opened_at="2026-12-01T10:02:33+01:00",
+            acknowledged_at="2026-12-01T10:10:00+01:00",
+            resolved_at="2026-12-01T12:02:30+01:00",
+            response_due="2026-12-01T14:02:33+01:00",
+            update_due="2026-12-01T14:10:00+01:00",
+            scope=[
+                sourced("click2dial", "acme-ams", None, 1, "location_unavailable", "ams-agent-1")
+            ],
+        )
+    ]
+    assert alerts("outage-seen-by-agent-only") == [
+        ("2026-12-01T10:02:33+01:00", "email", SUPPORT_MAIL, 1, "report"),
+        ("2026-12-01T10:02:33+01:00", "sms", ONCALL, 1, "opened"),
+        ("2026-12-01T10:02:33+01:00", "voice", ONCALL, 1, "opened"),
+        ("2026-12-01T10:02:33+01:00", "voice", SUPPORT_LINE, 1, "opened"),
+        ("2026-12-01T12:02:30+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
+        ("2026-12-01T12:02:30+01:00", "sms", ONCALL, 1, "resolved"),
+    ]
+
+
+# The same outage seen only by the central prober (fault sources: [central]) while the agent at
+# the site gets 201s: the agent's good rounds at hh:mm:30 do not break the central series.
+# Central rounds 10:00, 10:01, 10:02 fail for all three -> P1 at 10:02:03, source central;
+# response due 14:02:03; the third good central round, 12:02:00, resolves it.
+def test_an_outage_seen_only_centrally_opens_a_p1_while_the_agent_sees_200s() -> None:
+    assert without_scope_times(incidents("outage-seen-centrally-only")) == [
+        incident(
+            number=1,
+            priority=1,
+            opened_at="2026-12-01T10:02:03+01:00",
+            acknowledged_at="2026-12-01T10:10:00+01:00",
+            resolved_at="2026-12-01T12:02:00+01:00",
+            response_due="2026-12-01T14:02:03+01:00",
+            update_due="2026-12-01T14:10:00+01:00",
+            scope=[sourced("click2dial", "acme-ams", None, 1, "location_unavailable", "central")],
+        )
+    ]
+    assert alerts("outage-seen-centrally-only") == [
+        ("2026-12-01T10:02:03+01:00", "email", SUPPORT_MAIL, 1, "report"),
+        ("2026-12-01T10:02:03+01:00", "sms", ONCALL, 1, "opened"),
+        ("2026-12-01T10:02:03+01:00", "voice", ONCALL, 1, "opened"),
+        ("2026-12-01T10:02:03+01:00", "voice", SUPPORT_LINE, 1, "opened"),
+        ("2026-12-01T12:02:00+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
+        ("2026-12-01T12:02:00+01:00", "sms", ONCALL, 1, "resolved"),
+    ]
+
+
+def test_scenarios_without_agents_name_no_source() -> None:
+    [item] = output("full-outage-location")["incidents"]
+    assert "source" not in item["scope"][0]
+
+
+# --- a person's resolve while the outage goes on ---------------------------------------------
+
+
+# click2dial down for alice, bob and carol, Tue 10:00-12:00: P1 at 10:02:03 (as in
+# full-outage-location), nobody acknowledges, so the third line is paged 10 minutes later,
+# 10:12:03 (e-mail, SMS, the support line and on-call by voice: P1 in support hours). Sanne
+# resolves it at 10:30:00 with a reason; the outage still holds, so the resolve is forced (a
+# scenario's resolve is a confirmed one): resolved by a person, the location condition forgotten
+# and its scope entry closed at 10:30:00; resolved alerts (e-mail, SMS). The round of 10:30 has
+# its failures known at 10:30:03, after the resolve, so it is the first of the new series:
+# 10:30, 10:31, 10:32 -> a new P1, incident 2, at 10:32:03 (three rounds after the resolve), its
+# opening naming incident 1. Response due 14:32:03; third line at 10:42:03; the third good round
+# after the outage, 12:02:00, resolves it automatically.
+def test_a_forced_resolve_during_an_outage_is_followed_by_a_new_incident_naming_it() -> None:
+    assert without_scope_times(incidents("forced-resolve-during-outage")) == [
+        incident(
+            number=1,
+            priority=1,
+            opened_at="2026-12-01T10:02:03+01:00",
+            resolved_at="2026-12-01T10:30:00+01:00",
+            resolved_by="person",
+            response_due="2026-12-01T14:02:03+01:00",
+            update_due="2026-12-01T14:02:03+01:00",
+            scope=[scope("click2dial", "acme-ams", None, 1, "location_unavailable")],
+        ),
+        incident(
+            number=2,
+            priority=1,
+            opened_at="2026-12-01T10:32:03+01:00",
+            resolved_at="2026-12-01T12:02:00+01:00",
+            response_due="2026-12-01T14:32:03+01:00",
+            update_due="2026-12-01T14:32:03+01:00",
+            scope=[scope("click2dial", "acme-ams", None, 1, "location_unavailable")],
+        ),
+    ]
+    first, second = output("forced-resolve-during-outage")["incidents"]
+    assert [entry["cleared_at"] for entry in first["scope"]] == ["2026-12-01T10:30:00+01:00"]
+    resolved = [e for e in first["timeline"] if e["kind"] == "resolved"]
+    assert [(e["at"], e["by"]) for e in resolved] == [("2026-12-01T10:30:00+01:00", "Sanne")]
+    assert resolved[0]["detail"].startswith(
+        "resolved by Sanne: customer says it works; forced while still held, forgotten and "
+        "watched anew: click2dial acme-ams location unavailable (P1)"
+    )
+    opened = second["timeline"][0]
+    assert (opened["at"], opened["kind"]) == ("2026-12-01T10:32:03+01:00", "opened")
+    assert opened["detail"].endswith(
+        "; follows incident 1, resolved by Sanne while "
+        "click2dial acme-ams location unavailable still held"
+    )
+    third_line = [SUPPORT_MAIL, ONCALL, SUPPORT_LINE, ONCALL]
+    channels = ["email", "sms", "voice", "voice"]
+    assert alerts("forced-resolve-during-outage") == [
+        ("2026-12-01T10:02:03+01:00", "email", SUPPORT_MAIL, 1, "report"),
+        ("2026-12-01T10:02:03+01:00", "sms", ONCALL, 1, "opened"),
+        ("2026-12-01T10:02:03+01:00", "voice", ONCALL, 1, "opened"),
+        ("2026-12-01T10:02:03+01:00", "voice", SUPPORT_LINE, 1, "opened"),
+        *[
+            ("2026-12-01T10:12:03+01:00", channel, to, 1, "escalated")
+            for channel, to in zip(channels, third_line, strict=True)
+        ],
+        ("2026-12-01T10:30:00+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
+        ("2026-12-01T10:30:00+01:00", "sms", ONCALL, 1, "resolved"),
+        ("2026-12-01T10:32:03+01:00", "email", SUPPORT_MAIL, 2, "report"),
+        ("2026-12-01T10:32:03+01:00", "sms", ONCALL, 2, "opened"),
+        ("2026-12-01T10:32:03+01:00", "voice", ONCALL, 2, "opened"),
+        ("2026-12-01T10:32:03+01:00", "voice", SUPPORT_LINE, 2, "opened"),
+        *[
+            ("2026-12-01T10:42:03+01:00", channel, to, 2, "escalated")
+            for channel, to in zip(channels, third_line, strict=True)
+        ],
+        ("2026-12-01T12:02:00+01:00", "email", SUPPORT_MAIL, 2, "resolved"),
+        ("2026-12-01T12:02:00+01:00", "sms", ONCALL, 2, "resolved"),
+    ]
+
+
 # --- the spec's rules, checked on every shipped scenario --------------------------------------
 
 ALL = sorted(path.stem for path in SCENARIOS.glob("*.yaml"))
@@ -679,4 +828,19 @@ def test_faults_naming_unknown_customers_locations_or_users_exit_2(tmp_path: Pat
         "error: faults[0].customer: unknown customer 'initech'",
         "error: faults[1].location: 'acme-rtm' is not a location of customer 'acme'",
         "error: faults[2].users: unknown user 'zoe' at the chosen location(s)",
+    ]
+
+
+def test_agents_and_fault_sources_that_name_nothing_exit_2(tmp_path: Path) -> None:
+    data = VALID | {
+        "agents": [
+            {"id": "ams-agent-1", "locations": ["acme-ams"]},
+            {"id": "ams-agent-1", "locations": ["acme-xyz"]},
+        ],
+        "faults": [FAULT | {"sources": ["central", "rtm-agent-9"]}],
+    }
+    assert invalid(data, tmp_path) == [
+        "error: agents[1].id: duplicate agent id 'ams-agent-1'",
+        "error: agents[1].locations: unknown location 'acme-xyz'",
+        "error: faults[0].sources: unknown source 'rtm-agent-9' (known: ams-agent-1, central)",
     ]

@@ -93,6 +93,7 @@ def results(first: int, count: int) -> list[ProbeResult]:
             evidence=f"probe {n}",
             source=Source.AGENT,
             attempts=1,
+            source_id="ams-1",
         )
         for n in range(first, first + count)
     ]

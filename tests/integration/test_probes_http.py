@@ -165,7 +165,12 @@ def free_port() -> int:
 def served(tmp_path: Path) -> Iterator[Path]:
     """``ctiwatch simulator serve`` in a subprocess; yields its config file."""
     config = tmp_path / "ctiwatch.yaml"
-    config.write_text(f"simulator:\n  port: {free_port()}\n", encoding="utf-8")
+    # The simulator knows its topology: faults naming other customers are refused.
+    topology = (
+        "topology:\n  customers:\n    - id: acme\n      locations:\n"
+        "        - id: acme-ams\n          users: [alice, bob]\n"
+    )
+    config.write_text(f"simulator:\n  port: {free_port()}\n{topology}", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     process = subprocess.Popen(
         [sys.executable, "-m", "ctiwatch", "simulator", "serve", "--config", str(config)],
@@ -221,6 +226,18 @@ def test_cli_injects_lists_and_clears_faults_on_a_running_simulator(
     code, _, err = cli(capsys, "fault", "--config", config, "--service", "crm", "--kind", "slow")
     assert code == 2
     assert err == "error: latency: a slow fault needs a positive latency such as '20s'\n"
+
+    code, _, err = cli(
+        capsys, "fault", "--config", config, "--service", "crm", "--kind", "outage",
+        "--customer", "acmee",
+    )  # fmt: skip
+    assert (code, err) == (2, "error: customer: unknown customer 'acmee'\n")
+
+    code, _, err = cli(
+        capsys, "fault", "--config", config, "--service", "crm", "--kind", "slow",
+        "--latency", "99999999999999d",
+    )  # fmt: skip
+    assert (code, err) == (2, "error: latency: must be at most 1h\n")
 
     code, out, _ = cli(capsys, "clear", "--config", config)
     assert (code, json.loads(out)) == (0, {"cleared": 1})

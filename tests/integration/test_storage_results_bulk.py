@@ -19,6 +19,7 @@ from ctiwatch.storage import Rollup, Store
 from ctiwatch.storage.records import LATENCY_BOUNDS_MS, latency_bucket
 
 T0 = datetime(2026, 3, 2, 8, 50, tzinfo=UTC)
+STORED_SOURCE_IDS = {Source.PROBE: "central", Source.AGENT: "agent", Source.CALL: "calls"}
 KOLKATA = timezone(timedelta(hours=5, minutes=30))  # local hours are not UTC hours
 TARGETS = [
     TargetKey(service, customer, f"{customer}-ams", user)
@@ -116,6 +117,7 @@ def _batches(seed: int) -> list[list[ProbeResult]]:
             result_id = rng.choice(made).result_id if made and roll < 0.2 else f"r{len(made)}"
             at = T0 + timedelta(seconds=rng.randrange(0, 9000), microseconds=rng.randrange(3))
             ok = rng.random() > 0.2
+            source = rng.choice(tuple(Source))
             made.append(
                 ProbeResult(
                     result_id=result_id,  # a reused id with other content: a conflict
@@ -126,8 +128,10 @@ def _batches(seed: int) -> list[list[ProbeResult]]:
                     latency_ms=rng.choice(LATENCIES),
                     status=200 if ok else rng.choice((None, 503)),
                     evidence=f"batch {number}",
-                    source=rng.choice(tuple(Source)),
+                    source=source,
                     attempts=rng.randrange(1, 4),
+                    # the agent's id is not stored: an agent's result reads back as "agent"
+                    source_id=STORED_SOURCE_IDS[source],
                 )
             )
             batch.append(made[-1])

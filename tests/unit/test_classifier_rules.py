@@ -118,6 +118,7 @@ def test_three_failed_rounds_for_one_user_is_a_p2_with_the_probe_evidence() -> N
             f"2026-12-01T09:02:00Z acme-ams/alice {FAIL}",
         ),
         recovering=False,
+        source="central",
     )
 
 

@@ -11,6 +11,7 @@ import pytest
 from classifier import Classifier, Condition, ConditionKind, ProbeResult, Service, TargetKey
 from classifier.thresholds import Thresholds
 from incidents import (
+    ConditionsStillHold,
     Incident,
     IncidentEngine,
     IncidentError,
@@ -258,27 +259,58 @@ def test_a_person_can_lower_the_priority_with_a_reason(engine: IncidentEngine) -
 
 def test_a_person_resolves_and_stops_every_clock(engine: IncidentEngine) -> None:
     engine.apply([USER_DOWN], MON_14)
+    engine.apply([], local(2026, 11, 30, 14, 50))  # cleared, the recovery not over yet
+    engine.reopen(1, local(2026, 11, 30, 14, 55), "ops")
     [event] = engine.resolve(1, local(2026, 11, 30, 15), "ops", "fixed the trunk")
     assert (event.kind, event.detail) == (K.RESOLVED, "resolved by ops: fixed the trunk")
     incident = engine.incident(1)
     assert (incident.resolved_by, running(incident)) == (ResolvedBy.PERSON, set())
-    # stopped, the clocks keep the deadlines they had: P2 from Mon 14:00
+    # stopped, the clocks keep the deadlines they had: P2 from the reopening, Mon 14:55
     assert (incident.response_due, incident.update_due, incident.repair_due) == (
-        local(2026, 12, 1, 13, 30), local(2026, 12, 1, 13, 30), local(2026, 12, 2, 17),
+        local(2026, 12, 1, 14, 25), local(2026, 12, 1, 14, 25), local(2026, 12, 2, 17),
     )  # fmt: skip
     assert engine.resolve(1, local(2026, 11, 30, 15), "ops") == []
     assert engine.tick(local(2026, 12, 3, 12)) == []
     assert engine.acknowledge(1, local(2026, 11, 30, 16), "ops") == []
+    assert engine.take_forgotten() == []
 
 
-def test_conditions_still_holding_at_a_manual_resolve_open_nothing_until_they_change(
+def test_resolving_while_a_condition_holds_needs_force_and_names_it(
     engine: IncidentEngine,
 ) -> None:
     engine.apply([USER_DOWN], MON_14)
-    engine.resolve(1, local(2026, 11, 30, 15), "ops")
-    assert engine.apply([USER_DOWN], local(2026, 11, 30, 15, 1)) == []
-    events = engine.apply([USER_DOWN, LOCATION_DOWN], local(2026, 11, 30, 15, 2))
+    with pytest.raises(ConditionsStillHold) as caught:
+        engine.resolve(1, local(2026, 11, 30, 15), "ops", "looks fine to me")
+    assert str(caught.value) == (
+        "incident 1: conditions still hold (click2dial acme-ams/alice user unavailable); "
+        "resolve with force to forget them (a problem that persists opens a new incident)"
+    )
+    assert engine.incident(1).is_open
+
+
+def test_a_forced_resolve_forgets_the_conditions_and_their_return_opens_a_new_incident(
+    engine: IncidentEngine,
+) -> None:
+    engine.apply([USER_DOWN], MON_14)
+    [event] = engine.resolve(1, local(2026, 11, 30, 15), "ops", "trunk replaced", force=True)
+    assert event.detail == (
+        "resolved by ops: trunk replaced; forced while still held, forgotten and watched anew: "
+        "click2dial acme-ams/alice user unavailable (P2): " + USER_DOWN.reason
+    )
+    assert engine.take_forgotten() == [USER_DOWN.key]
+    assert engine.incident(1).scope[USER_DOWN.key].cleared_at == local(2026, 11, 30, 15)
+    assert engine.conditions_held() == []
+    # the classifier forgot it too; three failed rounds later it holds again: a new incident
+    events = engine.apply([USER_DOWN], local(2026, 11, 30, 15, 3))
     assert [(e.kind, e.incident) for e in events] == [(K.OPENED, 2)]
+    assert (
+        engine.incident(2)
+        .timeline[0]
+        .detail.endswith(
+            "; follows incident 1, resolved by ops while "
+            "click2dial acme-ams/alice user unavailable still held"
+        )
+    )
 
 
 def test_reopening_gives_fresh_deadlines_from_the_reopening(engine: IncidentEngine) -> None:
@@ -581,7 +613,7 @@ def test_a_resolved_incident_keeps_its_stopped_clocks_across_a_restart(
 ) -> None:
     engine.apply([USER_DOWN], MON_14)
     engine.acknowledge(1, local(2026, 11, 30, 15), "ops")
-    engine.resolve(1, local(2026, 11, 30, 16), "ops", "fixed")
+    engine.resolve(1, local(2026, 11, 30, 16), "ops", "fixed", force=True)
     saved = json.loads(json.dumps(engine.incident(1).to_dict()))
     restored = Incident.from_dict(saved)
     assert restored.clocks == engine.incident(1).clocks
@@ -595,7 +627,7 @@ def test_an_incident_saved_with_due_times_but_no_stopped_clocks_still_has_its_de
     engine: IncidentEngine,
 ) -> None:
     engine.apply([USER_DOWN], MON_14)
-    engine.resolve(1, local(2026, 11, 30, 16), "ops", "fixed")
+    engine.resolve(1, local(2026, 11, 30, 16), "ops", "fixed", force=True)
     saved = engine.incident(1).to_dict()
     saved["clocks"] = []  # as saved before stopped clocks were kept
     restored = Incident.from_dict(saved)
@@ -604,3 +636,16 @@ def test_an_incident_saved_with_due_times_but_no_stopped_clocks_still_has_its_de
     )  # fmt: skip
     assert all(not clock.running for clock in restored.clocks.values())
     assert restored.clocks[ClockName.REPAIR].due == local(2026, 12, 2, 17)
+
+
+def test_a_raise_retitles_the_incident_in_the_words_of_its_new_priority(
+    engine: IncidentEngine,
+) -> None:
+    engine.apply([SOME_MISSES], MON_14)
+    assert (
+        engine.incident(1).title
+        == "CRM integration: calls of carol at acme-ams sometimes unrecognised"
+    )
+    events = engine.apply([SOME_MISSES, USER_DOWN], MON_14 + timedelta(minutes=5))
+    assert kinds_of(events) == [K.SCOPE_GREW, K.RAISED]
+    assert engine.incident(1).title == "Click2Dial unavailable for alice at acme-ams"

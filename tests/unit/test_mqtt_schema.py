@@ -98,6 +98,7 @@ def test_valid_batch_decodes_into_agent_results_in_utc() -> None:
             evidence="POST http://x/lookup [CONTACT] (none) == ctiwatch test contact",
             source=Source.AGENT,
             attempts=2,
+            source_id="ams-1",
         ),
         ProbeResult(
             result_id="r2",
@@ -110,6 +111,7 @@ def test_valid_batch_decodes_into_agent_results_in_utc() -> None:
             evidence="POST http://x/lookup [CONTACT] (none) == ctiwatch test contact",
             source=Source.AGENT,
             attempts=2,
+            source_id="ams-1",
         ),
     ]
     assert decoded.results[0].at.utcoffset() == timedelta(0)
@@ -252,6 +254,7 @@ def test_call_event_is_a_crm_recognition_fact_for_the_topics_customer() -> None:
         status=None,
         evidence="inbound call c-981 with +31201234567: not recognised",
         source=Source.CALL,
+        source_id="calls",
     )
 
 
@@ -345,6 +348,7 @@ def test_encoded_results_decode_to_the_same_results() -> None:
             evidence=f"POST http://x/dial [STATUS] ({n}) — ünïcode",
             source=Source.AGENT,
             attempts=n + 1,
+            source_id="rtm-1",
         )
         for n in range(3)
     ]

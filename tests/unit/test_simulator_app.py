@@ -84,6 +84,7 @@ async def test_outage_added_through_the_admin_api_fails_requests_until_removed(
         "from": None,
         "to": None,
         "refuse": False,
+        "sources": None,
     }
     down = await client.get(LOOKUP, headers=AUTH)
     assert down.status == 503
@@ -179,3 +180,31 @@ async def test_fault_body_that_is_not_json_is_400(client: TestClient[Any, Any]) 
     response = await client.post("/admin/faults", data=b"service=crm")
     assert response.status == 400
     assert await response.json() == {"errors": ["body: must be a JSON object"]}
+
+
+async def test_fault_naming_an_unknown_customer_is_400_naming_the_field(
+    client: TestClient[Any, Any],
+) -> None:
+    body = {"service": "crm", "kind": "outage", "customer": "acmee"}
+    response = await client.post("/admin/faults", json=body)
+    assert response.status == 400
+    assert await response.json() == {"errors": ["customer: unknown customer 'acmee'"]}
+    assert await (await client.get("/admin/faults")).json() == {"faults": []}
+
+
+async def test_absurd_latency_is_400_naming_latency_not_a_500(
+    client: TestClient[Any, Any],
+) -> None:
+    body = {"service": "crm", "kind": "slow", "latency": "99999999999999d"}
+    response = await client.post("/admin/faults", json=body)
+    assert response.status == 400
+    assert await response.json() == {"errors": ["latency: must be at most 1h"]}
+
+
+async def test_fault_seen_only_by_an_agent_leaves_central_requests_healthy(
+    client: TestClient[Any, Any],
+) -> None:
+    body = {"service": "crm", "kind": "outage", "sources": ["ams-agent-1"]}
+    created = await client.post("/admin/faults", json=body)
+    assert (await created.json())["sources"] == ["ams-agent-1"]
+    assert (await client.get(LOOKUP, headers=AUTH)).status == 200
