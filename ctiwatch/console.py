@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from classifier.conditions import Condition, ConditionKind
@@ -56,10 +56,10 @@ from incidents.maintenance import (
 )
 from incidents.model import Incident, IncidentError, IncidentStatus
 from sla.priority import Priority
+from sla.words import window_words
 
 log = logging.getLogger("ctiwatch.console")
 
-TRAILING_HOUR = timedelta(hours=1)
 _DOWN = frozenset({ConditionKind.LOCATION_UNAVAILABLE, ConditionKind.USER_UNAVAILABLE})
 _BREACHES: tuple[Breach, ...] = ("response", "update", "repair")
 # ``incident`` -> incident number, ``detail`` -> what happened, for the timeline.
@@ -95,6 +95,10 @@ class ConsoleServiceImpl:
         self._clock = pipeline.clock
         self._monitor = pipeline.monitor
         self._calendar = pipeline.monitor.policy.calendar
+        # A tile's recognition figure covers the degraded rule's window, so the card shows the
+        # figure the rule judges, and states the rule without a second (older) figure.
+        self._rate_window = config.classification.degraded_window
+        self._rate_rule = f"recognition below {config.classification.degraded_rate * 100:g}%"
         self._customers = {c.id: c for c in config.topology.customers}
         self._agents = agents
         self._mqtt = mqtt
@@ -144,6 +148,7 @@ class ConsoleServiceImpl:
             open_incidents=tuple(self._summary_of(i) for i in open_incidents),
             maintenance=tuple(self._window_view(w, now) for w in windows if not w.cancelled),
             mqtt=self._mqtt_view(),
+            recognition_window=window_words(self._rate_window),
         )
 
     def _mqtt_view(self) -> MqttView | None:
@@ -192,12 +197,12 @@ class ConsoleServiceImpl:
         else:
             state = "unknown"
         counts = await self._store.results.recognition_rate(
-            customer, location, now - TRAILING_HOUR, now, service
+            customer, location, now - self._rate_window, now, service
         )
         rollup = combine_rollups(
             await self._store.results.rollups(
                 "minute",
-                now - TRAILING_HOUR,
+                now - self._rate_window,
                 now,
                 customer=customer,
                 location=location,
@@ -216,8 +221,14 @@ class ConsoleServiceImpl:
             latency_p95_ms=None if rollup is None else rollup.latency_p95_ms,
             incident_number=incident.number if incident is not None and in_scope else None,
             incident_priority=int(incident.priority) if incident is not None and in_scope else None,
-            detail="; ".join(f"{c.user or 'all users'}: {c.reason}" for c in mine)[:200],
+            detail="; ".join(f"{c.user or 'all users'}: {self._why(c)}" for c in mine)[:200],
         )
+
+    def _why(self, condition: Condition) -> str:
+        """Why a condition holds, in one line; the degraded rule's figure is the tile's own."""
+        if condition.kind is ConditionKind.LOCATION_DEGRADED:
+            return self._rate_rule
+        return condition.reason
 
     async def _agent_views(self) -> list[AgentView]:
         """Every agent ever heard of (the store), as ingestion judges it now when it has

@@ -22,6 +22,7 @@ from ctiwatch.commands.incidents import (
     table,
 )
 from ctiwatch.web.render import SERVICE_NAMES, duration, ms
+from sla.words import percent
 
 _DASH = "-"
 
@@ -67,7 +68,7 @@ def recognition(tile: dict[str, Any]) -> str:
     if rate is None:
         return f"- ({calls} calls)" if calls else _DASH
     before = ", before the outage" if tile.get("state") == "down" else ""
-    return f"{rate * 100:.1f}% ({calls} calls{before})"
+    return f"{percent(rate)} ({calls} calls{before})"
 
 
 def mqtt_line(mqtt: dict[str, Any]) -> str:
@@ -132,7 +133,7 @@ def render_status(document: dict[str, Any], tz: ZoneInfo) -> str:
             "SERVICE",
             "STATE",
             "LAST PROBE",
-            "RECOGNISED (ANSWERED, 1H)",
+            f"RECOGNISED (ANSWERED, {str(document.get('recognition_window') or '1h').upper()})",
             "P95",
             "INCIDENT",
             "DETAIL",

@@ -20,6 +20,7 @@ from ctiwatch.web.service import (
     ServiceState,
     StatusView,
 )
+from sla.words import percent
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -44,7 +45,14 @@ class Overall:
 
 
 def overall(status: StatusView) -> Overall:
-    """Worst first: an outage or open P1, then degradation or open P2, then maintenance."""
+    """The banner in Statuspage's words, worst first.
+
+    A *tile* is one service at one location of one customer. **Major outage** only when every
+    tile is down, or every tile of one customer (that customer has nothing left); **partial
+    outage** when some tile is down or a P1 is open; **degraded performance** when some tile is
+    degraded or a P2 is open; then maintenance; **all systems operational** otherwise (P3 and P4
+    incidents do not touch the service).
+    """
     states = [t.state for c in status.customers for loc in c.locations for t in loc.services]
     counts = {state: states.count(state) for state in SERVICE_STATES}
     priorities = [i.priority for i in status.open_incidents]
@@ -54,10 +62,12 @@ def overall(status: StatusView) -> Overall:
         n = len(priorities)
         facts.append(f"{n} open incident{'s' if n != 1 else ''}")
     detail = " · ".join(facts) if facts else f"{len(states)} services checked"
-    if counts["down"] or 1 in priorities:
+    if any(_all_down(c) for c in status.customers):
         return Overall("down", "Major outage", detail)
+    if counts["down"] or 1 in priorities:
+        return Overall("down", "Partial outage", detail)
     if counts["degraded"] or 2 in priorities:
-        return Overall("degraded", "Service disruption", detail)
+        return Overall("degraded", "Degraded performance", detail)
     if counts["maintenance"]:
         return Overall("maintenance", "Maintenance in progress", detail)
     if states and counts["unknown"] == len(states):
@@ -65,6 +75,13 @@ def overall(status: StatusView) -> Overall:
     if not states:
         return Overall("unknown", "Nothing is monitored yet", "the topology has no customers")
     return Overall("ok", "All systems operational", detail)
+
+
+def _all_down(customer: CustomerStatus) -> bool:
+    """Every service at every location of ``customer`` is down (if every customer's are,
+    everything is)."""
+    states = [t.state for loc in customer.locations for t in loc.services]
+    return bool(states) and all(state == "down" for state in states)
 
 
 _SEVERITY: dict[str, int] = {"ok": 0, "unknown": 1, "maintenance": 2, "degraded": 3, "down": 4}
@@ -138,9 +155,8 @@ def duration(seconds: float | timedelta) -> str:
 
 
 def pct(rate: float | None) -> str:
-    if rate is None:
-        return "—"
-    return f"{rate * 100:.1f}%"
+    """Rounded down: a rate below a threshold never shows as the threshold (see sla.words)."""
+    return percent(rate)
 
 
 def thousands(count: int) -> str:

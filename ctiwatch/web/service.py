@@ -136,8 +136,8 @@ class ServiceTile:
     service: str  # click2dial | crm
     state: ServiceState
     last_probe_at: datetime | None
-    recognition_rate: float | None  # 0..1 over the trailing hour; None when no calls
-    calls: int  # calls in the trailing hour (the base of the rate)
+    recognition_rate: float | None  # 0..1 over the recognition window; None when no calls
+    calls: int  # calls in the recognition window (the base of the rate)
     latency_p95_ms: float | None
     incident_number: int | None = None  # the customer's open incident, if this service is in it
     incident_priority: int | None = None
@@ -259,6 +259,9 @@ class StatusView:
     open_incidents: tuple[IncidentSummary, ...]  # every incident that is not resolved
     maintenance: tuple[MaintenanceView, ...]  # windows that are active or scheduled
     mqtt: MqttView | None = None  # None: the service does not say (e.g. a test double)
+    # The trailing window of every tile's recognition figure: the degraded rule's window, so
+    # a card's figure is the one the rule judges (``sla.words.window_words``).
+    recognition_window: str = "1h"
 
 
 class ConsoleService(Protocol):

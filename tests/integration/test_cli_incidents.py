@@ -286,7 +286,7 @@ def test_status_shows_every_service_incidents_and_agents(served: Served) -> None
     done = ctiwatch("status", "--url", served.url)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.splitlines() == [
-        "ctiwatch status at 2026-12-01 10:00 CET: Major outage (1 down · 1 open incident)",
+        "ctiwatch status at 2026-12-01 10:00 CET: Partial outage (1 down · 1 open incident)",
         "",
         "CUSTOMER  LOCATION    SERVICE          STATE  LAST PROBE  "
         "RECOGNISED (ANSWERED, 1H)     P95  INCIDENT  DETAIL",
@@ -320,7 +320,7 @@ def test_status_json_is_the_api_document(served: Served) -> None:
     document = json.loads(done.stdout)
     assert document["overall"] == {
         "state": "down",
-        "headline": "Major outage",
+        "headline": "Partial outage",
         "detail": "1 down · 1 open incident",
     }
     assert document["generated_at"] == "2026-12-01T10:00:00+01:00"

@@ -62,7 +62,7 @@ async def test_api_status_has_banner_tiles_incidents_agents_in_local_time(client
     status = await get_json(client, "/api/v1/status")
     assert status["overall"] == {
         "state": "down",
-        "headline": "Major outage",
+        "headline": "Partial outage",
         "detail": "1 down · 1 open incident",
     }
     assert status["generated_at"] == "2026-12-01T10:00:00+01:00"
@@ -88,6 +88,7 @@ async def test_api_status_has_banner_tiles_incidents_agents_in_local_time(client
         None,
     )
     assert [i["number"] for i in status["open_incidents"]] == [2]
+    assert status["recognition_window"] == "1h"
     assert status["agents"][1] == {
         "name": "agent-utr-1",
         "status": "stale",
