@@ -42,8 +42,10 @@ from ctiwatch.web.service import (
     TimelineEntry,
     check_customer,
     check_priority_change,
+    check_resolve,
     check_status_filter,
     check_window,
+    conditions_still_hold,
     incident_not_found,
     incident_resolved,
     required_text,
@@ -54,9 +56,10 @@ from incidents.maintenance import (
     MaintenanceWindow,
     check_outside_support_hours,
 )
-from incidents.model import Incident, IncidentError, IncidentStatus
+from incidents.model import ConditionsStillHold, Incident, IncidentError, IncidentStatus
+from incidents.model import ScopeEntry as HeldEntry
 from sla.priority import Priority
-from sla.words import window_words
+from sla.words import service_name, window_words
 
 log = logging.getLogger("ctiwatch.console")
 
@@ -297,6 +300,7 @@ class ConsoleServiceImpl:
                     user=e.user,
                     priority=int(e.priority),
                     condition=e.reason + (" (cleared)" if e.cleared_at is not None else ""),
+                    cleared=e.cleared_at is not None,
                 )
                 for e in entries
             ),
@@ -337,10 +341,20 @@ class ConsoleServiceImpl:
 
         await self._act(number, "change the priority of", action)
 
-    async def resolve(self, number: int, actor: str) -> None:
+    async def resolve(self, number: int, actor: str, reason: str = "", force: bool = False) -> None:
+        """A person's resolve; while conditions in scope hold only with ``force`` and a
+        reason. Those conditions are then forgotten, not silenced (the monitor's rule)."""
+        reason = check_resolve(reason, force)
+
         def action(now: datetime) -> Outcome:
-            self._open_incident(number, "resolve")
-            return self._monitor.resolve(number, now, actor)
+            incident = self._open_incident(number, "resolve")
+            holding = incident.active_scope()
+            if holding and not force:
+                raise conditions_still_hold(number, [_holding_words(e) for e in holding])
+            try:
+                return self._monitor.resolve(number, now, actor, reason, force=force)
+            except ConditionsStillHold as exc:
+                raise ServiceError(str(exc), "force", 409) from None
 
         await self._act(number, "resolve", action)
 
@@ -553,6 +567,12 @@ def _incident_state(value: str) -> IncidentState:
     if value == "acknowledged":
         return "acknowledged"
     return "resolved" if value == "resolved" else "open"
+
+
+def _holding_words(entry: HeldEntry) -> str:
+    """``Click2Dial at acme-ams, all users: 3 consecutive failed rounds ...``"""
+    who = entry.user or "all users"
+    return f"{service_name(entry.service.value)} at {entry.location}, {who}: {entry.reason}"
 
 
 def _timeline_view(entry: StoredEntry) -> TimelineEntry:

@@ -188,8 +188,10 @@ class Monitor:
             outcome.extend(self._raised(self.engine.incident(number), before, now))
         return outcome
 
-    def resolve(self, number: int, now: datetime, actor: str) -> Outcome:
-        return self._handle(self.engine.resolve(number, now, actor), now)
+    def resolve(
+        self, number: int, now: datetime, actor: str, reason: str = "", force: bool = False
+    ) -> Outcome:
+        return self._handle(self.engine.resolve(number, now, actor, reason), now)
 
     def reopen(self, number: int, now: datetime, actor: str, text: str = "") -> Outcome:
         return self._handle(self.engine.reopen(number, now, actor, text), now)

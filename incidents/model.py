@@ -18,6 +18,10 @@ class IncidentError(ValueError):
     """A person's action that cannot apply (unknown incident, a second open incident, ...)."""
 
 
+class ConditionsStillHold(IncidentError):
+    """Conditions in scope still hold; resolve needs force."""
+
+
 class IncidentStatus(StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"

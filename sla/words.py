@@ -31,3 +31,11 @@ def window_words(window: timedelta) -> str:
     hours, minutes = divmod(rest, 60)
     parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
     return " ".join(parts) or f"{int(window.total_seconds())}s"
+
+
+SERVICE_NAMES: dict[str, str] = {"click2dial": "Click2Dial", "crm": "CRM integration"}
+
+
+def service_name(service: str) -> str:
+    """A service's display name: ``crm`` is ``CRM integration``; an unknown one as it is."""
+    return SERVICE_NAMES.get(service, service)

@@ -415,8 +415,55 @@ async def test_change_priority_form_with_priority_out_of_range_is_refused(client
     assert 'data-field="priority"' in await response.text()
 
 
+async def test_resolve_form_while_conditions_hold_asks_to_confirm_with_a_reason(
+    client: Client, scene: Scene
+) -> None:
+    form = {"actor": "Sanne", "reason": "a priority reason typed earlier"}
+    response = await post_form(client, "/incidents/2/resolve", form)
+    assert response.status == 409
+    html = await response.text()
+    assert (
+        '<form class="card" id="confirm-resolve" method="post" action="/incidents/2/resolve">'
+        in html
+    )
+    assert (
+        '<li data-holding="click2dial/acme-ams/">Click2Dial at acme-ams, all users: '
+        "3 consecutive failed rounds for every user at acme-ams (2 users): "
+        "HTTP 503 Service Unavailable</li>"
+    ) in html
+    assert '<input type="hidden" name="actor" value="Sanne">' in html
+    assert '<input type="hidden" name="force" value="true">' in html
+    assert '<textarea id="resolve_reason" name="resolve_reason" required' in html
+    detail = await scene.console.incident(2)
+    assert detail is not None and detail.summary.status == "open"
+
+    refused = await post_form(client, "/incidents/2/resolve", {"actor": "Sanne", "force": "true"})
+    assert refused.status == 400
+    html = await refused.text()
+    assert 'data-field="reason">Why resolve it now must not be empty</div>' in html
+    assert 'id="confirm-resolve"' in html
+
+    confirmed = {"actor": "Sanne", "force": "true", "resolve_reason": "carrier fixed the trunk"}
+    assert (await post_form(client, "/incidents/2/resolve", confirmed)).status == 303
+    detail = await scene.console.incident(2)
+    assert detail is not None and detail.summary.status == "resolved"
+    assert (detail.timeline[-1].actor, detail.timeline[-1].detail) == (
+        "Sanne",
+        "resolved by Sanne: carrier fixed the trunk",
+    )
+
+
+async def test_incident_page_says_resolving_asks_to_confirm_while_conditions_hold(
+    client: Client,
+) -> None:
+    html = await page(client, "/incidents/2")
+    assert "stops every SLA clock; conditions still hold, so you will be asked to confirm" in html
+    assert 'id="confirm-resolve"' not in html
+
+
 async def test_resolve_then_reopen_forms(client: Client, scene: Scene) -> None:
-    assert (await post_form(client, "/incidents/2/resolve", {"actor": "Sanne"})).status == 303
+    resolve = {"actor": "Sanne", "force": "true", "resolve_reason": "fixed"}
+    assert (await post_form(client, "/incidents/2/resolve", resolve)).status == 303
     detail = await scene.console.incident(2)
     assert detail is not None and detail.summary.status == "resolved"
     html = await page(client, "/incidents/2")
