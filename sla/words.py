@@ -39,3 +39,10 @@ SERVICE_NAMES: dict[str, str] = {"click2dial": "Click2Dial", "crm": "CRM integra
 def service_name(service: str) -> str:
     """A service's display name: ``crm`` is ``CRM integration``; an unknown one as it is."""
     return SERVICE_NAMES.get(service, service)
+
+
+def unset_target(priority: int) -> str:
+    """What a deadline the SLA does not set is called, in the SLA's words (sla.md, section 3):
+    P1's repair is "to be determined"; P3 and P4 update and repair are "best effort" (and a
+    target the configuration leaves unset for P2 is best effort too)."""
+    return "to be determined" if priority == 1 else "best effort"

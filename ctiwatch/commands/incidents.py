@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from ctiwatch.apiclient import ApiClient, ApiError, ServiceUnreachable, base_url, url_for
 from ctiwatch.config import load_config
 from sla.priority import Priority
+from sla.words import unset_target
 
 T = TypeVar("T")
 
@@ -402,11 +403,8 @@ def due_text(detail: dict[str, Any], name: str, tz: ZoneInfo) -> str:
     if due is None:
         if breached:
             return "breached"
-        if name == "update":
-            return "not set (best effort)"
-        if name == "repair":
-            return "not set (to be determined)" if detail.get("priority") == 1 else "not set"
-        return "not set"
+        priority = detail.get("priority")
+        return unset_target(priority if isinstance(priority, int) else 0)
     when = local_time(due, tz)
     if breached:
         return f"{when} (breached)"

@@ -21,8 +21,8 @@ from ctiwatch.commands.incidents import (
     show_answer,
     table,
 )
-from ctiwatch.web.render import SERVICE_NAMES, duration, ms
-from sla.words import percent
+from ctiwatch.web.render import duration, ms
+from sla.words import percent, service_name
 
 _DASH = "-"
 
@@ -116,7 +116,7 @@ def render_status(document: dict[str, Any], tz: ZoneInfo) -> str:
                     [
                         str(customer.get("id")),
                         str(location.get("id")),
-                        SERVICE_NAMES.get(service, service),
+                        service_name(service),
                         str(tile.get("state")),
                         ago(tile.get("last_probe_at"), now),
                         recognition(tile),

@@ -20,12 +20,12 @@ from ctiwatch.web.service import (
     ServiceState,
     StatusView,
 )
-from sla.words import percent
+from sla.priority import Priority
+from sla.words import SERVICE_NAMES, percent, service_name, unset_target
 
 TEMPLATES = Path(__file__).parent / "templates"
 
-SERVICE_NAMES = {"click2dial": "Click2Dial", "crm": "CRM integration"}
-PRIORITY_LABELS = {1: "Critical", 2: "High", 3: "Normal", 4: "Low"}
+PRIORITY_LABELS = {int(p): p.label for p in Priority}
 STATE_LABELS = {
     "ok": "Operational",
     "degraded": "Degraded",
@@ -119,7 +119,7 @@ def build_environment(tz: ZoneInfo) -> jinja2.Environment:
     env.filters["ms"] = ms
     env.filters["thousands"] = thousands
     env.filters["duration"] = duration
-    env.filters["service_name"] = lambda service: SERVICE_NAMES.get(service, service)
+    env.filters["service_name"] = service_name
     env.globals["worst_state"] = worst_state
     env.globals["deadline_rows"] = deadline_rows
     env.globals.update(
@@ -188,7 +188,7 @@ class DeadlineRow:
 def deadline_rows(detail: IncidentDetail) -> list[DeadlineRow]:
     i = detail.summary
     resolved = i.status == "resolved"
-    unset = "to be determined" if i.priority == 1 else "best effort"
+    unset = unset_target(i.priority)
     rows = []
     if "response" in i.breaches:
         response = ("breach", "breached")
@@ -197,7 +197,7 @@ def deadline_rows(detail: IncidentDetail) -> list[DeadlineRow]:
     elif resolved:
         response = ("plain", "stopped")
     else:
-        response = ("plain", "running" if detail.response_due else "not set")
+        response = ("plain", "running" if detail.response_due else unset)
     rows.append(DeadlineRow("response", "Response due", detail.response_due, *response))
     for target, label, due in (
         ("update", "Next update due", detail.update_due),
@@ -206,7 +206,7 @@ def deadline_rows(detail: IncidentDetail) -> list[DeadlineRow]:
         if target in i.breaches:
             verdict = ("breach", "breached")
         elif due is None:
-            verdict = ("plain", "best effort" if target == "update" else unset)
+            verdict = ("plain", unset)
         elif resolved:
             verdict = ("met", "stopped") if target == "repair" else ("plain", "stopped")
         else:

@@ -123,7 +123,7 @@ def test_incidents_show_prints_deadlines_scope_and_timeline(served: Served) -> N
         "  resolved:     -",
         "  response due: 2026-12-01 13:30 CET (breached)",
         "  update due:   2026-12-01 13:30 CET (breached)",
-        "  repair due:   not set (to be determined)",
+        "  repair due:   to be determined",
         "  breaches:     response, update",
         "scope:",
         "  click2dial at acme-ams (all users), P1: 3 consecutive failed rounds for every user at "
