@@ -22,6 +22,7 @@ import jinja2
 
 from alerting.model import IncidentView, RoutingPolicy, Trigger, TriggerKind
 from sla.priority import Priority
+from sla.words import unset_target
 
 SMS_LIMIT = 160
 
@@ -85,6 +86,11 @@ def long_time(when: datetime | None, timezone: str) -> str:
         return "not set"
     local = local_time(when, timezone)
     return f"{local.strftime('%a %Y-%m-%d %H:%M')} ({local.tzname()})"
+
+
+def _due(when: datetime | None, priority: int, timezone: str) -> str:
+    """A deadline, or the SLA's words for one it does not set."""
+    return unset_target(priority) if when is None else long_time(when, timezone)
 
 
 def scope_summary(incident: IncidentView) -> str:
@@ -368,9 +374,9 @@ def _context(
         "reason": incident.priority_reason,
         "automatic": incident.automatic,
         "opened_at": long_time(incident.opened_at, tz),
-        "response_due": long_time(incident.response_due, tz),
-        "update_due": long_time(incident.update_due, tz),
-        "repair_due": long_time(incident.repair_due, tz),
+        "response_due": _due(incident.response_due, incident.priority, tz),
+        "update_due": _due(incident.update_due, incident.priority, tz),
+        "repair_due": _due(incident.repair_due, incident.priority, tz),
         "affected": affected_rows(incident),
         "evidence": list(incident.evidence),
     }

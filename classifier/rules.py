@@ -71,6 +71,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
 from heapq import heappop, heappush
 from itertools import count
 
@@ -84,6 +85,7 @@ from classifier.conditions import (
 from classifier.observation import CENTRAL, ProbeResult, Service, Source, TargetKey
 from classifier.thresholds import Thresholds
 from classifier.windows import MinuteCounts, RecentInstants
+from sla.words import percent
 
 EVIDENCE_LINES = 5
 _PER_TARGET_LINES = 3
@@ -700,7 +702,8 @@ class Classifier:
             priority=ConditionKind.LOCATION_DEGRADED.priority,
             since=at,
             reason=(
-                f"recognition {recognised / calls:.1%} ({recognised}/{calls}) over the trailing "
+                f"recognition {percent(Fraction(recognised, calls))} ({recognised}/{calls}) "
+                f"over the trailing "
                 f"{_window_words(self._t.degraded_window)} < {self._t.degraded_rate * 100:g}%"
             ),
             evidence=tuple(_log_line(group.location, line) for line in group.miss_lines),

@@ -126,8 +126,12 @@ class ApiClient:
         body = {"actor": actor, "priority": priority, "reason": reason}
         return await self.act(number, "priority", body)
 
-    async def resolve(self, number: int, actor: str) -> dict[str, Any]:
-        return await self.act(number, "resolve", {"actor": actor})
+    async def resolve(
+        self, number: int, actor: str, reason: str = "", force: bool = False
+    ) -> dict[str, Any]:
+        """While conditions in its scope still hold, only with ``force`` and a ``reason``."""
+        body: dict[str, Any] = {"actor": actor, "reason": reason, "force": force}
+        return await self.act(number, "resolve", body)
 
     async def reopen(self, number: int, actor: str) -> dict[str, Any]:
         return await self.act(number, "reopen", {"actor": actor})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 from classifier.conditions import Condition, ConditionKind
@@ -42,8 +42,10 @@ from ctiwatch.web.service import (
     TimelineEntry,
     check_customer,
     check_priority_change,
+    check_resolve,
     check_status_filter,
     check_window,
+    conditions_still_hold,
     incident_not_found,
     incident_resolved,
     required_text,
@@ -54,12 +56,13 @@ from incidents.maintenance import (
     MaintenanceWindow,
     check_outside_support_hours,
 )
-from incidents.model import Incident, IncidentError, IncidentStatus
+from incidents.model import ConditionsStillHold, Incident, IncidentError, IncidentStatus
+from incidents.model import ScopeEntry as HeldEntry
 from sla.priority import Priority
+from sla.words import service_name, window_words
 
 log = logging.getLogger("ctiwatch.console")
 
-TRAILING_HOUR = timedelta(hours=1)
 _DOWN = frozenset({ConditionKind.LOCATION_UNAVAILABLE, ConditionKind.USER_UNAVAILABLE})
 _BREACHES: tuple[Breach, ...] = ("response", "update", "repair")
 # ``incident`` -> incident number, ``detail`` -> what happened, for the timeline.
@@ -95,6 +98,10 @@ class ConsoleServiceImpl:
         self._clock = pipeline.clock
         self._monitor = pipeline.monitor
         self._calendar = pipeline.monitor.policy.calendar
+        # A tile's recognition figure covers the degraded rule's window, so the card shows the
+        # figure the rule judges, and states the rule without a second (older) figure.
+        self._rate_window = config.classification.degraded_window
+        self._rate_rule = f"recognition below {config.classification.degraded_rate * 100:g}%"
         self._customers = {c.id: c for c in config.topology.customers}
         self._agents = agents
         self._mqtt = mqtt
@@ -144,6 +151,7 @@ class ConsoleServiceImpl:
             open_incidents=tuple(self._summary_of(i) for i in open_incidents),
             maintenance=tuple(self._window_view(w, now) for w in windows if not w.cancelled),
             mqtt=self._mqtt_view(),
+            recognition_window=window_words(self._rate_window),
         )
 
     def _mqtt_view(self) -> MqttView | None:
@@ -192,12 +200,12 @@ class ConsoleServiceImpl:
         else:
             state = "unknown"
         counts = await self._store.results.recognition_rate(
-            customer, location, now - TRAILING_HOUR, now, service
+            customer, location, now - self._rate_window, now, service
         )
         rollup = combine_rollups(
             await self._store.results.rollups(
                 "minute",
-                now - TRAILING_HOUR,
+                now - self._rate_window,
                 now,
                 customer=customer,
                 location=location,
@@ -216,8 +224,14 @@ class ConsoleServiceImpl:
             latency_p95_ms=None if rollup is None else rollup.latency_p95_ms,
             incident_number=incident.number if incident is not None and in_scope else None,
             incident_priority=int(incident.priority) if incident is not None and in_scope else None,
-            detail="; ".join(f"{c.user or 'all users'}: {c.reason}" for c in mine)[:200],
+            detail="; ".join(f"{c.user or 'all users'}: {self._why(c)}" for c in mine)[:200],
         )
+
+    def _why(self, condition: Condition) -> str:
+        """Why a condition holds, in one line; the degraded rule's figure is the tile's own."""
+        if condition.kind is ConditionKind.LOCATION_DEGRADED:
+            return self._rate_rule
+        return condition.reason
 
     async def _agent_views(self) -> list[AgentView]:
         """Every agent ever heard of (the store), as ingestion judges it now when it has
@@ -286,6 +300,7 @@ class ConsoleServiceImpl:
                     user=e.user,
                     priority=int(e.priority),
                     condition=e.reason + (" (cleared)" if e.cleared_at is not None else ""),
+                    cleared=e.cleared_at is not None,
                 )
                 for e in entries
             ),
@@ -326,10 +341,18 @@ class ConsoleServiceImpl:
 
         await self._act(number, "change the priority of", action)
 
-    async def resolve(self, number: int, actor: str) -> None:
+    async def resolve(self, number: int, actor: str, reason: str = "", force: bool = False) -> None:
+        """A person's resolve; while conditions in scope hold only with ``force`` and a
+        reason. Those conditions are then forgotten, not silenced (the monitor's rule)."""
+        reason = check_resolve(reason, force)
+
         def action(now: datetime) -> Outcome:
-            self._open_incident(number, "resolve")
-            return self._monitor.resolve(number, now, actor)
+            incident = self._open_incident(number, "resolve")
+            try:
+                return self._monitor.resolve(number, now, actor, reason, force=force)
+            except ConditionsStillHold:  # the rule is the core's; the words are the console's
+                holding = [_holding_words(e) for e in incident.active_scope()]
+                raise conditions_still_hold(number, holding) from None
 
         await self._act(number, "resolve", action)
 
@@ -542,6 +565,12 @@ def _incident_state(value: str) -> IncidentState:
     if value == "acknowledged":
         return "acknowledged"
     return "resolved" if value == "resolved" else "open"
+
+
+def _holding_words(entry: HeldEntry) -> str:
+    """``Click2Dial at acme-ams, all users: 3 consecutive failed rounds ...``"""
+    who = entry.user or "all users"
+    return f"{service_name(entry.service.value)} at {entry.location}, {who}: {entry.reason}"
 
 
 def _timeline_view(entry: StoredEntry) -> TimelineEntry:

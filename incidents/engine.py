@@ -66,6 +66,7 @@ from sla.timers import (
     restart_update_clock,
     start_clocks,
 )
+from sla.words import service_name
 
 _SHOWN_CONDITIONS = 3
 
@@ -683,12 +684,9 @@ def _summary(conditions: list[Condition]) -> str:
     return shown + (f"; and {more} more" if more > 0 else "")
 
 
-_SERVICE_NAMES = {"click2dial": "Click2Dial", "crm": "CRM integration"}
-
-
 def headline(condition: Condition) -> str:
     """A short title in the SLA's words; the reason with its evidence is on the timeline."""
-    service = _SERVICE_NAMES.get(condition.service.value, condition.service.value)
+    service = service_name(condition.service.value)
     where, user = condition.location, condition.user
     kind = condition.kind
     if kind is ConditionKind.LOCATION_UNAVAILABLE:

@@ -198,3 +198,12 @@ async def example_scene(scene: Scene, now: datetime = NOW) -> None:
             "no report for 4m",
         ),
     ]
+
+
+# What the core adds to the timeline when a person forces the resolve of the scene's open
+# ACME P1 (incident 2) while its outage still holds: the condition is forgotten, not silenced.
+FORGOTTEN = (
+    "; forced while still held, forgotten and watched anew: click2dial acme-ams location "
+    "unavailable (P1): 3 consecutive failed rounds for every user at acme-ams (2 users): "
+    "HTTP 503 Service Unavailable"
+)

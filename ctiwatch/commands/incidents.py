@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from ctiwatch.apiclient import ApiClient, ApiError, ServiceUnreachable, base_url, url_for
 from ctiwatch.config import load_config
 from sla.priority import Priority
+from sla.words import unset_target
 
 T = TypeVar("T")
 
@@ -32,6 +33,7 @@ OPTIONS = {
     "priority": "--to",
     "reason": "--reason",
     "status": "--status",
+    "force": "--force",
 }
 _DASH = "-"
 
@@ -66,12 +68,28 @@ def register(sub: Any) -> None:
 
     for name, help_text in (
         ("ack", "acknowledge: the first response (stops the response clock)"),
-        ("resolve", "resolve the incident"),
         ("reopen", "reopen a resolved incident"),
     ):
         action = commands.add_parser(name, parents=[service, actor], help=help_text)
         action.add_argument("number", type=number_argument, metavar="N")
         action.set_defaults(func=action_command, action=name)
+
+    resolve = commands.add_parser(
+        "resolve",
+        parents=[service, actor],
+        help="resolve the incident (while its conditions still hold: --force with a --reason)",
+    )
+    resolve.add_argument("number", type=number_argument, metavar="N")
+    resolve.add_argument(
+        "--force",
+        action="store_true",
+        help="resolve although conditions in its scope still hold; they are forgotten, and a "
+        "new incident opens if the problem persists",
+    )
+    resolve.add_argument(
+        "--reason", type=text_argument, metavar="TEXT", help="why; goes on the timeline"
+    )
+    resolve.set_defaults(func=action_command, action="resolve")
 
     update = commands.add_parser(
         "update", parents=[service, actor], help="post an update (restarts the update clock)"
@@ -262,6 +280,11 @@ def action_command(args: argparse.Namespace) -> int:
     elif action == "priority":
         body["priority"] = args.priority
         body["reason"] = args.reason
+    elif action == "resolve":
+        if args.force:
+            body["force"] = True
+        if args.reason is not None:
+            body["reason"] = args.reason
 
     async def work(api: ApiClient) -> tuple[dict[str, Any], dict[str, Any]]:
         before = await api.incident(number) if action == "priority" else {}
@@ -380,11 +403,8 @@ def due_text(detail: dict[str, Any], name: str, tz: ZoneInfo) -> str:
     if due is None:
         if breached:
             return "breached"
-        if name == "update":
-            return "not set (best effort)"
-        if name == "repair":
-            return "not set (to be determined)" if detail.get("priority") == 1 else "not set"
-        return "not set"
+        priority = detail.get("priority")
+        return unset_target(priority if isinstance(priority, int) else 0)
     when = local_time(due, tz)
     if breached:
         return f"{when} (breached)"

@@ -21,7 +21,8 @@ from ctiwatch.commands.incidents import (
     show_answer,
     table,
 )
-from ctiwatch.web.render import SERVICE_NAMES, duration, ms
+from ctiwatch.web.render import duration, ms
+from sla.words import percent, service_name
 
 _DASH = "-"
 
@@ -67,7 +68,7 @@ def recognition(tile: dict[str, Any]) -> str:
     if rate is None:
         return f"- ({calls} calls)" if calls else _DASH
     before = ", before the outage" if tile.get("state") == "down" else ""
-    return f"{rate * 100:.1f}% ({calls} calls{before})"
+    return f"{percent(rate)} ({calls} calls{before})"
 
 
 def mqtt_line(mqtt: dict[str, Any]) -> str:
@@ -115,7 +116,7 @@ def render_status(document: dict[str, Any], tz: ZoneInfo) -> str:
                     [
                         str(customer.get("id")),
                         str(location.get("id")),
-                        SERVICE_NAMES.get(service, service),
+                        service_name(service),
                         str(tile.get("state")),
                         ago(tile.get("last_probe_at"), now),
                         recognition(tile),
@@ -132,7 +133,7 @@ def render_status(document: dict[str, Any], tz: ZoneInfo) -> str:
             "SERVICE",
             "STATE",
             "LAST PROBE",
-            "RECOGNISED (ANSWERED, 1H)",
+            f"RECOGNISED (ANSWERED, {str(document.get('recognition_window') or '1h').upper()})",
             "P95",
             "INCIDENT",
             "DETAIL",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ctiwatch.web.inputs import ActorBody, Body, PriorityBody, UpdateBody
+from ctiwatch.web.inputs import ActorBody, Body, PriorityBody, ResolveBody, UpdateBody
 from ctiwatch.web.service import ConsoleService
 
 # Action name in the URL -> the body it needs.
@@ -10,7 +10,7 @@ INCIDENT_ACTIONS: dict[str, type[Body]] = {
     "ack": ActorBody,
     "update": UpdateBody,
     "priority": PriorityBody,
-    "resolve": ActorBody,
+    "resolve": ResolveBody,
     "reopen": ActorBody,
 }
 
@@ -31,12 +31,13 @@ async def perform(service: ConsoleService, number: int, action: str, body: Body)
     """Run ``action`` on incident ``number``; ``body`` was validated with INCIDENT_ACTIONS."""
     if isinstance(body, UpdateBody):
         await service.update(number, body.actor, body.text)
+    elif isinstance(body, ResolveBody):
+        await service.resolve(number, body.actor, body.reason, force=body.force)
     elif isinstance(body, PriorityBody):
         await service.change_priority(number, body.actor, body.priority, body.reason)
     elif isinstance(body, ActorBody):
         run = {
             "ack": service.acknowledge,
-            "resolve": service.resolve,
             "reopen": service.reopen,
         }[action]
         await run(number, body.actor)

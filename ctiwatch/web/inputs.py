@@ -44,6 +44,14 @@ class PriorityBody(Body):
     reason: Reason
 
 
+class ResolveBody(Body):
+    """A person's resolve. While conditions in the incident's scope still hold it needs
+    ``force`` and a ``reason`` (classification.md); the reason goes on the timeline."""
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+    force: bool = False
+
+
 class QuestionBody(Body):
     customer: CustomerId
     text: Text
@@ -69,6 +77,8 @@ _MESSAGES = {
     "int_parsing": "must be a whole number",
     "int_from_float": "must be a whole number",
     "list_type": "must be a list",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
     "timezone_aware": _TIME,
     "datetime_type": _TIME,
     "datetime_parsing": _TIME,

@@ -23,6 +23,7 @@ from ctiwatch.web.inputs import (
     B,
     MaintenanceBody,
     QuestionBody,
+    ResolveBody,
     parse_form,
     parse_limit,
     parse_local_time,
@@ -43,6 +44,7 @@ _YEAR = 365 * 24 * 3600
 # sees ("Your name: must not be empty"), the JSON API keeps the field's own name ("actor").
 _ACTOR_LABEL = {"actor": "Your name"}
 INCIDENT_LABELS = {**_ACTOR_LABEL, "text": "Update", "priority": "Priority", "reason": "Reason"}
+RESOLVE_LABELS = {**_ACTOR_LABEL, "reason": "Why resolve it now"}
 QUESTION_LABELS = {**_ACTOR_LABEL, "customer": "Customer", "text": "Question"}
 MAINTENANCE_LABELS = {
     **_ACTOR_LABEL,
@@ -133,6 +135,7 @@ class Pages:
         status: int = 200,
         error: ServiceError | None = None,
         form: Mapping[str, str] | None = None,
+        confirm_resolve: bool = False,
     ) -> web.Response:
         detail = await self._service.incident(number)
         if detail is None:
@@ -145,6 +148,8 @@ class Pages:
             i=detail.summary,
             error=error,
             form=form or {},
+            confirm_resolve=confirm_resolve,
+            holding=[s for s in detail.scope if not s.cleared],
         )
 
     async def incident_action(self, request: web.Request) -> web.Response:
@@ -156,11 +161,17 @@ class Pages:
         form = await request.post()
         typed = _strings(form)
         try:
-            body = _form_body(model, form)
+            body = _resolve_body(form) if model is ResolveBody else _form_body(model, form)
             await perform(self._service, number, action, body)
         except ServiceError as exc:
             if exc.status == 404:
                 return self.error_page(request, 404, exc.message)
+            if model is ResolveBody and exc.field in ("force", "reason"):
+                # Conditions still hold: ask to confirm, with the reason the timeline needs.
+                shown = None if exc.field == "force" else form_error(exc, RESOLVE_LABELS)
+                return await self._incident_page(
+                    request, number, exc.status, shown, typed, confirm_resolve=True
+                )
             error = form_error(exc, INCIDENT_LABELS)
             return await self._incident_page(request, number, exc.status, error, typed)
         return _redirect(f"/incidents/{number}?done={action}", body.actor)
@@ -275,6 +286,17 @@ def _form_body(model: type[B], form: MultiDictProxy[Any]) -> B:
     """Only the fields ``model`` knows: one form on the incident page serves every action."""
     data = {name: form[name] for name in model.model_fields if name in form}
     return parse_form(model, data)
+
+
+def _resolve_body(form: MultiDictProxy[Any]) -> ResolveBody:
+    """The incident page's one form also carries the priority's ``reason``: a resolve reads
+    its own fields, ``resolve_reason`` and ``force``, sent by the confirmation."""
+    data: dict[str, Any] = {"actor": form.get("actor", "")}
+    if "resolve_reason" in form:
+        data["reason"] = form["resolve_reason"]
+    if "force" in form:
+        data["force"] = form["force"]
+    return parse_form(ResolveBody, data)
 
 
 def _redirect(location: str, actor: str) -> web.Response:

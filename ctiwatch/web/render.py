@@ -20,11 +20,12 @@ from ctiwatch.web.service import (
     ServiceState,
     StatusView,
 )
+from sla.priority import Priority
+from sla.words import SERVICE_NAMES, percent, service_name, unset_target
 
 TEMPLATES = Path(__file__).parent / "templates"
 
-SERVICE_NAMES = {"click2dial": "Click2Dial", "crm": "CRM integration"}
-PRIORITY_LABELS = {1: "Critical", 2: "High", 3: "Normal", 4: "Low"}
+PRIORITY_LABELS = {int(p): p.label for p in Priority}
 STATE_LABELS = {
     "ok": "Operational",
     "degraded": "Degraded",
@@ -44,7 +45,14 @@ class Overall:
 
 
 def overall(status: StatusView) -> Overall:
-    """Worst first: an outage or open P1, then degradation or open P2, then maintenance."""
+    """The banner in Statuspage's words, worst first.
+
+    A *tile* is one service at one location of one customer. **Major outage** only when every
+    tile is down, or every tile of one customer (that customer has nothing left); **partial
+    outage** when some tile is down or a P1 is open; **degraded performance** when some tile is
+    degraded or a P2 is open; then maintenance; **all systems operational** otherwise (P3 and P4
+    incidents do not touch the service).
+    """
     states = [t.state for c in status.customers for loc in c.locations for t in loc.services]
     counts = {state: states.count(state) for state in SERVICE_STATES}
     priorities = [i.priority for i in status.open_incidents]
@@ -54,10 +62,12 @@ def overall(status: StatusView) -> Overall:
         n = len(priorities)
         facts.append(f"{n} open incident{'s' if n != 1 else ''}")
     detail = " · ".join(facts) if facts else f"{len(states)} services checked"
-    if counts["down"] or 1 in priorities:
+    if any(_all_down(c) for c in status.customers):
         return Overall("down", "Major outage", detail)
+    if counts["down"] or 1 in priorities:
+        return Overall("down", "Partial outage", detail)
     if counts["degraded"] or 2 in priorities:
-        return Overall("degraded", "Service disruption", detail)
+        return Overall("degraded", "Degraded performance", detail)
     if counts["maintenance"]:
         return Overall("maintenance", "Maintenance in progress", detail)
     if states and counts["unknown"] == len(states):
@@ -65,6 +75,13 @@ def overall(status: StatusView) -> Overall:
     if not states:
         return Overall("unknown", "Nothing is monitored yet", "the topology has no customers")
     return Overall("ok", "All systems operational", detail)
+
+
+def _all_down(customer: CustomerStatus) -> bool:
+    """Every service at every location of ``customer`` is down (if every customer's are,
+    everything is)."""
+    states = [t.state for loc in customer.locations for t in loc.services]
+    return bool(states) and all(state == "down" for state in states)
 
 
 _SEVERITY: dict[str, int] = {"ok": 0, "unknown": 1, "maintenance": 2, "degraded": 3, "down": 4}
@@ -102,7 +119,7 @@ def build_environment(tz: ZoneInfo) -> jinja2.Environment:
     env.filters["ms"] = ms
     env.filters["thousands"] = thousands
     env.filters["duration"] = duration
-    env.filters["service_name"] = lambda service: SERVICE_NAMES.get(service, service)
+    env.filters["service_name"] = service_name
     env.globals["worst_state"] = worst_state
     env.globals["deadline_rows"] = deadline_rows
     env.globals.update(
@@ -138,9 +155,8 @@ def duration(seconds: float | timedelta) -> str:
 
 
 def pct(rate: float | None) -> str:
-    if rate is None:
-        return "—"
-    return f"{rate * 100:.1f}%"
+    """Rounded down: a rate below a threshold never shows as the threshold (see sla.words)."""
+    return percent(rate)
 
 
 def thousands(count: int) -> str:
@@ -172,7 +188,7 @@ class DeadlineRow:
 def deadline_rows(detail: IncidentDetail) -> list[DeadlineRow]:
     i = detail.summary
     resolved = i.status == "resolved"
-    unset = "to be determined" if i.priority == 1 else "best effort"
+    unset = unset_target(i.priority)
     rows = []
     if "response" in i.breaches:
         response = ("breach", "breached")
@@ -181,7 +197,7 @@ def deadline_rows(detail: IncidentDetail) -> list[DeadlineRow]:
     elif resolved:
         response = ("plain", "stopped")
     else:
-        response = ("plain", "running" if detail.response_due else "not set")
+        response = ("plain", "running" if detail.response_due else unset)
     rows.append(DeadlineRow("response", "Response due", detail.response_due, *response))
     for target, label, due in (
         ("update", "Next update due", detail.update_due),
@@ -190,7 +206,7 @@ def deadline_rows(detail: IncidentDetail) -> list[DeadlineRow]:
         if target in i.breaches:
             verdict = ("breach", "breached")
         elif due is None:
-            verdict = ("plain", "best effort" if target == "update" else unset)
+            verdict = ("plain", unset)
         elif resolved:
             verdict = ("met", "stopped") if target == "repair" else ("plain", "stopped")
         else:

@@ -117,6 +117,22 @@ def window_state(
     return "active" if now < end else "ended"
 
 
+def check_resolve(reason: str, force: bool) -> str:
+    """A person's resolve: forcing it (conditions still hold) needs a reason for the timeline;
+    returns the reason stripped."""
+    return required_text(reason, "reason") if force else reason.strip()
+
+
+def conditions_still_hold(number: int, holding: Sequence[str]) -> ServiceError:
+    """Refusal (409, field ``force``) of a resolve without force while conditions hold."""
+    return ServiceError(
+        f"conditions in the scope of incident {number} still hold: {'; '.join(holding)}. "
+        "Resolving it anyway needs force and a reason; if they persist, a new incident opens",
+        "force",
+        409,
+    )
+
+
 def incident_not_found(number: int) -> ServiceError:
     return ServiceError(f"incident {number} does not exist", status=404)
 
@@ -136,8 +152,8 @@ class ServiceTile:
     service: str  # click2dial | crm
     state: ServiceState
     last_probe_at: datetime | None
-    recognition_rate: float | None  # 0..1 over the trailing hour; None when no calls
-    calls: int  # calls in the trailing hour (the base of the rate)
+    recognition_rate: float | None  # 0..1 over the recognition window; None when no calls
+    calls: int  # calls in the recognition window (the base of the rate)
     latency_p95_ms: float | None
     incident_number: int | None = None  # the customer's open incident, if this service is in it
     incident_priority: int | None = None
@@ -212,6 +228,7 @@ class ScopeEntry:
     user: str | None
     priority: int
     condition: str = ""  # the rule that holds, e.g. "3 consecutive failed rounds"
+    cleared: bool = False  # the condition no longer holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +276,9 @@ class StatusView:
     open_incidents: tuple[IncidentSummary, ...]  # every incident that is not resolved
     maintenance: tuple[MaintenanceView, ...]  # windows that are active or scheduled
     mqtt: MqttView | None = None  # None: the service does not say (e.g. a test double)
+    # The trailing window of every tile's recognition figure: the degraded rule's window, so
+    # a card's figure is the one the rule judges (``sla.words.window_words``).
+    recognition_window: str = "1h"
 
 
 class ConsoleService(Protocol):
@@ -282,7 +302,10 @@ class ConsoleService(Protocol):
         self, number: int, actor: str, priority: int, reason: str
     ) -> None: ...
 
-    async def resolve(self, number: int, actor: str) -> None: ...
+    async def resolve(self, number: int, actor: str, reason: str = "", force: bool = False) -> None:
+        """Refuses (409, field ``force``) while conditions in scope hold, unless ``force``
+        (which needs a ``reason``, 400 field ``reason``)."""
+        ...
 
     async def reopen(self, number: int, actor: str) -> None: ...
 

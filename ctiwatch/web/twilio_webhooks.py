@@ -1,6 +1,9 @@
 """Inbound Twilio webhooks: SMS replies, the key pressed during an alert call, delivery status.
 
-* ``POST /twilio/sms``: ``ACK 12`` acknowledges incident 12, ``RESOLVE 12`` resolves it,
+* ``POST /twilio/sms``: ``ACK 12`` acknowledges incident 12, ``RESOLVE 12`` resolves it (a
+  forced resolve with the reason "by SMS": a text cannot ask to confirm, and the person on call
+  texting it has decided; conditions that still hold are forgotten, not silenced, so a problem
+  that persists opens a new incident naming this one),
   ``STATUS`` answers with the open incidents. Only numbers of the on-call staff (on-call list,
   rotation, overrides, escalation steps) may act; anyone else gets a polite refusal, no action.
 * ``POST /twilio/voice/gather?incident=12``: ``Digits=1`` acknowledges incident 12. The callee
@@ -34,6 +37,7 @@ _logger = logging.getLogger("ctiwatch.web.twilio")
 FAILED_STATUSES = frozenset({"failed", "undelivered", "no-answer", "busy", "canceled"})
 _COMMAND = re.compile(r"^\s*(ACK|RESOLVE)\s*#?\s*(\d{1,9})\s*[.!]?\s*$", re.IGNORECASE)
 _STATUS = re.compile(r"^\s*STATUS\s*[?.!]?\s*$", re.IGNORECASE)
+SMS_RESOLVE_REASON = "by SMS"
 USAGE = "Reply ACK <incident>, RESOLVE <incident> or STATUS."
 REFUSAL = "Sorry, this number is not on the ctiwatch on-call list, so no action was taken."
 LANGUAGE = "en-GB"
@@ -48,7 +52,9 @@ class TwilioActions(Protocol):
 
     async def acknowledge(self, number: int, actor: str) -> None: ...
 
-    async def resolve(self, number: int, actor: str) -> None: ...
+    async def resolve(
+        self, number: int, actor: str, reason: str = "", force: bool = False
+    ) -> None: ...
 
     async def status_text(self) -> str:
         """A short summary of the open incidents for an SMS (``STATUS``)."""
@@ -129,7 +135,7 @@ def add_twilio_routes(app: web.Application, handler: TwilioActions, config: Aler
             if verb == "ACK":
                 await handler.acknowledge(number, actor)
                 return _sms_reply(f"Incident {number} acknowledged. Thank you.")
-            await handler.resolve(number, actor)
+            await handler.resolve(number, actor, SMS_RESOLVE_REASON, force=True)
             return _sms_reply(f"Incident {number} resolved.")
         except (ServiceError, LookupError) as exc:
             return _sms_reply(f"Incident {number}: {_refusal_text(exc)}")

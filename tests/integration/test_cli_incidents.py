@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from console_scene import Scene, example_scene, real_console, sqlite_url
+from console_scene import FORGOTTEN, Scene, example_scene, real_console, sqlite_url
 
 from ctiwatch.web.app import build_web_app
 
@@ -123,7 +123,7 @@ def test_incidents_show_prints_deadlines_scope_and_timeline(served: Served) -> N
         "  resolved:     -",
         "  response due: 2026-12-01 13:30 CET (breached)",
         "  update due:   2026-12-01 13:30 CET (breached)",
-        "  repair due:   not set (to be determined)",
+        "  repair due:   to be determined",
         "  breaches:     response, update",
         "scope:",
         "  click2dial at acme-ams (all users), P1: 3 consecutive failed rounds for every user at "
@@ -175,7 +175,10 @@ def test_people_act_on_an_incident_and_the_timeline_says_who(served: Served) -> 
             "incident 2: priority P1 -> P2 by bob; now P2 acknowledged, "
             "update due 2026-12-02 09:30 CET, repair due 2026-12-03 17:00 CET",
         ),
-        (["resolve", "2", "--as", "bob"], "incident 2: resolved by bob; now P2 resolved"),
+        (
+            ["resolve", "2", "--as", "bob", "--force", "--reason", "carrier fixed the trunk"],
+            "incident 2: resolved by bob; now P2 resolved",
+        ),
         (
             ["reopen", "2"],  # --as defaults to $USER
             "incident 2: reopened by tester; now P2 open, response due 2026-12-02 09:30 CET, "
@@ -191,7 +194,7 @@ def test_people_act_on_an_incident_and_the_timeline_says_who(served: Served) -> 
         ("acknowledged", "alice", "acknowledged by alice"),
         ("updated", "alice", "Carrier is rerouting"),
         ("priority_changed", "bob", "P1 → P2 by bob: only Amsterdam"),
-        ("resolved", "bob", "resolved by bob"),
+        ("resolved", "bob", "resolved by bob: carrier fixed the trunk" + FORGOTTEN),
         ("reopened", "tester", "reopened by tester"),
     ]
 
@@ -263,6 +266,25 @@ def test_action_not_possible_now_exits_1(served: Served) -> None:
     )
 
 
+def test_resolve_while_conditions_hold_without_force_exits_1_naming_what_holds(
+    served: Served,
+) -> None:
+    done = ctiwatch("incidents", "resolve", "2", "--as", "bob", "--url", served.url)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1,
+        "",
+        "error: conditions in the scope of incident 2 still hold: Click2Dial at acme-ams, "
+        "all users: 3 consecutive failed rounds for every user at acme-ams (2 users): HTTP 503 "
+        "Service Unavailable. Resolving it anyway needs force and a reason; if they persist, "
+        "a new incident opens (--force)\n",
+    )
+
+
+def test_forced_resolve_without_reason_exits_2_naming_the_option(served: Served) -> None:
+    done = ctiwatch("incidents", "resolve", "2", "--force", "--url", served.url)
+    assert (done.returncode, done.stderr) == (2, "error: reason must not be empty (--reason)\n")
+
+
 def test_bad_input_refused_by_the_api_exits_2_naming_the_option(served: Served) -> None:
     done = ctiwatch(
         "incidents", "open", "--customer", "nobody", "--question", "x", "--url", served.url
@@ -286,7 +308,7 @@ def test_status_shows_every_service_incidents_and_agents(served: Served) -> None
     done = ctiwatch("status", "--url", served.url)
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout.splitlines() == [
-        "ctiwatch status at 2026-12-01 10:00 CET: Major outage (1 down · 1 open incident)",
+        "ctiwatch status at 2026-12-01 10:00 CET: Partial outage (1 down · 1 open incident)",
         "",
         "CUSTOMER  LOCATION    SERVICE          STATE  LAST PROBE  "
         "RECOGNISED (ANSWERED, 1H)     P95  INCIDENT  DETAIL",
@@ -320,7 +342,7 @@ def test_status_json_is_the_api_document(served: Served) -> None:
     document = json.loads(done.stdout)
     assert document["overall"] == {
         "state": "down",
-        "headline": "Major outage",
+        "headline": "Partial outage",
         "detail": "1 down · 1 open incident",
     }
     assert document["generated_at"] == "2026-12-01T10:00:00+01:00"

@@ -33,8 +33,8 @@ class RecordingActions:
             raise self.refuse
         self.calls.append(("acknowledge", number, actor))
 
-    async def resolve(self, number: int, actor: str) -> None:
-        self.calls.append(("resolve", number, actor))
+    async def resolve(self, number: int, actor: str, reason: str = "", force: bool = False) -> None:
+        self.calls.append(("resolve", number, actor, reason, force))
 
     async def status_text(self) -> str:
         return "1 open: #12 P1 acme (acknowledged)"
@@ -115,10 +115,10 @@ async def test_sms_reply_ack_acknowledges_the_incident(setup: Setup) -> None:
     assert setup.actions.calls == [("acknowledge", 12, "+31611111111 (SMS)")]
 
 
-async def test_sms_reply_resolve_resolves_the_incident(setup: Setup) -> None:
+async def test_sms_reply_resolve_is_a_forced_resolve_by_sms(setup: Setup) -> None:
     result = await setup.fake.reply_sms(B, "resolve #7")
     assert result.body == twiml_message("Incident 7 resolved.")
-    assert setup.actions.calls == [("resolve", 7, "+31622222222 (SMS)")]
+    assert setup.actions.calls == [("resolve", 7, "+31622222222 (SMS)", "by SMS", True)]
 
 
 async def test_sms_status_answers_with_the_open_incidents(setup: Setup) -> None:

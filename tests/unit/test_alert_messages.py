@@ -158,7 +158,7 @@ def test_report_email_holds_everything_a_complete_report_holds() -> None:
         "  P1 Critical: click2dial unavailable for every user at acme-ams (3 failed rounds)",
         "  Tue 2026-12-01 10:03 (CET)",
         "  Response due: Tue 2026-12-01 14:03 (CET)",
-        "  Repair due:   not set",
+        "  Repair due:   to be determined",
         "  click2dial down at acme-ams: alice, bob, carol (P1)",
         "  2026-12-01T10:01:00+01:00 click2dial acme/acme-ams/alice FAIL status=503 <html>",
         "  2026-12-01T10:02:00+01:00 click2dial acme/acme-ams/bob FAIL timeout after 10.000s",

@@ -22,9 +22,9 @@ def test_local_time_shows_summer_and_winter_offsets_by_name() -> None:
 @pytest.mark.parametrize(
     ("detail", "name", "expected"),
     [
-        ({"priority": 1, "status": "open", "repair_due": None}, "repair",
-         "not set (to be determined)"),
-        ({"priority": 3, "status": "open", "update_due": None}, "update", "not set (best effort)"),
+        ({"priority": 1, "status": "open", "repair_due": None}, "repair", "to be determined"),
+        ({"priority": 3, "status": "open", "update_due": None}, "update", "best effort"),
+        ({"priority": 3, "status": "open", "repair_due": None}, "repair", "best effort"),
         (
             {"status": "open", "response_due": "2026-12-01T13:00:00+00:00",
              "acknowledged_at": "2026-12-01T09:30:00+00:00"},

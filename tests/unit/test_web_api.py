@@ -11,7 +11,7 @@ import prometheus_client
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from console_scene import Scene, example_scene, real_console
+from console_scene import FORGOTTEN, Scene, example_scene, real_console
 
 from ctiwatch.console import ConsoleServiceImpl
 from ctiwatch.web.app import build_web_app
@@ -62,7 +62,7 @@ async def test_api_status_has_banner_tiles_incidents_agents_in_local_time(client
     status = await get_json(client, "/api/v1/status")
     assert status["overall"] == {
         "state": "down",
-        "headline": "Major outage",
+        "headline": "Partial outage",
         "detail": "1 down · 1 open incident",
     }
     assert status["generated_at"] == "2026-12-01T10:00:00+01:00"
@@ -88,6 +88,7 @@ async def test_api_status_has_banner_tiles_incidents_agents_in_local_time(client
         None,
     )
     assert [i["number"] for i in status["open_incidents"]] == [2]
+    assert status["recognition_window"] == "1h"
     assert status["agents"][1] == {
         "name": "agent-utr-1",
         "status": "stale",
@@ -145,6 +146,7 @@ async def test_api_incident_detail_has_deadlines_scope_and_timeline(client: Clie
             "priority": 1,
             "condition": "3 consecutive failed rounds for every user at acme-ams (2 users): "
             "HTTP 503 Service Unavailable",
+            "cleared": False,
         }
     ]
     # No outbox sender runs here, so no alert_sent: the third line was paged at 30 minutes.
@@ -191,10 +193,44 @@ async def test_api_acknowledge_update_priority_resolve_reopen(client: Client) ->
     body = await post_json(client, "/api/v1/incidents/2/priority", change, 200)
     assert body["priority"] == 2
     assert body["repair_due"] == "2026-12-03T17:00:00+01:00"  # the SLA calendar, not wall time
-    body = await post_json(client, "/api/v1/incidents/2/resolve", {"actor": "Sanne"}, 200)
+    forced = {"actor": "Sanne", "force": True, "reason": "carrier confirms the fix"}
+    body = await post_json(client, "/api/v1/incidents/2/resolve", forced, 200)
     assert (body["status"], body["resolved_by"]) == ("resolved", "person")
+    assert (
+        body["timeline"][-1]["detail"] == "resolved by Sanne: carrier confirms the fix" + FORGOTTEN
+    )
     body = await post_json(client, "/api/v1/incidents/2/reopen", {"actor": "Sanne"}, 200)
     assert body["status"] == "open"
+
+
+async def test_api_resolve_while_conditions_hold_needs_force_409_naming_what_holds(
+    client: Client,
+) -> None:
+    body = await post_json(client, "/api/v1/incidents/2/resolve", {"actor": "Sanne"}, 409)
+    assert body == {
+        "error": "conditions in the scope of incident 2 still hold: Click2Dial at acme-ams, "
+        "all users: 3 consecutive failed rounds for every user at acme-ams (2 users): HTTP 503 "
+        "Service Unavailable. Resolving it anyway needs force and a reason; if they persist, "
+        "a new incident opens",
+        "field": "force",
+    }
+    still = await get_json(client, "/api/v1/incidents/2")
+    assert still["status"] == "open"
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"actor": "Sanne", "force": True}, "reason", "reason must not be empty"),
+        ({"actor": "Sanne", "force": True, "reason": "  "}, "reason", "reason must not be empty"),
+        ({"actor": "Sanne", "force": "yes"}, "force", "force: must be true or false"),
+    ],
+)
+async def test_api_forced_resolve_needs_a_reason(
+    client: Client, body: dict[str, Any], field: str, message: str
+) -> None:
+    answer = await post_json(client, "/api/v1/incidents/2/resolve", body, 400)
+    assert answer == {"error": message, "field": field}
 
 
 @pytest.mark.parametrize(

@@ -25,23 +25,41 @@ NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 def view(*states: ServiceState, priorities: tuple[int, ...] = ()) -> StatusView:
-    tiles = tuple(ServiceTile("crm", s, NOW, None, 0, None) for s in states)
-    customer = CustomerStatus("acme", "ACME", (LocationStatus("ams", "Amsterdam", tiles),))
+    return views(states, priorities=priorities)
+
+
+def views(*customers: tuple[ServiceState, ...], priorities: tuple[int, ...] = ()) -> StatusView:
+    """One customer per tuple of tile states, each at one location."""
+    found = tuple(
+        CustomerStatus(
+            f"c{n}",
+            f"C{n}",
+            (
+                LocationStatus(
+                    "ams",
+                    "Amsterdam",
+                    tuple(ServiceTile("crm", s, NOW, None, 0, None) for s in states),
+                ),
+            ),
+        )
+        for n, states in enumerate(customers)
+    )
     incidents = tuple(
-        IncidentSummary(n, "acme", "ACME", "t", "open", p, NOW)
+        IncidentSummary(n, "c0", "C0", "t", "open", p, NOW)
         for n, p in enumerate(priorities, start=1)
     )
-    return StatusView(NOW, (customer,), (), incidents, ())
+    return StatusView(NOW, found, (), incidents, ())
 
 
 @pytest.mark.parametrize(
     ("status", "state", "headline", "detail"),
     [
         (view("ok", "ok"), "ok", "All systems operational", "2 services checked"),
-        (view("ok", "down"), "down", "Major outage", "1 down"),
-        (view("ok", "ok", priorities=(1,)), "down", "Major outage", "1 open incident"),
-        (view("degraded", "ok"), "degraded", "Service disruption", "1 degraded"),
-        (view("ok", priorities=(2, 4)), "degraded", "Service disruption", "2 open incidents"),
+        (view("down", "down"), "down", "Major outage", "2 down"),
+        (view("ok", "down"), "down", "Partial outage", "1 down"),
+        (view("ok", "ok", priorities=(1,)), "down", "Partial outage", "1 open incident"),
+        (view("degraded", "ok"), "degraded", "Degraded performance", "1 degraded"),
+        (view("ok", priorities=(2, 4)), "degraded", "Degraded performance", "2 open incidents"),
         (view("ok", priorities=(3,)), "ok", "All systems operational", "1 open incident"),
         (view("maintenance", "ok"), "maintenance", "Maintenance in progress", "1 maintenance"),
         (
@@ -59,13 +77,35 @@ def test_banner_shows_the_worst_state(
     assert (banner.state, banner.headline, banner.detail) == (state, headline, detail)
 
 
+def test_banner_says_partial_outage_when_one_service_of_eight_is_down() -> None:
+    status = views(("down", "ok"), ("ok", "ok"), ("ok", "ok"), ("ok", "ok"))
+    assert (overall(status).state, overall(status).headline) == ("down", "Partial outage")
+
+
+def test_banner_says_major_outage_when_every_service_of_one_customer_is_down() -> None:
+    status = views(("down", "down"), ("ok", "ok"), ("ok", "degraded"))
+    assert (overall(status).headline, overall(status).detail) == (
+        "Major outage",
+        "2 down · 1 degraded",
+    )
+
+
+def test_a_rate_just_below_the_threshold_never_shows_as_the_threshold() -> None:
+    assert (pct(188 / 209), pct(1799 / 2000), pct(0.89999), pct(0.9)) == (
+        "89.9%",
+        "89.9%",
+        "89.9%",
+        "90.0%",
+    )
+
+
 def test_banner_without_customers_says_nothing_is_monitored() -> None:
     empty = replace(view(), customers=())
     assert overall(empty).headline == "Nothing is monitored yet"
 
 
 def test_numbers_are_formatted_for_people() -> None:
-    assert (pct(0.9912), pct(1.0), pct(None)) == ("99.1%", "100.0%", "—")
+    assert (pct(0.9912), pct(1.0), pct(0.29), pct(None)) == ("99.1%", "100.0%", "29.0%", "—")
     assert (ms(212.4), ms(1450.0), ms(20_000.0), ms(None)) == ("212 ms", "1.45 s", "20.0 s", "—")
     assert (duration(42), duration(600), duration(3 * 3600 + 60), duration(50 * 3600)) == (
         "42s",
