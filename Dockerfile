@@ -15,6 +15,7 @@ COPY sla ./sla
 COPY classifier ./classifier
 COPY incidents ./incidents
 COPY alerting ./alerting
+COPY pipeline ./pipeline
 COPY probes ./probes
 RUN pip install . && rm -rf /src
 

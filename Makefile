@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/ctiwatch.yaml
-CORE := sla classifier incidents alerting probes ctiwatch
+CORE := sla classifier incidents alerting pipeline probes ctiwatch
 
 .PHONY: install run test lint fmt typecheck unit system-deps services bench bench-deps clean
 

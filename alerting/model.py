@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Literal
 
 Channel = Literal["email", "sms", "voice"]
 CHANNELS: tuple[Channel, ...] = ("email", "sms", "voice")
@@ -117,21 +117,6 @@ class Trigger:
     previous_priority: int | None = None  # for ``raised``
 
 
-class AlertingSettings(Protocol):
-    """The part of ``config.alerting`` routing reads (matched by shape, not imported)."""
-
-    @property
-    def support_email(self) -> str: ...
-    @property
-    def support_line(self) -> str: ...
-    @property
-    def contingency_line(self) -> str: ...
-    @property
-    def contingency_min_p1_customers(self) -> int: ...
-    @property
-    def oncall(self) -> list[str]: ...
-
-
 @dataclass(frozen=True, slots=True)
 class RoutingPolicy:
     support_email: str = "support@cloudcti.nl"
@@ -140,19 +125,6 @@ class RoutingPolicy:
     contingency_min_p1_customers: int = 2
     oncall: tuple[str, ...] = ()
     timezone: str = "Europe/Amsterdam"  # times in texts are shown in this zone
-
-    @classmethod
-    def from_settings(
-        cls, settings: AlertingSettings, timezone: str = "Europe/Amsterdam"
-    ) -> RoutingPolicy:
-        return cls(
-            support_email=settings.support_email,
-            support_line=settings.support_line,
-            contingency_line=settings.contingency_line,
-            contingency_min_p1_customers=settings.contingency_min_p1_customers,
-            oncall=tuple(settings.oncall),
-            timezone=timezone,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Protocol
 from zoneinfo import ZoneInfo
 
 
@@ -68,43 +66,3 @@ def parse_instant(value: str, timezone: str, *, end: bool = False) -> datetime:
     except ValueError as exc:
         raise ValueError(f"{value!r} is not an ISO 8601 date or date-time") from exc
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=zone)
-
-
-class _OverrideSettings(Protocol):
-    @property
-    def start(self) -> str: ...
-    @property
-    def end(self) -> str: ...
-    @property
-    def numbers(self) -> list[str]: ...
-
-
-class _RotationSettings(Protocol):
-    @property
-    def weeks(self) -> list[list[str]]: ...
-    @property
-    def overrides(self) -> Sequence[_OverrideSettings]: ...
-
-
-def rotation_from_settings(
-    settings: _RotationSettings | None, fallback: Iterable[str], timezone: str = "Europe/Amsterdam"
-) -> Rotation:
-    """Build from ``config.alerting.rotation``; a bad override time names the override."""
-    if settings is None:
-        return Rotation(fallback=tuple(fallback), timezone=timezone)
-    overrides = []
-    for index, item in enumerate(settings.overrides):
-        try:
-            start = parse_instant(item.start, timezone)
-            end = parse_instant(item.end, timezone, end=True)
-        except ValueError as exc:
-            raise ValueError(f"alerting.rotation.overrides[{index}]: {exc}") from exc
-        if end <= start:
-            raise ValueError(f"alerting.rotation.overrides[{index}]: end must be after start")
-        overrides.append(Override(start, end, tuple(item.numbers)))
-    return Rotation(
-        weeks=tuple(tuple(week) for week in settings.weeks),
-        overrides=tuple(overrides),
-        fallback=tuple(fallback),
-        timezone=timezone,
-    )

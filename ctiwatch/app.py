@@ -54,17 +54,21 @@ from ctiwatch.clock import Clock, RealClock
 from ctiwatch.config import Config
 from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
-from ctiwatch.monitor import Monitor
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion
 from ctiwatch.persist import Pipeline, engine_windows
-from ctiwatch.settings import context_from_config, targets_from_config
+from ctiwatch.settings import (
+    context_from_config,
+    monitor_settings,
+    policy_from_config,
+    targets_from_config,
+)
 from ctiwatch.simulator import SimulatorCore, make_app
-from ctiwatch.sla_policy import policy_from_config
 from ctiwatch.storage import AgentRecord, OutboxMessage, Store, TimelineEntry
 from ctiwatch.web.app import build_web_app
 from ctiwatch.web.service import MqttView
 from ctiwatch.web.twilio_webhooks import add_twilio_routes
 from incidents.model import Incident
+from pipeline.monitor import Monitor
 from probes.base import random_ids
 from probes.scheduler import Scheduler
 from probes.transport import AiohttpTransport
@@ -106,7 +110,7 @@ async def restore_monitor(config: Config, store: Store, now_clock: Clock) -> Mon
             )
     windows = await store.maintenance.list(ending_after=now)
     monitor = Monitor(
-        config,
+        monitor_settings(config),
         policy_from_config(config.sla),
         incidents=incidents,
         next_number=(newest[0].number + 1) if newest else 1,

@@ -18,7 +18,6 @@ from typing import Any, Literal
 from classifier.conditions import Condition, ConditionKind
 from classifier.observation import Service
 from ctiwatch.config import Config
-from ctiwatch.monitor import Outcome
 from ctiwatch.persist import SYSTEM_ACTOR, Pipeline
 from ctiwatch.storage import IncidentRecord, MaintenanceRecord, Store
 from ctiwatch.storage import TimelineEntry as StoredEntry
@@ -58,6 +57,7 @@ from incidents.maintenance import (
 )
 from incidents.model import ConditionsStillHold, Incident, IncidentError, IncidentStatus
 from incidents.model import ScopeEntry as HeldEntry
+from pipeline.monitor import Outcome
 from sla.priority import Priority
 from sla.words import service_name, window_words
 

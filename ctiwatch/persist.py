@@ -19,7 +19,6 @@ from typing import Any
 from alerting.outbox import outbox_fields
 from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock
-from ctiwatch.monitor import Monitor, Outcome
 from ctiwatch.storage import (
     IncidentRecord,
     MaintenanceRecord,
@@ -30,6 +29,7 @@ from ctiwatch.storage import (
 )
 from incidents.maintenance import MaintenanceWindow
 from incidents.model import Incident, IncidentError
+from pipeline.monitor import Monitor, Outcome
 
 log = logging.getLogger("ctiwatch.persist")
 

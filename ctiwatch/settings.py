@@ -1,17 +1,35 @@
 """Configuration → core values: the one shell module where ``ctiwatch.config`` meets the core.
 
+The probes' targets and context, the SLA policy, the classifier's thresholds, routing, the
+on-call rotation and the monitor's settings are all built here and nowhere else.
+
 The core packages never import ``ctiwatch`` (the import-linter contracts in ``pyproject.toml``);
 what they need of the configuration is built here, as their own plain values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from alerting.model import CustomerView, RoutingPolicy
+from alerting.rotation import Override, Rotation, parse_instant
 from classifier.observation import Service, TargetKey
-from ctiwatch.config import Config, ProbesConfig
+from classifier.thresholds import Thresholds
+from ctiwatch.config import (
+    AlertingConfig,
+    ClassificationConfig,
+    Config,
+    ConfigError,
+    CustomerConfig,
+    ProbesConfig,
+    SlaConfig,
+)
+from pipeline.settings import CustomerTopology, EscalationStepSettings, MonitorSettings
 from probes.base import ProbeContext, ProbeTarget, random_ids
+from sla.calendar import SupportCalendar
 from sla.clock import Clock
+from sla.priority import Priority
+from sla.targets import SlaPolicy, Target
 
 
 def targets_from_config(config: Config) -> list[ProbeTarget]:
@@ -46,4 +64,149 @@ def context_from_config(
         retries=probes.retries,
         retry_backoff=probes.retry_backoff.total_seconds(),
         new_id=new_id,
+    )
+
+
+# Years whose holiday names a ``removed_holidays`` entry is checked against (some holidays,
+# such as Liberation Day, exist only in some years).
+_NAME_CHECK_YEARS = range(2024, 2032)
+
+
+def policy_from_config(cfg: SlaConfig) -> SlaPolicy:
+    """The policy ``cfg`` describes; a holiday name or country that does not exist is an error."""
+    try:
+        calendar = SupportCalendar(
+            timezone=cfg.timezone,
+            support_start=cfg.support_start,
+            support_end=cfg.support_end,
+            country=cfg.holidays_country,
+            closed_days=cfg.closed_days,
+            removed_holidays=cfg.removed_holidays,
+        )
+    except ValueError as exc:
+        raise ConfigError([f"sla: {exc}"]) from exc
+    if cfg.removed_holidays:
+        known = {name.casefold() for name in calendar.holiday_names(_NAME_CHECK_YEARS)}
+        unknown = [name for name in cfg.removed_holidays if name.strip().casefold() not in known]
+        if unknown:
+            raise ConfigError(
+                [
+                    f"sla.removed_holidays: {name!r} is not a holiday name in "
+                    f'{cfg.holidays_country} (names such as "Good Friday" or "Goede vrijdag")'
+                    for name in unknown
+                ]
+            )
+    targets = {
+        Priority(number): Target(
+            response=target.response,
+            update=target.update,
+            repair_working_days=target.repair_working_days,
+        )
+        for number, target in cfg.targets.items()
+    }
+    return SlaPolicy(
+        calendar=calendar,
+        targets=targets,
+        warning_at=cfg.warning_at,
+        performance_target=cfg.performance_target,
+    )
+
+
+def thresholds_from_config(cfg: ClassificationConfig) -> Thresholds:
+    """The classifier's thresholds of ``classification:``."""
+    return Thresholds(
+        failed_rounds=cfg.failed_rounds,
+        degraded_rate=cfg.degraded_rate,
+        degraded_window=cfg.degraded_window,
+        degraded_min_calls=cfg.degraded_min_calls,
+        frequent_misses=cfg.frequent_misses,
+        some_misses=cfg.some_misses,
+        misses_window=cfg.misses_window,
+        recovery_rounds=cfg.recovery_rounds,
+        miss_quiet_period=cfg.miss_quiet_period,
+    )
+
+
+def routing_from_config(cfg: AlertingConfig, timezone: str) -> RoutingPolicy:
+    """Whom routing reaches: the support address and lines, the on-call list, the P1 count
+    that calls the contingency line."""
+    return RoutingPolicy(
+        support_email=cfg.support_email,
+        support_line=cfg.support_line,
+        contingency_line=cfg.contingency_line,
+        contingency_min_p1_customers=cfg.contingency_min_p1_customers,
+        oncall=tuple(cfg.oncall),
+        timezone=timezone,
+    )
+
+
+def rotation_from_config(
+    cfg: AlertingConfig, timezone: str, oncall: Sequence[str] | None = None
+) -> Rotation:
+    """Who is on call when: ``alerting.rotation`` (weeks and overrides) over the on-call list.
+
+    ``oncall`` (a scenario's list) replaces both the list and the rotation. A bad override
+    time is a :class:`ConfigError` naming the override.
+    """
+    if oncall is not None:
+        return Rotation(fallback=tuple(oncall), timezone=timezone)
+    fallback = tuple(cfg.oncall)
+    if cfg.rotation is None:
+        return Rotation(fallback=fallback, timezone=timezone)
+    overrides: list[Override] = []
+    errors: list[str] = []
+    for index, item in enumerate(cfg.rotation.overrides):
+        where = f"alerting.rotation.overrides[{index}]"
+        try:
+            start = parse_instant(item.start, timezone)
+            end = parse_instant(item.end, timezone, end=True)
+        except ValueError as exc:
+            errors.append(f"{where}: {exc}")
+            continue
+        if end <= start:
+            errors.append(f"{where}: end must be after start")
+            continue
+        overrides.append(Override(start, end, tuple(item.numbers)))
+    if errors:
+        raise ConfigError(errors)
+    return Rotation(
+        weeks=tuple(tuple(week) for week in cfg.rotation.weeks),
+        overrides=tuple(overrides),
+        fallback=fallback,
+        timezone=timezone,
+    )
+
+
+def customer_topology(customer: CustomerConfig) -> CustomerTopology:
+    contact = customer.contact
+    return CustomerTopology(
+        view=CustomerView(
+            id=customer.id,
+            name=customer.name,
+            contact_name=contact.name,
+            contact_email=contact.email,
+            contact_phone=contact.phone,
+        ),
+        locations={loc.id: tuple(u.id for u in loc.users) for loc in customer.locations},
+    )
+
+
+def monitor_settings(
+    config: Config,
+    customers: Sequence[CustomerConfig] | None = None,
+    oncall: Sequence[str] | None = None,
+) -> MonitorSettings:
+    """Everything the monitor reads of the configuration; ``customers`` and ``oncall``
+    (a scenario's) replace the topology and the on-call list."""
+    alerting = config.alerting
+    timezone = config.sla.timezone
+    return MonitorSettings(
+        customers=tuple(customer_topology(c) for c in (customers or config.topology.customers)),
+        thresholds=thresholds_from_config(config.classification),
+        routing=routing_from_config(alerting, timezone),
+        rotation=rotation_from_config(alerting, timezone, oncall),
+        escalation=tuple(
+            EscalationStepSettings(step.name, step.after, tuple(step.numbers))
+            for step in alerting.escalation
+        ),
     )

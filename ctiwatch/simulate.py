@@ -26,19 +26,23 @@ from alerting.model import OutgoingMessage
 from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock, LoopClock, run_in_virtual_time
 from ctiwatch.config import Config, ConfigError
-from ctiwatch.monitor import Monitor, Outcome
 from ctiwatch.mqtt.ingest import AgentTracker, Receiver
 from ctiwatch.mqtt.schema import encode_results
 from ctiwatch.mqtt.topics import Topics
 from ctiwatch.scenario import ActionSpec, Scenario, check_references
-from ctiwatch.settings import context_from_config, targets_from_config
+from ctiwatch.settings import (
+    context_from_config,
+    monitor_settings,
+    policy_from_config,
+    targets_from_config,
+)
 from ctiwatch.simulator.core import SimulatorCore, users_from_topology
 from ctiwatch.simulator.faults import FaultPlan
 from ctiwatch.simulator.transport import SimulatorTransport
-from ctiwatch.sla_policy import policy_from_config
 from ctiwatch.timefmt import iso_local
 from incidents.maintenance import MaintenanceWindow
 from incidents.model import Incident, IncidentError
+from pipeline.monitor import Monitor, Outcome
 from probes.base import sequential_ids
 from probes.scheduler import Scheduler
 
@@ -125,10 +129,8 @@ class _Runner:
         self.scenario = scenario
         self.clock = clock
         self.monitor = Monitor(
-            config,
+            monitor_settings(config, oncall=scenario.oncall),
             policy_from_config(config.sla),
-            config.topology.customers,
-            oncall=scenario.oncall,
             maintenance=maintenance_windows(scenario),
         )
         self.alerts: list[AlertRecord] = []

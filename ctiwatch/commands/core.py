@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from ctiwatch.config import Config, ConfigError, load_config
-from ctiwatch.sla_policy import policy_from_config
+from ctiwatch.settings import policy_from_config
 
 
 def register(sub: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ctiwatch.clock import RealClock
 from ctiwatch.config import Config, load_config
-from ctiwatch.sla_policy import policy_from_config
+from ctiwatch.settings import policy_from_config
 from ctiwatch.storage import IncidentRecord, StorageError, Store, normalize_url
 from sla.kpi import KpiIncident, KpiRow, kpi_report
 from sla.targets import SlaPolicy

@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ctiwatch.config import load_config
-from ctiwatch.sla_policy import policy_from_config
+from ctiwatch.settings import policy_from_config
 from ctiwatch.timefmt import iso_local
 from sla.deadlines import compute_deadlines
 from sla.priority import Priority

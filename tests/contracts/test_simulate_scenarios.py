@@ -36,7 +36,7 @@ from typing import Any
 import pytest
 
 from ctiwatch.config import Config, load_config
-from ctiwatch.sla_policy import policy_from_config
+from ctiwatch.settings import policy_from_config
 from sla.deadlines import compute_deadlines
 from sla.priority import Priority
 

@@ -17,8 +17,9 @@ from alerting.escalation import (
     start,
 )
 from alerting.model import EscalationTarget, RoutingPolicy, TriggerKind
-from alerting.rotation import Override, Rotation, on_call, parse_instant, rotation_from_settings
-from ctiwatch.config import AlertingConfig
+from alerting.rotation import Override, Rotation, on_call, parse_instant
+from ctiwatch.config import AlertingConfig, ConfigError
+from ctiwatch.settings import rotation_from_config
 
 A, B, C, D = "+31611111111", "+31622222222", "+31633333333", "+31644444444"
 POLICY = RoutingPolicy(oncall=(A, B))
@@ -152,7 +153,7 @@ def test_override_wins_inside_its_window_only() -> None:
 
 def test_without_rotation_the_oncall_list_is_used() -> None:
     config = AlertingConfig(oncall=[A, B])
-    rotation = rotation_from_settings(config.rotation, config.oncall)
+    rotation = rotation_from_config(config, "Europe/Amsterdam")
     assert on_call(rotation, T0) == (A, B)
 
 
@@ -166,7 +167,7 @@ def test_rotation_from_config() -> None:
             },
         }
     )
-    rotation = rotation_from_settings(config.rotation, config.oncall)
+    rotation = rotation_from_config(config, "Europe/Amsterdam")
     assert on_call(rotation, datetime(2026, 12, 31, 17, 0, tzinfo=UTC)) == (C,)
     assert on_call(rotation, datetime(2026, 12, 31, 16, 59, tzinfo=UTC)) == (B,)  # week 53
 
@@ -176,5 +177,5 @@ def test_bad_override_time_names_the_override() -> None:
         {"rotation": {"weeks": [[A]], "overrides": [{"start": "soon", "end": "2027-01-01",
                                                      "numbers": [C]}]}}
     )  # fmt: skip
-    with pytest.raises(ValueError, match=r"alerting.rotation.overrides\[0\]: 'soon' is not"):
-        rotation_from_settings(config.rotation, config.oncall)
+    with pytest.raises(ConfigError, match=r"alerting.rotation.overrides\[0\]: 'soon' is not"):
+        rotation_from_config(config, "Europe/Amsterdam")

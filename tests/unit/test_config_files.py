@@ -27,7 +27,7 @@ from ctiwatch.config import (
     load_config,
 )
 from ctiwatch.mqtt.agent import plan_agent
-from ctiwatch.sla_policy import policy_from_config
+from ctiwatch.settings import policy_from_config
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from classifier.observation import ProbeResult, Service, TargetKey
 from ctiwatch.config import Config, config_from_data
-from ctiwatch.monitor import Monitor
-from ctiwatch.sla_policy import policy_from_config
+from ctiwatch.settings import monitor_settings, policy_from_config
+from pipeline.monitor import Monitor
 
 ONCALL = "+31612345678"
 START = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # Tuesday 10:00 Amsterdam: support hours
@@ -49,7 +49,7 @@ def _failed_rounds(monitor: Monitor, rounds: int) -> datetime:
 
 def _opened_p1() -> tuple[Monitor, datetime]:
     config = _config()
-    monitor = Monitor(config, policy_from_config(config.sla))
+    monitor = Monitor(monitor_settings(config), policy_from_config(config.sla))
     opened = _failed_rounds(monitor, 3)
     assert monitor.engine.incident(1).priority == 1
     return monitor, opened

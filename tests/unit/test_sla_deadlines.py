@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ctiwatch.config import ConfigError, SlaConfig, TargetConfig
-from ctiwatch.sla_policy import policy_from_config
+from ctiwatch.settings import policy_from_config
 from sla.calendar import SupportCalendar
 from sla.deadlines import Deadlines, compute_deadlines, next_update_due
 from sla.priority import Priority

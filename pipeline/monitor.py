@@ -15,7 +15,7 @@ Besides routing each incident event, the monitor owns two rules that span incide
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -26,20 +26,18 @@ from alerting.model import (
     IncidentView,
     OutgoingMessage,
     RoutingContext,
-    RoutingPolicy,
     ScopeEntry,
     Trigger,
     TriggerKind,
 )
-from alerting.rotation import Rotation, on_call, rotation_from_settings
+from alerting.rotation import Rotation, on_call
 from alerting.routing import route
 from classifier.conditions import ConditionKind
 from classifier.observation import ProbeResult
 from classifier.rules import Classifier
-from classifier.thresholds import Thresholds
-from ctiwatch.config import Config, CustomerConfig
 from incidents.engine import IncidentEngine
 from incidents.model import Incident, IncidentEvent, IncidentEventKind, MaintenanceWindow
+from pipeline.settings import MonitorSettings
 from sla.priority import Priority
 from sla.targets import SlaPolicy
 
@@ -74,53 +72,27 @@ class Outcome:
         self.changed.extend(other.changed)
 
 
-def thresholds_from_config(config: Config) -> Thresholds:
-    c = config.classification
-    return Thresholds(
-        failed_rounds=c.failed_rounds,
-        degraded_rate=c.degraded_rate,
-        degraded_window=c.degraded_window,
-        degraded_min_calls=c.degraded_min_calls,
-        frequent_misses=c.frequent_misses,
-        some_misses=c.some_misses,
-        misses_window=c.misses_window,
-        recovery_rounds=c.recovery_rounds,
-        miss_quiet_period=c.miss_quiet_period,
-    )
-
-
 class Monitor:
     """One per process. Not thread-safe; the shell calls it from one task at a time."""
 
     def __init__(
         self,
-        config: Config,
+        settings: MonitorSettings,
         policy: SlaPolicy,
-        customers: Sequence[CustomerConfig] | None = None,
         *,
-        oncall: Sequence[str] | None = None,
         incidents: Iterable[Incident] = (),
         next_number: int | None = None,
         maintenance: Iterable[MaintenanceWindow] = (),
     ) -> None:
-        self.config = config
+        self.settings = settings
         self.policy = policy
-        self.customers = {c.id: c for c in (customers or config.topology.customers)}
-        topology = {
-            c.id: {loc.id: [u.id for u in loc.users] for loc in c.locations}
-            for c in self.customers.values()
-        }
-        self.classifier = Classifier(thresholds_from_config(config), topology)
+        self.customers = {c.id: c.view for c in settings.customers}
+        topology = {c.id: c.locations for c in settings.customers}
+        self.classifier = Classifier(settings.thresholds, topology)
         self.engine = IncidentEngine(policy, incidents, next_number)
-        alerting = config.alerting
-        self.routing = RoutingPolicy.from_settings(alerting, config.sla.timezone)
-        fallback = tuple(oncall) if oncall is not None else tuple(alerting.oncall)
-        self.rotation: Rotation = (
-            Rotation(fallback=fallback, timezone=config.sla.timezone)
-            if oncall is not None
-            else rotation_from_settings(alerting.rotation, fallback, config.sla.timezone)
-        )
-        self._configured_steps = [(s.name, s.after, s.numbers) for s in alerting.escalation]
+        self.routing = settings.routing
+        self.rotation: Rotation = settings.rotation
+        self._configured_steps = [(s.name, s.after, s.numbers) for s in settings.escalation]
         self._escalations: dict[int, escalation.EscalationState] = {}
         self._maintenance: tuple[MaintenanceWindow, ...] = tuple(maintenance)
         self._p1_customers = self._count_p1_customers()
@@ -368,8 +340,7 @@ class Monitor:
         return route(trigger, self.view(incident), self.routing, context)
 
     def view(self, incident: Incident) -> IncidentView:
-        customer = self.customers.get(incident.customer)
-        contact = customer.contact if customer is not None else None
+        customer = self.customers.get(incident.customer) or CustomerView(id=incident.customer)
         scope = tuple(
             ScopeEntry(
                 service=entry.service.value,
@@ -385,13 +356,7 @@ class Monitor:
         description = incident.timeline[0].detail if incident.timeline else incident.title
         return IncidentView(
             number=incident.number,
-            customer=CustomerView(
-                id=incident.customer,
-                name=customer.name if customer is not None else "",
-                contact_name=contact.name if contact is not None else "",
-                contact_email=contact.email if contact is not None else "",
-                contact_phone=contact.phone if contact is not None else "",
-            ),
+            customer=customer,
             priority=int(incident.priority),
             automatic=incident.automatic,
             opened_at=incident.opened_at,
