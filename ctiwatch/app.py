@@ -1,7 +1,7 @@
 """The composition root: everything ``ctiwatch run`` runs, built from the configuration.
 
 :class:`Ctiwatch` opens the store (migrating it), restores the open incidents into the
-:class:`~ctiwatch.monitor.Monitor`, and runs side by side, owned by one ``TaskGroup``:
+:class:`~pipeline.monitor.Monitor`, and runs side by side, owned by one ``TaskGroup``:
 
 * the probe scheduler (one ``aiohttp.ClientSession``, real clock, spread rounds), whose results
   go through :class:`~ctiwatch.persist.Pipeline` (store, classify, act, persist);

@@ -2,7 +2,7 @@
 
 The real probes run against the built-in CloudCTI simulator over an in-memory transport; the
 real classifier, incident engine, SLA timers, escalation and alert routing (the
-:class:`~ctiwatch.monitor.Monitor` that ``ctiwatch run`` uses) act on what they report. The
+:class:`~pipeline.monitor.Monitor` that ``ctiwatch run`` uses) act on what they report. The
 event loop is a :class:`~ctiwatch.clock.VirtualTimeLoop`: whenever every task waits on a timer,
 time jumps to the next one, so days run in seconds. Alerts go to a recorder instead of Twilio or
 SMTP. Nothing here reads the wall clock or a salted hash, so a scenario always gives the same

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from ctiwatch.config import Config, ConfigError, load_config
-from ctiwatch.settings import policy_from_config
+from ctiwatch.settings import monitor_settings, policy_from_config
 
 
 def register(sub: Any) -> None:
@@ -26,13 +26,15 @@ def check_config(args: argparse.Namespace) -> int:
 
 
 def check_references(config: Config) -> None:
-    """What the schema alone cannot see: the SLA calendar can be built (holiday names exist)
-    and the agent's locations are in the topology. Raises :class:`ConfigError`."""
+    """What the schema alone cannot see: the core values ``ctiwatch run`` builds can be built
+    (holiday names exist, rotation overrides are times) and the agent's locations are in the
+    topology. Raises :class:`ConfigError`."""
     errors: list[str] = []
-    try:
-        policy_from_config(config.sla)
-    except ConfigError as exc:
-        errors += exc.errors
+    for build in (lambda: policy_from_config(config.sla), lambda: monitor_settings(config)):
+        try:
+            build()
+        except ConfigError as exc:
+            errors += exc.errors
     if config.agent is not None:
         known = [loc.id for c in config.topology.customers for loc in c.locations]
         errors += [

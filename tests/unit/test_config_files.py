@@ -278,3 +278,25 @@ def test_image_default_command_matches_the_compose_mount() -> None:
     assert "COPY config/docker.yaml /etc/ctiwatch/ctiwatch.yaml" in dockerfile
     assert command_config("ctiwatch") == "/etc/ctiwatch/ctiwatch.yaml"
     assert compose()["services"]["agent"]["command"][0] == "agent"
+
+
+def test_check_config_names_rotation_overrides_that_run_could_not_build(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The schema takes any text as an override time; building the rotation (what `run` does)
+    # is what finds a bad one, so check-config builds it too instead of `run` failing later.
+    path = tmp_path / "rotation.yaml"
+    path.write_text(
+        "alerting:\n"
+        '  oncall: ["+31612345678"]\n'
+        "  rotation:\n"
+        '    weeks: [["+31612345678"]]\n'
+        "    overrides:\n"
+        '      - {start: "soon", end: "2026-12-31", numbers: ["+31687654321"]}\n'
+        '      - {start: "2026-12-31T12:00", end: "2026-12-31T09:00", numbers: ["+31687654321"]}\n'
+    )
+    assert main(["check-config", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "error: alerting.rotation.overrides[0]: 'soon' is not an ISO 8601 date or date-time",
+        "error: alerting.rotation.overrides[1]: end must be after start",
+    ]
