@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from alerting.model import EscalationTarget, RoutingPolicy, Trigger, TriggerKind
 
@@ -161,4 +162,57 @@ def escalated_trigger(state: EscalationState, step: EscalationStep, now: datetim
         at=now,
         generation=state.generation * 100 + state.step,
         escalation=step.target,
+    )
+
+
+# --- stored form -------------------------------------------------------------------------------
+# The state is stored with its incident, so a restart continues each chain where it was: the
+# step reached, its generation and when the next step is due (not "from the restart").
+
+
+def state_to_dict(state: EscalationState) -> dict[str, Any]:
+    return {
+        "priority": state.priority,
+        "generation": state.generation,
+        "step": state.step,
+        "next_due": None if state.next_due is None else state.next_due.isoformat(),
+        "acknowledged": state.acknowledged,
+        "chain": [
+            {
+                "after": step.after.total_seconds(),
+                "name": step.target.name,
+                "numbers": list(step.target.numbers),
+                "landlines": list(step.target.landlines),
+                "email": step.target.email,
+            }
+            for step in state.chain.steps
+        ],
+    }
+
+
+def state_from_dict(incident: int, data: Mapping[str, Any]) -> EscalationState:
+    """The state :func:`state_to_dict` stored; ``KeyError``/``TypeError``/``ValueError`` when
+    ``data`` is not one."""
+    due = data["next_due"]
+    return EscalationState(
+        incident=incident,
+        priority=int(data["priority"]),
+        chain=EscalationChain(
+            tuple(
+                EscalationStep(
+                    after=timedelta(seconds=float(step["after"])),
+                    target=EscalationTarget(
+                        name=str(step["name"]),
+                        numbers=tuple(str(n) for n in step["numbers"]),
+                        landlines=tuple(str(n) for n in step["landlines"]),
+                        email=str(step["email"]),
+                    ),
+                )
+                for step in data["chain"]
+            )
+        ),
+        generation=int(data["generation"]),
+        step=int(data["step"]),
+        next_due=None if due is None else datetime.fromisoformat(str(due)),
+        acknowledged=bool(data["acknowledged"]),
     )

@@ -322,6 +322,22 @@ class Classifier:
         self._advance(now)
         return [self._active[key] for key in sorted(self._active)]
 
+    def resync(self, held: Iterable[Condition]) -> None:
+        """Report again what differs from ``held`` (the conditions the incident side holds after
+        it was restored from the database): a condition that holds here and is missing or
+        different there is started again, one held there that no longer holds here is cleared.
+        ``take_changes`` gives them; nothing else changes."""
+        known = {condition.key: condition for condition in held}
+        for key, condition in self._active.items():
+            old = known.get(key)
+            if old is None or old.kind is not condition.kind or old.since != condition.since:
+                self._pending[key] = condition
+        for key in known:
+            if key not in self._active:
+                self._pending[key] = None
+        if self._pending:
+            self.version += 1
+
     def take_changes(self) -> ConditionChanges:
         """Conditions started/changed and cleared since the last call (for incremental apply)."""
         pending, self._pending = self._pending, {}

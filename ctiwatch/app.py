@@ -55,7 +55,7 @@ from ctiwatch.config import Config
 from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion
-from ctiwatch.persist import Pipeline, engine_windows
+from ctiwatch.persist import Pipeline, engine_windows, load_state
 from ctiwatch.settings import (
     context_from_config,
     monitor_settings,
@@ -67,7 +67,6 @@ from ctiwatch.storage import AgentRecord, OutboxMessage, Store, TimelineEntry
 from ctiwatch.web.app import build_web_app
 from ctiwatch.web.service import MqttView
 from ctiwatch.web.twilio_webhooks import add_twilio_routes
-from incidents.model import Incident
 from pipeline.monitor import Monitor
 from probes.base import random_ids
 from probes.scheduler import Scheduler
@@ -79,7 +78,6 @@ FAKES_PREFIX = "/fakes"
 RETENTION_EVERY = timedelta(hours=1)
 SENDER_IDLE_SECONDS = 2.0
 SENDER_BATCH = 20
-RESTORED_RESOLVED = 200  # recently resolved incidents kept in memory, so people can reopen them
 _REPORT_KINDS = {"sent": "alert_sent", "failed": "alert_failed", "retry": "alert_delayed"}
 
 
@@ -94,30 +92,21 @@ def prepare_sqlite_folder(url: str) -> None:
 
 
 async def restore_monitor(config: Config, store: Store, now_clock: Clock) -> Monitor:
-    """A monitor holding the stored open incidents (and recently resolved ones), numbering on
-    from the highest stored number, with the maintenance windows not over yet."""
+    """A monitor holding the stored open incidents (and recently resolved ones) with their
+    escalations, numbering on from the highest stored number, with the maintenance windows
+    not over yet."""
     now = now_clock.now()
-    records = await store.incidents.list(status="open", limit=1_000_000)
-    records += await store.incidents.list(status="resolved", limit=RESTORED_RESOLVED)
-    newest = await store.incidents.list(limit=1)
-    incidents: list[Incident] = []
-    for record in records:
-        try:
-            incidents.append(Incident.from_dict(dict(record.state)))
-        except (KeyError, TypeError, ValueError) as exc:
-            log.error(
-                "incident state cannot be restored", extra={"incident": record.number, "error": exc}
-            )
-    windows = await store.maintenance.list(ending_after=now)
+    stored = await load_state(store, now)
     monitor = Monitor(
         monitor_settings(config),
         policy_from_config(config.sla),
-        incidents=incidents,
-        next_number=(newest[0].number + 1) if newest else 1,
-        maintenance=engine_windows(windows),
+        incidents=stored.incidents,
+        next_number=stored.next_number,
+        maintenance=engine_windows(stored.windows),
+        escalations=stored.escalations,
     )
     monitor.resume(now)
-    restored = [i.number for i in incidents if i.is_open]
+    restored = [i.number for i in stored.incidents if i.is_open]
     if restored:
         log.info("open incidents restored", extra={"incidents": restored})
     return monitor

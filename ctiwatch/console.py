@@ -9,6 +9,7 @@ key pressed during an alert call, delivery reports).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any, Literal
 from classifier.conditions import Condition, ConditionKind
 from classifier.observation import Service
 from ctiwatch.config import Config
-from ctiwatch.persist import SYSTEM_ACTOR, Pipeline
+from ctiwatch.persist import SYSTEM_ACTOR, Pipeline, StepFailed
 from ctiwatch.storage import IncidentRecord, MaintenanceRecord, Store
 from ctiwatch.storage import TimelineEntry as StoredEntry
 from ctiwatch.storage.records import combine_rollups
@@ -48,6 +49,7 @@ from ctiwatch.web.service import (
     incident_not_found,
     incident_resolved,
     required_text,
+    step_not_stored,
     window_state,
 )
 from incidents.maintenance import (
@@ -111,7 +113,8 @@ class ConsoleServiceImpl:
     async def status(self) -> StatusView:
         # A tick first: the classifier is brought up to ``now`` under the lock, and whatever
         # that changes is acted on and persisted like any other step.
-        await self._pipeline.tick()
+        with contextlib.suppress(StepFailed):  # logged; the page shows what is held
+            await self._pipeline.tick()
         now = self._clock.now()
         async with self._pipeline.lock:
             held = self._monitor.classifier.conditions(now)
@@ -386,6 +389,8 @@ class ConsoleServiceImpl:
         except IncidentError as exc:
             text = str(exc)
             raise ServiceError(text, status=404 if "does not exist" in text else 409) from exc
+        except StepFailed:
+            raise step_not_stored(verb) from None
         if not outcome.events:
             what = f"incident {number}" if number is not None else "it"
             raise ServiceError(f"cannot {verb} {what} in its current state", status=409)
@@ -499,7 +504,10 @@ class ConsoleServiceImpl:
             f"{message.kind} {message.channel} to {recipient or message.recipient}: "
             f"Twilio reports {status}"
         )
-        await self._pipeline.act(lambda now: self._monitor.delivery_failed(number, now, detail))
+        try:
+            await self._pipeline.act(lambda now: self._monitor.delivery_failed(number, now, detail))
+        except StepFailed:
+            raise step_not_stored("note the failed delivery on") from None
 
     # --- views ---------------------------------------------------------------------------------
 

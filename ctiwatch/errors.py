@@ -236,3 +236,10 @@ def _readable_path(loc: tuple[int | str, ...], data: Any) -> str:
         parts.append(str(step))
         node = node.get(step) if isinstance(node, dict) else None
     return ".".join(parts)
+
+
+class Refused(Exception):
+    """An input refused before it changed anything (the step it was part of leaves no trace).
+
+    The live pipeline lets these through as they are; any other error in a step puts the
+    monitor back to what the database holds."""

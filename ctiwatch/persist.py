@@ -11,14 +11,18 @@ stored apart. The outbox sender and the timers task are woken afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from alerting.escalation import EscalationState, state_from_dict, state_to_dict
 from alerting.outbox import outbox_fields
 from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock
+from ctiwatch.errors import Refused
 from ctiwatch.storage import (
     IncidentRecord,
     MaintenanceRecord,
@@ -33,12 +37,20 @@ from pipeline.monitor import Monitor, Outcome
 
 log = logging.getLogger("ctiwatch.persist")
 
+RESTORED_RESOLVED = 200  # recently resolved incidents kept in memory, so people can reopen them
+ESCALATION_KEY = "escalation"  # beside Incident.to_dict() in IncidentRecord.state
+
 SYSTEM_ACTOR = "ctiwatch"
 
 
-def incident_record(incident: Incident, now: datetime) -> IncidentRecord:
+def incident_record(
+    incident: Incident, now: datetime, escalation: EscalationState | None = None
+) -> IncidentRecord:
     """The stored form of ``incident``. Acknowledged counts as open for storage; the detailed
-    status is in ``state``."""
+    status is in ``state``, with the escalation state beside the incident's own."""
+    state = incident.to_dict()
+    if escalation is not None:
+        state[ESCALATION_KEY] = state_to_dict(escalation)
     entries = incident.active_scope() or list(incident.scope.values())
     return IncidentRecord(
         number=incident.number,
@@ -65,7 +77,52 @@ def incident_record(incident: Incident, now: datetime) -> IncidentRecord:
             )
             for entry in entries
         ),
-        state=incident.to_dict(),
+        state=state,
+    )
+
+
+@dataclass(slots=True)
+class StoredState:
+    """The incident side as the database holds it: what a monitor starts (or restores) from."""
+
+    incidents: list[Incident]
+    escalations: dict[int, EscalationState]
+    next_number: int
+    windows: list[MaintenanceRecord]
+
+
+async def load_state(store: Store, now: datetime) -> StoredState:
+    """The open incidents and the recently resolved ones (so people can reopen them), their
+    escalations, the next incident number and the maintenance windows not over yet."""
+    records = await store.incidents.list(status="open", limit=1_000_000)
+    records += await store.incidents.list(status="resolved", limit=RESTORED_RESOLVED)
+    newest = await store.incidents.list(limit=1)
+    incidents: list[Incident] = []
+    escalations: dict[int, EscalationState] = {}
+    for record in records:
+        state = dict(record.state)
+        try:
+            incidents.append(Incident.from_dict(state))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error(
+                "incident state cannot be restored", extra={"incident": record.number, "error": exc}
+            )
+            continue
+        stored = state.get(ESCALATION_KEY)
+        if isinstance(stored, dict):
+            try:
+                escalations[record.number] = state_from_dict(record.number, stored)
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning(
+                    "escalation state cannot be restored; the chain starts again",
+                    extra={"incident": record.number, "error": exc},
+                )
+    windows = await store.maintenance.list(ending_after=now)
+    return StoredState(
+        incidents=incidents,
+        escalations=escalations,
+        next_number=(newest[0].number + 1) if newest else 1,
+        windows=windows,
     )
 
 
@@ -73,6 +130,10 @@ def engine_windows(records: Iterable[MaintenanceRecord]) -> list[MaintenanceWind
     """The stored windows that suppress, as the incident engine reads them: cancelled windows
     stay stored as history but suppress nothing."""
     return [record.window for record in records if not record.cancelled]
+
+
+class StepFailed(RuntimeError):
+    """A step could not be completed and stored; the monitor is as the database holds it."""
 
 
 class Pipeline:
@@ -93,6 +154,7 @@ class Pipeline:
         self.changed = asyncio.Event()  # wakes the timers task: next_due may have moved
         self.outbox_ready = asyncio.Event()  # wakes the outbox sender
         self._observed = on_results
+        self._dirty = False  # a step failed: memory may be ahead of the database
         # How many of each incident's timeline entries are stored already.
         self._stored_timeline: dict[int, int] = {
             incident.number: len(incident.timeline) for incident in monitor.engine.incidents()
@@ -101,28 +163,85 @@ class Pipeline:
     # --- steps ---------------------------------------------------------------------------------
 
     async def on_results(self, batch: list[ProbeResult]) -> None:
-        """The sink of the probes and of MQTT ingestion: store, classify, act, persist."""
+        """The sink of the probes and of MQTT ingestion: store, classify, act, persist.
+
+        The results are stored first (an error there is the caller's: it keeps the batch).
+        Once stored they are never lost: if the monitor's step cannot commit, the classifier
+        keeps what they showed and the next step that can commit applies it.
+        """
         if not batch:
             return
         await self.store.results.add_many(batch)
         if self._observed is not None:
             self._observed(batch)
-        async with self.lock:
-            outcome = self.monitor.observe(batch, self.clock.now())
-            await self.persist(outcome)
+        with contextlib.suppress(StepFailed):  # logged; recovered by the next step
+            await self._step(lambda now: self.monitor.observe(batch, now))
 
     async def tick(self) -> Outcome:
-        async with self.lock:
-            outcome = self.monitor.tick(self.clock.now())
-            await self.persist(outcome)
-        return outcome
+        return await self._step(self.monitor.tick)
 
     async def act(self, action: Callable[[datetime], Outcome]) -> Outcome:
-        """Run a person's action on the monitor (``action(now)``) and persist what it did."""
+        """Run a person's action on the monitor (``action(now)``) and persist what it did.
+
+        Raises what the action raises (``IncidentError``: refused, nothing changed) or
+        :class:`StepFailed` when it could not be stored (nothing changed either)."""
+        return await self._step(action)
+
+    # --- atomic steps ----------------------------------------------------------------------------
+
+    async def _step(self, run: Callable[[datetime], Outcome]) -> Outcome:
+        """One step, all or nothing: the monitor's change and its incident, timeline and outbox
+        rows commit together, or the monitor is put back to what the database holds."""
         async with self.lock:
-            outcome = action(self.clock.now())
-            await self.persist(outcome)
-        return outcome
+            try:
+                await self._recover()
+            except Exception as exc:
+                log.warning("the database is not reachable yet", extra={"error": str(exc)})
+                raise StepFailed(f"the database is not reachable: {exc}") from exc
+            try:
+                outcome = run(self.clock.now())
+            except (IncidentError, Refused):
+                raise  # refused before anything changed (the engine's and the console's rule)
+            except Exception as exc:
+                await self._failed("the monitor failed on a step", exc)
+                raise StepFailed(str(exc)) from exc
+            try:
+                await self.persist(outcome)
+            except Exception as exc:
+                await self._failed("a step could not be stored", exc)
+                raise StepFailed(f"could not be stored: {exc}") from exc
+            return outcome
+
+    async def _failed(self, what: str, exc: Exception) -> None:
+        log.error("%s; the monitor goes back to what the database holds", what, exc_info=exc)
+        self._dirty = True
+        try:
+            await self._recover()
+        except Exception as again:  # the database is still away: the next step tries again
+            log.warning("the database is not reachable yet", extra={"error": str(again)})
+
+    async def _recover(self) -> None:
+        """After a failed step: the incident side as the database holds it, then what the
+        classifier saw since (its results are stored) applied and stored again."""
+        if not self._dirty:
+            return
+        now = self.clock.now()
+        stored = await load_state(self.store, now)
+        saved = [incident.to_dict() for incident in stored.incidents]
+
+        def restore() -> None:
+            incidents = [Incident.from_dict(state) for state in saved]
+            self.monitor.restore(incidents, stored.next_number, stored.escalations, now)
+            self._stored_timeline = {i.number: len(i.timeline) for i in incidents}
+
+        restore()
+        try:
+            await self.persist(self.monitor.resync(now))
+        except Exception:
+            restore()  # still refused: memory stays what the database holds
+            raise
+        self._dirty = False
+        log.info("the monitor is back in step with the database")
 
     async def set_maintenance(self, windows: Iterable[MaintenanceRecord]) -> None:
         async with self.lock:
@@ -135,7 +254,11 @@ class Pipeline:
             due = self.monitor.next_due()
             now = self.clock.now()
             if due is not None and due <= now:
-                await self.tick()
+                try:
+                    await self.tick()
+                except StepFailed:  # logged; the next tick restores and tries again
+                    await self.clock.sleep(1.0)
+                    continue
                 if self.monitor.next_due() == due:
                     # Nothing more can happen at this instant; let time move on.
                     await self.clock.sleep(0.05)
@@ -173,7 +296,8 @@ class Pipeline:
             counts[incident.number] = len(incident.timeline)
         async with self.store.transaction() as tx:
             for incident in incidents:
-                await tx.incidents.save(incident_record(incident, now))
+                escalation = self.monitor.escalation_of(incident.number)
+                await tx.incidents.save(incident_record(incident, now, escalation))
             await tx.timeline.add_many(timeline)
             for message in outcome.messages:
                 await tx.outbox.enqueue(_outbox_message(outbox_fields(message)))

@@ -15,7 +15,7 @@ Besides routing each incident event, the monitor owns two rules that span incide
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -83,6 +83,7 @@ class Monitor:
         incidents: Iterable[Incident] = (),
         next_number: int | None = None,
         maintenance: Iterable[MaintenanceWindow] = (),
+        escalations: Mapping[int, escalation.EscalationState] | None = None,
     ) -> None:
         self.settings = settings
         self.policy = policy
@@ -93,7 +94,7 @@ class Monitor:
         self.routing = settings.routing
         self.rotation: Rotation = settings.rotation
         self._configured_steps = [(s.name, s.after, s.numbers) for s in settings.escalation]
-        self._escalations: dict[int, escalation.EscalationState] = {}
+        self._escalations: dict[int, escalation.EscalationState] = dict(escalations or {})
         self._maintenance: tuple[MaintenanceWindow, ...] = tuple(maintenance)
         self._p1_customers = self._count_p1_customers()
 
@@ -104,13 +105,53 @@ class Monitor:
 
     def resume(self, now: datetime) -> None:
         """After a restart with restored incidents: hold their conditions again (so that their
-        clearing is still reported) and restart the escalation of every open automatic
-        incident nobody has acknowledged yet (the chain's steps count from ``now``)."""
+        clearing is still reported). Each open automatic incident's escalation continues where
+        its stored state was (the step reached, its generation, when the next is due); one
+        stored without it (before escalation was stored) starts its chain at ``now``."""
         self.classifier.resume(self.engine.conditions_held(), now)
+        self._keep_escalations(now)
+
+    def _keep_escalations(self, now: datetime) -> None:
+        open_numbers = set()
         for incident in self.engine.open_incidents():
-            if incident.automatic and incident.acknowledged_at is None:
+            open_numbers.add(incident.number)
+            if (
+                incident.automatic
+                and incident.acknowledged_at is None
+                and incident.number not in self._escalations
+            ):
                 self._start_escalation(incident, now)
+        for number in [n for n in self._escalations if n not in open_numbers]:
+            del self._escalations[number]
         self._p1_customers = self._count_p1_customers()
+
+    def escalation_of(self, number: int) -> escalation.EscalationState | None:
+        """The escalation state of incident ``number`` (stored with it)."""
+        return self._escalations.get(number)
+
+    def restore(
+        self,
+        incidents: Iterable[Incident],
+        next_number: int | None,
+        escalations: Mapping[int, escalation.EscalationState],
+        now: datetime,
+    ) -> None:
+        """Make the incident side what the database holds after a step failed to commit.
+
+        The incidents and their escalations are replaced by the stored ones; the classifier
+        (built from results, which are stored before a step runs) stays, and what it holds
+        that the restored incidents do not know is reported again by the next :meth:`resync`.
+        """
+        self.engine = IncidentEngine(self.policy, incidents, next_number)
+        self._escalations = dict(escalations)
+        self._keep_escalations(now)
+        self.classifier.resync(self.engine.conditions_held())
+
+    def resync(self, now: datetime) -> Outcome:
+        """Apply what the classifier reported again after :meth:`restore`."""
+        outcome = self._conditions_changed(now)
+        self._collect_changed(outcome)
+        return outcome
 
     def observe(self, results: Iterable[ProbeResult], now: datetime) -> Outcome:
         """Feed results (probe rounds, agent batches, call events) and act on what changed."""

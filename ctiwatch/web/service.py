@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from classifier.observation import Service
+from ctiwatch.errors import Refused
 
 ServiceState = Literal["ok", "degraded", "down", "maintenance", "unknown"]
 AgentState = Literal["online", "offline", "stale"]
@@ -34,7 +35,7 @@ INCIDENT_FILTERS: tuple[str, ...] = ("active", *INCIDENT_STATES)
 MAX_MAINTENANCE = timedelta(days=7)
 
 
-class ServiceError(Exception):
+class ServiceError(Refused):
     """An action the service refuses, in the user's words.
 
     ``status`` is the HTTP status the web answers with: 404 unknown incident or window,
@@ -52,11 +53,19 @@ class ServiceError(Exception):
 # --- the rules every ConsoleService applies to its input, in the same words ---------------------
 
 
+MAX_TEXT = 10_000  # characters of a person's text (an update, a reason, a question)
+
+
 def required_text(value: str, field: str) -> str:
-    """``value`` without surrounding blanks; refused (400, ``field``) when nothing is left."""
+    """``value`` without surrounding blanks; refused (400, ``field``) when nothing is left, when
+    it holds a NUL or other control character (no database stores those), or is too long."""
     text = value.strip()
     if not text:
         raise ServiceError(f"{field} must not be empty", field)
+    if len(text) > MAX_TEXT:
+        raise ServiceError(f"{field} must be at most {MAX_TEXT} characters", field)
+    if any(ord(c) < 32 and c not in "\r\n\t" for c in text):
+        raise ServiceError(f"{field} must not contain control characters", field)
     return text
 
 
@@ -130,6 +139,15 @@ def conditions_still_hold(number: int, holding: Sequence[str]) -> ServiceError:
         "Resolving it anyway needs force and a reason; if they persist, a new incident opens",
         "force",
         409,
+    )
+
+
+def step_not_stored(verb: str) -> ServiceError:
+    """503: the database did not take the change; nothing changed, the person may try again."""
+    return ServiceError(
+        f"could not {verb} it now: the database did not store the change, so nothing changed; "
+        "try again in a moment",
+        status=503,
     )
 
 

@@ -3,6 +3,7 @@ who is on call (weekly rotation and overrides)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -179,3 +180,15 @@ def test_bad_override_time_names_the_override() -> None:
     )  # fmt: skip
     with pytest.raises(ConfigError, match=r"alerting.rotation.overrides\[0\]: 'soon' is not"):
         rotation_from_config(config, "Europe/Amsterdam")
+
+
+def test_an_escalation_state_survives_its_stored_form_exactly() -> None:
+    from alerting.escalation import state_from_dict, state_to_dict
+
+    chain = build_chain([A, B], [("second line", timedelta(minutes=5), [C])], RoutingPolicy())
+    state = start(7, 1, chain, T0, generation=3)
+    task = next_task(state)
+    assert task is not None
+    state, _ = advance(state, task, task.due)
+    stored = json.loads(json.dumps(state_to_dict(state)))
+    assert state_from_dict(7, stored) == state
