@@ -45,7 +45,13 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from alerting.channels.base import Channel, SendReceipt, TransportError
 from alerting.messages import to_gsm7
-from alerting.outbox import OutboxMessage, OutboxStore, PendingMessage
+from alerting.outbox import (
+    OutboxMessage,
+    OutboxStore,
+    PendingMessage,
+    WorkerIdentity,
+    process_alive,
+)
 from sla.clock import Clock
 
 _logger = logging.getLogger("ctiwatch.alerting.sender")
@@ -91,6 +97,7 @@ class DeliveryReport:
     provider_id: str | None = None
     error: str = ""
     fallback: FallbackReport | None = None
+    unsendable: bool = False  # failed for a fault of the message itself, not the transport's
 
     def describe(self) -> str:
         """One line for the incident's timeline."""
@@ -123,7 +130,7 @@ class OutboxSender:
         channels: Mapping[str, Channel],
         clock: Clock,
         *,
-        worker: str = "sender",
+        worker: WorkerIdentity | str = "sender",
         lease: timedelta = timedelta(minutes=5),
         batch: int = 20,
         retry: RetryPolicy | None = None,
@@ -133,26 +140,66 @@ class OutboxSender:
         self._store = store
         self._channels = channels
         self._clock = clock
-        self._worker = worker
+        self._worker = str(worker)
+        self._identity = worker if isinstance(worker, WorkerIdentity) else None
         self._lease = lease
         self._batch = batch
         self._retry = retry or RetryPolicy()
         self._oncall = oncall
         self._on_report = on_report
 
+    async def recover(self, alive: Callable[[int], bool] = process_alive) -> int:
+        """At start: the rows an earlier life of this node left claimed (it crashed or was
+        killed while sending) are free again, to be sent now rather than when their leases run
+        out. Only a sender with a :class:`WorkerIdentity` knows its earlier lives. Returns how
+        many rows were freed."""
+        me = self._identity
+        if me is None:
+            return 0
+        earlier = [w for w in await self._store.claimants() if me.left_by_earlier_life(w, alive)]
+        if not earlier:
+            return 0
+        freed = await self._store.release(earlier)
+        _logger.warning(
+            "%d alert(s) left claimed by an earlier life of %s (%s) are sent again",
+            freed,
+            me.node,
+            ", ".join(earlier),
+        )
+        return freed
+
     async def send_due(self) -> list[DeliveryReport]:
         """One pass: claim what is due, send it, mark it. Returns what happened."""
         claimed = await self._store.claim(self._worker, self._clock.now(), self._lease, self._batch)
         reports = []
         for message in claimed:
-            report = await self._send_one(message)
+            try:
+                report = await self._send_one(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The outcome could not be stored (the database refused it): the row keeps its
+                # lease and is claimed again when it runs out; the others go on being sent.
+                _logger.error(
+                    "alert %s: outcome not stored: %s", message.idempotency_key, _describe(exc)
+                )
+                continue
             reports.append(report)
             if self._on_report is not None:
-                await self._on_report(report)
+                try:
+                    await self._on_report(report)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    _logger.error(
+                        "alert %s: report not handled: %s", report.idempotency_key, _describe(exc)
+                    )
         return reports
 
     async def run(self, interval: float = 2.0) -> None:
-        """Send forever (until cancelled), polling every ``interval`` seconds when idle."""
+        """Recover, then send forever (until cancelled), polling every ``interval`` seconds
+        when idle."""
+        await self.recover()
         while True:
             reports = await self.send_due()
             if len(reports) < self._batch:
@@ -191,6 +238,8 @@ class OutboxSender:
 
         try:
             receipt = await self.deliver(message)
+        except asyncio.CancelledError:
+            raise
         except TransportError as exc:
             attempts = message.attempts + 1
             if not exc.permanent and attempts < self._retry.max_attempts:
@@ -204,8 +253,15 @@ class OutboxSender:
             fallback = await self._fall_back(message)
             await self._store.mark_failed(_row_id(message), exc.message, self._clock.now())
             return report("failed", error=exc.message, fallback=fallback)
-        except asyncio.CancelledError:
-            raise
+        except Exception as exc:
+            # Not the transport's word but a fault of this message (it cannot be built or
+            # sent: a header with a line break, a payload of the wrong shape, ...). Trying it
+            # again cannot help: it fails for good, alone, and the pass goes on.
+            error = f"cannot send: {_describe(exc)}"
+            _logger.error("alert %s failed: %s", message.idempotency_key, error)
+            fallback = await self._fall_back(message)
+            await self._store.mark_failed(_row_id(message), error, self._clock.now())
+            return report("failed", error=error, fallback=fallback, unsendable=True)
         await self._store.mark_sent(_row_id(message), receipt.provider_id, self._clock.now())
         return report("sent", provider_id=receipt.provider_id)
 
@@ -247,8 +303,13 @@ class OutboxSender:
             return None
         try:
             receipt = await self.deliver(fallback)
+        except asyncio.CancelledError:
+            raise
         except TransportError as exc:
             return FallbackReport(fallback.channel, fallback.recipient, "failed", error=exc.message)
+        except Exception as exc:
+            error = f"cannot send: {_describe(exc)}"
+            return FallbackReport(fallback.channel, fallback.recipient, "failed", error=error)
         return FallbackReport(fallback.channel, fallback.recipient, "sent", receipt.provider_id)
 
 
@@ -263,6 +324,12 @@ def _next_number(numbers: Sequence[str], after: str) -> str | None:
             if candidate != after:
                 return candidate
     return others[0]
+
+
+def _describe(exc: BaseException, limit: int = 300) -> str:
+    """``ValueError: ...`` on one line, bounded: for the log, the row and the timeline."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _row_id(message: OutboxMessage) -> int:

@@ -46,7 +46,7 @@ from sqlalchemy.engine import make_url
 
 from alerting.channels import open_channels
 from alerting.internal import AgentEvent, agent_alerts
-from alerting.outbox import outbox_fields
+from alerting.outbox import WorkerIdentity, outbox_fields
 from alerting.rotation import on_call
 from alerting.sender import DeliveryReport, OutboxSender
 from classifier.observation import ProbeResult
@@ -284,7 +284,7 @@ class Ctiwatch:
                 store.outbox,
                 channels,
                 self.clock,
-                worker="ctiwatch-sender",
+                worker=WorkerIdentity.for_this_process(),
                 batch=SENDER_BATCH,
                 oncall=lambda now: on_call(monitor.rotation, now),
                 on_report=self._delivered,
@@ -388,6 +388,11 @@ class Ctiwatch:
 
     async def _send(self, sender: OutboxSender, store: Store, pipeline: Pipeline) -> None:
         ready = pipeline.outbox_ready
+        try:
+            # What this node's earlier life left claimed goes out now, not after its lease.
+            await sender.recover()
+        except Exception:
+            log.exception("reclaiming alerts left by an earlier run failed")
         while True:
             ready.clear()
             try:
