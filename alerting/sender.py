@@ -3,8 +3,13 @@
 * A row is marked sent only after its transport accepted it. A crash in between sends it again
   after the lease expires (the idempotency key travels with it), never not at all.
 * Temporary failures (:class:`TransportError` with ``permanent=False``) are retried at once with
-  exponential backoff (tenacity, on the injected clock); if they keep failing the row goes back
-  to the outbox with a later ``not_before``, until ``max_attempts`` claims have failed.
+  exponential backoff (tenacity, on the injected clock), waiting at least what the provider asked
+  for (``Retry-After`` on a 429); if they keep failing, or the provider asks to wait longer than
+  ``max_backoff``, the row goes back to the outbox with a later ``not_before`` (never before the
+  asked-for time), until ``max_attempts`` claims have failed.
+* Anything else that goes wrong with one message (it cannot be built, a transport fails in a way
+  it does not know) is a permanent failure of that message: fallback, marked failed with the
+  reason, one log line. It never stops the pass: the messages claimed with it are sent.
 * A permanent failure (or running out of attempts) falls back and then marks the row failed:
   a call becomes an SMS to the same person, an SMS goes to the next on-call number. An e-mail
   has no fallback. Every outcome is reported (``on_report``) so it can go on the timeline.
@@ -41,7 +46,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    wait_exponential,
+)
 
 from alerting.channels.base import Channel, SendReceipt, TransportError
 from alerting.messages import to_gsm7
@@ -121,6 +131,11 @@ class DeliveryReport:
 
 def _transient(exc: BaseException) -> bool:
     return isinstance(exc, TransportError) and not exc.permanent
+
+
+def _retry_after(state: RetryCallState) -> float | None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    return exc.retry_after if isinstance(exc, TransportError) else None
 
 
 class OutboxSender:
@@ -210,9 +225,22 @@ class OutboxSender:
         channel = self._channels.get(message.channel)
         if channel is None:
             raise TransportError(f"no transport for channel {message.channel!r}", True)
+        policy = self._retry
+        backoff = wait_exponential(multiplier=policy.backoff, max=policy.max_backoff)
+
+        def wait(state: RetryCallState) -> float:
+            # The provider's Retry-After, if it asked for longer than the backoff.
+            return max(backoff(state), _retry_after(state) or 0.0)
+
+        def stop(state: RetryCallState) -> bool:
+            # Asked to wait longer than a claim waits: back to the outbox with a later
+            # not_before instead.
+            asked = _retry_after(state) or 0.0
+            return state.attempt_number >= policy.tries_per_claim or asked > policy.max_backoff
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._retry.tries_per_claim),
-            wait=wait_exponential(multiplier=self._retry.backoff, max=self._retry.max_backoff),
+            stop=stop,
+            wait=wait,
             retry=retry_if_exception(_transient),
             sleep=self._clock.sleep,
             reraise=True,
@@ -244,6 +272,10 @@ class OutboxSender:
             attempts = message.attempts + 1
             if not exc.permanent and attempts < self._retry.max_attempts:
                 not_before = self._retry.not_before(self._clock.now(), message.attempts)
+                if exc.retry_after is not None:
+                    not_before = max(
+                        not_before, self._clock.now() + timedelta(seconds=exc.retry_after)
+                    )
                 await self._store.mark_retry(_row_id(message), exc.message, not_before)
                 _logger.warning("alert %s delayed: %s", message.idempotency_key, exc.message)
                 return report("retry", error=exc.message)
