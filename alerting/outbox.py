@@ -8,9 +8,6 @@ only claims, sends and marks.
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -70,25 +67,13 @@ class OutboxStore(Protocol):
         ...
 
 
-def process_alive(pid: int) -> bool:
-    """Whether a process ``pid`` runs on this host (a zombie not yet reaped counts)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process
-    except OSError:
-        return False
-    return True
-
-
 @dataclass(frozen=True, slots=True)
 class WorkerIdentity:
     """Who claims outbox rows: ``node/pid/life``, one per process start.
 
     ``node`` is what stays the same when the process is restarted (the host name, or a name
     given in the configuration); ``pid`` and ``life`` (random, per start) tell its lives apart.
+    :func:`alerting.sender.this_process` makes the identity of the running process.
     At start a sender frees the rows an earlier life of its node left claimed
     (:meth:`left_by_earlier_life`) instead of waiting for their leases to run out. Two processes
     on one node are told apart by their pids: a claim whose process still runs is left alone.
@@ -97,10 +82,6 @@ class WorkerIdentity:
     node: str
     pid: int
     life: str
-
-    @classmethod
-    def for_this_process(cls, node: str | None = None) -> WorkerIdentity:
-        return cls(node or socket.gethostname() or "localhost", os.getpid(), uuid.uuid4().hex[:12])
 
     @classmethod
     def parse(cls, text: str) -> WorkerIdentity | None:
@@ -113,9 +94,7 @@ class WorkerIdentity:
     def __str__(self) -> str:
         return f"{self.node}/{self.pid}/{self.life}"
 
-    def left_by_earlier_life(
-        self, claimant: str, alive: Callable[[int], bool] = process_alive
-    ) -> bool:
+    def left_by_earlier_life(self, claimant: str, alive: Callable[[int], bool]) -> bool:
         """Whether ``claimant`` is an earlier life of this node, now gone: the same node, not
         this life, and its process no longer running (or its pid is this process's own: a
         container whose every start is pid 1)."""

@@ -41,6 +41,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -60,7 +63,6 @@ from alerting.outbox import (
     OutboxStore,
     PendingMessage,
     WorkerIdentity,
-    process_alive,
 )
 from sla.clock import Clock
 
@@ -136,6 +138,27 @@ def _transient(exc: BaseException) -> bool:
 def _retry_after(state: RetryCallState) -> float | None:
     exc = state.outcome.exception() if state.outcome is not None else None
     return exc.retry_after if isinstance(exc, TransportError) else None
+
+
+def this_process(node: str | None = None) -> WorkerIdentity:
+    """The identity this process start claims outbox rows under: ``node`` (the host name unless
+    given), this pid, and a random life."""
+    return WorkerIdentity(
+        node or socket.gethostname() or "localhost", os.getpid(), uuid.uuid4().hex[:12]
+    )
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host (a zombie not yet reaped counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    except OSError:
+        return False
+    return True
 
 
 class OutboxSender:

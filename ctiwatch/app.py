@@ -46,9 +46,9 @@ from sqlalchemy.engine import make_url
 
 from alerting.channels import open_channels
 from alerting.internal import AgentEvent, agent_alerts
-from alerting.outbox import WorkerIdentity, outbox_fields
+from alerting.outbox import outbox_fields
 from alerting.rotation import on_call
-from alerting.sender import DeliveryReport, OutboxSender
+from alerting.sender import DeliveryReport, OutboxSender, this_process
 from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock, RealClock
 from ctiwatch.config import Config
@@ -284,7 +284,7 @@ class Ctiwatch:
                 store.outbox,
                 channels,
                 self.clock,
-                worker=WorkerIdentity.for_this_process(),
+                worker=this_process(),
                 batch=SENDER_BATCH,
                 oncall=lambda now: on_call(monitor.rotation, now),
                 on_report=self._delivered,

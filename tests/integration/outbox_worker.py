@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from alerting.channels import Channel, SendReceipt, open_channels
-from alerting.outbox import OutboxMessage, WorkerIdentity
-from alerting.sender import OutboxSender
+from alerting.outbox import OutboxMessage
+from alerting.sender import OutboxSender, this_process
 from ctiwatch.clock import RealClock
 from ctiwatch.config import AlertingConfig, SmtpConfig, TwilioConfig
 from ctiwatch.storage import Store
@@ -83,7 +83,7 @@ async def main(args: argparse.Namespace) -> None:
             store.outbox,
             channels,
             clock,
-            worker=WorkerIdentity.for_this_process(args.node),
+            worker=this_process(args.node),
             lease=timedelta(seconds=args.lease),
             batch=50,
         )
