@@ -68,6 +68,14 @@ def to_gsm7(text: str) -> str:
     return "".join(out)
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line: every run of whitespace or control characters (CR, LF, tab, NUL,
+    a Unicode line separator, ...) becomes one space. For e-mail subjects and other header
+    values, where a line break is an error (or, unchecked, an injected header)."""
+    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
+    return " ".join(cleaned.split())
+
+
 def priority_label(priority: int) -> str:
     return Priority(priority).label
 
@@ -391,7 +399,7 @@ def email_report(
 ) -> EmailContent:
     """The complete report to the support address (``kind`` ``report``)."""
     p = incident.priority
-    subject = (
+    subject = one_line(
         f"[ctiwatch] {heading_prefix}P{p} {priority_label(p)} incident #{incident.number}"
         f" - {incident.customer.label}: {scope_summary(incident)}"
     )
@@ -401,7 +409,9 @@ def email_report(
 
 
 def email_resolved(incident: IncidentView, trigger: Trigger, policy: RoutingPolicy) -> EmailContent:
-    subject = f"[ctiwatch] Resolved: incident #{incident.number} - {incident.customer.label}"
+    subject = one_line(
+        f"[ctiwatch] Resolved: incident #{incident.number} - {incident.customer.label}"
+    )
     heading = f"Incident #{incident.number} for {incident.customer.label} is resolved"
     context = _context(incident, policy, subject, heading)
     context["resolved_at"] = long_time(trigger.at, policy.timezone)

@@ -8,7 +8,7 @@ only claims, sends and marks.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -56,6 +56,52 @@ class OutboxStore(Protocol):
         ...
 
     async def mark_failed(self, id: int, error: str, now: datetime, /) -> None: ...
+
+    async def claimants(self) -> Sequence[str]:
+        """The workers that hold claimed rows, whether their leases still run or not."""
+        ...
+
+    async def release(self, workers: Sequence[str], /) -> int:
+        """The rows claimed by ``workers`` are pending again at once (not a failed attempt);
+        returns how many."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerIdentity:
+    """Who claims outbox rows: ``node/pid/life``, one per process start.
+
+    ``node`` is what stays the same when the process is restarted (the host name, or a name
+    given in the configuration); ``pid`` and ``life`` (random, per start) tell its lives apart.
+    :func:`alerting.sender.this_process` makes the identity of the running process.
+    At start a sender frees the rows an earlier life of its node left claimed
+    (:meth:`left_by_earlier_life`) instead of waiting for their leases to run out. Two processes
+    on one node are told apart by their pids: a claim whose process still runs is left alone.
+    """
+
+    node: str
+    pid: int
+    life: str
+
+    @classmethod
+    def parse(cls, text: str) -> WorkerIdentity | None:
+        """The identity written as ``text``, or ``None`` for a name in another form."""
+        parts = text.rsplit("/", 2)
+        if len(parts) != 3 or not all(parts) or not parts[1].isdigit():
+            return None
+        return cls(parts[0], int(parts[1]), parts[2])
+
+    def __str__(self) -> str:
+        return f"{self.node}/{self.pid}/{self.life}"
+
+    def left_by_earlier_life(self, claimant: str, alive: Callable[[int], bool]) -> bool:
+        """Whether ``claimant`` is an earlier life of this node, now gone: the same node, not
+        this life, and its process no longer running (or its pid is this process's own: a
+        container whose every start is pid 1)."""
+        other = WorkerIdentity.parse(claimant)
+        if other is None or other.node != self.node or other.life == self.life:
+            return False
+        return other.pid == self.pid or not alive(other.pid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,3 +201,14 @@ class MemoryOutbox:
         row = self._rows[id]
         row.status, row.error, row.done_at = "failed", error, now
         row.leased_to = row.lease_until = None
+
+    async def claimants(self) -> list[str]:
+        return sorted({r.leased_to for r in self._rows.values() if r.leased_to is not None})
+
+    async def release(self, workers: Sequence[str]) -> int:
+        freed = 0
+        for row in self._rows.values():
+            if row.status == "pending" and row.leased_to in workers:
+                row.leased_to = row.lease_until = None
+                freed += 1
+        return freed

@@ -3,8 +3,13 @@
 * A row is marked sent only after its transport accepted it. A crash in between sends it again
   after the lease expires (the idempotency key travels with it), never not at all.
 * Temporary failures (:class:`TransportError` with ``permanent=False``) are retried at once with
-  exponential backoff (tenacity, on the injected clock); if they keep failing the row goes back
-  to the outbox with a later ``not_before``, until ``max_attempts`` claims have failed.
+  exponential backoff (tenacity, on the injected clock), waiting at least what the provider asked
+  for (``Retry-After`` on a 429); if they keep failing, or the provider asks to wait longer than
+  ``max_backoff``, the row goes back to the outbox with a later ``not_before`` (never before the
+  asked-for time), until ``max_attempts`` claims have failed.
+* Anything else that goes wrong with one message (it cannot be built, a transport fails in a way
+  it does not know) is a permanent failure of that message: fallback, marked failed with the
+  reason, one log line. It never stops the pass: the messages claimed with it are sent.
 * A permanent failure (or running out of attempts) falls back and then marks the row failed:
   a call becomes an SMS to the same person, an SMS goes to the next on-call number. An e-mail
   has no fallback. Every outcome is reported (``on_report``) so it can go on the timeline.
@@ -36,16 +41,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    wait_exponential,
+)
 
 from alerting.channels.base import Channel, SendReceipt, TransportError
 from alerting.messages import to_gsm7
-from alerting.outbox import OutboxMessage, OutboxStore, PendingMessage
+from alerting.outbox import (
+    OutboxMessage,
+    OutboxStore,
+    PendingMessage,
+    WorkerIdentity,
+)
 from sla.clock import Clock
 
 _logger = logging.getLogger("ctiwatch.alerting.sender")
@@ -91,6 +109,7 @@ class DeliveryReport:
     provider_id: str | None = None
     error: str = ""
     fallback: FallbackReport | None = None
+    unsendable: bool = False  # failed for a fault of the message itself, not the transport's
 
     def describe(self) -> str:
         """One line for the incident's timeline."""
@@ -116,6 +135,32 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, TransportError) and not exc.permanent
 
 
+def _retry_after(state: RetryCallState) -> float | None:
+    exc = state.outcome.exception() if state.outcome is not None else None
+    return exc.retry_after if isinstance(exc, TransportError) else None
+
+
+def this_process(node: str | None = None) -> WorkerIdentity:
+    """The identity this process start claims outbox rows under: ``node`` (the host name unless
+    given), this pid, and a random life."""
+    return WorkerIdentity(
+        node or socket.gethostname() or "localhost", os.getpid(), uuid.uuid4().hex[:12]
+    )
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host (a zombie not yet reaped counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    except OSError:
+        return False
+    return True
+
+
 class OutboxSender:
     def __init__(
         self,
@@ -123,7 +168,7 @@ class OutboxSender:
         channels: Mapping[str, Channel],
         clock: Clock,
         *,
-        worker: str = "sender",
+        worker: WorkerIdentity | str = "sender",
         lease: timedelta = timedelta(minutes=5),
         batch: int = 20,
         retry: RetryPolicy | None = None,
@@ -133,26 +178,66 @@ class OutboxSender:
         self._store = store
         self._channels = channels
         self._clock = clock
-        self._worker = worker
+        self._worker = str(worker)
+        self._identity = worker if isinstance(worker, WorkerIdentity) else None
         self._lease = lease
         self._batch = batch
         self._retry = retry or RetryPolicy()
         self._oncall = oncall
         self._on_report = on_report
 
+    async def recover(self, alive: Callable[[int], bool] = process_alive) -> int:
+        """At start: the rows an earlier life of this node left claimed (it crashed or was
+        killed while sending) are free again, to be sent now rather than when their leases run
+        out. Only a sender with a :class:`WorkerIdentity` knows its earlier lives. Returns how
+        many rows were freed."""
+        me = self._identity
+        if me is None:
+            return 0
+        earlier = [w for w in await self._store.claimants() if me.left_by_earlier_life(w, alive)]
+        if not earlier:
+            return 0
+        freed = await self._store.release(earlier)
+        _logger.warning(
+            "%d alert(s) left claimed by an earlier life of %s (%s) are sent again",
+            freed,
+            me.node,
+            ", ".join(earlier),
+        )
+        return freed
+
     async def send_due(self) -> list[DeliveryReport]:
         """One pass: claim what is due, send it, mark it. Returns what happened."""
         claimed = await self._store.claim(self._worker, self._clock.now(), self._lease, self._batch)
         reports = []
         for message in claimed:
-            report = await self._send_one(message)
+            try:
+                report = await self._send_one(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # The outcome could not be stored (the database refused it): the row keeps its
+                # lease and is claimed again when it runs out; the others go on being sent.
+                _logger.error(
+                    "alert %s: outcome not stored: %s", message.idempotency_key, _describe(exc)
+                )
+                continue
             reports.append(report)
             if self._on_report is not None:
-                await self._on_report(report)
+                try:
+                    await self._on_report(report)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    _logger.error(
+                        "alert %s: report not handled: %s", report.idempotency_key, _describe(exc)
+                    )
         return reports
 
     async def run(self, interval: float = 2.0) -> None:
-        """Send forever (until cancelled), polling every ``interval`` seconds when idle."""
+        """Recover, then send forever (until cancelled), polling every ``interval`` seconds
+        when idle."""
+        await self.recover()
         while True:
             reports = await self.send_due()
             if len(reports) < self._batch:
@@ -163,9 +248,22 @@ class OutboxSender:
         channel = self._channels.get(message.channel)
         if channel is None:
             raise TransportError(f"no transport for channel {message.channel!r}", True)
+        policy = self._retry
+        backoff = wait_exponential(multiplier=policy.backoff, max=policy.max_backoff)
+
+        def wait(state: RetryCallState) -> float:
+            # The provider's Retry-After, if it asked for longer than the backoff.
+            return max(backoff(state), _retry_after(state) or 0.0)
+
+        def stop(state: RetryCallState) -> bool:
+            # Asked to wait longer than a claim waits: back to the outbox with a later
+            # not_before instead.
+            asked = _retry_after(state) or 0.0
+            return state.attempt_number >= policy.tries_per_claim or asked > policy.max_backoff
+
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._retry.tries_per_claim),
-            wait=wait_exponential(multiplier=self._retry.backoff, max=self._retry.max_backoff),
+            stop=stop,
+            wait=wait,
             retry=retry_if_exception(_transient),
             sleep=self._clock.sleep,
             reraise=True,
@@ -191,10 +289,16 @@ class OutboxSender:
 
         try:
             receipt = await self.deliver(message)
+        except asyncio.CancelledError:
+            raise
         except TransportError as exc:
             attempts = message.attempts + 1
             if not exc.permanent and attempts < self._retry.max_attempts:
                 not_before = self._retry.not_before(self._clock.now(), message.attempts)
+                if exc.retry_after is not None:
+                    not_before = max(
+                        not_before, self._clock.now() + timedelta(seconds=exc.retry_after)
+                    )
                 await self._store.mark_retry(_row_id(message), exc.message, not_before)
                 _logger.warning("alert %s delayed: %s", message.idempotency_key, exc.message)
                 return report("retry", error=exc.message)
@@ -204,8 +308,15 @@ class OutboxSender:
             fallback = await self._fall_back(message)
             await self._store.mark_failed(_row_id(message), exc.message, self._clock.now())
             return report("failed", error=exc.message, fallback=fallback)
-        except asyncio.CancelledError:
-            raise
+        except Exception as exc:
+            # Not the transport's word but a fault of this message (it cannot be built or
+            # sent: a header with a line break, a payload of the wrong shape, ...). Trying it
+            # again cannot help: it fails for good, alone, and the pass goes on.
+            error = f"cannot send: {_describe(exc)}"
+            _logger.error("alert %s failed: %s", message.idempotency_key, error)
+            fallback = await self._fall_back(message)
+            await self._store.mark_failed(_row_id(message), error, self._clock.now())
+            return report("failed", error=error, fallback=fallback, unsendable=True)
         await self._store.mark_sent(_row_id(message), receipt.provider_id, self._clock.now())
         return report("sent", provider_id=receipt.provider_id)
 
@@ -247,8 +358,13 @@ class OutboxSender:
             return None
         try:
             receipt = await self.deliver(fallback)
+        except asyncio.CancelledError:
+            raise
         except TransportError as exc:
             return FallbackReport(fallback.channel, fallback.recipient, "failed", error=exc.message)
+        except Exception as exc:
+            error = f"cannot send: {_describe(exc)}"
+            return FallbackReport(fallback.channel, fallback.recipient, "failed", error=error)
         return FallbackReport(fallback.channel, fallback.recipient, "sent", receipt.provider_id)
 
 
@@ -263,6 +379,12 @@ def _next_number(numbers: Sequence[str], after: str) -> str | None:
             if candidate != after:
                 return candidate
     return others[0]
+
+
+def _describe(exc: BaseException, limit: int = 300) -> str:
+    """``ValueError: ...`` on one line, bounded: for the log, the row and the timeline."""
+    text = " ".join(f"{type(exc).__name__}: {exc}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _row_id(message: OutboxMessage) -> int:

@@ -48,7 +48,7 @@ from alerting.channels import open_channels
 from alerting.internal import AgentEvent, agent_alerts
 from alerting.outbox import outbox_fields
 from alerting.rotation import on_call
-from alerting.sender import DeliveryReport, OutboxSender
+from alerting.sender import DeliveryReport, OutboxSender, this_process
 from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock, RealClock
 from ctiwatch.config import Config
@@ -277,7 +277,7 @@ class Ctiwatch:
                 store.outbox,
                 channels,
                 self.clock,
-                worker="ctiwatch-sender",
+                worker=this_process(),
                 batch=SENDER_BATCH,
                 oncall=lambda now: on_call(monitor.rotation, now),
                 on_report=self._delivered,
@@ -381,6 +381,11 @@ class Ctiwatch:
 
     async def _send(self, sender: OutboxSender, store: Store, pipeline: Pipeline) -> None:
         ready = pipeline.outbox_ready
+        try:
+            # What this node's earlier life left claimed goes out now, not after its lease.
+            await sender.recover()
+        except Exception:
+            log.exception("reclaiming alerts left by an earlier run failed")
         while True:
             ready.clear()
             try:

@@ -15,12 +15,14 @@ class SendReceipt:
 
 
 class TransportError(Exception):
-    """Sending failed; ``permanent`` says that retrying the same message cannot help."""
+    """Sending failed; ``permanent`` says that retrying the same message cannot help;
+    ``retry_after`` is how many seconds the provider asked to wait first (``Retry-After``)."""
 
-    def __init__(self, message: str, permanent: bool) -> None:
+    def __init__(self, message: str, permanent: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
+        self.retry_after = retry_after
 
 
 class Channel(Protocol):

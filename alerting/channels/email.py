@@ -21,6 +21,7 @@ from typing import Protocol
 import aiosmtplib
 
 from alerting.channels.base import SendReceipt, TransportError
+from alerting.messages import one_line
 from alerting.outbox import OutboxMessage
 
 
@@ -41,6 +42,12 @@ class SmtpSettings(Protocol):
     def starttls(self) -> bool: ...
 
 
+def header_value(text: str) -> str:
+    """``text`` as one header line: line breaks, tabs and other control characters become
+    single spaces (see :func:`alerting.messages.one_line`)."""
+    return one_line(text)
+
+
 def message_id(idempotency_key: str) -> str:
     """A Message-ID fixed by the idempotency key, so a resend can be recognised downstream."""
     digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
@@ -48,16 +55,19 @@ def message_id(idempotency_key: str) -> str:
 
 
 def build_email(message: OutboxMessage, sender: str, date: datetime | None = None) -> EmailMessage:
+    """The mail for ``message``. Header values are made one line (:func:`header_value`): a name
+    with a line break in it (a customer's, from the configuration or an API) gives a subject
+    with a space there, never a mail that cannot be built or a header injected."""
     mail = EmailMessage()
-    mail["From"] = sender
-    mail["To"] = message.recipient
-    mail["Subject"] = message.subject
+    mail["From"] = header_value(sender)
+    mail["To"] = header_value(message.recipient)
+    mail["Subject"] = header_value(message.subject)
     mail["Message-ID"] = message_id(message.idempotency_key)
     if date is not None:
         mail["Date"] = format_datetime(date)
     if message.incident_number is not None:
         mail["X-Ctiwatch-Incident"] = str(message.incident_number)
-    mail["X-Ctiwatch-Kind"] = message.kind
+    mail["X-Ctiwatch-Kind"] = header_value(message.kind)
     mail.set_content(message.body)
     html = message.payload.get("html")
     if isinstance(html, str) and html:

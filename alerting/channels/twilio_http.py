@@ -35,6 +35,11 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 # The key of the message being sent by the current task: the twilio client builds its requests
 # itself, so the key reaches ``RedirectingHttpClient.request`` through the task's context.
 _sending_key: ContextVar[str | None] = ContextVar("ctiwatch_twilio_idempotency_key", default=None)
+# And back the other way: the ``Retry-After`` of the last answer (the twilio client's exceptions
+# do not carry the headers), written by ``request`` into the holder ``call_twilio`` set.
+_retry_after: ContextVar[list[float] | None] = ContextVar(
+    "ctiwatch_twilio_retry_after", default=None
+)
 _HEADER_SAFE = re.compile(r"^[\x21-\x7e]{1,200}$")
 
 T = TypeVar("T")
@@ -92,6 +97,10 @@ class RedirectingHttpClient(AsyncHttpClient):  # type: ignore[misc]
             allow_redirects=allow_redirects,
         ) as response:
             text = await response.text()
+            holder = _retry_after.get()
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if holder is not None and wait is not None:
+                holder.append(wait)
             return Response(response.status, text, dict(response.headers))
 
 
@@ -110,6 +119,14 @@ def is_permanent_status(status: int) -> bool:
     return 400 <= status < 500 and status not in (408, 429)
 
 
+def retry_after_seconds(value: str | None, limit: float = 86_400.0) -> float | None:
+    """A ``Retry-After`` of delay-seconds (what Twilio sends with 429), bounded; ``None`` if
+    absent or in another form (an HTTP date is not worth trusting a provider's clock for)."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return min(float(int(value.strip())), limit)
+
+
 def idempotency_token(key: str) -> str:
     """The header value for ``key``: the key itself when it is printable ASCII, else a digest."""
     if _HEADER_SAFE.match(key):
@@ -121,13 +138,16 @@ async def call_twilio(what: str, call: Awaitable[T], idempotency_key: str | None
     """Await a twilio client call, mapping every failure to :class:`TransportError`; its POST
     requests carry ``idempotency_key`` (when given) in the ``Idempotency-Key`` header."""
     token = _sending_key.set(idempotency_key)
+    waits: list[float] = []
+    waits_token = _retry_after.set(waits)
     try:
         return await call
     except (TwilioRestException, TwilioServiceException) as exc:
         status = int(exc.status)
         detail = getattr(exc, "msg", None) or getattr(exc, "title", None) or str(exc)
+        wait = waits[-1] if waits and status in (429, 503) else None
         raise TransportError(
-            f"{what}: Twilio answered HTTP {status}: {detail}", is_permanent_status(status)
+            f"{what}: Twilio answered HTTP {status}: {detail}", is_permanent_status(status), wait
         ) from exc
     except TimeoutError as exc:
         raise TransportError(f"{what}: Twilio did not answer in time", False) from exc
@@ -136,4 +156,5 @@ async def call_twilio(what: str, call: Awaitable[T], idempotency_key: str | None
     except asyncio.CancelledError:
         raise
     finally:
+        _retry_after.reset(waits_token)
         _sending_key.reset(token)

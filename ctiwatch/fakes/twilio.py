@@ -6,8 +6,9 @@
   gets the first answer again (same SID) and creates nothing; the key is listed in
   :attr:`FakeTwilio.duplicates`. (The real Twilio REST API ignores that header.)
 * Failure on command: :meth:`FakeTwilio.fail_next` (or ``POST /_fake/fail``) makes the next N
-  requests answer 500 or 400, hang (``timeout``) until the client gives up, or be carried out
-  with the answer lost (``lost``: created, then the client times out).
+  requests answer 500 or 400, 429 (Too Many Requests) with a ``Retry-After`` header, hang
+  (``timeout``) until the client gives up, or be carried out with the answer lost (``lost``:
+  created, then the client times out).
 * Webhooks back, signed with the auth token exactly as Twilio signs them
   (``twilio.request_validator.RequestValidator``): an inbound SMS reply to
   ``<webhook_base_url>/twilio/sms`` (:meth:`reply_sms`), the digit pressed during a call to the
@@ -37,8 +38,8 @@ from ctiwatch.clock import Clock, RealClock
 
 API = "/2010-04-01/Accounts/{account}"
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-FailureMode = Literal["500", "400", "timeout", "lost"]
-FAILURE_MODES = ("500", "400", "timeout", "lost")
+FailureMode = Literal["500", "400", "429", "timeout", "lost"]
+FAILURE_MODES = ("500", "400", "429", "timeout", "lost")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
@@ -157,7 +158,7 @@ class FakeTwilio:
         self.duplicates: list[str] = []  # idempotency keys answered from an earlier request
         self.requests = 0
         self._answered: dict[tuple[str, str], dict[str, Any]] = {}  # (path, key) -> answer
-        self._failures: list[FailureMode] = []
+        self._failures: list[tuple[FailureMode, int]] = []  # (mode, Retry-After seconds)
         self._counter = 0
         self._runner: web.AppRunner | None = None
         self._site_port: int | None = None
@@ -219,10 +220,11 @@ class FakeTwilio:
 
     # --- control -------------------------------------------------------------------------
 
-    def fail_next(self, count: int = 1, mode: FailureMode = "500") -> None:
-        """The next ``count`` API requests fail: HTTP 500, HTTP 400, no answer (``timeout``),
-        or carried out but no answer (``lost``)."""
-        self._failures.extend([mode] * count)
+    def fail_next(self, count: int = 1, mode: FailureMode = "500", retry_after: int = 1) -> None:
+        """The next ``count`` API requests fail: HTTP 500, HTTP 400, HTTP 429 asking to wait
+        ``retry_after`` seconds (``Retry-After``), no answer (``timeout``), or carried out but
+        no answer (``lost``)."""
+        self._failures.extend([(mode, retry_after)] * count)
 
     def reset(self) -> None:
         self.messages.clear()
@@ -366,7 +368,11 @@ class FakeTwilio:
         if not self._authorised(request):
             return _error(401, 20003, "Authenticate")
         if self._failures:
-            mode = self._failures.pop(0)
+            mode, retry_after = self._failures.pop(0)
+            if mode == "429":
+                response = _error(429, 20429, "Too Many Requests (injected)")
+                response.headers["Retry-After"] = str(retry_after)
+                return response
             if mode == "timeout":
                 await asyncio.sleep(self._hang_seconds)
                 return _error(504, 20504, "Gateway timeout (injected)")
@@ -485,6 +491,7 @@ class FakeTwilio:
             data = await request.json()
             count = int(data.get("count", 1))
             mode = str(data.get("mode", "500"))
+            retry_after = int(data.get("retry_after", 1))
         except (ValueError, TypeError, AttributeError):
             return web.json_response({"error": "body must be JSON {count, mode}"}, status=400)
         if mode not in FAILURE_MODES:
@@ -493,7 +500,9 @@ class FakeTwilio:
             )
         if not 1 <= count <= 1000:
             return web.json_response({"error": "count: must be 1 to 1000"}, status=400)
-        self.fail_next(count, mode)  # type: ignore[arg-type]
+        if not 0 <= retry_after <= 86_400:
+            return web.json_response({"error": "retry_after: must be 0 to 86400"}, status=400)
+        self.fail_next(count, mode, retry_after)  # type: ignore[arg-type]
         return web.json_response({"pending_failures": len(self._failures)})
 
     async def _admin_reset(self, request: web.Request) -> web.Response:

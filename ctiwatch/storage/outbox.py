@@ -15,6 +15,7 @@ sender's retry policy (``alerting.sender``) reads; a claim alone does not count.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,16 @@ def _aware(name: str, value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"outbox {name} must be timezone-aware UTC")
     return value
+
+
+ERROR_LIMIT = 2000
+
+
+def _error_text(error: str) -> str:
+    """An error as stored: no NUL (PostgreSQL refuses it in text), bounded. A transport's or an
+    exception's words must never be what keeps the outcome of a send from being stored."""
+    text = error.replace("\x00", "\ufffd")
+    return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 3] + "..."
 
 
 def _outbox_values(message: OutboxMessage) -> dict[str, Any]:
@@ -204,7 +215,7 @@ class OutboxRepository:
             message_id,
             status="pending",
             attempts=OUTBOX.c.attempts + 1,
-            last_error=error,
+            last_error=_error_text(error),
             not_before=_aware("not_before", not_before),
             claimed_by=None,
             lease_until=None,
@@ -216,10 +227,38 @@ class OutboxRepository:
             message_id,
             status="failed",
             attempts=OUTBOX.c.attempts + 1,
-            last_error=error,
+            last_error=_error_text(error),
             failed_at=_aware("now", now),
             lease_until=None,
         )
+
+    async def claimants(self) -> builtins.list[str]:
+        """The workers that hold claimed rows, whether their leases still run or not."""
+        o = OUTBOX.c
+        query = (
+            select(o.claimed_by)
+            .where(o.status == "claimed", o.claimed_by.is_not(None))
+            .distinct()
+            .order_by(o.claimed_by)
+        )
+        async with self._db.read() as conn:
+            return [str(worker) for worker in (await conn.execute(query)).scalars()]
+
+    async def release(self, workers: Sequence[str]) -> int:
+        """The rows claimed by ``workers`` are pending again at once, due now (``not_before``
+        kept) and not counted as a failed attempt: for a worker that knows their claimant is
+        gone (an earlier life of its node). Returns how many rows were freed."""
+        if not workers:
+            return 0
+        o = OUTBOX.c
+        query = (
+            update(OUTBOX)
+            .where(o.status == "claimed", o.claimed_by.in_(list(workers)))
+            .values(status="pending", claimed_by=None, lease_until=None)
+        )
+        async with self._db.write() as conn:
+            result = await conn.execute(query)
+        return int(result.rowcount or 0)
 
     async def _update(self, message_id: int, **values: Any) -> None:
         query = update(OUTBOX).where(OUTBOX.c.id == message_id)

@@ -1,14 +1,15 @@
 """An outbox sender as a process of its own, for ``test_outbox_crash.py`` to kill and restart.
 
-It opens the store, sends through the real channels (the twilio client and aiosmtplib, pointed
-at the fakes the test runs) until nothing is claimable, prints one JSON line per delivery
-report, and exits. Two test-only knobs live here, never in the product:
+It starts as ``ctiwatch run`` starts its sender: a worker identity of its own on node
+``--node`` (:class:`alerting.outbox.WorkerIdentity`), and first frees what an earlier life of
+that node left claimed (printing ``{"recovered": n}``). It then sends through the real channels
+(the twilio client and aiosmtplib, pointed at the fakes the test runs) until nothing is
+claimable, prints one JSON line per delivery report, and exits. One test-only knob lives here,
+never in the product:
 
 ``--stall-on CHANNEL``   after the first message on CHANNEL was accepted by the provider, print
                          ``{"accepted": key}`` and hang before the sender can mark it sent,
                          waiting for the SIGKILL.
-``--clock-offset S``     the worker's clock runs S seconds ahead of the wall clock: a restart
-                         "after the lease expired" without the test waiting for it.
 """
 
 from __future__ import annotations
@@ -18,27 +19,14 @@ import asyncio
 import json
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from alerting.channels import Channel, SendReceipt, open_channels
 from alerting.outbox import OutboxMessage
-from alerting.sender import OutboxSender
+from alerting.sender import OutboxSender, this_process
+from ctiwatch.clock import RealClock
 from ctiwatch.config import AlertingConfig, SmtpConfig, TwilioConfig
 from ctiwatch.storage import Store
-
-
-class OffsetClock:
-    def __init__(self, offset: timedelta) -> None:
-        self._offset = offset
-
-    def now(self) -> datetime:
-        return datetime.now(UTC) + self._offset
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
-
-    async def sleep_until(self, when: datetime) -> None:
-        await self.sleep((when - self.now()).total_seconds())
 
 
 class StallAfterAccept:
@@ -66,9 +54,8 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--auth-token", required=True)
     parser.add_argument("--from-number", required=True)
     parser.add_argument("--smtp-port", type=int, required=True)
-    parser.add_argument("--worker", default="worker")
+    parser.add_argument("--node", default="worker-node")
     parser.add_argument("--lease", type=float, default=60.0)
-    parser.add_argument("--clock-offset", type=float, default=0.0)
     parser.add_argument("--stall-on", choices=("sms", "voice", "email"))
     return parser.parse_args(argv)
 
@@ -84,7 +71,7 @@ async def main(args: argparse.Namespace) -> None:
         ),
         smtp=SmtpConfig(host="127.0.0.1", port=args.smtp_port, sender="ctiwatch@example.net"),
     )
-    clock = OffsetClock(timedelta(seconds=args.clock_offset))
+    clock = RealClock()
     async with (
         Store.open(args.storage, migrate=False) as store,
         open_channels(settings, timeout=10, now=clock.now) as opened,
@@ -96,10 +83,11 @@ async def main(args: argparse.Namespace) -> None:
             store.outbox,
             channels,
             clock,
-            worker=args.worker,
+            worker=this_process(args.node),
             lease=timedelta(seconds=args.lease),
             batch=50,
         )
+        print(json.dumps({"recovered": await sender.recover()}), flush=True)
         while reports := await sender.send_due():
             for report in reports:
                 line = {

@@ -1,5 +1,6 @@
 """Exactly once per idempotency key: a sender killed between the provider's acceptance and
-``mark_sent`` is restarted, sends again, and the fakes deliver every message once.
+``mark_sent`` is restarted, sends again at once (its earlier life's claims freed, the lease not
+waited out), and the fakes deliver every message once.
 
 The sender runs as a real process (``outbox_worker.py``) over a store on disk, sending through
 the real twilio client and aiosmtplib to the fake Twilio and SMTP servers running here.
@@ -12,6 +13,7 @@ import contextlib
 import json
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -40,7 +42,7 @@ TOKEN = "crash-token"
 FROM = "+3197010000002"
 HOOKS = "https://ctiwatch.example.net"
 A, B = "+31611111111", "+31622222222"
-LEASE = 60.0  # seconds; the restarted worker's clock runs past it instead of the test waiting
+LEASE = 3600.0  # seconds: a restart that waited it out would fail the test's timeout
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 # (idempotency key, channel, recipient), in the order the sender takes them.
@@ -169,7 +171,7 @@ async def test_sender_killed_after_the_provider_accepted_delivers_each_key_once_
     twilio, smtp = fakes
     await enqueue_rows(storage_url)
 
-    crashed = await start_worker(storage_url, twilio, smtp, "--worker", "crashed",
+    crashed = await start_worker(storage_url, twilio, smtp, "--node", "node-a",
                                  "--stall-on", stall_on)  # fmt: skip
     try:
         accepted = await wait_for_acceptance(crashed)
@@ -183,25 +185,33 @@ async def test_sender_killed_after_the_provider_accepted_delivers_each_key_once_
     assert stalled == next(key for key, channel, _ in ROWS if channel == stall_on)
     before = KEYS[: KEYS.index(stalled)]
     after_crash = await stored_rows(storage_url)
-    assert {k: (r.status, r.claimed_by) for k, r in after_crash.items()} == {
-        k: ("sent", "crashed") if k in before else ("claimed", "crashed") for k in KEYS
+    assert {k: r.status for k, r in after_crash.items()} == {
+        k: "sent" if k in before else "claimed" for k in KEYS
     }
+    [dead] = {r.claimed_by for r in after_crash.values()}
+    assert dead is not None and dead.startswith(f"node-a/{crashed.pid}/")
     assert delivered_keys(twilio, smtp) == Counter([*before, stalled])
 
-    # Restarted while the dead worker's lease still runs: nothing is claimable, nothing sent.
-    early = await run_worker(storage_url, twilio, smtp, "--worker", "early")
-    assert (early.returncode, early.lines) == (0, []), early.stderr
+    # A worker of another node, while the dead one's lease runs: nothing is claimable.
+    other = await run_worker(storage_url, twilio, smtp, "--node", "node-b")
+    assert (other.returncode, other.lines) == (0, [{"recovered": 0}]), other.stderr
 
-    # Restarted after the lease expired: the rest is sent, the stalled one again.
-    restarted = await run_worker(storage_url, twilio, smtp, "--worker", "restarted",
-                                 "--clock-offset", str(LEASE + 1))  # fmt: skip
+    # The same node restarted: what its earlier life left claimed is sent at once, without
+    # waiting out the lease (an hour here).
+    started = time.monotonic()
+    restarted = await run_worker(storage_url, twilio, smtp, "--node", "node-a")
+    took = time.monotonic() - started
     assert restarted.returncode == 0, restarted.stderr
-    assert [(line["key"], line["outcome"]) for line in restarted.lines] == [
-        (key, "sent") for key in KEYS if key not in before
+    assert took < 30.0 < LEASE
+    remaining = [key for key in KEYS if key not in before]
+    assert restarted.lines[0] == {"recovered": len(remaining)}
+    assert [(line["key"], line["outcome"]) for line in restarted.lines[1:]] == [
+        (key, "sent") for key in remaining
     ]
 
     final = await stored_rows(storage_url)
     assert {k: r.status for k, r in final.items()} == {k: "sent" for k in KEYS}
+    assert {k: r.attempts for k, r in final.items()} == {k: 0 for k in KEYS}
     # The resend got the provider's first answer: the same SID / Message-ID as the accepted one.
     assert final[stalled].provider_id == accepted["provider_id"]
     # Every idempotency key delivered exactly once; the one resend was recognised as such.
@@ -219,6 +229,28 @@ async def test_sender_killed_after_the_provider_accepted_delivers_each_key_once_
     assert [(c.to, c.idempotency_key) for c in twilio.calls] == [
         (to, key) for key, channel, to in ROWS if channel == "voice"
     ]
+
+
+async def test_a_second_sender_on_the_same_node_leaves_a_running_senders_claims_alone(
+    tmp_path: Path, fakes: tuple[FakeTwilio, FakeSmtp]
+) -> None:
+    storage_url = f"sqlite+aiosqlite:///{tmp_path / 'ctiwatch.db'}"
+    twilio, smtp = fakes
+    await enqueue_rows(storage_url)
+    running = await start_worker(storage_url, twilio, smtp, "--node", "node-a",
+                                 "--stall-on", "email")  # fmt: skip
+    try:
+        accepted = await wait_for_acceptance(running)
+        second = await run_worker(storage_url, twilio, smtp, "--node", "node-a")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            running.send_signal(signal.SIGKILL)
+        await running.wait()
+
+    # Its process still runs: the claims are its, not an earlier life's.
+    assert (second.returncode, second.lines) == (0, [{"recovered": 0}]), second.stderr
+    assert accepted["accepted"] == KEYS[0]
+    assert delivered_keys(twilio, smtp) == Counter([KEYS[0]])
 
 
 # --- in one process: lost answers, persistent failures, a crash during the fallback ------------

@@ -267,3 +267,41 @@ async def test_retention_keeps_incidents_and_timelines_when_their_messages_go(
     incident = await store.incidents.get(number)
     assert incident is not None and incident.status == "resolved"
     assert [e.kind for e in await store.incidents.timeline(number)] == ["opened"]
+
+
+async def test_release_frees_the_rows_of_the_named_claimants_only_at_once_without_an_attempt(
+    store: Store,
+) -> None:
+    for key in ("a1", "a2", "b1", "sent"):
+        await store.outbox.enqueue(message(key))
+    lease = timedelta(hours=1)
+    await store.outbox.claim("node-a/101/dead", T0, lease, limit=2)  # a1, a2
+    await store.outbox.claim("node-b/202/live", T0, lease, limit=1)  # b1
+    (done,) = await store.outbox.claim("node-a/101/dead", T0, lease, limit=1)
+    await store.outbox.mark_sent(done.id or 0, "SM1", T0)
+
+    assert await store.outbox.claimants() == ["node-a/101/dead", "node-b/202/live"]
+    assert await store.outbox.release(["node-a/101/dead"]) == 2
+    assert await store.outbox.release([]) == 0
+
+    rows = {m.idempotency_key: m for m in await store.outbox.list()}
+    assert {k: (m.status, m.claimed_by, m.lease_until, m.attempts) for k, m in rows.items()} == {
+        "a1": ("pending", None, None, 0),
+        "a2": ("pending", None, None, 0),
+        "b1": ("claimed", "node-b/202/live", T0 + lease, 0),
+        "sent": ("sent", "node-a/101/dead", None, 0),
+    }
+    # Claimable again at once, long before the dead worker's lease would have run out.
+    again = await store.outbox.claim("node-a/303/new", T0 + timedelta(seconds=1), lease)
+    assert [m.idempotency_key for m in again] == ["a1", "a2"]
+
+
+async def test_an_error_with_a_nul_is_stored_without_it(store: Store) -> None:
+    await store.outbox.enqueue(message("k1"))
+    (claimed,) = await store.outbox.claim("w", T0, LEASE)
+    await store.outbox.mark_failed(claimed.id or 0, "refused: \x00bad", T0)
+    stored = await store.outbox.get(claimed.id or 0)
+    assert stored is not None and (stored.status, stored.last_error) == (
+        "failed",
+        "refused: \ufffdbad",
+    )
