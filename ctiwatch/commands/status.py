@@ -1,6 +1,7 @@
 """``status``: the running service's live status (``GET /api/v1/status``) in a terminal.
 
-Per customer, location and service: state, last probe, the share of the calls answered in the
+Per customer, location and service: state (with the source that sees it down when that is not
+only the central prober), last probe, the share of the calls answered in the
 trailing hour that were recognised (on a service that is down: those answered before the
 outage), latency, the open incident; then open incidents, the MQTT broker and the agents (their
 locations, results received and why one is down) and maintenance windows.
