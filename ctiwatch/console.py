@@ -49,6 +49,7 @@ from ctiwatch.web.service import (
     incident_not_found,
     incident_resolved,
     required_text,
+    seen_by,
     step_not_stored,
     window_state,
 )
@@ -228,6 +229,9 @@ class ConsoleServiceImpl:
             incident_number=incident.number if incident is not None and in_scope else None,
             incident_priority=int(incident.priority) if incident is not None and in_scope else None,
             detail="; ".join(f"{c.user or 'all users'}: {self._why(c)}" for c in mine)[:200],
+            seen_down_by=tuple(
+                sorted({c.source for c in mine if c.kind in _DOWN and not c.recovering})
+            ),
         )
 
     def _why(self, condition: Condition) -> str:
@@ -292,7 +296,8 @@ class ConsoleServiceImpl:
         incident = Incident.from_dict(dict(record.state))
         timeline = await self._store.incidents.timeline(number)
         entries = sorted(
-            incident.scope.values(), key=lambda e: (e.service.value, e.location, e.user or "")
+            incident.scope.values(),
+            key=lambda e: (e.service.value, e.location, e.user or "", e.source),
         )
         return IncidentDetail(
             summary=self._summary_of_record(record),
@@ -304,6 +309,8 @@ class ConsoleServiceImpl:
                     priority=int(e.priority),
                     condition=e.reason + (" (cleared)" if e.cleared_at is not None else ""),
                     cleared=e.cleared_at is not None,
+                    source=e.source,
+                    seen_by=seen_by(e.source),
                 )
                 for e in entries
             ),

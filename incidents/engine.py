@@ -25,7 +25,8 @@ Rules (``classification.md`` and ``sla.md``):
   resolve; ``take_forgotten()`` gives their keys for ``Classifier.forget``, which starts their
   series again from nothing). A forgotten condition that meets its threshold again opens a new
   incident (or joins the customer's open one) whose timeline names the incident resolved before.
-  A person's resolve never leaves a live problem unwatched.
+  A person's resolve never leaves a live problem unwatched. The resolved incident keeps the
+  keys it forgot (``Incident.forgotten``) until they come back, so the link survives a restart.
 - Maintenance: a new condition covered by an active window opens nothing and joins nothing; it
   is reported once (``maintenance_suppressed``, ``incident`` None) and listed by
   ``in_maintenance()``. If it still holds when the window ends it opens (or joins) the
@@ -107,8 +108,9 @@ class IncidentEngine:
         self._windows: tuple[MaintenanceWindow, ...] = ()
         self._changed: dict[int, Incident] = {}
         self._forgotten: list[ConditionKey] = []  # for ``Classifier.forget``
-        # A forgotten condition's key -> the words naming the resolve it follows.
-        self._follows: dict[ConditionKey, str] = {}
+        # A forgotten condition's key -> the incident whose resolve forgot it (its
+        # ``Incident.forgotten`` keeps the key across restarts), and the words naming it.
+        self._follows: dict[ConditionKey, tuple[int, str]] = {}
         for incident in sorted(incidents, key=lambda i: i.number):
             self._restore(incident)
         highest = max(self._incidents, default=0)
@@ -317,8 +319,22 @@ class IncidentEngine:
 
     def _following(self, conditions: list[Condition]) -> str:
         """ "; follows incident N, resolved by ..." for conditions a forced resolve forgot."""
-        words = [w for c in conditions if (w := self._follows.pop(c.key, None)) is not None]
+        words = []
+        for condition in conditions:
+            follows = self._follows.pop(condition.key, None)
+            if follows is None:
+                continue
+            number, text = follows
+            self._unforget(number, condition.key)
+            words.append(text)
         return "".join(f"; {w}" for w in dict.fromkeys(words))
+
+    def _unforget(self, number: int, key: ConditionKey) -> None:
+        """The resolved incident ``number`` no longer waits for ``key`` to come back."""
+        incident = self._incidents[number]
+        if key in incident.forgotten:
+            incident.forgotten.remove(key)
+            self._changed[number] = incident
 
     def _join(self, incident: Incident, condition: Condition, at: datetime) -> None:
         key = condition.key
@@ -480,10 +496,11 @@ class IncidentEngine:
                 del self._holding[key]
                 incident.scope[key].cleared_at = now
                 self._forgotten.append(key)
-                self._follows[key] = (
-                    f"follows incident {number}, resolved by {actor} while "
-                    f"{_name(condition)} still held"
-                )
+                earlier = self._follows.get(key)
+                if earlier is not None:
+                    self._unforget(earlier[0], key)
+                incident.forgotten.append(key)
+                self._follows[key] = (number, _follows_words(number, actor, condition))
         self._close(incident, now, ResolvedBy.PERSON, detail, actor)
         return [self._event(IncidentEventKind.RESOLVED, incident, now, detail, actor)]
 
@@ -648,7 +665,22 @@ class IncidentEngine:
                     )
                 self._open_auto[incident.customer] = incident
         # A resolved incident holds nothing: what a person resolved while it held was forgotten
-        # (stored before forgetting, it is watched anew all the same).
+        # (stored before forgetting, it is watched anew all the same). What it forgot and has
+        # not come back yet still names it when it does.
+        if not incident.is_open and incident.forgotten:
+            actor = next(
+                (
+                    entry.actor
+                    for entry in reversed(incident.timeline)
+                    if entry.kind == IncidentEventKind.RESOLVED and entry.actor is not None
+                ),
+                "a person",
+            )
+            for key in incident.forgotten:
+                entry = incident.scope.get(key)
+                if entry is not None:
+                    words = _follows_words(incident.number, actor, entry.condition())
+                    self._follows[key] = (incident.number, words)
         if incident.is_open:
             for key, entry in incident.scope.items():
                 if entry.cleared_at is None:
@@ -669,6 +701,10 @@ def _describe(condition: Condition) -> str:
         f"{condition.service} {where} {condition.kind.label} "
         f"(P{int(condition.priority)}): {condition.reason}"
     )
+
+
+def _follows_words(number: int, actor: str, condition: Condition) -> str:
+    return f"follows incident {number}, resolved by {actor} while {_name(condition)} still held"
 
 
 def _name(condition: Condition) -> str:

@@ -238,6 +238,9 @@ class Incident:
     breaches: list[ClockName] = field(default_factory=list)
     scope: dict[ConditionKey, ScopeEntry] = field(default_factory=dict)
     timeline: list[TimelineEntry] = field(default_factory=list)
+    # Keys (in ``scope``) of the conditions a person's forced resolve forgot while they held and
+    # that have not come back since: a new incident they open names this one, across restarts.
+    forgotten: list[ConditionKey] = field(default_factory=list)
 
     @property
     def response_due(self) -> datetime | None:
@@ -294,6 +297,16 @@ class Incident:
             "fired": sorted([name.value, kind.value] for name, kind in self.fired),
             "scope": [entry.to_dict() for entry in self.scope.values()],
             "timeline": [entry.to_dict() for entry in self.timeline],
+            "forgotten": [
+                {
+                    "service": key.service.value,
+                    "location": key.location,
+                    "user": key.user,
+                    "rule": key.rule.value,
+                    "source": key.source,
+                }
+                for key in self.forgotten
+            ],
         }
 
     @classmethod
@@ -334,6 +347,17 @@ class Incident:
             breaches=[ClockName(name) for name in data.get("breaches", ())],
             scope=scope,
             timeline=[TimelineEntry.from_dict(item) for item in data.get("timeline", ())],
+            forgotten=[  # saved before the link survived restarts: none
+                ConditionKey(
+                    customer,
+                    Service(item["service"]),
+                    item["location"],
+                    item["user"],
+                    Rule(item["rule"]),
+                    item["source"],
+                )
+                for item in data.get("forgotten", ())
+            ],
         )
 
 

@@ -16,9 +16,11 @@ import asyncio
 import itertools
 import json
 import os
+import re
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import metadata
 from typing import Any, Generic, Protocol, TypeVar
 
 from tenacity import (
@@ -31,7 +33,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from classifier.observation import ProbeResult, Source, TargetKey
+from classifier.observation import CENTRAL, ProbeResult, Source, TargetKey
 from sla.clock import Clock
 
 T = TypeVar("T")
@@ -65,6 +67,33 @@ class Transport(Protocol):
     async def send(self, request: HttpRequest) -> HttpResponse:
         """Send ``request`` and return the answer; raise :class:`TransportError` if none came."""
         ...
+
+
+# --- who asks -------------------------------------------------------------------------------
+
+
+def _product() -> str:
+    try:
+        return f"ctiwatch/{metadata.version('ctiwatch')}"
+    except metadata.PackageNotFoundError:  # run from a source tree that is not installed
+        return "ctiwatch"
+
+
+PRODUCT = _product()
+_AGENT = re.compile(r"^ctiwatch(?:/\S+)? \(agent ([^()\s]+)\)$")
+
+
+def user_agent(source: str) -> str:
+    """The ``User-Agent`` a prober sends, naming the source it reports as:
+    ``ctiwatch/0.1.0 (central)`` or ``ctiwatch/0.1.0 (agent ams-agent-1)``."""
+    return f"{PRODUCT} ({'central' if source == CENTRAL else f'agent {source}'})"
+
+
+def source_of(user_agent: str | None) -> str:
+    """The source a request's ``User-Agent`` names (:func:`user_agent`); ``central`` for
+    anything else (the central prober of an older ctiwatch, curl, a browser)."""
+    found = _AGENT.match(user_agent or "")
+    return found.group(1) if found else CENTRAL
 
 
 # --- targets and context -------------------------------------------------------------------
@@ -132,6 +161,9 @@ class Attempt:
     latency: float  # seconds
 
 
+_SIGNED_LIMIT = 65_536
+
+
 def _failed(attempt: Attempt) -> bool:
     return not attempt.ok
 
@@ -165,7 +197,13 @@ class ProbeContext:
     retry_backoff: float = 1.0
     new_id: Callable[[], str] = random_ids
     max_backoff: float = 30.0
+    # Who probes: ``central`` or the agent's id; every request says so in its User-Agent.
+    source: str = CENTRAL
     _retrying: Retrying = field(init=False, repr=False, compare=False)
+    # A target's request -> the same request with this prober's User-Agent (made once).
+    _signed: dict[int, tuple[HttpRequest, HttpRequest]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         if self.timeout <= 0:
@@ -179,6 +217,19 @@ class ProbeContext:
             retry_error_callback=_last_outcome,
         )
         object.__setattr__(self, "_retrying", retrying)
+
+    def signed(self, request: HttpRequest) -> HttpRequest:
+        """``request`` with this prober's ``User-Agent``; one value per request object, so a
+        transport's own per-request caches keep working round after round."""
+        known = self._signed.get(id(request))
+        if known is not None and known[0] is request:
+            return known[1]
+        headers = {**request.headers, "User-Agent": user_agent(self.source)}
+        signed = HttpRequest(request.method, request.url, headers, request.json)
+        if len(self._signed) >= _SIGNED_LIMIT:
+            self._signed.clear()
+        self._signed[id(request)] = (request, signed)
+        return signed
 
     @property
     def worst_case(self) -> float:
@@ -314,6 +365,7 @@ async def run_http_probe(
     """
     clock = ctx.clock
     started = clock.now()
+    request = ctx.signed(request)
     outcome = await _attempt_once(target, transport, ctx, request, check, started)
     attempts = 1
     if not outcome.ok and ctx.retries:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from classifier.observation import ProbeResult, Service, Source, TargetKey
+from classifier.observation import CENTRAL, ProbeResult, Service, Source, TargetKey
 from ctiwatch.app import restore_monitor
 from ctiwatch.clock import FixedClock
 from ctiwatch.config import Config
@@ -74,6 +74,7 @@ class Scene:
         recognised: bool | None = None,
         source: Source = Source.PROBE,
         latency_ms: float = 200.0,
+        source_id: str = CENTRAL,
     ) -> ProbeResult:
         return ProbeResult(
             result_id=f"scene-{next(self._ids)}",
@@ -85,6 +86,7 @@ class Scene:
             status=200 if ok else 503,
             evidence="HTTP 200" if ok else "HTTP 503 Service Unavailable",
             source=source,
+            source_id=source_id,
         )
 
     async def rounds(
@@ -97,13 +99,21 @@ class Scene:
         ok: bool,
         count: int = 1,
         every: timedelta = timedelta(minutes=1),
+        agent: str | None = None,
     ) -> None:
-        """``count`` probe rounds of ``users`` at ``location``, one a minute, the last now."""
+        """``count`` probe rounds of ``users`` at ``location``, one a minute, the last now;
+        by the central prober, or by the remote probe agent ``agent``."""
         start = self.clock.now() - every * (count - 1)
+        source, source_id = (Source.PROBE, CENTRAL) if agent is None else (Source.AGENT, agent)
         for i in range(count):
             self.clock.set(start + every * i)
             await self.pipeline.on_results(
-                [self.result(customer, location, u, service, ok=ok) for u in users]
+                [
+                    self.result(
+                        customer, location, u, service, ok=ok, source=source, source_id=source_id
+                    )
+                    for u in users
+                ]
             )
 
     async def calls(

@@ -391,6 +391,8 @@ def render_incident_list(incidents: Sequence[dict[str, Any]], tz: ZoneInfo) -> s
 def _scope_line(entry: dict[str, Any]) -> str:
     who = entry.get("user") or "all users"
     line = f"{entry.get('service')} at {entry.get('location')} ({who}), P{entry.get('priority')}"
+    if entry.get("seen_by"):  # an older service does not say
+        line += f", {entry['seen_by']}"
     condition = entry.get("condition")
     return f"{line}: {condition}" if condition else line
 

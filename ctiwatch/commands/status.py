@@ -1,6 +1,7 @@
 """``status``: the running service's live status (``GET /api/v1/status``) in a terminal.
 
-Per customer, location and service: state, last probe, the share of the calls answered in the
+Per customer, location and service: state (with the source that sees it down when that is not
+only the central prober), last probe, the share of the calls answered in the
 trailing hour that were recognised (on a service that is down: those answered before the
 outage), latency, the open incident; then open incidents, the MQTT broker and the agents (their
 locations, results received and why one is down) and maintenance windows.
@@ -21,7 +22,7 @@ from ctiwatch.commands.incidents import (
     show_answer,
     table,
 )
-from ctiwatch.web.render import duration, ms
+from ctiwatch.web.render import duration, ms, seen_down
 from sla.words import percent, service_name
 
 _DASH = "-"
@@ -112,12 +113,16 @@ def render_status(document: dict[str, Any], tz: ZoneInfo) -> str:
                 )
                 latency = _number(tile.get("latency_p95_ms"))
                 service = str(tile.get("service"))
+                state = str(tile.get("state"))
+                by = seen_down([str(s) for s in tile.get("seen_down_by") or []])
+                if by:  # an agent sees what the central prober may not
+                    state += f" ({by})"
                 tiles.append(
                     [
                         str(customer.get("id")),
                         str(location.get("id")),
                         service_name(service),
-                        str(tile.get("state")),
+                        state,
                         ago(tile.get("last_probe_at"), now),
                         recognition(tile),
                         _DASH if latency is None else ms(latency),

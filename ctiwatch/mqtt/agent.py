@@ -22,7 +22,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -325,7 +325,8 @@ async def run_agent(
             scheduler = Scheduler(
                 targets,
                 AiohttpTransport(session),
-                context_from_config(config.probes, clock),
+                # Its requests name it (User-Agent), as its results do on the broker.
+                replace(context_from_config(config.probes, clock), source=plan.name),
                 interval=config.probes.interval,
                 on_results=publisher.submit,
                 concurrency=config.probes.concurrency,

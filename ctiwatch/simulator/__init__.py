@@ -29,13 +29,18 @@ Faults (see :mod:`ctiwatch.simulator.faults`): an ``outage`` answers 503
 ``{"error": "service unavailable"}`` (or, with ``refuse``, drops the connection unanswered);
 ``unrecognized`` answers correctly without the contact; ``slow`` answers after ``latency``.
 
+Who asks: probers name themselves in the ``User-Agent`` (``ctiwatch/0.1.0 (central)``,
+``ctiwatch/0.1.0 (agent ams-agent-1)``, see :func:`probes.base.user_agent`); a fault with
+``sources`` hits only the requests of those sources. Any other User-Agent counts as the central
+prober's.
+
 Admin API (no token; bind the simulator to a local address)::
 
     POST   /admin/faults      {"service": "crm", "kind": "outage|unrecognized|slow",
                                "customer"?: "acme", "location"?: "acme-ams",
                                "users"?: ["alice"], "rate"?: 0.3, "latency"?: "20s",
                                "from"?: ISO 8601, "to"?: ISO 8601, "for"?: "10m",
-                               "refuse"?: false}
+                               "refuse"?: false, "sources"?: ["ams-agent-1"]}
                               -> 201 {"id": "f1", ...}; bad input -> 400 {"errors": [...]}
                                  with one line per problem, naming the field
     GET    /admin/faults      -> 200 {"faults": [...]}

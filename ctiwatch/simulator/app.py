@@ -12,7 +12,7 @@ from aiohttp import web
 from ctiwatch.clock import Clock
 from ctiwatch.config import ConfigError
 from ctiwatch.simulator.core import SimulatorCore
-from probes.base import HttpRequest
+from probes.base import HttpRequest, source_of
 
 
 @dataclass(slots=True)
@@ -67,7 +67,9 @@ async def _api(request: web.Request) -> web.StreamResponse:
             except ValueError:
                 return _errors(400, ["body: must be JSON"])
     http_request = HttpRequest(request.method, request.raw_path, request.headers, payload)
-    reply = state.core.handle(http_request, state.clock.now(), state.rng)
+    # Probers name themselves in the User-Agent: a fault with ``sources`` hits only those.
+    requester = source_of(request.headers.get("User-Agent"))
+    reply = state.core.handle(http_request, state.clock.now(), state.rng, requester)
     if reply.latency > 0:
         await state.clock.sleep(reply.latency)
     if reply.response is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from classifier.observation import CENTRAL
 from ctiwatch.timefmt import iso_local
 from ctiwatch.web.service import (
     SERVICE_STATES,
@@ -77,6 +79,18 @@ def overall(status: StatusView) -> Overall:
     return Overall("ok", "All systems operational", detail)
 
 
+def seen_down(sources: Sequence[str]) -> str:
+    """Which source sees a tile down (``ServiceTile.seen_down_by``), when it is not (only)
+    the central prober: ``seen down by ams-agent-1, not by the central prober``; else ""."""
+    agents = [source for source in sources if source != CENTRAL]
+    if not agents:
+        return ""
+    central = CENTRAL in sources
+    return f"seen down by {', '.join(agents)}" + (
+        " and the central prober" if central else ", not by the central prober"
+    )
+
+
 def _all_down(customer: CustomerStatus) -> bool:
     """Every service at every location of ``customer`` is down (if every customer's are,
     everything is)."""
@@ -122,6 +136,7 @@ def build_environment(tz: ZoneInfo) -> jinja2.Environment:
     env.filters["service_name"] = service_name
     env.globals["worst_state"] = worst_state
     env.globals["deadline_rows"] = deadline_rows
+    env.globals["seen_down"] = seen_down
     env.globals.update(
         SERVICE_NAMES=SERVICE_NAMES,
         PRIORITY_LABELS=PRIORITY_LABELS,

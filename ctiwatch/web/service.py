@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from classifier.observation import Service
+from classifier.observation import CALLS, CENTRAL, Service
 from ctiwatch.errors import Refused
 
 ServiceState = Literal["ok", "degraded", "down", "maintenance", "unknown"]
@@ -160,6 +160,17 @@ def incident_resolved(number: int, verb: str) -> ServiceError:
     return ServiceError(f"cannot {verb} incident {number}: it is resolved", status=409)
 
 
+def seen_by(source: str) -> str:
+    """Who saw a condition, in words: ``seen by the central prober``, ``seen by ams-agent-1``
+    (a remote probe agent), or, for the recognition and miss-count rules that count every
+    source's calls together (source ``""``), ``from every source's calls``."""
+    if source == CENTRAL:
+        return "seen by the central prober"
+    if source == CALLS:
+        return "seen in the platform's call events"
+    return f"seen by {source}" if source else "from every source's calls"
+
+
 # --- status page ----------------------------------------------------------------------------
 
 
@@ -176,6 +187,9 @@ class ServiceTile:
     incident_number: int | None = None  # the customer's open incident, if this service is in it
     incident_priority: int | None = None
     detail: str = ""  # a short why, e.g. "alice: 3 failed rounds"
+    # The sources whose own series see it down here (``central``, agent ids), sorted: an
+    # agent at the customer's site may see an outage the central prober does not.
+    seen_down_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +261,9 @@ class ScopeEntry:
     priority: int
     condition: str = ""  # the rule that holds, e.g. "3 consecutive failed rounds"
     cleared: bool = False  # the condition no longer holds
+    # Who saw it: ``central``, an agent's id, or "" (the calls of every source together).
+    source: str = ""
+    seen_by: str = ""  # the same in words (:func:`seen_by`)
 
 
 @dataclass(frozen=True, slots=True)

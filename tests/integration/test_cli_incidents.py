@@ -126,7 +126,8 @@ def test_incidents_show_prints_deadlines_scope_and_timeline(served: Served) -> N
         "  repair due:   to be determined",
         "  breaches:     response, update",
         "scope:",
-        "  click2dial at acme-ams (all users), P1: 3 consecutive failed rounds for every user at "
+        "  click2dial at acme-ams (all users), P1, seen by the central prober: 3 consecutive "
+        "failed rounds for every user at "
         "acme-ams (2 users): HTTP 503 Service Unavailable",
         "timeline:",
         "  AT                    WHAT              WHO       DETAIL",

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -252,3 +252,17 @@ def test_cli_says_when_no_simulator_is_running(
     code, _, err = cli(capsys, "clear", "--config", str(config))
     assert code == 1
     assert err.startswith(f"error: cannot reach the simulator at http://127.0.0.1:{port}")
+
+
+async def test_a_fault_for_one_agent_fails_that_agents_probe_and_not_the_central_one(
+    simulator: Running,
+) -> None:
+    await add_fault(simulator, service="crm", kind="outage", sources=["ams-agent-1"])
+    crm = target(simulator.base_url, Service.CRM)
+    agent = replace(context(), source="ams-agent-1")
+    seen_by_agent = await probe_crm(crm, simulator.transport, agent)
+    seen_centrally = await probe_crm(crm, simulator.transport, context())
+    assert (seen_by_agent.ok, seen_by_agent.status, seen_by_agent.attempts) == (False, 503, 3)
+    assert (seen_centrally.ok, seen_centrally.status, seen_centrally.attempts) == (True, 200, 1)
+    other_agent = await probe_crm(crm, simulator.transport, replace(context(), source="utr-1"))
+    assert (other_agent.ok, other_agent.status) == (True, 200)

@@ -313,6 +313,70 @@ def test_a_forced_resolve_forgets_the_conditions_and_their_return_opens_a_new_in
     )
 
 
+def test_a_restart_between_a_forced_resolve_and_the_return_keeps_the_follows_link(
+    engine: IncidentEngine,
+) -> None:
+    engine.apply([USER_DOWN], MON_14)
+    engine.resolve(1, local(2026, 11, 30, 15), "ops", "trunk replaced", force=True)
+    saved = json.loads(json.dumps(engine.incident(1).to_dict()))
+    assert saved["forgotten"] == [
+        {
+            "service": "click2dial",
+            "location": "acme-ams",
+            "user": "alice",
+            "rule": "unavailable",
+            "source": "",
+        }
+    ]
+    restarted = IncidentEngine(POLICY, [Incident.from_dict(saved)])
+    events = restarted.apply([USER_DOWN], local(2026, 11, 30, 15, 3))
+    assert [(e.kind, e.incident) for e in events] == [(K.OPENED, 2)]
+    assert restarted.incident(2).timeline[0].detail == (
+        "P2 High: click2dial acme-ams/alice user unavailable (P2): user unavailable for test"
+        "; follows incident 1, resolved by ops while "
+        "click2dial acme-ams/alice user unavailable still held"
+    )
+    # The link is used once: the resolved incident no longer waits for it, and says so when
+    # saved again.
+    assert restarted.incident(1).forgotten == []
+    assert [i.number for i in restarted.take_changed()] == [1, 2]
+
+
+def test_an_incident_saved_before_forgotten_conditions_were_kept_restores_without_a_link(
+    engine: IncidentEngine,
+) -> None:
+    engine.apply([USER_DOWN], MON_14)
+    engine.resolve(1, local(2026, 11, 30, 15), "ops", "trunk replaced", force=True)
+    saved = engine.incident(1).to_dict()
+    del saved["forgotten"]
+    restarted = IncidentEngine(POLICY, [Incident.from_dict(saved)])
+    restarted.apply([USER_DOWN], local(2026, 11, 30, 15, 3))
+    assert restarted.incident(2).timeline[0].detail == (
+        "P2 High: click2dial acme-ams/alice user unavailable (P2): user unavailable for test"
+    )
+
+
+def test_a_condition_forgotten_twice_follows_only_the_later_resolve(
+    engine: IncidentEngine,
+) -> None:
+    engine.apply([USER_DOWN], MON_14)
+    engine.resolve(1, local(2026, 11, 30, 15), "ops", "trunk replaced", force=True)
+    engine.apply([USER_DOWN], local(2026, 11, 30, 15, 3))
+    engine.resolve(2, local(2026, 11, 30, 16), "Sanne", "rebooted", force=True)
+    saved = [json.loads(json.dumps(engine.incident(n).to_dict())) for n in (1, 2)]
+    assert [len(s["forgotten"]) for s in saved] == [0, 1]
+    restarted = IncidentEngine(POLICY, [Incident.from_dict(s) for s in saved])
+    restarted.apply([USER_DOWN], local(2026, 11, 30, 16, 3))
+    assert (
+        restarted.incident(3)
+        .timeline[0]
+        .detail.endswith(
+            "; follows incident 2, resolved by Sanne while "
+            "click2dial acme-ams/alice user unavailable still held"
+        )
+    )
+
+
 def test_reopening_gives_fresh_deadlines_from_the_reopening(engine: IncidentEngine) -> None:
     engine.apply([USER_DOWN], MON_14)
     engine.acknowledge(1, local(2026, 11, 30, 14, 10), "ops")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from importlib import metadata
 
 import pytest
 
@@ -22,6 +24,7 @@ from probes import (
     probe_crm,
     sequential_ids,
 )
+from probes.base import PRODUCT, source_of, user_agent
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 JSON = {"Content-Type": "application/json"}
@@ -70,16 +73,31 @@ def run_crm(response: HttpResponse) -> tuple[bool, bool | None, str]:
     return result.ok, result.recognised, result.evidence.split("1234567 ", 1)[1]
 
 
-def test_click2dial_request_carries_number_extension_and_token() -> None:
+def test_click2dial_request_carries_number_extension_token_and_who_asks() -> None:
     transport = Canned(answer(201, b'{"call_id":"c1","state":"ringing","contact":null}'))
     asyncio.run(probe_click2dial(target(), transport, ctx()))
     (request,) = transport.requests
     assert request == HttpRequest(
         "POST",
         "http://sim/api/v1/click2dial/acme/acme-ams/alice/calls",
-        {"Accept": "application/json", "Authorization": "Bearer secret"},
+        {
+            "Accept": "application/json",
+            "Authorization": "Bearer secret",
+            "User-Agent": f"{PRODUCT} (central)",
+        },
         {"number": "+31 20 1234567", "extension": "201"},
     )
+
+
+def test_an_agents_requests_name_the_agent_round_after_round() -> None:
+    transport = Canned(answer(200, b'{"contacts":[]}'))
+    agent = replace(ctx(), source="ams-agent-1")
+    crm = target(Service.CRM)
+    asyncio.run(probe_crm(crm, transport, agent))
+    asyncio.run(probe_crm(crm, transport, agent))
+    first, second = transport.requests
+    assert first.headers["User-Agent"] == f"{PRODUCT} (agent ams-agent-1)"
+    assert second is first  # one request value per target: the transport's caches hold
 
 
 def test_crm_request_escapes_the_number_in_the_query() -> None:
@@ -198,3 +216,20 @@ def test_targets_from_config_cover_every_user_and_service_in_order() -> None:
     }
     context = context_from_config(config.probes, FixedClock(NOW))
     assert (context.timeout, context.retries, context.retry_backoff) == (5.0, 2, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("source", "header"),
+    [("central", f"{PRODUCT} (central)"), ("ams-agent-1", f"{PRODUCT} (agent ams-agent-1)")],
+)
+def test_a_prober_names_its_source_in_the_user_agent_and_the_simulator_reads_it_back(
+    source: str, header: str
+) -> None:
+    assert f"ctiwatch/{metadata.version('ctiwatch')}" == PRODUCT
+    assert user_agent(source) == header
+    assert source_of(header) == source
+
+
+@pytest.mark.parametrize("header", [None, "", "curl/8.5.0", "ctiwatch/0.1.0 (agent )"])
+def test_a_user_agent_that_names_no_agent_is_the_central_prober(header: str | None) -> None:
+    assert source_of(header) == "central"

@@ -208,3 +208,24 @@ async def test_fault_seen_only_by_an_agent_leaves_central_requests_healthy(
     created = await client.post("/admin/faults", json=body)
     assert (await created.json())["sources"] == ["ams-agent-1"]
     assert (await client.get(LOOKUP, headers=AUTH)).status == 200
+
+
+async def test_fault_seen_only_by_an_agent_fails_the_requests_that_name_that_agent(
+    client: TestClient[Any, Any],
+) -> None:
+    body = {"service": "crm", "kind": "outage", "sources": ["ams-agent-1"]}
+    assert (await client.post("/admin/faults", json=body)).status == 201
+    agent = {**AUTH, "User-Agent": "ctiwatch/0.1.0 (agent ams-agent-1)"}
+    other = {**AUTH, "User-Agent": "ctiwatch/0.1.0 (agent utr-agent-1)"}
+    central = {**AUTH, "User-Agent": "ctiwatch/0.1.0 (central)"}
+    answers = [(await client.get(LOOKUP, headers=h)).status for h in (agent, other, central)]
+    assert answers == [503, 200, 200]
+
+
+async def test_fault_for_central_only_spares_the_agents(client: TestClient[Any, Any]) -> None:
+    body = {"service": "crm", "kind": "outage", "sources": ["central"]}
+    assert (await client.post("/admin/faults", json=body)).status == 201
+    agent = {**AUTH, "User-Agent": "ctiwatch/0.1.0 (agent ams-agent-1)"}
+    curl = {**AUTH, "User-Agent": "curl/8.5.0"}
+    answers = [(await client.get(LOOKUP, headers=h)).status for h in (agent, curl, AUTH)]
+    assert answers == [200, 503, 503]

@@ -80,6 +80,7 @@ async def test_api_status_has_banner_tiles_incidents_agents_in_local_time(client
         "incident_priority": 1,
         "detail": "all users: 3 consecutive failed rounds for every user at acme-ams (2 users): "
         "HTTP 503 Service Unavailable",
+        "seen_down_by": ["central"],
     }
     assert (crm["state"], crm["recognition_rate"], crm["calls"], crm["incident_number"]) == (
         "ok",
@@ -147,6 +148,8 @@ async def test_api_incident_detail_has_deadlines_scope_and_timeline(client: Clie
             "condition": "3 consecutive failed rounds for every user at acme-ams (2 users): "
             "HTTP 503 Service Unavailable",
             "cleared": False,
+            "source": "central",
+            "seen_by": "seen by the central prober",
         }
     ]
     # No outbox sender runs here, so no alert_sent: the third line was paged at 30 minutes.

@@ -427,9 +427,9 @@ async def test_resolve_form_while_conditions_hold_asks_to_confirm_with_a_reason(
         in html
     )
     assert (
-        '<li data-holding="click2dial/acme-ams/">Click2Dial at acme-ams, all users: '
-        "3 consecutive failed rounds for every user at acme-ams (2 users): "
-        "HTTP 503 Service Unavailable</li>"
+        '<li data-holding="click2dial/acme-ams/">Click2Dial at acme-ams, all users '
+        "(seen by the central prober): 3 consecutive failed rounds for every user at "
+        "acme-ams (2 users): HTTP 503 Service Unavailable</li>"
     ) in html
     assert '<input type="hidden" name="actor" value="Sanne">' in html
     assert '<input type="hidden" name="force" value="true">' in html
