@@ -28,7 +28,7 @@ async def test_a_remembered_key_survives_a_restart(storage_url: str) -> None:
 
 
 async def test_keys_older_than_the_retention_are_forgotten_as_new_ones_come(store: Store) -> None:
-    assert REPLAY_RETENTION == timedelta(days=400)
+    assert timedelta(days=400) == REPLAY_RETENTION
     await store.webhook_replays.first_time("sms:old", AT)
     await store.webhook_replays.first_time("sms:kept", AT + timedelta(days=1))
     later = AT + REPLAY_RETENTION + timedelta(seconds=1)
