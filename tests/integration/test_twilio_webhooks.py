@@ -9,10 +9,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 from aiohttp import web
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from yarl import URL
 
 from alerting.channels import open_channels
@@ -469,3 +472,66 @@ async def test_two_fakes_never_hand_out_the_same_sid(setup: Setup) -> None:
         first = await setup.fake.reply_sms(A, "STATUS")
         second = await other.reply_sms(A, "STATUS")
     assert (first.status, second.status) == (200, 200)
+
+
+# --- fuzzing the forms ----------------------------------------------------------------------
+
+PATHS = ["/twilio/sms", "/twilio/voice/gather?incident=12", "/twilio/status"]
+CONTENT_TYPES = [
+    FORM,
+    FORM + "; charset=utf-8",
+    FORM + "; charset=latin-1",
+    FORM + "; charset=utf-16",
+    FORM + "; charset=nope",
+    "multipart/form-data",
+    "multipart/form-data; boundary=abc",
+    "multipart/form-data; boundary=",
+    "multipart/mixed; boundary=abc",
+    "text/plain",
+    "application/json",
+]
+FIELDS = ["MessageSid", "CallSid", "From", "To", "Body", "Digits", "MessageStatus", "CallStatus"]
+fuzz = settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@fuzz
+@given(
+    path=st.sampled_from(PATHS),
+    content_type=st.sampled_from(CONTENT_TYPES),
+    body=st.binary(max_size=300) | st.sampled_from([m[1] for m in MALFORMED]),
+)
+async def test_any_unsigned_body_is_refused_without_a_500(
+    setup: Setup, caplog: pytest.LogCaptureFixture, path: str, content_type: str, body: bytes
+) -> None:
+    url = setup.base + path
+    headers = {"Content-Type": content_type, "X-Twilio-Signature": sign(TOKEN, url, {})}
+    async with setup.http.post(url, data=body, headers=headers) as response:
+        assert response.status in (400, 403)
+    assert setup.actions.calls == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+@fuzz
+@given(
+    path=st.sampled_from(PATHS),
+    params=st.dictionaries(
+        st.sampled_from(FIELDS) | st.text(max_size=5),
+        st.sampled_from(["ACK 12", "RESOLVE ²", "STATUS", "1", "delivered", A, "SM1", "", "\0"])
+        | st.text(max_size=40),
+        max_size=6,
+    ),
+)
+async def test_any_signed_form_is_answered_without_a_500(
+    setup: Setup, caplog: pytest.LogCaptureFixture, path: str, params: dict[str, str]
+) -> None:
+    url = setup.base + path
+    signed_url = str(URL(url))
+    headers = {"X-Twilio-Signature": sign(TOKEN, signed_url, params), "Content-Type": FORM}
+    body = urlencode(params).encode()
+    async with setup.http.post(url, data=body, headers=headers) as response:
+        assert response.status in (200, 204, 400, 403, 409), await response.text()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
