@@ -246,7 +246,11 @@ class FakeTwilio:
 
     def _sid(self, prefix: str) -> str:
         self._counter += 1
-        return f"{prefix}{self._sid_origin:016x}{self._counter:016x}"
+        return self.nth_sid(prefix, self._counter)
+
+    def nth_sid(self, prefix: str, n: int) -> str:
+        """The ``n``-th SID this fake hands out (counting messages and calls together)."""
+        return f"{prefix}{self._sid_origin:016x}{n:016x}"
 
     # --- webhooks back to ctiwatch -----------------------------------------------------
 
