@@ -323,9 +323,15 @@ class Ctiwatch:
         return int(runner.addresses[0][1])
 
     def _extra_routes(self, app: web.Application) -> None:
-        console = self.console
-        assert console is not None
-        add_twilio_routes(app, console, self.config.alerting)
+        console, store = self.console, self.store
+        assert console is not None and store is not None
+        add_twilio_routes(
+            app,
+            console,
+            self.config.alerting,
+            replays=store.webhook_replays,
+            clock=self.clock,
+        )
         if self.fake_twilio is None and self.fake_smtp is None:
             return
         add_fake_views(

@@ -8,14 +8,17 @@ replaced by that variable (``${NAME:-default}`` gives a default).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -62,13 +65,72 @@ def parse_duration(value: Any) -> timedelta:
         return value
     if isinstance(value, bool):
         raise ValueError("must be a duration such as '60s', '5m', '4h' or '2d'")
+    seconds: float | None = None
     if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         match = _DURATION.match(value)
         if match:
-            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    raise ValueError(f"must be a duration such as '60s', '5m', '4h' or '2d', not {value!r}")
+            seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds is None or math.isnan(seconds):
+        raise ValueError(f"must be a duration such as '60s', '5m', '4h' or '2d', not {value!r}")
+    return timedelta(seconds=seconds)  # OverflowError past timedelta's 999,999,999 days
+
+
+def _config_duration(value: Any) -> timedelta:
+    """A duration of the configuration: from zero to ten years."""
+    try:
+        duration = parse_duration(value)
+    except OverflowError:
+        duration = None
+    if duration is None or duration > LONGEST_DURATION:
+        raise ValueError(f"must be at most 3650d (ten years), not {show_value(value)}")
+    if duration < timedelta(0):
+        raise ValueError(f"must not be negative, not {show_value(value)}")
+    return duration
+
+
+def _longer_than_zero(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
+def _http_url(value: Any) -> Any:
+    """A URL ctiwatch calls or gives out: http or https with a host, nothing else."""
+    if not isinstance(value, str):
+        return value  # pydantic says it must be text
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or any(ch.isspace() or not ch.isprintable() for ch in value)
+    ):
+        raise ValueError(
+            "must be an http:// or https:// URL such as 'https://host:8080', "
+            f"not {show_value(value)}"
+        )
+    return value
+
+
+def _topic_part(what: str, *, slashes: bool) -> Any:
+    """A part of an MQTT topic ctiwatch subscribes to: not empty, no wildcard (``#``, ``+``),
+    no NUL, not a ``$`` system topic, no empty level at either end; ``/`` only if ``slashes``."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        bad = set(value) & ({"#", "+", "\0"} if slashes else {"#", "+", "\0", "/"})
+        if not value or bad or value.startswith(("/", "$")) or value.endswith("/"):
+            raise ValueError(f"must be {what}, not {show_value(value)}")
+        return value
+
+    return check
 
 
 def _phone(value: Any) -> Any:
@@ -103,7 +165,12 @@ def _local_time(value: Any) -> Any:
     raise ValueError(f'must be a local time such as "08:30", not {value!r}')
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+LONGEST_DURATION = timedelta(days=3650)
+Duration = Annotated[timedelta, BeforeValidator(_config_duration)]
+PositiveDuration = Annotated[
+    timedelta, BeforeValidator(_config_duration), AfterValidator(_longer_than_zero)
+]
+HttpUrl = Annotated[str, BeforeValidator(_http_url)]
 LocalTime = Annotated[time, BeforeValidator(_local_time)]
 PhoneNumber = Annotated[str, BeforeValidator(_phone), Field(pattern=_PHONE)]
 Identifier = Annotated[str, Field(pattern=_ID, max_length=64)]
@@ -130,7 +197,7 @@ class LocationConfig(Strict):
     name: str = ""
     users: list[UserConfig] = Field(min_length=1)
     # Base URL of the CloudCTI API this location is served by; default: probes.base_url.
-    base_url: str | None = None
+    base_url: HttpUrl | None = None
 
     @field_validator("users", mode="before")
     @classmethod
@@ -191,24 +258,32 @@ def _require_unique(what: str, ids: list[str], noun: str = "id") -> None:
 
 class ProbesConfig(Strict):
     interval: Duration = timedelta(seconds=60)
-    timeout: Duration = timedelta(seconds=10)
+    timeout: PositiveDuration = timedelta(seconds=10)
     retries: int = Field(default=2, ge=0, le=10)
     retry_backoff: Duration = timedelta(seconds=1)
     concurrency: int = Field(default=100, ge=1, le=100_000)
-    base_url: str = "http://127.0.0.1:8081"
+    base_url: HttpUrl = "http://127.0.0.1:8081"
     api_token: str = "ctiwatch-demo-token"
-    raw_retention: Duration = timedelta(days=14)
-    rollup_retention: Duration = timedelta(days=400)
+    raw_retention: PositiveDuration = timedelta(days=14)
+    rollup_retention: PositiveDuration = timedelta(days=400)
+
+    @field_validator("interval")
+    @classmethod
+    def _sensible_interval(cls, value: timedelta) -> timedelta:
+        # A round per second at most (each is a call per user), and one a day at least.
+        if not timedelta(seconds=1) <= value <= timedelta(days=1):
+            raise ValueError("must be between 1s and 1d")
+        return value
 
 
 class ClassificationConfig(Strict):
     failed_rounds: int = Field(default=_THRESHOLDS.failed_rounds, ge=1)
     degraded_rate: float = Field(default=_THRESHOLDS.degraded_rate, gt=0, le=1)
-    degraded_window: Duration = _THRESHOLDS.degraded_window
+    degraded_window: PositiveDuration = _THRESHOLDS.degraded_window
     degraded_min_calls: int = Field(default=_THRESHOLDS.degraded_min_calls, ge=1)
     frequent_misses: int = Field(default=_THRESHOLDS.frequent_misses, ge=1)
     some_misses: int = Field(default=_THRESHOLDS.some_misses, ge=1)
-    misses_window: Duration = _THRESHOLDS.misses_window
+    misses_window: PositiveDuration = _THRESHOLDS.misses_window
     recovery_rounds: int = Field(default=_THRESHOLDS.recovery_rounds, ge=1)
     miss_quiet_period: Duration = _THRESHOLDS.miss_quiet_period
 
@@ -303,9 +378,9 @@ class TwilioConfig(Strict):
     auth_token: str = "fake-auth-token"
     from_number: PhoneNumber = "+3197010000000"
     # Where the twilio client sends its REST calls. The default is the project's fake Twilio.
-    base_url: str = "http://127.0.0.1:8025"
+    base_url: HttpUrl = "http://127.0.0.1:8025"
     # Public URL Twilio calls back (webhooks); the fake posts here.
-    webhook_base_url: str = "http://127.0.0.1:8080"
+    webhook_base_url: HttpUrl = "http://127.0.0.1:8080"
 
 
 class SmtpConfig(Strict):
@@ -365,8 +440,22 @@ class MqttConfig(Strict):
     port: int = Field(default=1883, ge=1, le=65535)
     username: str | None = None
     password: str | None = None
-    topic_prefix: str = "ctiwatch/v1"
-    shared_group: str = "ctiwatch"
+    topic_prefix: Annotated[
+        str,
+        BeforeValidator(
+            _topic_part(
+                "a topic prefix without '#', '+' or NUL, such as 'ctiwatch/v1'", slashes=True
+            )
+        ),
+    ] = "ctiwatch/v1"
+    shared_group: Annotated[
+        str,
+        BeforeValidator(
+            _topic_part(
+                "a group name without '/', '#', '+' or NUL, such as 'ctiwatch'", slashes=False
+            )
+        ),
+    ] = "ctiwatch"
 
 
 class AgentConfig(Strict):
@@ -377,7 +466,7 @@ class AgentConfig(Strict):
     buffer_path: str = "ctiwatch-agent.db"
     buffer_max_rows: int | None = Field(default=None, ge=1)  # None: the disk is the limit
     batch_size: int = Field(default=500, ge=1, le=10_000)
-    batch_interval: Duration = timedelta(seconds=1)
+    batch_interval: PositiveDuration = timedelta(seconds=1)
 
 
 class WebConfig(Strict):
@@ -454,8 +543,79 @@ def substitute_env(value: Any, environ: dict[str, str] | None = None) -> Any:
     return result
 
 
+# Bounds on what a YAML document may make the loader build. A configuration is a few levels
+# deep (topology.customers[].locations[].users[].id is 8); aliases are for sharing a block or
+# two, not for multiplying it (the "billion laughs": 9 aliases of 9 aliases of ... expand to
+# hundreds of millions of values from a few hundred bytes).
+MAX_DEPTH = 64
+MAX_ALIAS_EXPANSION = 100_000
+
+
+class YamlRefused(yaml.MarkedYAMLError):
+    """A document the loader refuses to build: nested too deep, aliases expanding too far."""
+
+    def __init__(self, problem: str, mark: Any) -> None:
+        super().__init__(None, None, problem, mark)
+
+
 class _Loader(yaml.SafeLoader):
-    """The safe loader, with an impossible date (2026-13-01) as a YAML error at its place."""
+    """The safe loader, bounded: nesting depth and alias expansion are limited, and a key given
+    twice or an impossible date (2026-13-01) is an error at its place."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._expanded = 0
+        # Values each composed node stands for once its aliases are expanded (itself included).
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            size = self._sizes.get(id(node))
+            if size is None:
+                raise YamlRefused(
+                    f"alias *{event.anchor} refers to a value that holds it", event.start_mark
+                )
+            self._expanded += size
+            if self._expanded > MAX_ALIAS_EXPANSION:
+                raise YamlRefused(
+                    f"aliases expand to more than {MAX_ALIAS_EXPANSION:,} values", event.start_mark
+                )
+            return node
+        self._depth += 1
+        if self._depth > MAX_DEPTH:
+            raise YamlRefused(f"nested more than {MAX_DEPTH} levels deep", event.start_mark)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if node is not None:
+            children = _children(node)
+            self._sizes[id(node)] = 1 + sum([self._sizes.get(id(child), 1) for child in children])
+        return node
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, yaml.Node] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # keys merged in with "<<" may be overridden: that is their use
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:
+                    continue  # an unhashable key: the base class says so
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {key!r} is given twice (first at line {first.start_mark.line + 1})",
+                        key_node.start_mark,
+                    )
+                seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
 
     def construct_yaml_timestamp(self, node: yaml.Node) -> Any:
         try:
@@ -464,6 +624,14 @@ class _Loader(yaml.SafeLoader):
             raise yaml.constructor.ConstructorError(
                 None, None, f"{node.value!r} is not a date ({exc})", node.start_mark
             ) from exc
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
 
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.construct_yaml_timestamp)
@@ -476,6 +644,11 @@ def load_yaml(path: Path) -> Any:
         raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text"]) from exc
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, name: str) -> Any:
+    """``text`` as YAML (safe and bounded); ``name`` is what errors call it."""
     try:
         return yaml.load(text, Loader=_Loader)  # a SafeLoader subclass: no arbitrary objects
     except yaml.YAMLError as exc:
@@ -483,7 +656,8 @@ def load_yaml(path: Path) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None)
         why = f": {problem}" if problem else ""
-        raise ConfigError([f"{path}: not valid YAML{where}{why}"]) from exc
+        verdict = "refused" if isinstance(exc, YamlRefused) else "not valid YAML"
+        raise ConfigError([f"{name}: {verdict}{where}{why}"]) from exc
 
 
 def config_from_data(data: Any, environ: dict[str, str] | None = None) -> Config:

@@ -44,14 +44,38 @@ _SECRET_KEY = re.compile(
     re.IGNORECASE,
 )
 # ``key=value``, ``key: value``, ``"key": "value"`` in free text, for keys naming a secret.
+#
+# Log text can come from anyone (a query string, an MQTT topic, a webhook body), so every pattern
+# here runs in time linear in the text, whatever the text:
+# - a key is tried only where a word starts (the look-behind fails at once inside a word), and the
+#   atomic group finds the first secret fragment of that word and then takes the whole word
+#   without backtracking, so each word is read a bounded number of times;
+# - every other repetition is possessive (``*+``, ``++``), so nothing is read twice; a quoted
+#   value without its closing quote runs to the end of the text (and is hidden) instead of
+#   failing and being read again from the next key.
+_WORD = "A-Za-z0-9_.-"
 _SECRET_PAIR = re.compile(
-    r"""(?P<key>["']?[A-Za-z0-9_.-]*(?:token|passw|pwd|secret|auth|api[-_]?key|credential)"""
-    r"""[A-Za-z0-9_.-]*["']?)(?P<sep>\s*[=:]\s*)"""
-    r"""(?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|(?:Basic|Bearer)\s+\S+|[^\s,;&}\]]+)""",
+    rf"""(?P<key>["']?(?<![{_WORD}])"""
+    rf"""(?>[{_WORD}]*?(?:token|passw|pwd|secret|auth|api[-_]?key|credential))"""
+    rf"""[{_WORD}]*+["']?)"""
+    r"""(?P<sep>\s*+[=:]\s*+)"""
+    r"""(?P<value>"(?:[^"\\]|\\.)*+"?|'[^']*+'?|(?:Basic|Bearer)\s++\S++|[^\s,;&}\]]++)""",
     re.IGNORECASE,
 )
-# ``scheme://user:password@host``: the password part.
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(?=@)")
+# ``scheme://user:password@host``: the password part. Tried only where a word starts, and nothing
+# in it backtracks, so it is linear too. Where the text was clipped, a password cut off before
+# its ``@`` is hidden as well.
+_URL_HEAD = r"(?P<head>(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]*+://[^\s:/@]*+:)"
+_URL_PASSWORD = re.compile(_URL_HEAD + r"[^\s@/]++(?=@)")
+_URL_PASSWORD_CLIPPED = re.compile(_URL_HEAD + r"[^\s@/]++(?=@|\Z)")
+
+# Every text field of a log line is cut to a bound, so one record never writes more than a few
+# kilobytes whatever it was given: the message and each extra keep their head, a traceback keeps
+# its head and its tail (the last line says what failed).
+FIELD_LIMIT = 2048
+TRACE_LIMIT = 16384
+# How far past the bound a clipped field is still searched for key/value and URL secrets.
+_REACH = 256
 
 # Attributes every LogRecord has; anything else on a record came in through ``extra``.
 _RECORD_ATTRS = frozenset(
@@ -74,13 +98,50 @@ class Redactor:
         if _SECRET_KEY.search(key) and value not in (None, ""):
             return REDACTED
         if isinstance(value, str):
-            return self.text(value)
+            return self.field(value)
         return value
 
     def text(self, text: str) -> str:
+        """``text`` with every secret hidden, whole (linear in its length)."""
+        return self._patterns(self._literals(text), clipped=False)
+
+    def field(self, text: str, limit: int = FIELD_LIMIT) -> str:
+        """``text`` with its secrets hidden, cut to ``limit`` characters with a marker.
+
+        Only the head is searched for key/value and URL secrets, so a megabyte costs what a few
+        kilobytes cost. A secret cut in two by the clip is still hidden: a value whose key is in
+        the head is hidden to the end of the head, and a URL password cut before its ``@`` too.
+        """
+        size = len(text)
+        text = self._literals(text)
+        if len(text) <= limit:
+            return self._patterns(text, clipped=False)
+        shown = self._patterns(text[: limit + _REACH], clipped=True)[:limit]
+        return f"{shown} [cut: {size} characters in all]"
+
+    def trace(self, text: str, limit: int = TRACE_LIMIT) -> str:
+        """A traceback: its head and, from the start of a line, its tail (the line that failed)."""
+        size = len(text)
+        text = self._literals(text)
+        if len(text) <= limit:
+            return self._patterns(text, clipped=False)
+        half = limit // 2
+        head = self._patterns(text[: half + _REACH], clipped=True)[:half]
+        # The tail starts on a line of its own, so it begins with no half key or half value.
+        line = text.find("\n", len(text) - half)
+        tail = self._patterns(text[line + 1 :], clipped=False) if line >= 0 else ""
+        return f"{head} [cut: {size} characters in all] {tail}"
+
+    def _literals(self, text: str) -> str:
+        # str.replace over the whole text: fast, and a configured secret is never cut in two.
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
-        text = _URL_PASSWORD.sub(lambda m: m.group("head") + REDACTED, text)
+        return text
+
+    @staticmethod
+    def _patterns(text: str, *, clipped: bool) -> str:
+        url = _URL_PASSWORD_CLIPPED if clipped else _URL_PASSWORD
+        text = url.sub(lambda m: m.group("head") + REDACTED, text)
         return _SECRET_PAIR.sub(_redact_pair, text)
 
 
@@ -89,7 +150,8 @@ def _redact_pair(match: re.Match[str]) -> str:
     if value == REDACTED or value.strip("\"'") == REDACTED:
         return match.group(0)
     quote = value[0] if value[:1] in ('"', "'") else ""
-    return f"{match.group('key')}{match.group('sep')}{quote}{REDACTED}{quote}"
+    closing = quote if len(value) > 1 and value.endswith(quote) else ""
+    return f"{match.group('key')}{match.group('sep')}{quote}{REDACTED}{closing}"
 
 
 def secrets_of(config: Config) -> list[str]:
@@ -115,18 +177,19 @@ class _StructuredFormatter(logging.Formatter):
             "at": at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": self.redactor.text(record.getMessage()),
+            "msg": self.redactor.field(record.getMessage()),
         }
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRS and not key.startswith("_"):
                 name = key if key not in fields else f"extra_{key}"
                 fields[name] = self.redactor.value(key, _plain(value))
+        trace = record.exc_text
         if record.exc_info:
-            fields["exc"] = self.redactor.text(self.formatException(record.exc_info))
-        elif record.exc_text:
-            fields["exc"] = self.redactor.text(record.exc_text)
+            trace = self.formatException(record.exc_info)
+        if trace:
+            fields["exc"] = self.redactor.trace(trace)
         if record.stack_info:
-            fields["stack"] = self.redactor.text(self.formatStack(record.stack_info))
+            fields["stack"] = self.redactor.trace(self.formatStack(record.stack_info))
         return fields
 
 
@@ -153,13 +216,16 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+_NEEDS_QUOTES = re.compile(r'[\s="\\]')
+
+
 def _kv_value(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     text = str(value)
-    if text and not re.search(r'[\s="\\]', text):
+    if text and not _NEEDS_QUOTES.search(text):
         return text
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")

@@ -22,6 +22,7 @@ import asyncio
 import base64
 import binascii
 import re
+import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -160,6 +161,10 @@ class FakeTwilio:
         self._answered: dict[tuple[str, str], dict[str, Any]] = {}  # (path, key) -> answer
         self._failures: list[tuple[FailureMode, int]] = []  # (mode, Retry-After seconds)
         self._counter = 0
+        # SIDs are unique across restarts, as Twilio's are: ctiwatch remembers the SIDs of the
+        # webhooks it acted on and refuses them again (a replay), so a fake started afresh
+        # must not hand out SM...01 a second time.
+        self._sid_origin = secrets.randbits(64)
         self._runner: web.AppRunner | None = None
         self._site_port: int | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -243,7 +248,11 @@ class FakeTwilio:
 
     def _sid(self, prefix: str) -> str:
         self._counter += 1
-        return f"{prefix}{self._counter:032x}"
+        return self.nth_sid(prefix, self._counter)
+
+    def nth_sid(self, prefix: str, n: int) -> str:
+        """The ``n``-th SID this fake hands out (counting messages and calls together)."""
+        return f"{prefix}{self._sid_origin:016x}{n:016x}"
 
     # --- webhooks back to ctiwatch -----------------------------------------------------
 

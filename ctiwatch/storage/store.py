@@ -16,6 +16,7 @@ from ctiwatch.storage.engine import Database, StorageError, normalize_url, safe_
 from ctiwatch.storage.incidents import IncidentRepository, TxIncidents, TxTimeline
 from ctiwatch.storage.maintenance import AgentRepository, MaintenanceRepository
 from ctiwatch.storage.outbox import OutboxRepository, TxOutbox, delivered_before
+from ctiwatch.storage.replays import WebhookReplayRepository
 from ctiwatch.storage.results import ResultRepository, delete_older, delete_where
 from ctiwatch.storage.tables import OUTBOX, PROBE_RESULTS, ROLLUPS_HOUR, ROLLUPS_MINUTE
 
@@ -40,6 +41,7 @@ class Store:
         self.outbox = OutboxRepository(db)
         self.maintenance = MaintenanceRepository(db)
         self.agents = AgentRepository(db)
+        self.webhook_replays = WebhookReplayRepository(db)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, echo: bool = False) -> _Opening:

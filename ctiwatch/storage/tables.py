@@ -281,3 +281,17 @@ TIMELINE = table_of(TimelineRow)
 OUTBOX = table_of(OutboxRow)
 MAINTENANCE = table_of(MaintenanceRow)
 AGENTS = table_of(AgentRow)
+
+
+class WebhookReplayRow(SQLModel, table=True):
+    """A signed Twilio webhook already acted on, by its key (``sms:SM...``, ``status:SM...:
+    delivered``, ...): the same request again is a replay. Kept for a retention period."""
+
+    __tablename__ = "webhook_replays"
+    __table_args__ = (Index("ix_webhook_replays_received_at", "received_at"),)
+
+    key: str = Field(primary_key=True)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+
+
+WEBHOOK_REPLAYS = table_of(WebhookReplayRow)

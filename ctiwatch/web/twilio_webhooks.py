@@ -15,12 +15,21 @@ Every request must carry a valid ``X-Twilio-Signature`` for the public URL Twili
 (``alerting.twilio.webhook_base_url`` + path + query) and its form parameters, checked with
 ``twilio.request_validator.RequestValidator``; unsigned, forged or replayed-to-another-URL
 requests are refused with 403 before anything is read into an action.
+
+A signature has no time in it, so a captured request would stay good for ever: each one acted
+on is remembered in the database by its SID (``MessageSid``/``CallSid``, with the incident of a
+keypress and the status of a delivery report) and the same request again is refused with 409,
+also after a restart (``store.webhook_replays``; a captured ``RESOLVE 12`` cannot resolve
+incident 12 once it is reopened). A body that is not a readable form (bytes that are not its
+charset, an unknown charset, multipart without or with a broken boundary, ...) is a 400 with
+one WARNING line. Incident numbers are ASCII digits only (``ACK ²`` is explained, not taken).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 from typing import Protocol
 
 from aiohttp import web
@@ -29,16 +38,21 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
+from ctiwatch.clock import Clock
 from ctiwatch.config import AlertingConfig
 from ctiwatch.web.service import ServiceError
 
 _logger = logging.getLogger("ctiwatch.web.twilio")
 
 FAILED_STATUSES = frozenset({"failed", "undelivered", "no-answer", "busy", "canceled"})
-_COMMAND = re.compile(r"^\s*(ACK|RESOLVE)\s*#?\s*(\d{1,9})\s*[.!]?\s*$", re.IGNORECASE)
+_COMMAND = re.compile(r"^\s*(ACK|RESOLVE)\s*#?\s*(.*?)\s*[.!]?\s*$", re.IGNORECASE | re.DOTALL)
+# Incident numbers in ASCII digits: int() would also take "٣" and isdigit() passes "²".
+_NUMBER = re.compile(r"[0-9]{1,9}", re.ASCII)
+_SID = re.compile(r"[A-Za-z0-9]{1,64}", re.ASCII)
 _STATUS = re.compile(r"^\s*STATUS\s*[?.!]?\s*$", re.IGNORECASE)
 SMS_RESOLVE_REASON = "by SMS"
 USAGE = "Reply ACK <incident>, RESOLVE <incident> or STATUS."
+DIGITS = "Write the incident number in the digits 0 to 9."
 REFUSAL = "Sorry, this number is not on the ctiwatch on-call list, so no action was taken."
 LANGUAGE = "en-GB"
 
@@ -64,6 +78,14 @@ class TwilioActions(Protocol):
         self, provider_id: str, status: str, recipient: str, failed: bool
     ) -> None:
         """Twilio's delivery report; ``failed`` (no-answer, failed, ...) should escalate."""
+        ...
+
+
+class ReplayMemory(Protocol):
+    """Where signed webhooks already acted on are remembered (``store.webhook_replays``)."""
+
+    async def first_time(self, key: str, at: datetime) -> bool:
+        """Remember ``key``; False if it was remembered before (a replay)."""
         ...
 
 
@@ -99,26 +121,60 @@ def _refusal_text(exc: Exception) -> str:
     return str(exc.args[0]) if exc.args else str(exc)
 
 
-def add_twilio_routes(app: web.Application, handler: TwilioActions, config: AlertingConfig) -> None:
+def add_twilio_routes(
+    app: web.Application,
+    handler: TwilioActions,
+    config: AlertingConfig,
+    *,
+    replays: ReplayMemory,
+    clock: Clock,
+) -> None:
     """Add the three webhook routes to ``app``."""
     validator = RequestValidator(config.twilio.auth_token)
     base_url = config.twilio.webhook_base_url.rstrip("/")
     staff = staff_numbers(config)
     phone_lines = staff | {config.support_line, config.contingency_line}
 
+    async def read_form(request: web.Request) -> MultiDict[str]:
+        """The text fields of the form body; 400 with one WARNING line if it is unreadable."""
+        try:
+            form = await request.post()
+        except web.HTTPException:
+            raise  # e.g. 413: aiohttp's own answer
+        except Exception as exc:  # whatever the parser trips on, it is the body's fault
+            _logger.warning(
+                "refused a Twilio webhook with a malformed body",
+                extra={"path": request.path, "reason": f"{type(exc).__name__}: {exc}"},
+            )
+            raise web.HTTPBadRequest(text="the body is not a readable form") from None
+        return MultiDict((k, v) for k, v in form.items() if isinstance(v, str))
+
     async def signed_form(request: web.Request) -> MultiDict[str]:
         """The form parameters, if the signature holds for the public URL; else 403."""
-        form = await request.post()
-        params: MultiDict[str] = MultiDict((k, v) for k, v in form.items() if isinstance(v, str))
+        params = await read_form(request)
         signature = request.headers.get("X-Twilio-Signature", "")
         url = base_url + request.raw_path
-        if not signature or not validator.validate(url, params, signature):
+        try:
+            valid = bool(signature) and validator.validate(url, params, signature)
+        except ValueError:  # text the HMAC cannot encode: not what Twilio signed
+            valid = False
+        if not valid:
             _logger.warning("refused a Twilio webhook with a bad signature for %s", url)
             raise web.HTTPForbidden(text="invalid or missing X-Twilio-Signature")
         return params
 
+    async def first_time(kind: str, sid: str, *detail: str) -> None:
+        """409 if this signed request was acted on before (a replay); else remember it."""
+        if not _SID.fullmatch(sid):
+            raise web.HTTPBadRequest(text=f"{kind}: a MessageSid or CallSid is required")
+        key = ":".join((kind, sid, *detail))[:200]
+        if not await replays.first_time(key, clock.now()):
+            _logger.warning("refused a replayed Twilio webhook", extra={"webhook": key})
+            raise web.HTTPConflict(text="this webhook was received before; no action taken")
+
     async def sms(request: web.Request) -> web.Response:
         form = await signed_form(request)
+        await first_time("sms", form.get("MessageSid", "") or form.get("SmsSid", ""))
         sender = form.get("From", "")
         body = form.get("Body", "")
         if sender not in staff:
@@ -127,7 +183,11 @@ def add_twilio_routes(app: web.Application, handler: TwilioActions, config: Aler
         if _STATUS.match(body):
             return _sms_reply(await handler.status_text())
         match = _COMMAND.match(body)
-        if match is None:
+        if match is None or not match.group(2):
+            return _sms_reply(f"Not understood. {USAGE}")
+        if not _NUMBER.fullmatch(match.group(2)):
+            if match.group(2).isnumeric():
+                return _sms_reply(f"Not understood. {DIGITS} {USAGE}")
             return _sms_reply(f"Not understood. {USAGE}")
         verb, number = match.group(1).upper(), int(match.group(2))
         actor = f"{sender} (SMS)"
@@ -143,9 +203,10 @@ def add_twilio_routes(app: web.Application, handler: TwilioActions, config: Aler
     async def gather(request: web.Request) -> web.Response:
         form = await signed_form(request)
         raw = request.query.get("incident", "")
-        if not raw.isdigit():
+        if not _NUMBER.fullmatch(raw):
             raise web.HTTPBadRequest(text="query parameter 'incident' must be an incident number")
         number = int(raw)
+        await first_time("gather", form.get("CallSid", ""), str(number))
         callee = form.get("To", "") or form.get("Called", "")
         if callee not in phone_lines:
             _logger.warning("keypress from %s (not on call) refused", callee)
@@ -164,6 +225,9 @@ def add_twilio_routes(app: web.Application, handler: TwilioActions, config: Aler
         state = (form.get("MessageStatus", "") or form.get("CallStatus", "")).lower()
         if not sid or not state:
             raise web.HTTPBadRequest(text="MessageSid/CallSid and their status are required")
+        if not re.fullmatch(r"[a-z-]{1,32}", state, re.ASCII):
+            raise web.HTTPBadRequest(text="the status must be a Twilio status such as 'delivered'")
+        await first_time("status", sid, state)
         await handler.delivery_status(sid, state, form.get("To", ""), state in FAILED_STATUSES)
         return web.Response(status=204)
 

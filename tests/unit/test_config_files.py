@@ -40,9 +40,15 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:-[^}]*)?\}")
 
 
 def placeholder_env(path: Path) -> dict[str, str]:
-    """A value for every ``${NAME}`` without a default that ``path`` uses (as a deployment sets)."""
+    """A value for every ``${NAME}`` without a default that ``path`` uses (as a deployment sets):
+    a URL for ``*_URL``, else a placeholder text."""
     names = {m.group(1) for m in _ENV_REF.finditer(path.read_text()) if m.group(2) is None}
-    return {name: f"placeholder-{name.lower()}" for name in names}
+    return {
+        name: f"https://{name.lower()}.example"
+        if name.endswith("_URL")
+        else f"placeholder-{name.lower()}"
+        for name in names
+    }
 
 
 def test_there_are_shipped_configs() -> None:
@@ -164,7 +170,17 @@ def test_check_config_exits_2_printing_each_error(
     assert err.splitlines() == [f"error: {line}" for line in expected_lines(path, str(path))]
 
 
-@pytest.mark.parametrize("name", ["unknown_key.yaml", "yaml_syntax.yaml", "missing_env.yaml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "unknown_key.yaml",
+        "yaml_syntax.yaml",
+        "missing_env.yaml",
+        "deep_nesting.yaml",
+        "alias_bomb.yaml",
+        "huge_duration.yaml",
+    ],
+)
 def test_check_config_command_prints_errors_without_a_traceback(name: str) -> None:
     env = {k: v for k, v in os.environ.items() if k != UNSET}
     relative = f"config/invalid/{name}"
