@@ -367,6 +367,10 @@ class MqttConfig(Strict):
     password: str | None = None
     topic_prefix: str = "ctiwatch/v1"
     shared_group: str = "ctiwatch"
+    # How far from now a time in a payload may be: older results and results from the future
+    # (an agent's broken clock, a forged message) are rejected, one by one.
+    max_age: Duration = timedelta(hours=24)
+    max_ahead: Duration = timedelta(minutes=5)
 
 
 class AgentConfig(Strict):

@@ -195,6 +195,7 @@ async def test_every_published_result_reaches_the_sink_exactly_once(
             "accepted": 1234,
             "duplicates": 0,
             "rejected": {},
+            "parked": 0,
         }
         assert publisher.published == 1234
         assert publisher.messages >= 13  # batches of at most 100
@@ -259,6 +260,7 @@ async def test_malformed_payloads_are_rejected_counted_and_the_consumer_keeps_go
             "unknown_user": 1,
             "unsupported_schema": 2,
         },
+        "parked": 0,
     }
 
 
