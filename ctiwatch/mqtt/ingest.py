@@ -467,9 +467,9 @@ class Ingestion:
                     done = True
                     break
                 batch.extend(more)
-            await self._deliver(batch)
+            await self.deliver(batch)
 
-    async def _deliver(self, batch: list[ProbeResult]) -> None:
+    async def deliver(self, batch: list[ProbeResult]) -> None:
         """Hand ``batch`` to the sink. A fault of the database is retried with backoff (accepted
         results are never dropped); a batch the sink refuses is split until the results it
         refuses are found, and those are parked."""
