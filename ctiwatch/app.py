@@ -30,7 +30,7 @@ import gc
 import logging
 import random
 from collections import Counter as Tally
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from functools import partial
@@ -40,7 +40,7 @@ from typing import Any
 import aiohttp
 import prometheus_client
 from aiohttp import web
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import make_url
 
@@ -54,7 +54,7 @@ from ctiwatch.clock import Clock, RealClock
 from ctiwatch.config import Config
 from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
-from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion
+from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion, Refused
 from ctiwatch.persist import Pipeline, engine_windows, load_state
 from ctiwatch.settings import (
     context_from_config,
@@ -63,7 +63,15 @@ from ctiwatch.settings import (
     targets_from_config,
 )
 from ctiwatch.simulator import SimulatorCore, make_app
-from ctiwatch.storage import AgentRecord, OutboxMessage, Store, TimelineEntry
+from ctiwatch.storage import (
+    AgentRecord,
+    DeadLetter,
+    OutboxMessage,
+    Store,
+    TimelineEntry,
+    is_transient,
+)
+from ctiwatch.supervisor import Supervisor
 from ctiwatch.web.app import build_web_app
 from ctiwatch.web.service import MqttView
 from ctiwatch.web.twilio_webhooks import add_twilio_routes
@@ -128,6 +136,23 @@ class _OpenIncidents(Collector):
         yield family
 
 
+class _MqttRejected(Collector):
+    """``ctiwatch_mqtt_rejected_total{reason}``: messages and results refused by ingestion."""
+
+    def __init__(self, ingestion: Ingestion) -> None:
+        self._ingestion = ingestion
+
+    def collect(self) -> Iterable[prometheus_client.Metric]:
+        family = CounterMetricFamily(
+            "ctiwatch_mqtt_rejected",
+            "MQTT messages and results rejected by ingestion, by reason",
+            labels=["reason"],
+        )
+        for reason, count in sorted(self._ingestion.counts.rejected.items()):
+            family.add_metric([reason], count)
+        yield family
+
+
 class Metrics:
     """The process's own registry: never the global default one."""
 
@@ -142,9 +167,18 @@ class Metrics:
         self.outbox_pending = prometheus_client.Gauge(
             "ctiwatch_outbox_pending", "Alerts waiting in the outbox", registry=self.registry
         )
+        self.dead_letters = prometheus_client.Counter(
+            "ctiwatch_dead_letters",
+            "Inputs the database refused, parked in the dead-letter table",
+            ["source"],
+            registry=self.registry,
+        )
 
     def watch(self, monitor: Monitor) -> None:
         self.registry.register(_OpenIncidents(monitor))
+
+    def watch_ingestion(self, ingestion: Ingestion) -> None:
+        self.registry.register(_MqttRejected(ingestion))
 
     def observe(self, batch: list[ProbeResult]) -> None:
         for result in batch:
@@ -187,6 +221,8 @@ class Ctiwatch:
         self.config = config
         self.clock: Clock = clock or RealClock()
         self.ready = asyncio.Event()
+        # Restarts every long-lived task that fails, and says so on /healthz.
+        self.supervisor = Supervisor(self.clock)
         self.metrics = Metrics()
         self.store: Store | None = None
         self.monitor: Monitor | None = None
@@ -220,7 +256,10 @@ class Ctiwatch:
                     clock=self.clock,
                     agent_interval=config.probes.interval,
                     on_agent_change=self._agent_changed,
+                    park=self._park,
+                    transient=is_transient,
                 )
+                self.metrics.watch_ingestion(self.ingestion)
             ingestion = self.ingestion
             agents: Callable[[], list[AgentHealthView]] | None = None
             mqtt: Callable[[], MqttView] | None = None
@@ -248,6 +287,7 @@ class Ctiwatch:
             web_app = build_web_app(
                 console,
                 metrics_registry=self.metrics.registry,
+                health=self.supervisor.problems,
                 tz=config.sla.timezone,
                 extra_routes=self._extra_routes,
                 nav_links=(
@@ -282,15 +322,20 @@ class Ctiwatch:
                 oncall=lambda now: on_call(monitor.rotation, now),
                 on_report=self._delivered,
             )
+            keep = self.supervisor.keep
             async with asyncio.TaskGroup() as tasks:
                 running = [
-                    tasks.create_task(scheduler.run(), name="probes"),
-                    tasks.create_task(self._keep(pipeline.timers, "timers"), name="timers"),
-                    tasks.create_task(self._send(sender, store, pipeline), name="outbox"),
-                    tasks.create_task(self._retention(store), name="retention"),
+                    tasks.create_task(keep("probes", scheduler.run), name="probes"),
+                    tasks.create_task(keep("timers", pipeline.timers), name="timers"),
+                    tasks.create_task(
+                        keep("outbox", partial(self._send, sender, store, pipeline)), name="outbox"
+                    ),
+                    tasks.create_task(
+                        keep("retention", partial(self._retention, store)), name="retention"
+                    ),
                 ]
                 if ingestion is not None:
-                    running.append(tasks.create_task(ingestion.run(), name="mqtt"))
+                    running.append(tasks.create_task(keep("mqtt", ingestion.run), name="mqtt"))
                 self._announce()
                 # Everything built at start-up lives for the whole run: keep it out of the
                 # cyclic collector's full passes, whose pauses would otherwise delay probe
@@ -376,14 +421,18 @@ class Ctiwatch:
             # One bad step must not stop the probes; the next round carries on.
             log.exception("handling probe results failed", extra={"results": len(batch)})
 
-    async def _keep(self, loop: Callable[[], Awaitable[None]], name: str) -> None:
-        """Run ``loop`` forever: an error is logged and the loop starts again a second later."""
-        while True:
-            try:
-                await loop()
-            except Exception:
-                log.exception("%s failed; restarting it", name)
-            await self.clock.sleep(1.0)
+    async def _park(self, refused: list[Refused]) -> None:
+        """Results the store refused, parked as dead letters (shown in the console)."""
+        store = self.store
+        assert store is not None
+        now = self.clock.now()
+        await store.dead_letters.add_many(
+            [
+                DeadLetter(now, "mqtt", item.result.result_id, item.reason, item.payload)
+                for item in refused
+            ]
+        )
+        self.metrics.dead_letters.labels("mqtt").inc(len(refused))
 
     async def _send(self, sender: OutboxSender, store: Store, pipeline: Pipeline) -> None:
         ready = pipeline.outbox_ready

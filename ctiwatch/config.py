@@ -456,6 +456,10 @@ class MqttConfig(Strict):
             )
         ),
     ] = "ctiwatch"
+    # How far from now a time in a payload may be: older results and results from the future
+    # (an agent's broken clock, a forged message) are rejected, one by one.
+    max_age: PositiveDuration = timedelta(hours=24)
+    max_ahead: PositiveDuration = timedelta(minutes=5)
 
 
 class AgentConfig(Strict):

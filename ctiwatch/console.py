@@ -28,6 +28,7 @@ from ctiwatch.web.service import (
     AgentView,
     Breach,
     CustomerStatus,
+    DeadLetterView,
     IncidentDetail,
     IncidentState,
     IncidentSummary,
@@ -66,6 +67,7 @@ from sla.words import service_name, window_words
 
 log = logging.getLogger("ctiwatch.console")
 
+DEAD_LETTERS_SHOWN = 10  # the latest dead letters on the status page
 _DOWN = frozenset({ConditionKind.LOCATION_UNAVAILABLE, ConditionKind.USER_UNAVAILABLE})
 _BREACHES: tuple[Breach, ...] = ("response", "update", "repair")
 # ``incident`` -> incident number, ``detail`` -> what happened, for the timeline.
@@ -156,6 +158,10 @@ class ConsoleServiceImpl:
             maintenance=tuple(self._window_view(w, now) for w in windows if not w.cancelled),
             mqtt=self._mqtt_view(),
             recognition_window=window_words(self._rate_window),
+            dead_letters=tuple(
+                DeadLetterView(d.parked_at, d.source, d.key, d.reason)
+                for d in await self._store.dead_letters.latest(DEAD_LETTERS_SHOWN)
+            ),
         )
 
     def _mqtt_view(self) -> MqttView | None:

@@ -6,6 +6,13 @@ is validated; a bad one is logged with its reason and counted, never raised. Res
 deduplicated (a bounded LRU here, the database's unique key behind it), and what is left goes
 to the same sink as the local probes' results: ``async (list[ProbeResult]) -> None``.
 
+Every input is judged alone. A message that cannot be read is rejected with one log line and
+a counter, and nothing it contains reaches the sink. A batch the sink refuses is retried with
+backoff while the fault is the database's (``transient``: unreachable, locked), and otherwise
+split in halves until the results it refuses are found: those are parked (``park``, the
+dead-letter table) with the reason and the others stored, so one bad result never stops the
+ones after it.
+
 Agents are tracked from their status messages (``online``, heartbeats, the ``offline`` last
 will) and their results: an agent that reports nothing for ``stale_after`` probe intervals is
 ``stale``. Changes go to ``on_agent_change`` so the application can show them and alert on-call
@@ -32,18 +39,43 @@ from ctiwatch.config import MqttConfig, TopologyConfig
 from ctiwatch.mqtt.backoff import Backoff
 from ctiwatch.mqtt.dedup import RecentIds
 from ctiwatch.mqtt.schema import (
+    DEFAULT_WINDOW,
     AgentStatus,
     PayloadError,
     TopologyIndex,
+    Window,
     decode_call,
     decode_results,
     decode_status,
+    encode_result,
 )
 from ctiwatch.mqtt.topics import TopicKind, Topics
 
 log = logging.getLogger("ctiwatch.mqtt.ingest")
 
 Sink = Callable[[list[ProbeResult]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A result the sink refused on its own, to be parked."""
+
+    result: ProbeResult
+    reason: str
+
+    @property
+    def payload(self) -> str:
+        """The result as its batch carried it (JSON; control characters escaped)."""
+        return encode_result(self.result).decode()
+
+
+Park = Callable[[list[Refused]], Awaitable[None]]
+Transient = Callable[[BaseException], bool]
+TOPIC_SHOWN = 200  # characters of a topic that go into a log line or an error
+
+
+def _never_transient(exc: BaseException) -> bool:
+    return False
 
 
 # --- agents --------------------------------------------------------------------------------------
@@ -155,6 +187,7 @@ class IngestCounts:
     accepted: int = 0  # results passed on to the sink
     duplicates: int = 0  # results dropped because their id was seen before
     rejected: Counter[str] = field(default_factory=Counter)  # by reason (messages or results)
+    parked: int = 0  # accepted results the sink refused, parked as dead letters
 
     def snapshot(self) -> dict[str, object]:
         return {
@@ -162,6 +195,7 @@ class IngestCounts:
             "accepted": self.accepted,
             "duplicates": self.duplicates,
             "rejected": dict(sorted(self.rejected.items())),
+            "parked": self.parked,
         }
 
 
@@ -183,9 +217,11 @@ class Receiver:
         tracker: AgentTracker,
         *,
         dedup_capacity: int = 200_000,
+        window: Window = DEFAULT_WINDOW,
     ) -> None:
         self._topology = TopologyIndex(topology)
         self._topics = topics
+        self._window = window
         self.tracker = tracker
         self._recent = RecentIds(dedup_capacity)
         self.counts = IngestCounts()
@@ -194,30 +230,43 @@ class Receiver:
         self.locations_by_agent: dict[str, set[str]] = {}
 
     def receive(self, topic: str, payload: bytes, now: datetime) -> Intake:
+        """What ``payload`` on ``topic`` gives; never raises (a bad message is counted)."""
         self.counts.messages += 1
-        parsed = self._topics.parse(topic)
         try:
-            if parsed is None:
-                raise PayloadError("unknown_topic", f"topic {topic!r} is not one of ctiwatch's")
-            if parsed.kind is TopicKind.RESULTS:
-                batch = decode_results(payload, self._topology, topic_agent=parsed.name)
-                for problem in batch.rejected:
-                    self._reject(topic, problem)
-                change = self.tracker.saw(parsed.name, now)
-                fresh = self._fresh(batch.results)
-                self.results_by_agent[parsed.name] += len(fresh)
-                places = self.locations_by_agent.setdefault(parsed.name, set())
-                places.update(r.target.location for r in fresh)
-                return Intake(fresh, [change] if change else [])
-            if parsed.kind is TopicKind.CALLS:
-                call = decode_call(payload, parsed.name, self._topology)
-                return Intake(self._fresh([call]), [])
-            status = decode_status(payload, topic_agent=parsed.name)
-            change = self.tracker.reported(status, now)
-            return Intake([], [change] if change else [])
+            return self._receive(topic, payload, now)
         except PayloadError as exc:
             self._reject(topic, exc)
-            return Intake([], [])
+        except Exception as exc:  # a bug of ours, not the sender's: still only this message
+            self.counts.rejected["internal_error"] += 1
+            log.exception(
+                "mqtt message could not be handled",
+                extra={"topic": _shown(topic), "error": f"{type(exc).__name__}: {exc}"[:300]},
+            )
+        return Intake([], [])
+
+    def _receive(self, topic: str, payload: bytes, now: datetime) -> Intake:
+        parsed = self._topics.parse(topic)
+        window = self._window
+        if parsed is None:
+            raise PayloadError("unknown_topic", f"topic {_shown(topic)!r} is not one of ctiwatch's")
+        if parsed.kind is TopicKind.RESULTS:
+            batch = decode_results(
+                payload, self._topology, now=now, window=window, topic_agent=parsed.name
+            )
+            for problem in batch.rejected:
+                self._reject(topic, problem)
+            change = self.tracker.saw(parsed.name, now)
+            fresh = self._fresh(batch.results)
+            self.results_by_agent[parsed.name] += len(fresh)
+            places = self.locations_by_agent.setdefault(parsed.name, set())
+            places.update(r.target.location for r in fresh)
+            return Intake(fresh, [change] if change else [])
+        if parsed.kind is TopicKind.CALLS:
+            call = decode_call(payload, parsed.name, self._topology, now=now, window=window)
+            return Intake(self._fresh([call]), [])
+        status = decode_status(payload, now=now, window=window, topic_agent=parsed.name)
+        change = self.tracker.reported(status, now)
+        return Intake([], [change] if change else [])
 
     def _fresh(self, results: list[ProbeResult]) -> list[ProbeResult]:
         fresh = [r for r in results if self._recent.first_time(r.result_id)]
@@ -229,8 +278,12 @@ class Receiver:
         self.counts.rejected[exc.reason] += 1
         log.warning(
             "mqtt message rejected",
-            extra={"topic": topic, "reason": exc.reason, "detail": exc.message},
+            extra={"topic": _shown(topic), "reason": exc.reason, "detail": exc.message[:1000]},
         )
+
+
+def _shown(topic: str) -> str:
+    return topic if len(topic) <= TOPIC_SHOWN else topic[: TOPIC_SHOWN - 3] + "..."
 
 
 # --- the network side ---------------------------------------------------------------------------
@@ -253,6 +306,8 @@ class Ingestion:
         dedup_capacity: int = 200_000,
         max_sink_batch: int = 5_000,
         backoff: Backoff | None = None,
+        park: Park | None = None,
+        transient: Transient = _never_transient,
     ) -> None:
         self._mqtt = mqtt
         self._sink = sink
@@ -261,6 +316,8 @@ class Ingestion:
         self._identifier = identifier or f"ctiwatch-ingest-{uuid.uuid4().hex[:12]}"
         self._max_sink_batch = max_sink_batch
         self._backoff = backoff or Backoff()
+        self._park = park
+        self._transient = transient
         self.topics = Topics(mqtt.topic_prefix)
         self._broker = f"{mqtt.host}:{mqtt.port}"
         self.receiver = Receiver(
@@ -268,6 +325,7 @@ class Ingestion:
             self.topics,
             AgentTracker(agent_interval, stale_after),
             dedup_capacity=dedup_capacity,
+            window=Window(mqtt.max_age, mqtt.max_ahead),
         )
         # Set while subscribed; cleared while the broker is away. For health pages and tests.
         self.subscribed = asyncio.Event()
@@ -409,22 +467,59 @@ class Ingestion:
                     done = True
                     break
                 batch.extend(more)
-            await self._deliver(batch)
+            await self.deliver(batch)
 
-    async def _deliver(self, batch: list[ProbeResult]) -> None:
-        """Hand ``batch`` to the sink, retrying with backoff: accepted results are never dropped."""
+    async def deliver(self, batch: list[ProbeResult]) -> None:
+        """Hand ``batch`` to the sink. A fault of the database is retried with backoff (accepted
+        results are never dropped); a batch the sink refuses is split until the results it
+        refuses are found, and those are parked."""
         backoff = Backoff(initial=0.2, maximum=30.0)
-        while True:
+        pending = [batch]
+        while pending:
+            part = pending.pop()
             try:
-                await self._sink(batch)
-                return
+                await self._sink(part)
+                backoff.reset()
+                continue
             except Exception as exc:
-                delay = backoff.next()
-                log.error(
-                    "storing results failed",
-                    extra={"results": len(batch), "error": str(exc), "retry_in_s": round(delay, 2)},
-                )
-                await self._clock.sleep(delay)
+                if self._transient(exc):
+                    pending.append(part)
+                    await self._wait_out(backoff, part, exc)
+                elif len(part) > 1:
+                    half = len(part) // 2
+                    pending += [part[half:], part[:half]]  # the first half first
+                else:
+                    await self._park_one(Refused(part[0], _reason(exc)), backoff)
+
+    async def _park_one(self, refused: Refused, backoff: Backoff) -> None:
+        log.error(
+            "result refused by the store; parked as a dead letter",
+            extra={"result_id": refused.result.result_id[:128], "error": refused.reason[:300]},
+        )
+        while self._park is not None:
+            try:
+                await self._park([refused])
+                break
+            except Exception as exc:  # the database is away: keep it until it is back
+                await self._wait_out(backoff, [refused.result], exc)
+        self.counts.parked += 1
+
+    async def _wait_out(self, backoff: Backoff, part: list[ProbeResult], exc: Exception) -> None:
+        delay = backoff.next()
+        log.error(
+            "storing results failed; retrying",
+            extra={
+                "results": len(part),
+                "error": _reason(exc)[:300],
+                "retry_in_s": round(delay, 2),
+            },
+        )
+        await self._clock.sleep(delay)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def _as_bytes(payload: object) -> bytes:

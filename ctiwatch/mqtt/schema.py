@@ -5,6 +5,13 @@ versions it knows and says so otherwise. Decoding never raises anything but
 :class:`PayloadError`, whose message names the field and shows the value it got, e.g.
 ``results[3].service: must be click2dial or crm, not "sms"``.
 
+Payloads are held to the bounds reality has, so that nothing a sender can publish reaches the
+database or the monitor as a value they cannot take: every time within a :class:`Window`
+around ``now`` (24 h back, 5 min ahead by default; ``mqtt.max_age`` / ``mqtt.max_ahead``),
+HTTP status codes 100–599, no NUL character in any text, lengths capped, payloads at most
+:data:`MAX_PAYLOAD_BYTES`. A results batch is judged result by result: a result out of bounds
+is rejected alone, the others in its batch are used.
+
 * results batch (agent → ``<prefix>/results/<agent>``)::
 
     {"schema": "ctiwatch.results/1", "agent": "ams-1", "sent_at": "2025-01-06T09:00:01+00:00",
@@ -28,12 +35,22 @@ versions it knows and says so otherwise. Decoding never raises anything but
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from classifier.observation import CALLS, ProbeResult, Service, Source, TargetKey
 from ctiwatch.config import TopologyConfig
@@ -45,6 +62,9 @@ STATUS_SCHEMA = "ctiwatch.agent-status/1"
 
 # A batch bigger than this is a broken agent, not a busy one (and would be a 5 MB message).
 MAX_RESULTS_PER_MESSAGE = 10_000
+# Ten thousand results of the largest size allowed below; anything bigger is not read at all.
+MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
+MAX_LATENCY_MS = 86_400_000.0  # a day: a larger figure is a broken clock, not a slow answer
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -64,9 +84,53 @@ class PayloadError(Exception):
 
 # --- the payload models ------------------------------------------------------------------------
 
-Name = Annotated[str, Field(min_length=1, max_length=64)]
-ResultId = Annotated[str, Field(min_length=1, max_length=128)]
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL cannot store it, and no sender has a reason to send it.
+    if "\x00" in value:
+        raise PydanticCustomError("nul_character", "must not contain NUL characters")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
+Name = Annotated[str, Field(min_length=1, max_length=64), NoNul]
+ResultId = Annotated[str, Field(min_length=1, max_length=128), NoNul]
+Evidence = Annotated[str, Field(max_length=4000), NoNul]
+Caller = Annotated[str, Field(max_length=64), NoNul]
+Reason = Annotated[str, Field(max_length=200), NoNul]
 AgentName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """How far from ``now`` a time in a payload may be: ``back`` before it, ``ahead`` after."""
+
+    back: timedelta = timedelta(hours=24)
+    ahead: timedelta = timedelta(minutes=5)
+
+    def check(self, at: datetime, now: datetime, path: str, *, any_past: bool = False) -> datetime:
+        """``at`` in UTC, or :class:`PayloadError` naming ``path`` when it is out of bounds
+        (``any_past``: only too far ahead, or not a time on any clock)."""
+        try:
+            utc = at.astimezone(UTC)
+            inside = utc <= now + self.ahead and (any_past or now - self.back <= utc)
+        except OverflowError:  # year 1 or 9999 with an offset: not a time on any clock
+            inside = False
+        if not inside:
+            bounds = (
+                f"at most {_span(self.ahead)} after now"
+                if any_past
+                else f"within {_span(self.back)} before and {_span(self.ahead)} after now"
+            )
+            raise PayloadError(
+                "time_out_of_window",
+                f"{path}: must be {bounds} ({now.astimezone(UTC).isoformat()}), "
+                f"not {_show(at.isoformat())}",
+            )
+        return utc
+
+
+DEFAULT_WINDOW = Window()
 
 
 class _Strict(BaseModel):
@@ -82,9 +146,9 @@ class ResultPayload(_Strict):
     at: AwareDatetime
     ok: bool
     recognised: bool | None
-    latency_ms: float = Field(ge=0, allow_inf_nan=False)
-    status: int | None
-    evidence: str = Field(default="", max_length=4000)
+    latency_ms: float = Field(ge=0, le=MAX_LATENCY_MS, allow_inf_nan=False)
+    status: Annotated[int, Field(ge=100, le=599)] | None
+    evidence: Evidence = ""
     attempts: int = Field(default=1, ge=1, le=100)
 
 
@@ -95,10 +159,23 @@ class ResultsBatchPayload(_Strict):
     results: list[ResultPayload] = Field(min_length=1, max_length=MAX_RESULTS_PER_MESSAGE)
 
 
+class _BatchEnvelope(_Strict):
+    """A results batch whose results are read one by one (when some of them are invalid)."""
+
+    schema_: Literal["ctiwatch.results/1"] = Field(alias="schema")
+    agent: AgentName
+    sent_at: AwareDatetime
+    results: list[Any] = Field(min_length=1, max_length=MAX_RESULTS_PER_MESSAGE)
+
+
+_RESULT_LIST = TypeAdapter(list[ResultPayload])
+_RESULT_PATH = re.compile(r"^results\[(\d+)\](\.|$)")
+
+
 class CallPayload(_Strict):
     schema_: Literal["ctiwatch.call/1"] = Field(alias="schema")
     call_id: ResultId
-    caller: str = Field(max_length=64)
+    caller: Caller
     location: Name
     user: Name
     recognised: bool
@@ -111,7 +188,7 @@ class StatusPayload(_Strict):
     agent: AgentName
     status: Literal["online", "offline"]
     at: AwareDatetime
-    reason: str = Field(default="", max_length=200)
+    reason: Reason = ""
 
 
 # --- decoded values ----------------------------------------------------------------------------
@@ -193,21 +270,37 @@ class TopologyIndex:
 
 
 def decode_results(
-    payload: bytes | str, topology: TopologyIndex, *, topic_agent: str | None = None
+    payload: bytes | str,
+    topology: TopologyIndex,
+    *,
+    now: datetime,
+    window: Window = DEFAULT_WINDOW,
+    topic_agent: str | None = None,
 ) -> DecodedBatch:
-    """A results batch from an agent; ``topic_agent`` is the agent named by the topic."""
-    batch = _validate(ResultsBatchPayload, payload)
-    if topic_agent is not None and batch.agent != topic_agent:
+    """A results batch from an agent; ``topic_agent`` is the agent named by the topic.
+
+    Results out of bounds (invalid, unknown target, time outside ``window`` around ``now``)
+    are rejected one by one; the batch itself is rejected only when its envelope is wrong."""
+    _check_size(payload)
+    rejected: list[PayloadError] = []
+    try:
+        batch = ResultsBatchPayload.model_validate_json(payload)
+        agent, sent_at, items = batch.agent, batch.sent_at, list(enumerate(batch.results))
+    except ValidationError as exc:
+        agent, sent_at, items = _item_by_item(payload, exc, rejected)
+    if topic_agent is not None and agent != topic_agent:
         raise PayloadError(
             "agent_mismatch",
-            f"agent: {_show(batch.agent)} does not match the topic's agent {_show(topic_agent)}",
+            f"agent: {_show(agent)} does not match the topic's agent {_show(topic_agent)}",
         )
+    sent_utc = window.check(sent_at, now, "sent_at")
     results: list[ProbeResult] = []
-    rejected: list[PayloadError] = []
     target = topology.target
-    for index, item in enumerate(batch.results):
+    for index, item in items:
+        path = f"results[{index}]"
         try:
-            key = target(item.service, item.customer, item.location, item.user, f"results[{index}]")
+            key = target(item.service, item.customer, item.location, item.user, path)
+            at = window.check(item.at, now, f"{path}.at")
         except PayloadError as exc:
             rejected.append(exc)
             continue
@@ -215,7 +308,7 @@ def decode_results(
             ProbeResult(
                 item.result_id,
                 key,
-                item.at.astimezone(UTC),
+                at,
                 item.ok,
                 item.recognised,
                 item.latency_ms,
@@ -223,10 +316,40 @@ def decode_results(
                 item.evidence,
                 Source.AGENT,
                 item.attempts,
-                batch.agent,
+                agent,
             )
         )
-    return DecodedBatch(batch.agent, batch.sent_at.astimezone(UTC), results, rejected)
+    rejected.sort(key=lambda problem: _index_of(problem.message))
+    return DecodedBatch(agent, sent_utc, results, rejected)
+
+
+def _item_by_item(
+    payload: bytes | str, exc: ValidationError, rejected: list[PayloadError]
+) -> tuple[str, datetime, list[tuple[int, ResultPayload]]]:
+    """A batch whose only errors are inside some of its results: those results are rejected
+    (appended to ``rejected``), the others read. Any other error rejects the batch."""
+    by_index: dict[int, list[Problem]] = {}
+    for problem in problems(exc, words=_WORDS, show=_show):
+        item = _RESULT_PATH.match(problem.path)
+        if item is None:
+            raise _payload_error(exc) from None
+        by_index.setdefault(int(item.group(1)), []).append(problem)
+    try:
+        envelope = _BatchEnvelope.model_validate_json(payload)
+        good = [i for i in range(len(envelope.results)) if i not in by_index]
+        items = _RESULT_LIST.validate_json(json.dumps([envelope.results[i] for i in good]))
+    except (ValidationError, ValueError, RecursionError):
+        raise _payload_error(exc) from None
+    for index in sorted(by_index):
+        rejected.append(PayloadError("invalid_payload", _joined(by_index[index])))
+    return envelope.agent, envelope.sent_at, list(zip(good, items, strict=True))
+
+
+def _index_of(message: str) -> int:
+    # "results[12].at: ..." -> 12, so rejections are reported in the batch's order.
+    head = message.partition("]")[0]
+    digits = head.rpartition("[")[2]
+    return int(digits) if digits.isdigit() else -1
 
 
 def call_result_id(customer: str, call_id: str) -> str:
@@ -235,15 +358,24 @@ def call_result_id(customer: str, call_id: str) -> str:
     return f"call:{customer}:{call_id}"
 
 
-def decode_call(payload: bytes | str, customer: str, topology: TopologyIndex) -> ProbeResult:
+def decode_call(
+    payload: bytes | str,
+    customer: str,
+    topology: TopologyIndex,
+    *,
+    now: datetime,
+    window: Window = DEFAULT_WINDOW,
+) -> ProbeResult:
     """A real call event for ``customer`` (named by the topic): one CRM recognition fact."""
+    _check_size(payload)
     call = _validate(CallPayload, payload)
     topology.check(customer, call.location, call.user)
+    at = window.check(call.at, now, "at")
     outcome = "recognised" if call.recognised else "not recognised"
     return ProbeResult(
         result_id=call_result_id(customer, call.call_id),
         target=TargetKey(Service.CRM, customer, call.location, call.user),
-        at=call.at.astimezone(UTC),
+        at=at,
         ok=True,
         recognised=call.recognised,
         latency_ms=0.0,
@@ -254,32 +386,64 @@ def decode_call(payload: bytes | str, customer: str, topology: TopologyIndex) ->
     )
 
 
-def decode_status(payload: bytes | str, *, topic_agent: str | None = None) -> AgentStatus:
+def decode_status(
+    payload: bytes | str,
+    *,
+    now: datetime,
+    window: Window = DEFAULT_WINDOW,
+    topic_agent: str | None = None,
+) -> AgentStatus:
+    """An agent's status. Its time may be old (a retained last will says when the agent
+    connected, however long ago), never ahead of ``now`` by more than ``window.ahead``."""
+    _check_size(payload)
     status = _validate(StatusPayload, payload)
     if topic_agent is not None and status.agent != topic_agent:
         raise PayloadError(
             "agent_mismatch",
             f"agent: {_show(status.agent)} does not match the topic's agent {_show(topic_agent)}",
         )
-    return AgentStatus(
-        status.agent, status.status == "online", status.at.astimezone(UTC), status.reason
-    )
+    at = window.check(status.at, now, "at", any_past=True)
+    return AgentStatus(status.agent, status.status == "online", at, status.reason)
+
+
+def _check_size(payload: bytes | str) -> None:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(
+            "too_large",
+            f"the payload must be at most {MAX_PAYLOAD_BYTES} bytes, not {len(payload)}",
+        )
 
 
 def _validate(model: type[_M], payload: bytes | str) -> _M:
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:
-        found = problems(exc, words=_WORDS, show=_show)
-        reason = "invalid_payload"
-        if any(problem.kind == "json_invalid" for problem in found):
-            reason = "invalid_json"
-        elif any(problem.path == "schema" for problem in found):
-            reason = "unsupported_schema"
-        lines = [_describe(problem) for problem in found]
-        if len(lines) > 5:
-            lines = [*lines[:5], f"and {len(lines) - 5} more errors"]
-        raise PayloadError(reason, "; ".join(lines)) from None
+        raise _payload_error(exc) from None
+
+
+def _payload_error(exc: ValidationError) -> PayloadError:
+    found = problems(exc, words=_WORDS, show=_show)
+    reason = "invalid_payload"
+    if any(problem.kind == "json_invalid" for problem in found):
+        reason = "invalid_json"
+    elif any(problem.path == "schema" for problem in found):
+        reason = "unsupported_schema"
+    return PayloadError(reason, _joined(found))
+
+
+def _joined(found: list[Problem]) -> str:
+    lines = [_describe(problem) for problem in found]
+    if len(lines) > 5:
+        lines = [*lines[:5], f"and {len(lines) - 5} more errors"]
+    return "; ".join(lines)
+
+
+def _span(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 # --- encoding ----------------------------------------------------------------------------------
@@ -394,6 +558,7 @@ _WORDS = {
     "model_attributes_type": "must be a JSON object",
     "dict_type": "must be a JSON object",
     "json_invalid": "not valid JSON ({error})",
+    "nul_character": "must not contain NUL characters",
 }
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+# Longer topics are none of ours (ours are the prefix and at most 80 characters more).
+MAX_TOPIC_LENGTH = 512
+
 
 class TopicKind(StrEnum):
     RESULTS = "results"
@@ -51,7 +54,7 @@ class Topics:
     def parse(self, topic: str) -> ParsedTopic | None:
         """What a received topic is, or ``None`` when it is none of ours."""
         head = f"{self.prefix}/"
-        if not topic.startswith(head):
+        if len(topic) > MAX_TOPIC_LENGTH or not topic.startswith(head):
             return None
         parts = topic[len(head) :].split("/")
         if len(parts) == 2 and parts[0] == "results" and parts[1]:

@@ -4,10 +4,12 @@ SQLite (aiosqlite, WAL) by default, PostgreSQL (asyncpg) by URL. Callers use :cl
 and the frozen dataclasses of :mod:`ctiwatch.storage.records`; table classes stay inside.
 """
 
+from ctiwatch.storage.dead_letters import is_transient
 from ctiwatch.storage.engine import StorageError, normalize_url
 from ctiwatch.storage.records import (
     AgentRecord,
     CallCounts,
+    DeadLetter,
     IncidentRecord,
     MaintenanceRecord,
     OutboxMessage,
@@ -20,6 +22,7 @@ from ctiwatch.storage.store import Store, Transaction
 __all__ = [
     "AgentRecord",
     "CallCounts",
+    "DeadLetter",
     "IncidentRecord",
     "MaintenanceRecord",
     "OutboxMessage",
@@ -29,5 +32,6 @@ __all__ = [
     "Store",
     "TimelineEntry",
     "Transaction",
+    "is_transient",
     "normalize_url",
 ]

@@ -301,3 +301,16 @@ class AgentRecord:
     last_seen: datetime
     status: AgentStatus = "online"
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An input the database would not take, parked with the reason instead of retried for
+    ever. ``payload`` is its JSON text (NUL and other control characters escaped)."""
+
+    parked_at: datetime
+    source: str  # where it came from, e.g. "mqtt"
+    key: str  # what names it, e.g. the result id
+    reason: str
+    payload: str
+    id: int | None = None

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from ctiwatch.storage import migrate
+from ctiwatch.storage.dead_letters import DeadLetterRepository
 from ctiwatch.storage.engine import Database, StorageError, normalize_url, safe_url
 from ctiwatch.storage.incidents import IncidentRepository, TxIncidents, TxTimeline
 from ctiwatch.storage.maintenance import AgentRepository, MaintenanceRepository
@@ -42,6 +43,7 @@ class Store:
         self.maintenance = MaintenanceRepository(db)
         self.agents = AgentRepository(db)
         self.webhook_replays = WebhookReplayRepository(db)
+        self.dead_letters = DeadLetterRepository(db)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, echo: bool = False) -> _Opening:

@@ -271,6 +271,18 @@ class AgentRow(SQLModel, table=True):
     meta: dict[str, Any] = Field(default_factory=dict, sa_type=json_type())
 
 
+class DeadLetterRow(SQLModel, table=True):
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_parked_at", "parked_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    parked_at: datetime = Field(sa_type=UTCDateTime)
+    source: str
+    key: str
+    reason: str = Field(sa_type=Text)
+    payload: str = Field(sa_type=Text)
+
+
 PROBE_RESULTS = table_of(ProbeResultRow)
 TARGET_LATEST = table_of(TargetLatestRow)
 ROLLUPS_MINUTE = table_of(RollupMinuteRow)
@@ -281,6 +293,7 @@ TIMELINE = table_of(TimelineRow)
 OUTBOX = table_of(OutboxRow)
 MAINTENANCE = table_of(MaintenanceRow)
 AGENTS = table_of(AgentRow)
+DEAD_LETTERS = table_of(DeadLetterRow)
 
 
 class WebhookReplayRow(SQLModel, table=True):

@@ -36,10 +36,12 @@ def build_web_app(
     tz: str = "Europe/Amsterdam",
     extra_routes: Callable[[web.Application], None] | None = None,
     nav_links: Sequence[tuple[str, str]] = (),
+    health: Callable[[], list[str]] | None = None,
 ) -> web.Application:
     """The console over ``service``; ``/metrics`` exposes ``metrics_registry`` (with the
     web's own request metrics added to it) and is absent when it is None. ``nav_links``
-    (label, path) are added to the header, e.g. the demo's fake phone and mailbox."""
+    (label, path) are added to the header, e.g. the demo's fake phone and mailbox. ``/healthz``
+    answers ``ok``, or 503 with the lines ``health()`` gives (components down)."""
     zone = ZoneInfo(tz)
     environment = build_environment(zone)
     environment.globals["nav_links"] = tuple(nav_links)
@@ -51,7 +53,7 @@ def build_web_app(
     app = web.Application(middlewares=middlewares)
     app.add_routes(pages.routes())
     app.add_routes(Api(service, zone).routes())
-    app.add_routes([web.get("/healthz", _healthz), web.static("/static", STATIC)])
+    app.add_routes([web.get("/healthz", _healthz(health)), web.static("/static", STATIC)])
     if metrics_registry is not None:
         app.add_routes([web.get("/metrics", _metrics_handler(metrics_registry))])
     if extra_routes is not None:
@@ -59,8 +61,14 @@ def build_web_app(
     return app
 
 
-async def _healthz(request: web.Request) -> web.Response:
-    return web.Response(text="ok")
+def _healthz(health: Callable[[], list[str]] | None) -> Handler:
+    async def healthz(request: web.Request) -> web.Response:
+        problems = health() if health is not None else []
+        if problems:
+            return web.Response(status=503, text="\n".join(problems))
+        return web.Response(text="ok")
+
+    return healthz
 
 
 def _metrics_handler(registry: prometheus_client.CollectorRegistry) -> Handler:

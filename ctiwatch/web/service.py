@@ -233,6 +233,16 @@ class MqttView:
     detail: str = ""  # why it is unreachable
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetterView:
+    """An input the database refused, parked instead of retried for ever."""
+
+    parked_at: datetime
+    source: str  # "mqtt"
+    key: str  # the result id
+    reason: str
+
+
 # --- incidents ------------------------------------------------------------------------------
 
 
@@ -314,6 +324,7 @@ class StatusView:
     # The trailing window of every tile's recognition figure: the degraded rule's window, so
     # a card's figure is the one the rule judges (``sla.words.window_words``).
     recognition_window: str = "1h"
+    dead_letters: tuple[DeadLetterView, ...] = ()  # the latest parked, newest first
 
 
 class ConsoleService(Protocol):

@@ -40,7 +40,6 @@ FROM = "+3197010000003"
 HOOKS = "https://ctiwatch.example.net"
 A, B = "+31611111111", "+31622222222"
 T0 = datetime(2026, 12, 1, 9, 3, tzinfo=UTC)  # Tue 10:03 CET, in support hours
-SMS_SID = "SM" + "0" * 31 + "1"
 
 
 def settings(twilio: FakeTwilio, smtp_port: int = 25) -> AlertingConfig:
@@ -100,7 +99,7 @@ async def test_twilio_answering_500_twice_is_retried_and_the_sms_sent_once(
     assert [(m.to, m.idempotency_key, m.at) for m in fake.messages] == [
         (A, "7:opened:sms:a", T0 + timedelta(seconds=3))
     ]
-    assert await statuses(store) == {"7:opened:sms:a": ("sent", 0, SMS_SID)}
+    assert await statuses(store) == {"7:opened:sms:a": ("sent", 0, fake.nth_sid("SM", 1))}
 
 
 async def test_twilio_429_with_a_short_retry_after_is_waited_out_in_the_same_claim(
@@ -145,7 +144,7 @@ async def test_twilio_429_asking_for_longer_than_a_claim_waits_requeues_it_until
     assert early == []
     assert (second.outcome, second.at) == ("sent", T0 + timedelta(seconds=300))
     assert [m.idempotency_key for m in fake.messages] == ["7:opened:sms:a"]
-    assert await statuses(store) == {"7:opened:sms:a": ("sent", 1, SMS_SID)}
+    assert await statuses(store) == {"7:opened:sms:a": ("sent", 1, fake.nth_sid("SM", 1))}
 
 
 def test_twilio_not_answering_is_retried_after_the_timeout_and_the_call_made_once() -> None:

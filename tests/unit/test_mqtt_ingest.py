@@ -62,6 +62,7 @@ def test_redelivered_results_reach_the_sink_once_and_are_counted_as_duplicates()
         "accepted": 3,
         "duplicates": 1,
         "rejected": {},
+        "parked": 0,
     }
 
 
@@ -91,6 +92,7 @@ def test_bad_messages_are_counted_by_reason_and_never_raise() -> None:
             "unknown_user": 1,
             "unsupported_schema": 2,  # version 9, and the call without any schema
         },
+        "parked": 0,
     }
 
 

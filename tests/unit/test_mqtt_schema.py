@@ -40,6 +40,7 @@ TOPOLOGY = TopologyIndex(
     ).topology
 )
 AT = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
+NOW = AT + timedelta(seconds=30)  # when the messages arrive
 
 
 def result(n: int = 1, **changes: Any) -> dict[str, Any]:
@@ -73,14 +74,18 @@ def batch(*results: dict[str, Any], **changes: Any) -> bytes:
 
 
 def error_of(payload: bytes, **kwargs: Any) -> tuple[str, str]:
-    with pytest.raises(PayloadError) as caught:
-        decode_results(payload, TOPOLOGY, **kwargs)
-    return caught.value.reason, str(caught.value)
+    """The error a batch gets: its own, or (a batch of bad results only) its first result's."""
+    try:
+        decoded = decode_results(payload, TOPOLOGY, now=NOW, **kwargs)
+    except PayloadError as exc:
+        return exc.reason, str(exc)
+    assert decoded.results == []
+    return decoded.rejected[0].reason, str(decoded.rejected[0])
 
 
 def test_valid_batch_decodes_into_agent_results_in_utc() -> None:
     decoded = decode_results(
-        batch(result(1), result(2, service="click2dial", recognised=None)), TOPOLOGY
+        batch(result(1), result(2, service="click2dial", recognised=None)), TOPOLOGY, now=NOW
     )
 
     assert decoded.agent == "ams-1"
@@ -117,13 +122,15 @@ def test_valid_batch_decodes_into_agent_results_in_utc() -> None:
     assert decoded.results[0].at.utcoffset() == timedelta(0)
 
 
-def test_unknown_service_names_the_result_and_the_allowed_values() -> None:
+def test_unknown_service_rejects_that_result_alone_naming_the_allowed_values() -> None:
     payload = batch(result(0), result(1), result(2), result(3, service="sms"))
 
-    assert error_of(payload) == (
-        "invalid_payload",
-        'results[3].service: must be click2dial or crm, not "sms"',
-    )
+    decoded = decode_results(payload, TOPOLOGY, now=NOW)
+
+    assert [r.result_id for r in decoded.results] == ["r0", "r1", "r2"]
+    assert [(e.reason, str(e)) for e in decoded.rejected] == [
+        ("invalid_payload", 'results[3].service: must be click2dial or crm, not "sms"')
+    ]
 
 
 @pytest.mark.parametrize(
@@ -221,6 +228,7 @@ def test_unknown_topology_rejects_only_those_results_naming_them() -> None:
             result(5, location="acme-rtm", user="carol"),
         ),
         TOPOLOGY,
+        now=NOW,
     )
 
     assert [r.result_id for r in decoded.results] == ["r1", "r5"]
@@ -244,7 +252,7 @@ def test_call_event_is_a_crm_recognition_fact_for_the_topics_customer() -> None:
         at=datetime(2025, 1, 6, 10, 0, tzinfo=timezone(timedelta(hours=1))),
     )
 
-    assert decode_call(payload, "acme", TOPOLOGY) == ProbeResult(
+    assert decode_call(payload, "acme", TOPOLOGY, now=NOW) == ProbeResult(
         result_id="call:acme:c-981",
         target=TargetKey(Service.CRM, "acme", "acme-rtm", "carol"),
         at=AT,
@@ -269,7 +277,7 @@ def test_call_event_for_unknown_user_is_rejected_naming_it() -> None:
     )
 
     with pytest.raises(PayloadError) as caught:
-        decode_call(payload, "acme", TOPOLOGY)
+        decode_call(payload, "acme", TOPOLOGY, now=NOW)
 
     assert (caught.value.reason, str(caught.value)) == (
         "unknown_user",
@@ -288,7 +296,7 @@ def test_call_event_for_unknown_customer_is_rejected_naming_it() -> None:
     )
 
     with pytest.raises(PayloadError) as caught:
-        decode_call(payload, "initech", TOPOLOGY)
+        decode_call(payload, "initech", TOPOLOGY, now=NOW)
 
     assert str(caught.value) == 'customer: unknown customer "initech"'
 
@@ -307,14 +315,14 @@ def test_call_event_with_bad_direction_names_it() -> None:
     payload["direction"] = "sideways"
 
     with pytest.raises(PayloadError) as caught:
-        decode_call(json.dumps(payload), "acme", TOPOLOGY)
+        decode_call(json.dumps(payload), "acme", TOPOLOGY, now=NOW)
 
     assert str(caught.value) == 'direction: must be inbound or outbound, not "sideways"'
 
 
 def test_status_round_trip() -> None:
     status = decode_status(
-        encode_status("ams-1", False, AT, "connection lost"), topic_agent="ams-1"
+        encode_status("ams-1", False, AT, "connection lost"), now=NOW, topic_agent="ams-1"
     )
 
     assert (status.agent, status.online, status.at, status.reason) == (
@@ -330,7 +338,7 @@ def test_status_with_unknown_value_names_it() -> None:
     payload["status"] = "sleeping"
 
     with pytest.raises(PayloadError) as caught:
-        decode_status(json.dumps(payload))
+        decode_status(json.dumps(payload), now=NOW)
 
     assert str(caught.value) == 'status: must be online or offline, not "sleeping"'
 
@@ -353,7 +361,9 @@ def test_encoded_results_decode_to_the_same_results() -> None:
         for n in range(3)
     ]
 
-    decoded = decode_results(encode_results("rtm-1", AT, original), TOPOLOGY, topic_agent="rtm-1")
+    decoded = decode_results(
+        encode_results("rtm-1", AT, original), TOPOLOGY, now=NOW, topic_agent="rtm-1"
+    )
 
     assert decoded.results == original
 

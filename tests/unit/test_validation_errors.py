@@ -4,6 +4,7 @@ console/API requests and MQTT payloads all report through it, naming the entity 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,7 @@ def test_an_mqtt_payload_problem_names_the_result_by_index() -> None:
         decode_results(
             '{"schema": "ctiwatch.results/1", "agent": "a", "results": [{}]}',
             TopologyIndex(TopologyConfig()),
+            now=datetime(2025, 1, 6, 9, 0, tzinfo=UTC),
         )
     assert caught.value.reason == "invalid_payload"
     assert caught.value.message == (
