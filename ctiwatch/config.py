@@ -484,6 +484,15 @@ class SimulatorConfig(Strict):
     port: int = Field(default=8081, ge=1, le=65535)
 
 
+class MaintenanceConfig(Strict):
+    """Maintenance as the SLA asks (sla.md, Maintenance): a window is announced at least
+    ``min_notice`` before it starts (emergencies are exempt); the covered customers' contacts
+    get a reminder ``reminder_before`` its start."""
+
+    min_notice: Duration = timedelta(hours=48)
+    reminder_before: PositiveDuration = timedelta(hours=24)
+
+
 class LoggingConfig(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["kv", "json"] = "kv"
@@ -500,6 +509,7 @@ class Config(Strict):
     agent: AgentConfig | None = None
     web: WebConfig = WebConfig()
     simulator: SimulatorConfig = SimulatorConfig()
+    maintenance: MaintenanceConfig = MaintenanceConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

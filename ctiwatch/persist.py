@@ -127,9 +127,9 @@ async def load_state(store: Store, now: datetime) -> StoredState:
 
 
 def engine_windows(records: Iterable[MaintenanceRecord]) -> list[MaintenanceWindow]:
-    """The stored windows that suppress, as the incident engine reads them: cancelled windows
-    stay stored as history but suppress nothing."""
-    return [record.window for record in records if not record.cancelled]
+    """The stored windows that suppress, as the incident engine reads them (each occurrence
+    of a recurring one): cancelled windows stay stored as history but suppress nothing."""
+    return [window for record in records if not record.cancelled for window in record.windows]
 
 
 class StepFailed(RuntimeError):

@@ -337,8 +337,8 @@ async def test_api_question_for_unknown_customer_names_the_field(client: Client)
 def window(**changes: Any) -> dict[str, Any]:
     body = {
         "actor": "Sanne",
-        "start": "2026-12-01T22:00:00+01:00",
-        "end": "2026-12-02T02:00:00+01:00",
+        "start": "2026-12-03T22:00:00+01:00",
+        "end": "2026-12-04T02:00:00+01:00",
         "services": ["crm"],
         "reason": "CRM connector upgrade",
     }
@@ -350,8 +350,8 @@ async def test_api_schedules_and_cancels_maintenance(client: Client) -> None:
     created = await post_json(client, "/api/v1/maintenance", window(), 201)
     assert created == {
         "id": 1,
-        "start": "2026-12-01T22:00:00+01:00",
-        "end": "2026-12-02T02:00:00+01:00",
+        "start": "2026-12-03T22:00:00+01:00",
+        "end": "2026-12-04T02:00:00+01:00",
         "services": ["crm"],
         "customers": None,
         "reason": "CRM connector upgrade",
@@ -359,6 +359,22 @@ async def test_api_schedules_and_cancels_maintenance(client: Client) -> None:
         "state": "scheduled",
         "cancelled_by": None,
         "cancelled_at": None,
+        "locations": None,
+        "emergency": False,
+        "justification": "",
+        "recurrence": None,
+        "occurrences": [],
+        "revision": 1,
+        "history": [
+            {
+                "revision": 1,
+                "action": "scheduled",
+                "at": "2026-12-01T10:00:00+01:00",
+                "actor": "Sanne",
+                "reason": "",
+                "before": None,
+            }
+        ],
     }
     listed = await get_json(client, "/api/v1/maintenance")
     assert [w["id"] for w in listed["maintenance"]] == [1]
@@ -370,6 +386,28 @@ async def test_api_schedules_and_cancels_maintenance(client: Client) -> None:
         "state": "cancelled",
         "cancelled_by": "Piet",
         "cancelled_at": "2026-12-01T10:00:00+01:00",
+        "revision": 2,
+        "history": [
+            *created["history"],
+            {
+                "revision": 2,
+                "action": "cancelled",
+                "at": "2026-12-01T10:00:00+01:00",
+                "actor": "Piet",
+                "reason": "",
+                "before": {
+                    "start": "2026-12-03T21:00:00+00:00",
+                    "end": "2026-12-04T01:00:00+00:00",
+                    "services": ["crm"],
+                    "customers": [],
+                    "locations": [],
+                    "reason": "CRM connector upgrade",
+                    "recurrence": None,
+                    "emergency": False,
+                    "justification": "",
+                },
+            },
+        ],
     }
     # Kept as history, no longer among the windows the status page announces.
     listed = await get_json(client, "/api/v1/maintenance")
@@ -384,10 +422,10 @@ async def test_api_schedules_and_cancels_maintenance(client: Client) -> None:
     ("changes", "field", "message"),
     [
         (
-            {"start": "2026-12-01T16:00:00+01:00"},
+            {"start": "2026-12-03T16:00:00+01:00"},
             "start",
             "maintenance must lie outside support hours: the window starts inside them "
-            "(Tue 01 Dec 16:00)",
+            "(Thu 03 Dec 16:00)",
         ),
         (
             {"start": "2026-12-01T22:00:00"},
@@ -399,7 +437,7 @@ async def test_api_schedules_and_cancels_maintenance(client: Client) -> None:
             "end",
             "end: must be a time with a UTC offset, e.g. 2026-12-02T22:00:00+01:00",
         ),
-        ({"end": "2026-12-01T21:00:00+01:00"}, "end", "end must be after start"),
+        ({"end": "2026-12-03T21:00:00+01:00"}, "end", "end must be after start"),
         ({"services": ["fax"]}, "services", "services[0]: must be click2dial or crm"),
         ({"customers": ["nobody"]}, "customers", "unknown customer 'nobody'"),
         ({"reason": ""}, "reason", "reason: must not be empty"),
@@ -501,7 +539,7 @@ async def test_a_failing_service_gives_a_clean_500_not_a_traceback(
 
 
 async def test_a_window_turns_active_then_ended_with_the_clock(scene: Scene) -> None:
-    start = datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
+    start = datetime(2026, 12, 3, 21, 0, tzinfo=UTC)
     view = await scene.console.schedule_maintenance(
         start, start + timedelta(hours=2), None, None, "upgrade", "Sanne"
     )
