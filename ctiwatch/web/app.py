@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from ctiwatch.web.api import Api, json_error
+from ctiwatch.web.feeds import customer_feed_routes
 from ctiwatch.web.pages import NONCE, Pages
 from ctiwatch.web.render import build_environment
 from ctiwatch.web.service import ConsoleService, ServiceError
@@ -53,6 +54,7 @@ def build_web_app(
     app = web.Application(middlewares=middlewares)
     app.add_routes(pages.routes())
     app.add_routes(Api(service, zone).routes())
+    app.add_routes(customer_feed_routes(service, zone))
     app.add_routes([web.get("/healthz", _healthz(health)), web.static("/static", STATIC)])
     if metrics_registry is not None:
         app.add_routes([web.get("/metrics", _metrics_handler(metrics_registry))])
