@@ -75,6 +75,7 @@ from ctiwatch.supervisor import Supervisor
 from ctiwatch.web.app import build_web_app
 from ctiwatch.web.service import MqttView
 from ctiwatch.web.twilio_webhooks import add_twilio_routes
+from incidents.maintenance import duration_words
 from pipeline.monitor import Monitor
 from probes.base import random_ids
 from probes.scheduler import Scheduler
@@ -289,6 +290,10 @@ class Ctiwatch:
                 metrics_registry=self.metrics.registry,
                 health=self.supervisor.problems,
                 tz=config.sla.timezone,
+                maintenance_notice=(
+                    duration_words(config.maintenance.min_notice),
+                    duration_words(config.maintenance.reminder_before),
+                ),
                 extra_routes=self._extra_routes,
                 nav_links=(
                     [("Fake phone", f"{FAKES_PREFIX}/phone"), ("Mailbox", f"{FAKES_PREFIX}/mail")]

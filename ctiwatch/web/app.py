@@ -38,6 +38,7 @@ def build_web_app(
     extra_routes: Callable[[web.Application], None] | None = None,
     nav_links: Sequence[tuple[str, str]] = (),
     health: Callable[[], list[str]] | None = None,
+    maintenance_notice: tuple[str, str] = ("48h", "24h"),
 ) -> web.Application:
     """The console over ``service``; ``/metrics`` exposes ``metrics_registry`` (with the
     web's own request metrics added to it) and is absent when it is None. ``nav_links``
@@ -46,6 +47,8 @@ def build_web_app(
     zone = ZoneInfo(tz)
     environment = build_environment(zone)
     environment.globals["nav_links"] = tuple(nav_links)
+    # The maintenance rules in words: (minimum notice, reminder before the start).
+    environment.globals["min_notice"], environment.globals["reminder"] = maintenance_notice
     pages = Pages(service, environment, zone)
     middlewares: list[Middleware] = []
     if metrics_registry is not None:

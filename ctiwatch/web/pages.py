@@ -19,8 +19,8 @@ from multidict import MultiDictProxy
 
 from ctiwatch.web.actions import DONE_MESSAGES, INCIDENT_ACTIONS, perform
 from ctiwatch.web.inputs import (
-    ActorBody,
     B,
+    CancelMaintenanceBody,
     MaintenanceBody,
     QuestionBody,
     ResolveBody,
@@ -52,7 +52,11 @@ MAINTENANCE_LABELS = {
     "end": "End",
     "services": "Services",
     "customers": "Customers",
+    "locations": "Locations",
     "reason": "Reason",
+    "recurrence": "Repeat",
+    "justification": "Justification",
+    "why": "Why cancel",
 }
 
 
@@ -227,6 +231,7 @@ class Pages:
         typed: dict[str, Any] = _strings(form)
         typed["services"] = form.getall("services", [])
         typed["customers"] = form.getall("customers", [])
+        typed["locations"] = form.getall("locations", [])
         try:
             data: dict[str, Any] = {
                 "actor": form.get("actor", ""),
@@ -234,7 +239,11 @@ class Pages:
                 "end": parse_local_time(str(form.get("end", "")), "end", self._tz),
                 "services": typed["services"] or None,
                 "customers": typed["customers"] or None,
+                "locations": typed["locations"] or None,
                 "reason": form.get("reason", ""),
+                "recurrence": str(form.get("recurrence", "")).strip() or None,
+                "emergency": "emergency" in form,
+                "justification": form.get("justification", ""),
             }
             body = parse_form(MaintenanceBody, data)
             await self._service.schedule_maintenance(
@@ -244,6 +253,10 @@ class Pages:
                 body.customers,
                 body.reason,
                 body.actor,
+                locations=body.locations,
+                recurrence=body.recurrence,
+                emergency=body.emergency,
+                justification=body.justification,
             )
         except ServiceError as exc:
             error = form_error(exc, MAINTENANCE_LABELS)
@@ -254,8 +267,8 @@ class Pages:
         window_id = int(request.match_info["id"])
         form = await request.post()
         try:
-            body = _form_body(ActorBody, form)
-            await self._service.cancel_maintenance(window_id, body.actor)
+            body = _form_body(CancelMaintenanceBody, form)
+            await self._service.cancel_maintenance(window_id, body.actor, body.why)
         except ServiceError as exc:
             error = form_error(exc, MAINTENANCE_LABELS)
             return await self._maintenance_page(request, exc.status, error, _strings(form))

@@ -620,3 +620,37 @@ async def test_header_links_to_the_demo_fakes_when_the_app_is_given_them(
 async def test_header_has_no_fake_links_by_default(client: Client) -> None:
     text = await page(client, "/")
     assert "/fakes/phone" not in text
+
+
+async def test_maintenance_form_schedules_an_emergency_that_shows_its_justification(
+    client: Client, scene: Scene
+) -> None:
+    form = [
+        ("actor", "Sanne"),
+        ("start", "2026-12-01T11:00"),
+        ("end", "2026-12-01T12:00"),
+        ("locations", "acme-ams"),
+        ("emergency", "on"),
+        ("justification", "calls drop <since> 09:50"),
+        ("reason", "hotfix"),
+    ]
+    response = await client.post("/maintenance", data=form, allow_redirects=False)
+    assert response.status == 303, await response.text()
+    (window,) = await scene.console.maintenance()
+    assert (window.emergency, window.locations) == (True, ("acme-ams",))
+    html = await page(client, "/maintenance")
+    assert "<span data-justification>calls drop &lt;since&gt; 09:50</span>" in html
+    assert "must start at least 48h from now" in html
+
+
+async def test_maintenance_form_without_enough_notice_is_refused_with_the_rule(
+    client: Client, scene: Scene
+) -> None:
+    form = {"actor": "Sanne", "start": "2026-12-02T22:00", "end": "2026-12-03T02:00",
+            "reason": "upgrade"}  # fmt: skip
+    response = await post_form(client, "/maintenance", form)
+    assert response.status == 400
+    html = await response.text()
+    assert 'data-field="start"' in html
+    assert "announced at least 48h before it starts; this one starts in 36h" in html
+    assert await scene.console.maintenance() == []
