@@ -406,6 +406,8 @@ def _path(source: str, position: int, path: list[Step]) -> int:
 
 
 def _expected(text: str) -> tuple[tuple[Value, ...], bool]:
+    if text.startswith("any(") and not text.endswith(")"):
+        raise ConditionError(f"any( is not closed with ')': {text}")
     if text.startswith("any(") and text.endswith(")"):
         inner = text[4:-1]
         items = _split(inner)
