@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -117,6 +117,24 @@ class Condition:
     operator: str
     expected: tuple[Value, ...]
     any_of: bool = False
+    # Derived once (the hot path): the evidence around the actual value, and for == / != the
+    # texts a text answer is compared with.
+    _prefix: str = field(init=False, repr=False, compare=False)
+    _suffix: str = field(init=False, repr=False, compare=False)
+    _texts: frozenset[str] = field(init=False, repr=False, compare=False)
+    _statuses: frozenset[int] = field(init=False, repr=False, compare=False)
+    _classes: frozenset[int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "_prefix", f"{self.left.text} (")
+        set_(self, "_suffix", f") {self.operator} {self.shown_expected}")
+        # A text is never equal to a status class, and compares with a number as text.
+        set_(self, "_texts", frozenset(v.text for v in self.expected if v.status_class is None))
+        numbers = [v.number for v in self.expected if v.number is not None and not v.duration]
+        set_(self, "_statuses", frozenset(int(n) for n in numbers if n == int(n)))
+        classes = (v.status_class for v in self.expected if v.status_class is not None)
+        set_(self, "_classes", frozenset(classes))
 
     def bind(self, values: Mapping[str, str]) -> Condition:
         if not any(v.placeholders for v in self.expected):
@@ -132,9 +150,14 @@ class Condition:
 
     def holds(self, actual: Any) -> bool:
         """Whether ``actual`` (what :class:`Answer` read for the left side) satisfies it."""
+        operator = self.operator
+        if type(actual) is str and operator in ("==", "!="):
+            return (actual in self._texts) is (operator == "==")
+        if self.left.kind == "STATUS" and operator in ("==", "!="):
+            found = actual in self._statuses or actual // 100 in self._classes
+            return found is (operator == "==")
         if isinstance(actual, _Absent):
             return False
-        operator = self.operator
         if operator == "!=":
             return not any(_equal(actual, v, self.left) for v in self.expected)
         if operator == "==":
@@ -146,10 +169,11 @@ class Condition:
     def evaluate(self, answer: Answer) -> tuple[bool, str]:
         """Whether it holds for ``answer``, and its evidence: ``[STATUS] (503) == 201``."""
         actual = answer.read(self.left)
-        ok = self.holds(actual)
-        return ok, (
-            f"{self.left.text} ({show(actual, self.left)}) {self.operator} {self.shown_expected}"
-        )
+        if type(actual) is str and len(actual) <= _EXCERPT and "\n" not in actual:
+            shown = actual if "\r" not in actual else _excerpt(actual)
+        else:
+            shown = show(actual, self.left)
+        return self.holds(actual), self._prefix + shown + self._suffix
 
 
 class Answer:
@@ -169,6 +193,11 @@ class Answer:
 
     def read(self, operand: Operand) -> Any:
         kind = operand.kind
+        if kind == "BODY" and operand.path and operand.function is None:
+            document = self._json
+            if document is _UNREAD:
+                document = self._decode()
+            return document if document is NOT_JSON else _walk(document, operand.path)
         if kind == "STATUS":
             return self.status
         if kind == "RESPONSE_TIME":
@@ -179,11 +208,7 @@ class Answer:
             return self.body.decode("utf-8", "replace")
         document = self._json
         if document is _UNREAD:
-            try:
-                document = json.loads(self.body)
-            except ValueError:
-                document = NOT_JSON
-            self._json = document
+            document = self._decode()
         value = document if document is NOT_JSON else _walk(document, operand.path)
         if operand.function == "has":
             return value is not MISSING and value is not NOT_JSON
@@ -191,12 +216,27 @@ class Answer:
             return len(value) if isinstance(value, str | list | dict) else MISSING
         return value
 
+    def _decode(self) -> Any:
+        try:
+            document = json.loads(self.body)
+        except ValueError:
+            document = NOT_JSON
+        self._json = document
+        return document
+
 
 _UNREAD: Any = object()
 
 
 def _walk(node: Any, path: tuple[Step, ...]) -> Any:
     for index, step in enumerate(path):
+        if type(step) is str:
+            if type(node) is not dict:
+                return MISSING
+            node = node.get(step, MISSING)
+            if node is MISSING:
+                return MISSING
+            continue
         if step is None:
             if not isinstance(node, list):
                 return MISSING

@@ -266,7 +266,7 @@ def target_values(target: ProbeTarget) -> dict[str, str]:
 class BoundTemplate:
     """A template bound to one target: its request and the conditions it evaluates."""
 
-    __slots__ = ("conditions", "recognised", "request")
+    __slots__ = ("_last", "_timed", "conditions", "recognised", "request")
 
     def __init__(
         self,
@@ -277,11 +277,28 @@ class BoundTemplate:
         self.request = request
         self.conditions = conditions
         self.recognised = recognised
+        every = (*conditions, *((recognised,) if recognised is not None else ()))
+        # Conditions on the time or the certificate judge more than the status and body.
+        self._timed = any(c.left.kind in ("RESPONSE_TIME", "CERTIFICATE_EXPIRATION") for c in every)
+        # The last answer judged and its verdict: the same answer again (a lookup answers the
+        # same round after round) is judged the same, unless time is part of the judgement.
+        self._last: tuple[int, bytes, tuple[bool, bool | None, str]] | None = None
 
     def check(
         self, response: HttpResponse, target: ProbeTarget, ctx: ProbeContext, latency: float
     ) -> tuple[bool, bool | None, str]:
         """A :data:`~probes.base.Check`: every condition in order, then the recognition."""
+        last = self._last
+        if last is not None and last[0] == response.status and last[1] == response.body:
+            return last[2]
+        verdict = self._judge(response, ctx, latency)
+        if not self._timed:
+            self._last = (response.status, response.body, verdict)
+        return verdict
+
+    def _judge(
+        self, response: HttpResponse, ctx: ProbeContext, latency: float
+    ) -> tuple[bool, bool | None, str]:
         not_after = response.tls_not_after
         cert = None if not_after is None else (not_after - ctx.clock.now()).total_seconds()
         answer = Answer(response.status, response.body, round(latency * 1000.0, 3), cert)
