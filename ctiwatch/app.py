@@ -167,6 +167,15 @@ class Metrics:
         self.outbox_pending = prometheus_client.Gauge(
             "ctiwatch_outbox_pending", "Alerts waiting in the outbox", registry=self.registry
         )
+        self.outbox_failed = prometheus_client.Counter(
+            "ctiwatch_outbox_failed",
+            "Outbox messages that could not be sent (given up or unsendable), by channel",
+            ["channel", "cause"],
+            registry=self.registry,
+        )
+        for channel in ("sms", "voice", "email"):  # shown at 0 from the start
+            for cause in ("undelivered", "unsendable"):
+                self.outbox_failed.labels(channel, cause)
         self.dead_letters = prometheus_client.Counter(
             "ctiwatch_dead_letters",
             "Inputs the database refused, parked in the dead-letter table",
@@ -317,7 +326,7 @@ class Ctiwatch:
                 store.outbox,
                 channels,
                 self.clock,
-                worker=this_process(),
+                worker=this_process(config.alerting.node),
                 batch=SENDER_BATCH,
                 oncall=lambda now: on_call(monitor.rotation, now),
                 on_report=self._delivered,
@@ -459,7 +468,14 @@ class Ctiwatch:
                 pass
 
     async def _delivered(self, report: DeliveryReport) -> None:
-        """A delivery outcome on the incident's timeline."""
+        """A delivery outcome on the incident's timeline (a message that could not be sent
+        counted on ``/metrics`` too)."""
+        if report.outcome == "failed":
+            cause = "unsendable" if report.unsendable else "undelivered"
+            self.metrics.outbox_failed.labels(report.channel, cause).inc()
+            fallback = report.fallback
+            if fallback is not None and fallback.outcome == "failed":
+                self.metrics.outbox_failed.labels(fallback.channel, "undelivered").inc()
         if report.incident is None or self.store is None:
             return
         entry = TimelineEntry(
