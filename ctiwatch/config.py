@@ -440,6 +440,10 @@ class AlertingConfig(Strict):
 
 class StorageConfig(Strict):
     url: str = "sqlite+aiosqlite:///var/ctiwatch.db"
+    # While the database is unreachable: results kept in memory (the oldest dropped beyond it,
+    # counted), and how often storing them and the steps that could not commit is tried again.
+    backlog: int = Field(default=100_000, ge=1, le=10_000_000)
+    retry_interval: PositiveDuration = Field(default=timedelta(seconds=5), le=timedelta(minutes=10))
 
 
 class MqttConfig(Strict):
