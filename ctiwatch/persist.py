@@ -41,6 +41,8 @@ from pipeline.monitor import Monitor, Outcome
 
 log = logging.getLogger("ctiwatch.persist")
 
+# A step back of the wall clock longer than this is logged (shorter ones are jitter).
+_STEP_BACK_NOTED = timedelta(seconds=1)
 RESTORED_RESOLVED = 200  # recently resolved incidents kept in memory, so people can reopen them
 ESCALATION_KEY = "escalation"  # beside Incident.to_dict() in IncidentRecord.state
 
@@ -242,11 +244,36 @@ class Pipeline:
         self.changed = asyncio.Event()  # wakes the timers task: next_due may have moved
         self.outbox_ready = asyncio.Event()  # wakes the outbox sender
         self._observed = on_results
+        # The latest instant a step ran at: the monitor's time never goes back (see now()).
+        self._latest: datetime | None = None
+        self._standing_still = False
         self._dirty = False  # a step failed: memory may be ahead of the database
         # How many of each incident's timeline entries are stored already.
         self._stored_timeline: dict[int, int] = {
             incident.number: len(incident.timeline) for incident in monitor.engine.incidents()
         }
+
+    def now(self) -> datetime:
+        """The clock's time, never before an instant a step already ran at.
+
+        The wall clock can step back (NTP, a DST mistake): the monitor's time then stands
+        still until the wall clock has caught up, so no incident event is dated before an
+        earlier one, no SLA or escalation timer fires twice and no elapsed time is negative.
+        A step forward is taken as time that passed: what came due fires, each once.
+        """
+        now = self.clock.now()
+        latest = self._latest
+        if latest is not None and now < latest:
+            if latest - now > _STEP_BACK_NOTED and not self._standing_still:
+                self._standing_still = True  # one line per step back
+                log.warning(
+                    "the clock stepped back; the monitor's time stands still until it catches up",
+                    extra={"back_s": round((latest - now).total_seconds(), 3)},
+                )
+            return latest
+        self._latest = now
+        self._standing_still = False
+        return now
 
     # --- steps ---------------------------------------------------------------------------------
 
@@ -417,7 +444,7 @@ class Pipeline:
                 log.warning("the database is not reachable yet", extra={"error": str(exc)})
                 raise StepFailed(f"the database is not reachable: {exc}") from exc
             try:
-                outcome = run(self.clock.now())
+                outcome = run(self.now())
             except (IncidentError, Refused):
                 raise  # refused before anything changed (the engine's and the console's rule)
             except Exception as exc:
@@ -443,7 +470,7 @@ class Pipeline:
         classifier saw since (its results are stored) applied and stored again."""
         if not self._dirty:
             return
-        now = self.clock.now()
+        now = self.now()
         stored = await load_state(self.store, now)
         saved = [incident.to_dict() for incident in stored.incidents]
 
@@ -470,7 +497,7 @@ class Pipeline:
         """Sleep until the monitor's next due instant (or a change), then tick; forever."""
         while True:
             due = self.monitor.next_due()
-            now = self.clock.now()
+            now = self.now()
             if due is not None and due <= now:
                 try:
                     await self.tick()
@@ -496,7 +523,7 @@ class Pipeline:
         incidents = self._touched(outcome)
         if not incidents and not outcome.messages:
             return
-        now = self.clock.now()
+        now = self.now()
         timeline: list[TimelineEntry] = []
         counts: dict[int, int] = {}
         for incident in incidents:
