@@ -32,6 +32,7 @@ from pydantic import (
 from classifier.thresholds import Thresholds
 from ctiwatch.errors import (
     ID_PATTERN,
+    NODE_PATTERN,
     PHONE_PATTERN,
     describe_errors,
     item_label,
@@ -177,6 +178,9 @@ HttpUrl = Annotated[str, BeforeValidator(_http_url)]
 LocalTime = Annotated[time, BeforeValidator(_local_time)]
 PhoneNumber = Annotated[str, BeforeValidator(_phone), Field(pattern=_PHONE)]
 Identifier = Annotated[str, Field(pattern=_ID, max_length=64)]
+# A worker's node name: letters, digits, ``.``, ``_``, ``-`` (no ``/``: it is part of
+# ``node/pid/life``).
+NodeName = Annotated[str, Field(pattern=NODE_PATTERN, max_length=64)]
 
 
 class Strict(BaseModel):
@@ -491,6 +495,10 @@ class AlertingConfig(Strict):
     twilio: TwilioConfig = TwilioConfig()
     smtp: SmtpConfig = SmtpConfig()
     fakes: bool = True  # start the project's fake Twilio and SMTP servers in-process
+    # The name this worker claims outbox rows under (``node/pid/life``): what stays the same
+    # when the process is restarted, so a restart frees what its earlier life left claimed.
+    # None: the host name. Give each worker its own when several share a host name (containers).
+    node: NodeName | None = None
     # Sent/failed messages; pending ones stay. At least a day: the stored idempotency keys are
     # what keeps a trigger routed again after a restart from paging twice.
     outbox_retention: Duration = Field(default=timedelta(days=90), ge=timedelta(days=1))
@@ -501,6 +509,10 @@ class AlertingConfig(Strict):
 
 class StorageConfig(Strict):
     url: str = "sqlite+aiosqlite:///var/ctiwatch.db"
+    # While the database is unreachable: results kept in memory (the oldest dropped beyond it,
+    # counted), and how often storing them and the steps that could not commit is tried again.
+    backlog: int = Field(default=100_000, ge=1, le=10_000_000)
+    retry_interval: PositiveDuration = Field(default=timedelta(seconds=5), le=timedelta(minutes=10))
 
 
 class MqttConfig(Strict):
