@@ -433,6 +433,8 @@ class Ctiwatch:
             ]
         )
         self.metrics.dead_letters.labels("mqtt").inc(len(refused))
+        if self.pipeline is not None:
+            self.pipeline.version.bump()  # the status page lists the latest dead letters
 
     async def _send(self, sender: OutboxSender, store: Store, pipeline: Pipeline) -> None:
         ready = pipeline.outbox_ready
@@ -562,6 +564,7 @@ class Ctiwatch:
                 meta=meta,
             )
         )
+        pipeline.version.bump()  # the pages show the agent's health
 
 
 async def serve(config: Config, stop: asyncio.Event) -> None:

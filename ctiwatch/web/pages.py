@@ -17,6 +17,7 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from ctiwatch.web import readmodel as cached
 from ctiwatch.web.actions import DONE_MESSAGES, INCIDENT_ACTIONS, perform
 from ctiwatch.web.inputs import (
     ActorBody,
@@ -61,6 +62,7 @@ class Pages:
         self._service = service
         self._env = env
         self._tz = tz
+        self._cache = cached.FragmentCache()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -97,7 +99,20 @@ class Pages:
 
     async def status(self, request: web.Request) -> web.Response:
         status = await self._service.status()
-        return self.render(request, "status.html", status=200, view=status, banner=overall(status))
+        if "done" in request.query:
+            return self.render(request, "status.html", view=status, banner=overall(status))
+        return self._cache.get(
+            status.version,
+            "status.html",
+            lambda: cached.page(
+                self.shared("status.html", "/", view=status, banner=overall(status))
+            ),
+        ).response(request)
+
+    def shared(self, template: str, path: str, **context: Any) -> str:
+        """``template`` as every visitor gets it (no name, notice or nonce): cacheable."""
+        context.update(actor="", error=None, form={}, notice=None, nonce="", path=path)
+        return self._env.get_template(template).render(**context)
 
     # --- incidents -----------------------------------------------------------------------
 
