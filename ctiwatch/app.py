@@ -288,6 +288,7 @@ class Ctiwatch:
                 console,
                 metrics_registry=self.metrics.registry,
                 health=self.supervisor.problems,
+                versions=pipeline.version,
                 tz=config.sla.timezone,
                 extra_routes=self._extra_routes,
                 nav_links=(

@@ -67,6 +67,7 @@ class Pages:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/", self.status),
+            web.get("/fragments/status", self.status_fragment),
             web.get("/incidents", self.incidents),
             web.get("/incidents/new", self.new_question),
             web.post("/incidents/new", self.open_question),
@@ -106,6 +107,17 @@ class Pages:
             "status.html",
             lambda: cached.page(
                 self.shared("status.html", "/", view=status, banner=overall(status))
+            ),
+        ).response(request)
+
+    async def status_fragment(self, request: web.Request) -> web.Response:
+        """The live part of the status page (``#live``), for the page's script to swap in."""
+        status = await self._service.status()
+        return self._cache.get(
+            status.version,
+            "status_live.html",
+            lambda: cached.page(
+                self.shared("status_live.html", "/", view=status, banner=overall(status))
             ),
         ).response(request)
 

@@ -477,7 +477,7 @@ async def test_the_cached_status_page_allows_its_style_by_hash_not_by_a_nonce(
 async def test_status_script_is_served(client: Client) -> None:
     response = await client.get("/static/status.js")
     assert response.status == 200
-    assert "/api/v1/status" in await response.text()
+    assert "/events" in await response.text()
 
 
 async def test_extra_routes_are_added(aiohttp_client: ClientFactory, scene: Scene) -> None:
