@@ -75,6 +75,7 @@
   function poll() {
     if (polling === null) {
       polling = setInterval(function () { if (!document.hidden) { refresh(); } }, POLL);
+      refresh();
     }
   }
 
