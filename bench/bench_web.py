@@ -191,8 +191,7 @@ async def run(url: str, backend: str) -> None:
         rate, p99, _ = figures[route]
         share = rate / healthz if healthz else 0.0
         print(
-            f"  {route:16s} {rate:>9,.0f} requests/s  p99 {p99:6.2f} ms  "
-            f"{share:5.2f}x /healthz",
+            f"  {route:16s} {rate:>9,.0f} requests/s  p99 {p99:6.2f} ms  {share:5.2f}x /healthz",
             flush=True,
         )
     rate, p99, _ = busy
