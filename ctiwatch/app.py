@@ -335,6 +335,7 @@ class Ctiwatch:
                 console,
                 metrics_registry=self.metrics.registry,
                 health=self.problems,
+                versions=pipeline.version,
                 tz=config.sla.timezone,
                 maintenance_notice=(
                     duration_words(config.maintenance.min_notice),
@@ -490,6 +491,8 @@ class Ctiwatch:
             ]
         )
         self.metrics.dead_letters.labels("mqtt").inc(len(refused))
+        if self.pipeline is not None:
+            self.pipeline.version.bump()  # the status page lists the latest dead letters
 
     async def _park_results(self, refused: list[tuple[ProbeResult, str]]) -> None:
         """Results the store refused while catching up with it (kept while it was away)."""
@@ -639,6 +642,7 @@ class Ctiwatch:
                 meta=meta,
             )
         )
+        pipeline.version.bump()  # the pages show the agent's health
 
 
 async def serve(config: Config, stop: asyncio.Event) -> None:

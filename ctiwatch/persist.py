@@ -27,6 +27,7 @@ from alerting.outbox import outbox_fields
 from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock
 from ctiwatch.errors import Refused
+from ctiwatch.readmodel import StateVersion
 from ctiwatch.storage import (
     IncidentRecord,
     MaintenanceRecord,
@@ -247,6 +248,10 @@ class Pipeline:
         # The latest instant a step ran at: the monitor's time never goes back (see now()).
         self._latest: datetime | None = None
         self._standing_still = False
+        # What the pages read is rebuilt when this moves (see ctiwatch.readmodel); readers of
+        # the results (the live rollups) are told of every stored batch.
+        self.version = StateVersion()
+        self.observers: list[Callable[[list[ProbeResult]], None]] = []
         self._dirty = False  # a step failed: memory may be ahead of the database
         # How many of each incident's timeline entries are stored already.
         self._stored_timeline: dict[int, int] = {
@@ -307,10 +312,13 @@ class Pipeline:
         """Stored results to the monitor."""
         if self._observed is not None:
             self._observed(batch)
+        for observer in self.observers:
+            observer(batch)
         try:
-            await self._step(lambda now: self.monitor.observe(batch, now))
+            await self._step(lambda now: self.monitor.observe(batch, now), results=True)
         except StepFailed:  # logged; catch_up (or the next step) recovers it
             self._catch_up.set()
+        self.version.bump(major=False)  # the figures moved, even when the step did not commit
 
     # --- the database away -----------------------------------------------------------------------
 
@@ -434,10 +442,12 @@ class Pipeline:
 
     # --- atomic steps ----------------------------------------------------------------------------
 
-    async def _step(self, run: Callable[[datetime], Outcome]) -> Outcome:
+    async def _step(self, run: Callable[[datetime], Outcome], *, results: bool = False) -> Outcome:
         """One step, all or nothing: the monitor's change and its incident, timeline and outbox
-        rows commit together, or the monitor is put back to what the database holds."""
+        rows commit together, or the monitor is put back to what the database holds. A
+        committed step bumps :attr:`version` (major unless only results' figures moved)."""
         async with self.lock:
+            conditions = self.monitor.classifier.version
             try:
                 await self._recover()
             except Exception as exc:
@@ -455,6 +465,9 @@ class Pipeline:
             except Exception as exc:
                 await self._failed("a step could not be stored", exc)
                 raise StepFailed(f"could not be stored: {exc}") from exc
+            changed = bool(outcome.events or outcome.changed or outcome.messages)
+            if changed or conditions != self.monitor.classifier.version or not results:
+                self.version.bump()
             return outcome
 
     async def _failed(self, what: str, exc: Exception) -> None:
@@ -491,6 +504,7 @@ class Pipeline:
     async def set_maintenance(self, windows: Iterable[MaintenanceRecord]) -> None:
         async with self.lock:
             self.monitor.set_maintenance(engine_windows(windows))
+        self.version.bump()
         self.changed.set()
 
     async def timers(self, max_wait: float = 60.0) -> None:
