@@ -124,8 +124,8 @@ def release(
 
 def combine(messages: Sequence[OutgoingMessage], policy: RoutingPolicy) -> list[OutgoingMessage]:
     """One SMS and at most one call per recipient among ``messages`` (one instant's), each
-    combined message where its most urgent part stood; e-mails and single messages unchanged
-    (a single released message keeps its ``held_since``)."""
+    combined message where its most urgent part stood; e-mails and single messages unchanged,
+    but for a held one, whose text then says since when it was held."""
     groups: dict[tuple[Channel, str], list[int]] = {}
     for index, message in enumerate(messages):
         if message.channel in _COMBINED:
@@ -133,7 +133,7 @@ def combine(messages: Sequence[OutgoingMessage], policy: RoutingPolicy) -> list[
     placed: dict[int, OutgoingMessage] = {}
     dropped: set[int] = set()
     for indexes in groups.values():
-        if len(indexes) == 1:
+        if len(indexes) == 1 and messages[indexes[0]].held_since is None:
             continue
         members = sorted(indexes, key=lambda i: (urgency(messages[i].kind), i))
         placed[members[0]] = merge([messages[i] for i in members], policy)
