@@ -23,6 +23,7 @@ TABLES = {
     "alembic_version",
     "counters",
     "dead_letters",
+    "held_messages",
     "incident_timeline",
     "incidents",
     "maintenance_windows",
