@@ -484,6 +484,17 @@ class OverrideConfig(Strict):
     numbers: list[PhoneNumber]
 
 
+class PagingConfig(Strict):
+    """Who is woken, and how often (sla.md "Paging"; ``alerting.paging``)."""
+
+    # On-call SMS about incidents of these priorities raised outside support hours are held
+    # and sent at the next opening as one digest per person; [] pages every priority at once.
+    held_priorities: list[Annotated[int, Field(ge=1, le=4)]] = Field(default_factory=lambda: [3, 4])
+    # ctiwatch's own problems (a probe agent offline or back): texted inside support hours only
+    # (held for the digest) unless ``any_hour``.
+    agent_alerts: Literal["support_hours", "any_hour"] = "support_hours"
+
+
 class AlertingConfig(Strict):
     support_email: str = "support@cloudcti.nl"
     support_line: PhoneNumber = "+31356990230"
@@ -492,6 +503,7 @@ class AlertingConfig(Strict):
     oncall: list[PhoneNumber] = Field(default_factory=list)
     escalation: list[EscalationStepConfig] = Field(default_factory=list)
     rotation: RotationConfig | None = None
+    paging: PagingConfig = PagingConfig()
     twilio: TwilioConfig = TwilioConfig()
     smtp: SmtpConfig = SmtpConfig()
     fakes: bool = True  # start the project's fake Twilio and SMTP servers in-process
