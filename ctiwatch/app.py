@@ -46,13 +46,15 @@ from sqlalchemy.engine import make_url
 
 from alerting.channels import open_channels
 from alerting.internal import AgentEvent, AgentPaging, agent_alert_kind
+from alerting.outbox import WorkerIdentity
 from alerting.rotation import on_call
-from alerting.sender import DeliveryReport, OutboxSender, this_process
+from alerting.sender import DeliveryReport, OutboxSender, process_alive, this_process
 from classifier.observation import CENTRAL, ProbeResult
 from ctiwatch.clock import Clock, RealClock
 from ctiwatch.config import Config
 from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
+from ctiwatch.leadership import Leadership
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion, Refused
 from ctiwatch.mqtt.schema import encode_result
 from ctiwatch.persist import Pipeline, StepFailed, engine_windows, load_state
@@ -63,6 +65,7 @@ from ctiwatch.settings import (
     targets_from_config,
 )
 from ctiwatch.simulator import SimulatorCore, make_app
+from ctiwatch.single import only_run
 from ctiwatch.storage import (
     AgentRecord,
     DeadLetter,
@@ -180,6 +183,27 @@ class _Backlog(Collector):
         )
 
 
+class _Leader(Collector):
+    """``ctiwatch_leader``: 1 while this worker is the active monitor (always 1 on SQLite, where
+    there is one process), and ``ctiwatch_leader_takeovers_total``."""
+
+    def __init__(self, leadership: Callable[[], Leadership | None]) -> None:
+        self._leadership = leadership
+
+    def collect(self) -> Iterable[prometheus_client.Metric]:
+        leadership = self._leadership()
+        yield GaugeMetricFamily(
+            "ctiwatch_leader",
+            "1 while this worker is the active monitor (runs the incidents and their clocks)",
+            value=1 if leadership is None or leadership.leading else 0,
+        )
+        yield CounterMetricFamily(
+            "ctiwatch_leader_takeovers",
+            "Times this worker became the active monitor",
+            value=0 if leadership is None else leadership.takeovers,
+        )
+
+
 class Metrics:
     """The process's own registry: never the global default one."""
 
@@ -212,6 +236,9 @@ class Metrics:
 
     def watch(self, monitor: Monitor) -> None:
         self.registry.register(_OpenIncidents(monitor))
+
+    def watch_leader(self, leadership: Callable[[], Leadership | None]) -> None:
+        self.registry.register(_Leader(leadership))
 
     def watch_backlog(self, pipeline: Pipeline) -> None:
         self.registry.register(_Backlog(pipeline))
@@ -275,13 +302,36 @@ class Ctiwatch:
         # Each agent's last known health (``online``/``offline``/``stale``), from the store at
         # start: what an agent's change is compared with to decide whether on-call is told.
         self._agent_health: dict[str, str] = {}
+        # Several workers (PostgreSQL): the lease that makes this one the active monitor.
+        self.identity: WorkerIdentity = this_process(config.alerting.node)
+        self.leadership: Leadership | None = None
+        self.metrics.watch_leader(lambda: self.leadership)
 
     async def run(self, stop: asyncio.Event) -> None:
         config = self.config
         prepare_sqlite_folder(config.storage.url)
+        with only_run(config.storage.url):
+            await self._run(stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        config = self.config
         async with AsyncExitStack() as stack:
             store = self.store = await Store.open(config.storage.url)
             stack.push_async_callback(store.close)
+            leadership: Leadership | None = None
+            if store.dialect == "postgresql":
+                leadership = self.leadership = Leadership(
+                    store.leader,
+                    self.clock,
+                    config.workers.name or str(self.identity),
+                    lease=config.workers.lease,
+                    renew_every=config.workers.renew_every,
+                    gone=self._earlier_life,
+                )
+                # Before anything reads the incidents: if this worker can lead at once (the only
+                # one, or the holder is an earlier life of this node), it starts as the leader.
+                await leadership.try_once()
+                stack.push_async_callback(leadership.release)
             monitor = self.monitor = await restore_monitor(config, store, self.clock)
             self.metrics.watch(monitor)
             pipeline = self.pipeline = Pipeline(
@@ -293,6 +343,7 @@ class Ctiwatch:
                 backlog=config.storage.backlog,
                 retry_interval=config.storage.retry_interval,
                 park=self._park_results,
+                leadership=leadership,
             )
             self.metrics.watch_backlog(pipeline)
             if config.mqtt.enabled:
@@ -335,6 +386,7 @@ class Ctiwatch:
                 console,
                 metrics_registry=self.metrics.registry,
                 health=self.problems,
+                role=self.role,
                 versions=pipeline.version,
                 tz=config.sla.timezone,
                 maintenance_notice=(
@@ -378,15 +430,24 @@ class Ctiwatch:
             async with asyncio.TaskGroup() as tasks:
                 running = [
                     tasks.create_task(keep("probes", scheduler.run), name="probes"),
-                    tasks.create_task(keep("timers", pipeline.timers), name="timers"),
-                    tasks.create_task(keep("catch-up", pipeline.catch_up), name="catch-up"),
                     tasks.create_task(
                         keep("outbox", partial(self._send, sender, store, pipeline)), name="outbox"
                     ),
-                    tasks.create_task(
-                        keep("retention", partial(self._retention, store)), name="retention"
-                    ),
                 ]
+                if leadership is None:
+                    running += [
+                        tasks.create_task(keep("timers", pipeline.timers), name="timers"),
+                        tasks.create_task(keep("catch-up", pipeline.catch_up), name="catch-up"),
+                        tasks.create_task(
+                            keep("retention", partial(self._retention, store)), name="retention"
+                        ),
+                    ]
+                else:
+                    leadership.address = self.web_url
+                    running += [
+                        tasks.create_task(keep("lease", leadership.run), name="lease"),
+                        tasks.create_task(self._roles(leadership, pipeline, store), name="roles"),
+                    ]
                 if ingestion is not None:
                     running.append(tasks.create_task(keep("mqtt", ingestion.run), name="mqtt"))
                 self._announce()
@@ -402,6 +463,65 @@ class Ctiwatch:
                     for task in running:
                         task.cancel()
         log.info("ctiwatch stopped")
+
+    def role(self) -> str:
+        """What this worker is: ``single`` (SQLite, one process), ``leader`` (the active
+        monitor) or ``follower``; for ``/healthz`` (``X-Ctiwatch-Role``) and the logs."""
+        leadership = self.leadership
+        if leadership is None:
+            return "single"
+        lease = leadership.lease
+        if lease is None:
+            return "follower"
+        return f"leader; generation={lease.generation}"
+
+    def _earlier_life(self, holder: str) -> bool:
+        """Whether lease ``holder`` is an earlier life of this node whose process is gone."""
+        return self.identity.left_by_earlier_life(holder, process_alive)
+
+    async def _roles(self, leadership: Leadership, pipeline: Pipeline, store: Store) -> None:
+        """Forever: while this worker leads, run the monitor's own tasks (timers, catching up
+        with the database, reading the results the other workers stored, retention), from the
+        state as stored when it took over; while another leads, read the incidents back for
+        the pages. A change of role cancels the one and starts the other."""
+        workers = self.config.workers
+        keep = self.supervisor.keep
+        lookback = self.config.probes.interval * (self.config.classification.failed_rounds + 1)
+        first = True
+        while True:
+            async with asyncio.TaskGroup() as tasks:
+                if leadership.leading:
+                    if not first:
+                        await pipeline.reload()  # as the previous leader left it
+                    # A takeover reads the last rounds again, so the classifier goes on from
+                    # where the previous leader's was; a start reads only the latest round.
+                    back = self.config.probes.interval if first else lookback
+                    running = [
+                        tasks.create_task(keep("timers", pipeline.timers)),
+                        tasks.create_task(keep("catch-up", pipeline.catch_up)),
+                        tasks.create_task(
+                            keep("results", partial(pipeline.lead, workers.poll, back))
+                        ),
+                        tasks.create_task(keep("retention", partial(self._retention, store))),
+                    ]
+                    log.info("running as the active monitor", extra={"role": self.role()})
+                else:
+                    running = [
+                        tasks.create_task(
+                            keep("follow", partial(pipeline.follow, workers.poll * 3))
+                        )
+                    ]
+                    log.info(
+                        "running as a worker beside the active monitor",
+                        extra={"role": self.role()},
+                    )
+                first = False
+                was = leadership.leading
+                while leadership.leading == was:
+                    await leadership.wait_change()
+                for task in running:
+                    task.cancel()
+            pipeline.outbox_ready.set()
 
     def problems(self) -> list[str]:
         """What ``/healthz`` reports: components down, and the database while it is away."""
@@ -622,7 +742,9 @@ class Ctiwatch:
         )
         stored = await store.agents.get(state.name)
         decided = AgentPaging.from_dict(stored.meta.get(AGENT_PAGING_KEY) if stored else None)
-        if agent_alert_kind(before, health) is not None:
+        leads = self.leadership is None or self.leadership.leading
+        if leads and agent_alert_kind(before, health) is not None:
+            # Every worker follows the agents' status; only the active monitor tells on-call.
             muted = decided.muted(self.clock.now())
             try:
                 outcome = await pipeline.act(

@@ -586,6 +586,32 @@ class MaintenanceConfig(Strict):
     reminder_before: PositiveDuration = timedelta(hours=24)
 
 
+class WorkersConfig(Strict):
+    """Several ``ctiwatch run`` processes on one PostgreSQL database (docs/architecture.md,
+    "Scaling past one machine"): one of them is the active monitor, holding a lease it renews
+    every ``renew_every``; when it stops renewing, another takes over once ``lease`` has
+    passed. On SQLite there is one process, and a second one is refused."""
+
+    lease: PositiveDuration = Field(
+        default=timedelta(seconds=15), ge=timedelta(seconds=2), le=timedelta(minutes=5)
+    )
+    renew_every: PositiveDuration = Field(default=timedelta(seconds=5), le=timedelta(minutes=2))
+    # How often the active monitor reads the results the other workers stored, and how often
+    # the others read the incidents back for their pages.
+    poll: PositiveDuration = Field(default=timedelta(seconds=1), le=timedelta(minutes=1))
+    # This worker's name in the lease and on /healthz (default: host name and pid).
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _renew_well_within_the_lease(self) -> WorkersConfig:
+        if self.renew_every * 2 > self.lease:
+            raise ValueError(
+                "workers.renew_every must be at most half of workers.lease "
+                f"({self.lease.total_seconds():g}s), so one missed renewal does not lose it"
+            )
+        return self
+
+
 class LoggingConfig(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["kv", "json"] = "kv"
@@ -603,6 +629,7 @@ class Config(Strict):
     web: WebConfig = WebConfig()
     simulator: SimulatorConfig = SimulatorConfig()
     maintenance: MaintenanceConfig = MaintenanceConfig()
+    workers: WorkersConfig = WorkersConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

@@ -22,7 +22,7 @@ from alerting.maintenance import NoticeAction, Recipient, WindowFacts, notice_pr
 from classifier.conditions import Condition, ConditionKind
 from classifier.observation import Service
 from ctiwatch.config import Config
-from ctiwatch.persist import SYSTEM_ACTOR, Pipeline, StepFailed
+from ctiwatch.persist import SYSTEM_ACTOR, NotLeader, Pipeline, StepFailed
 from ctiwatch.readmodel import LiveRollups
 from ctiwatch.storage import (
     IncidentRecord,
@@ -453,6 +453,8 @@ class ConsoleServiceImpl:
         except IncidentError as exc:
             text = str(exc)
             raise ServiceError(text, status=404 if "does not exist" in text else 409) from exc
+        except NotLeader as exc:
+            raise ServiceError(f"could not {verb} it here: {exc}", status=503) from None
         except StepFailed:
             raise step_not_stored(verb) from None
         if not outcome.events:
@@ -784,6 +786,10 @@ class ConsoleServiceImpl:
         )
         try:
             await self._pipeline.act(lambda now: self._monitor.delivery_failed(number, now, detail))
+        except NotLeader as exc:
+            raise ServiceError(
+                f"could not note the failed delivery here: {exc}", status=503
+            ) from None
         except StepFailed:
             raise step_not_stored("note the failed delivery on") from None
 

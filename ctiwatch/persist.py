@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -29,6 +29,7 @@ from alerting.outbox import outbox_fields
 from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock
 from ctiwatch.errors import Refused
+from ctiwatch.leadership import Leadership
 from ctiwatch.readmodel import StateVersion
 from ctiwatch.storage import (
     IncidentRecord,
@@ -38,6 +39,7 @@ from ctiwatch.storage import (
     Store,
     TimelineEntry,
 )
+from ctiwatch.storage.leader import Fenced
 from incidents.maintenance import MaintenanceWindow
 from incidents.model import Incident, IncidentError
 from pipeline.monitor import Monitor, Outcome
@@ -106,7 +108,7 @@ async def load_state(store: Store, now: datetime) -> StoredState:
     escalations, the next incident number and the maintenance windows not over yet."""
     records = await store.incidents.list(status="open", limit=1_000_000)
     records += await store.incidents.list(status="resolved", limit=RESTORED_RESOLVED)
-    newest = await store.incidents.list(limit=1)
+    last_number = await store.incidents.last_number()
     incidents: list[Incident] = []
     escalations: dict[int, EscalationState] = {}
     for record in records:
@@ -131,7 +133,7 @@ async def load_state(store: Store, now: datetime) -> StoredState:
     return StoredState(
         incidents=incidents,
         escalations=escalations,
-        next_number=(newest[0].number + 1) if newest else 1,
+        next_number=last_number + 1,
         windows=windows,
         held=await store.held.list(),
     )
@@ -145,6 +147,14 @@ def engine_windows(records: Iterable[MaintenanceRecord]) -> list[MaintenanceWind
 
 class StepFailed(RuntimeError):
     """A step could not be completed and stored; the monitor is as the database holds it."""
+
+
+class NotLeader(StepFailed):
+    """This worker is not the active monitor (several workers): it changes no incident."""
+
+
+OWN_RESULTS_KEPT = 200_000  # result ids the active monitor applied itself, not read back again
+MISSING_KEPT = timedelta(seconds=60)  # how long an id below the cursor may still show up
 
 
 Transient = Callable[[BaseException], bool]
@@ -232,8 +242,13 @@ class Pipeline:
         backlog: int = 100_000,
         retry_interval: timedelta = timedelta(seconds=5),
         park: Park | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.monitor = monitor
+        # Several workers: only the leader's steps change the monitor, each fenced.
+        self.leadership = leadership
+        self._own: OrderedDict[str, None] = OrderedDict()
+        self._leader_address = ""  # the active monitor's web address, when another worker's
         self.store = store
         self.clock = clock
         self._transient = transient
@@ -299,6 +314,19 @@ class Pipeline:
         """
         if not batch:
             return
+        leadership = self.leadership
+        if leadership is not None and not leadership.leading:
+            # Another worker is the active monitor: it reads these back from the database.
+            await self.store.results.add_many(batch)
+            if self._observed is not None:
+                self._observed(batch)
+            return
+        if leadership is not None:
+            own = self._own
+            for result in batch:
+                own[result.result_id] = None
+            while len(own) > OWN_RESULTS_KEPT:
+                own.popitem(last=False)
         if len(self.backlog):
             self._keep(batch)
             return
@@ -312,9 +340,9 @@ class Pipeline:
             return
         await self._apply(batch)
 
-    async def _apply(self, batch: list[ProbeResult]) -> None:
-        """Stored results to the monitor."""
-        if self._observed is not None:
+    async def _apply(self, batch: list[ProbeResult], *, received: bool = True) -> None:
+        """Stored results to the monitor (``received``: by this process, counted)."""
+        if self._observed is not None and received:
             self._observed(batch)
         for observer in self.observers:
             observer(batch)
@@ -451,6 +479,12 @@ class Pipeline:
         rows commit together, or the monitor is put back to what the database holds. A
         committed step bumps :attr:`version` (major unless only results' figures moved)."""
         async with self.lock:
+            leadership = self.leadership
+            if leadership is not None and not leadership.leading:
+                raise NotLeader(
+                    "this worker is not the active monitor"
+                    + (f" (it is {self._leader_address})" if self._leader_address else "")
+                )
             conditions = self.monitor.classifier.version
             try:
                 await self._recover()
@@ -466,6 +500,9 @@ class Pipeline:
                 raise StepFailed(str(exc)) from exc
             try:
                 await self.persist(outcome)
+            except Fenced as exc:
+                self._fenced(exc)
+                raise NotLeader(str(exc)) from exc
             except Exception as exc:
                 await self._failed("a step could not be stored", exc)
                 raise StepFailed(f"could not be stored: {exc}") from exc
@@ -473,6 +510,13 @@ class Pipeline:
             if changed or conditions != self.monitor.classifier.version or not results:
                 self.version.bump()
             return outcome
+
+    def _fenced(self, exc: Fenced) -> None:
+        """Another worker leads: what this one did is not stored, and it steps down."""
+        log.error("a step was refused: this worker is no longer the active monitor: %s", exc)
+        self._dirty = False
+        if self.leadership is not None:
+            self.leadership.fenced(str(exc))
 
     async def _failed(self, what: str, exc: Exception) -> None:
         log.error("%s; the monitor goes back to what the database holds", what, exc_info=exc)
@@ -501,11 +545,84 @@ class Pipeline:
         restore()
         try:
             await self.persist(self.monitor.resync(now))
+        except Fenced as exc:
+            self._fenced(exc)
+            raise
         except Exception:
             restore()  # still refused: memory stays what the database holds
             raise
         self._dirty = False
         log.info("the monitor is back in step with the database")
+
+    # --- several workers ------------------------------------------------------------------------
+
+    async def reload(self) -> None:
+        """The monitor as the database holds it now, started again as after a restart: what a
+        worker does when it becomes the active monitor (and, every few seconds, what the
+        others do for their pages)."""
+        async with self.lock:
+            now = self.now()
+            stored = await load_state(self.store, now)
+            self.monitor.take_over(
+                stored.incidents,
+                stored.next_number,
+                stored.escalations,
+                now,
+                held=stored.held,
+                maintenance=engine_windows(stored.windows),
+            )
+            self._stored_timeline = {i.number: len(i.timeline) for i in stored.incidents}
+            self._dirty = False
+        self.version.bump()
+        self.changed.set()
+
+    async def lead(self, poll: timedelta, lookback: timedelta) -> None:
+        """While this worker is the active monitor: read the results the other workers stored
+        (and those stored from ``lookback`` before taking over, so the classifier sees the
+        latest rounds again) and apply them, every ``poll``; forever (cancelled on losing the
+        lease). Ids below the cursor not seen yet (a transaction that committed late) are
+        looked for again for :data:`MISSING_KEPT`."""
+        since = self.clock.now() - lookback
+        cursor = 0
+        first = True
+        missing: dict[int, datetime] = {}
+        while True:
+            rows = await self.store.results.stored_after(
+                cursor, missing=sorted(missing), since=since
+            )
+            now = self.clock.now()
+            batch: list[ProbeResult] = []
+            for row_id, result in rows:
+                missing.pop(row_id, None)
+                if row_id > cursor:
+                    if not first:
+                        for gap in range(cursor + 1, min(row_id, cursor + 1_000)):
+                            missing[gap] = now
+                    cursor = row_id
+                if result.result_id not in self._own:
+                    batch.append(result)
+            first = False
+            for gap, noted in list(missing.items()):
+                if now - noted > MISSING_KEPT:
+                    del missing[gap]
+            if batch:
+                await self._apply(batch, received=False)
+            if len(rows) < 5_000:
+                await self.clock.sleep(poll.total_seconds())
+
+    async def follow(self, every: timedelta) -> None:
+        """While another worker is the active monitor: read the incidents back every
+        ``every``, so this worker's pages show what the active monitor stored."""
+        while True:
+            leadership = self.leadership
+            if leadership is not None and not leadership.leading:
+                try:
+                    current = await leadership.current()
+                    self._leader_address = "" if current is None else current.address
+                    await self.reload()
+                except Exception as exc:
+                    log.warning("incidents not read back", extra={"error": str(exc)})
+            await self.clock.sleep(every.total_seconds())
 
     async def set_maintenance(self, windows: Iterable[MaintenanceRecord]) -> None:
         async with self.lock:
@@ -559,10 +676,18 @@ class Pipeline:
                 for entry in incident.timeline[stored:]
             ]
             counts[incident.number] = len(incident.timeline)
-        async with self.store.transaction() as tx:
+        fence = self.leadership.fence() if self.leadership is not None else None
+        if self.leadership is not None and fence is None:
+            raise Fenced("this worker is not the active monitor")
+        generation = 0 if fence is None else fence.generation
+        async with self.store.transaction(fence=fence) as tx:
             for incident in incidents:
                 escalation = self.monitor.escalation_of(incident.number)
-                await tx.incidents.save(incident_record(incident, now, escalation))
+                await tx.incidents.save(
+                    incident_record(incident, now, escalation),
+                    generation=generation,
+                    new=incident.number not in self._stored_timeline,
+                )
             await tx.timeline.add_many(timeline)
             for message in outcome.messages:
                 await tx.outbox.enqueue(_outbox_message(outbox_fields(message)))

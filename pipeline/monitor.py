@@ -171,6 +171,29 @@ class Monitor:
         self._keep_escalations(now)
         self.classifier.resync(self.engine.conditions_held())
 
+    def take_over(
+        self,
+        incidents: Iterable[Incident],
+        next_number: int | None,
+        escalations: Mapping[int, escalation.EscalationState],
+        now: datetime,
+        held: Iterable[OutgoingMessage] = (),
+        maintenance: Iterable[MaintenanceWindow] | None = None,
+    ) -> None:
+        """Start again from stored state, as after a restart: a worker that becomes the active
+        monitor (or one that shows what the active monitor stored). The classifier starts
+        empty and holds the restored incidents' conditions again (:meth:`resume`)."""
+        topology = {c.id: c.locations for c in self.settings.customers}
+        self.classifier = Classifier(self.settings.thresholds, topology)
+        self.engine = IncidentEngine(self.policy, incidents, next_number)
+        self._escalations = dict(escalations)
+        self._held = list(held)
+        self._step_held = []
+        if maintenance is not None:
+            self._maintenance = tuple(maintenance)
+        self._p1_customers = self._count_p1_customers()
+        self.resume(now)
+
     def resync(self, now: datetime) -> Outcome:
         """Apply what the classifier reported again after :meth:`restore`."""
         outcome = self._conditions_changed(now)

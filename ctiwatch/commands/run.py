@@ -13,6 +13,7 @@ from typing import Any
 from ctiwatch.app import Ctiwatch
 from ctiwatch.config import Config, load_config
 from ctiwatch.logs import secrets_of, setup_logging
+from ctiwatch.single import AnotherRun
 from ctiwatch.storage import StorageError
 
 log = logging.getLogger("ctiwatch.run")
@@ -41,13 +42,17 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 async def run(config: Config) -> int:
-    """Serve until SIGINT/SIGTERM; 0 after a clean stop, 1 when ctiwatch could not run."""
+    """Serve until SIGINT/SIGTERM; 0 after a clean stop, 1 when ctiwatch could not run, 2 when
+    another ``ctiwatch run`` uses the same SQLite file."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     try:
         await Ctiwatch(config).run(stop)
+    except AnotherRun as exc:
+        _fail(str(exc))
+        return 2
     except StorageError as exc:
         _fail(str(exc))
         return 1

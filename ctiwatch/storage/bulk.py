@@ -51,6 +51,9 @@ _INCOMING: tuple[tuple[str, str, str], ...] = (
     ("evidence", "text", "TEXT"),
     ("source", "text", "TEXT"),
     ("attempts", "int4", "INTEGER"),
+    # Which source sent it (the central prober, an agent by name, call events): probe_results
+    # only, so the active monitor can read back the results other workers stored (0008).
+    ("source_id", "text", "TEXT"),
 )
 _RESULT_COLUMNS = tuple(name for name, _, _ in _INCOMING[1:])  # probe_results, minus id
 _TARGET = ("service", "customer", "location", "user")
@@ -115,7 +118,10 @@ def _rollup_sql(table: str, bucket: str, source: str, *, postgres: bool) -> str:
 
 def _latest_sql(source: str, *, postgres: bool) -> str:
     """Upsert the newest row per target of ``source`` (incoming columns) into target_latest."""
-    columns = (*_TARGET, *(name for name in _RESULT_COLUMNS if name not in _TARGET))
+    columns = (
+        *_TARGET,
+        *(name for name in _RESULT_COLUMNS if name not in _TARGET and name != "source_id"),
+    )
     newest_first = f"{_names(_TARGET)}, at DESC, ord DESC"
     if postgres:
         select = (
@@ -197,6 +203,7 @@ async def add_many_postgres(conn: AsyncConnection, rows: Sequence[ProbeResult]) 
                 r.evidence,
                 r.source.value,
                 r.attempts,
+                r.source_id,
             )
             for ord_, r in enumerate(rows)
         ],
@@ -270,6 +277,7 @@ async def add_many_sqlite(conn: AsyncConnection, rows: Sequence[ProbeResult]) ->
                 r.evidence,
                 r.source.value,
                 r.attempts,
+                r.source_id,
             )
             for ord_, r in enumerate(rows)
         ],

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Row, Select, select, update
+from sqlalchemy import Row, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ctiwatch.storage.engine import Database
@@ -109,6 +109,10 @@ def _open_query(customer: str) -> Select[Any]:
     )
 
 
+class IncidentNumberTaken(Exception):
+    """A new incident's number is stored already (another writer handed it out)."""
+
+
 class TxIncidents:
     """``tx.incidents``: incident writes (and locking reads) inside a unit of work."""
 
@@ -126,15 +130,39 @@ class TxIncidents:
         )
         return int(result.scalar_one())
 
-    async def save(self, record: IncidentRecord) -> None:
-        """Insert the incident, or replace every field of the stored one with that number."""
+    async def save(self, record: IncidentRecord, *, generation: int = 0, new: bool = False) -> None:
+        """Insert the incident, or replace every field of the stored one with that number,
+        unless a newer leader ``generation`` wrote it last (then the stored row stays).
+
+        ``new``: the incident was opened by this step, so its number must be free: a stored
+        row with that number is an error (:class:`IncidentNumberTaken`), never overwritten.
+        The incident counter (``counters.incident``) is moved up to the number either way."""
         values = _incident_values(record)
+        values["generation"] = generation
         insert = self._db.insert(INCIDENTS).values(values)
-        await self._conn.execute(
-            insert.on_conflict_do_update(
-                index_elements=["number"],
-                set_={name: insert.excluded[name] for name in values if name != "number"},
+        if new:
+            inserted = await self._conn.execute(
+                insert.on_conflict_do_nothing(index_elements=["number"]).returning(
+                    INCIDENTS.c.number
+                )
             )
+            if inserted.first() is None:
+                raise IncidentNumberTaken(
+                    f"incident {record.number} is stored already: its number was handed out "
+                    "by another writer"
+                )
+        else:
+            await self._conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["number"],
+                    set_={name: insert.excluded[name] for name in values if name != "number"},
+                    where=INCIDENTS.c.generation <= insert.excluded.generation,
+                )
+            )
+        await self._conn.execute(
+            update(COUNTERS)
+            .where(COUNTERS.c.name == "incident", COUNTERS.c.value < record.number)
+            .values(value=record.number)
         )
 
     async def get(self, number: int, *, for_update: bool = False) -> IncidentRecord | None:
@@ -186,6 +214,16 @@ class IncidentRepository:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+
+    async def last_number(self) -> int:
+        """The highest incident number handed out: the counter, or a stored incident's number
+        if one is higher (rows written before the counter was kept)."""
+        async with self._db.read() as conn:
+            counter = (
+                await conn.execute(select(COUNTERS.c.value).where(COUNTERS.c.name == "incident"))
+            ).scalar()
+            highest = (await conn.execute(select(func.max(INCIDENTS.c.number)))).scalar()
+        return max(int(counter or 0), int(highest or 0))
 
     async def get(self, number: int) -> IncidentRecord | None:
         async with self._db.read() as conn:

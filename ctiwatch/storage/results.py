@@ -17,10 +17,11 @@ rows through the ``(customer, location[, user], at)`` indexes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Row, Table, and_, case, false, func, select, true
+from sqlalchemy import ColumnElement, Row, Table, and_, case, false, func, or_, select, true
 
 from classifier.observation import CALLS, CENTRAL, ProbeResult, Service, Source, TargetKey
 from ctiwatch.storage.bulk import add_many_postgres, add_many_sqlite
@@ -105,6 +106,14 @@ def _result_from(row: Row[Any]) -> ProbeResult:
     )
 
 
+def _fed_from(row: Row[Any]) -> tuple[int, ProbeResult]:
+    """A stored result as the active monitor reads it back, its source named (0008)."""
+    result = _result_from(row)
+    if row.source_id:
+        result = replace(result, source_id=row.source_id)
+    return int(row.id), result
+
+
 def _rollup_from(row: Row[Any], resolution: Resolution) -> Rollup:
     return Rollup(
         bucket=row.bucket,
@@ -148,6 +157,32 @@ class ResultRepository:
             return await add_many_postgres(conn, rows)
 
     # --- reads -------------------------------------------------------------------------------
+
+    async def newest_id(self) -> int:
+        """The highest row id stored (0 when none)."""
+        async with self._db.read() as conn:
+            return int((await conn.execute(select(func.max(PROBE_RESULTS.c.id)))).scalar() or 0)
+
+    async def stored_after(
+        self,
+        after: int,
+        *,
+        missing: Sequence[int] = (),
+        since: datetime | None = None,
+        limit: int = 5_000,
+    ) -> list[tuple[int, ProbeResult]]:
+        """Rows with an id above ``after`` (and those of ``missing``, ids below it not seen
+        yet), oldest id first, with their id: what the active monitor reads of the results
+        the other workers stored. ``since``: only results taken from then on."""
+        p = PROBE_RESULTS.c
+        which = p.id > after
+        if missing:
+            which = or_(which, p.id.in_(list(missing)))
+        query = select(PROBE_RESULTS).where(which).order_by(p.id).limit(limit)
+        if since is not None:
+            query = query.where(p.at >= _aware("since", since))
+        async with self._db.read() as conn:
+            return [_fed_from(row) for row in await conn.execute(query)]
 
     async def latest(
         self, customer: str | None = None, location: str | None = None

@@ -16,6 +16,7 @@ from ctiwatch.storage.dead_letters import DeadLetterRepository
 from ctiwatch.storage.engine import Database, StorageError, normalize_url, safe_url
 from ctiwatch.storage.held import HeldRepository, TxHeld
 from ctiwatch.storage.incidents import IncidentRepository, TxIncidents, TxTimeline
+from ctiwatch.storage.leader import Fence, LeaderRepository, check_fence
 from ctiwatch.storage.maintenance import AgentRepository, MaintenanceRepository, TxMaintenance
 from ctiwatch.storage.outbox import OutboxRepository, TxOutbox, delivered_before
 from ctiwatch.storage.replays import WebhookReplayRepository
@@ -48,6 +49,7 @@ class Store:
         self.webhook_replays = WebhookReplayRepository(db)
         self.dead_letters = DeadLetterRepository(db)
         self.held = HeldRepository(db)
+        self.leader = LeaderRepository(db)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, echo: bool = False) -> _Opening:
@@ -90,14 +92,20 @@ class Store:
         return await migrate.current_revision(self._db)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def transaction(self, fence: Fence | None = None) -> AsyncIterator[Transaction]:
         """``async with store.transaction() as tx:`` — an incident change, its timeline
         entries and its outbox messages commit together; an exception rolls all back.
 
         Inside, write only through ``tx``: another store write from the same task raises
         ``StorageError`` (it would not be part of this unit of work). Reads are fine. Keep
-        the block short: on SQLite it holds the database's single write lock."""
+        the block short: on SQLite it holds the database's single write lock.
+
+        With ``fence`` the transaction first checks that the leader lease is still at the
+        fence's generation (:class:`~ctiwatch.storage.leader.Fenced` otherwise, nothing
+        written) and keeps it so until the commit: the monitor's steps on several workers."""
         async with self._db.write() as conn:
+            if fence is not None:
+                await check_fence(conn, fence)
             yield Transaction(
                 incidents=TxIncidents(self._db, conn),
                 timeline=TxTimeline(conn),

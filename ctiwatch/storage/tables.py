@@ -62,6 +62,7 @@ class ProbeResultRow(SQLModel, table=True):
     evidence: str = Field(sa_type=Text)
     source: str
     attempts: int
+    source_id: str | None = None  # 0008: the agent's name for an agent's result
 
 
 class TargetLatestRow(SQLModel, table=True):
@@ -173,6 +174,8 @@ class IncidentRow(SQLModel, table=True):
     scope: list[dict[str, Any]] = Field(default_factory=list, sa_type=json_type())
     state: dict[str, Any] = Field(default_factory=dict, sa_type=json_type())
     updated_at: datetime = Field(sa_type=UTCDateTime)
+    # The leader generation that wrote the row last (0008): a save never overwrites a newer one.
+    generation: int = Field(default=0, sa_type=BigInteger)
 
 
 # Deferred: a unit of work may add timeline/outbox rows before it saves the incident.
@@ -372,3 +375,21 @@ class HeldMessageRow(SQLModel, table=True):
 
 
 HELD_MESSAGES = table_of(HeldMessageRow)
+
+
+class LeaderRow(SQLModel, table=True):
+    """Who is the active monitor (0008): a lease renewed by its holder. ``generation`` grows by
+    one at every change of holder; every step of the monitor checks it in its own transaction,
+    so a paused old leader cannot write once another worker took over."""
+
+    __tablename__ = "leader"
+
+    name: str = Field(primary_key=True)
+    holder: str
+    generation: int = Field(sa_type=BigInteger)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    acquired_at: datetime = Field(sa_type=UTCDateTime)
+    address: str = ""
+
+
+LEADER = table_of(LeaderRow)

@@ -41,12 +41,15 @@ def build_web_app(
     health: Callable[[], list[str]] | None = None,
     maintenance_notice: tuple[str, str] = ("48h", "24h"),
     versions: Versions | None = None,
+    role: Callable[[], str] | None = None,
 ) -> web.Application:
     """The console over ``service``; ``/metrics`` exposes ``metrics_registry`` (with the
     web's own request metrics added to it) and is absent when it is None. ``nav_links``
     (label, path) are added to the header, e.g. the demo's fake phone and mailbox. ``/healthz``
     answers ``ok``, or 503 with the lines ``health()`` gives (components down). With
-    ``versions`` (the pipeline's state version) ``/events`` streams its changes (SSE)."""
+    ``versions`` (the pipeline's state version) ``/events`` streams its changes (SSE).
+    ``role()`` (several workers) is sent with ``/healthz`` as ``X-Ctiwatch-Role``: ``leader;
+    generation=N``, ``follower`` or ``single``."""
     zone = ZoneInfo(tz)
     environment = build_environment(zone)
     environment.globals["nav_links"] = tuple(nav_links)
@@ -61,7 +64,7 @@ def build_web_app(
     app.add_routes(pages.routes())
     app.add_routes(Api(service, zone).routes())
     app.add_routes(customer_feed_routes(service, zone))
-    app.add_routes([web.get("/healthz", _healthz(health)), web.static("/static", STATIC)])
+    app.add_routes([web.get("/healthz", _healthz(health, role)), web.static("/static", STATIC)])
     if metrics_registry is not None:
         app.add_routes([web.get("/metrics", _metrics_handler(metrics_registry))])
     if versions is not None:
@@ -71,12 +74,15 @@ def build_web_app(
     return app
 
 
-def _healthz(health: Callable[[], list[str]] | None) -> Handler:
+def _healthz(
+    health: Callable[[], list[str]] | None, role: Callable[[], str] | None = None
+) -> Handler:
     async def healthz(request: web.Request) -> web.Response:
         problems = health() if health is not None else []
+        headers = {"X-Ctiwatch-Role": role()} if role is not None else None
         if problems:
-            return web.Response(status=503, text="\n".join(problems))
-        return web.Response(text="ok")
+            return web.Response(status=503, text="\n".join(problems), headers=headers)
+        return web.Response(text="ok", headers=headers)
 
     return healthz
 
