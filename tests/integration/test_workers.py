@@ -1,0 +1,252 @@
+"""Several workers, one truth: three ``ctiwatch run`` processes on one PostgreSQL database and
+the machine's Mosquitto (ingestion shared between them), the active monitor killed with SIGKILL
+while its incident is open and an escalation page is still due.
+
+The CloudCTI simulator, the fake Twilio and the fake SMTP server run here, in the test, so they
+outlive the workers and see every delivery. The lease is shortened by configuration (3 s,
+renewed every second). Afterwards: one incident, every page delivered exactly once, another
+worker took over within 30 s (measured, and printed) and continued the incident's SLA clocks
+(the same deadlines) and its escalation (the second line is paged by the new leader), and every
+worker's API shows the incident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from running_app import HOST, WAIT_SECONDS, broker_or_skip, free_ports, until
+from test_app_crash import SID, TOKEN, TOPOLOGY, add_fault, outside  # noqa: F401 - fixture
+
+from alerting.channels.email import message_id
+from ctiwatch.fakes import FakeSmtp, FakeTwilio
+from ctiwatch.storage import Store
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+FROM = "+3197010000004"
+ONCALL = "+31611111111"
+SECOND_LINE = "+31622222222"
+ESCALATE_AFTER = 14  # seconds after the opening: due after the leader is killed
+
+pytestmark = pytest.mark.postgres
+
+
+class Worker:
+    """One ``ctiwatch run`` process and the JSON log lines it wrote so far."""
+
+    def __init__(self, name: str, process: asyncio.subprocess.Process, web_url: str) -> None:
+        self.name = name
+        self.process = process
+        self.web_url = web_url
+        self.lines: list[dict[str, Any]] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stdout is not None
+        while line := await self.process.stdout.readline():
+            with contextlib.suppress(ValueError):
+                self.lines.append(json.loads(line))
+
+    def said(self, text: str) -> bool:
+        return any(text in str(line.get("msg", "")) for line in self.lines)
+
+    async def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+        await self._reader
+
+    async def stop(self) -> int:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(WAIT_SECONDS):
+            code = await self.process.wait()
+        await self._reader
+        return code
+
+
+def worker_config(
+    tmp_path: Path, name: str, storage_url: str, twilio: FakeTwilio, smtp: FakeSmtp,
+    simulator: str, prefix: str,
+) -> tuple[Path, str]:  # fmt: skip
+    [web_port] = free_ports(1)
+    data = {
+        "topology": TOPOLOGY,
+        "probes": {"base_url": simulator, "interval": "1s", "timeout": "0.8s", "retries": 0},
+        "classification": {"failed_rounds": 3, "recovery_rounds": 5},
+        "alerting": {
+            "oncall": [ONCALL],
+            "escalation": [{"name": "second line", "after": f"{ESCALATE_AFTER}s",
+                            "numbers": [SECOND_LINE]}],
+            "fakes": False,
+            "node": name,
+            "twilio": {"account_sid": SID, "auth_token": TOKEN, "from_number": FROM,
+                       "base_url": twilio.url, "webhook_base_url": f"http://{HOST}:{web_port}"},
+            "smtp": {"host": HOST, "port": smtp.port},
+        },
+        "storage": {"url": storage_url},
+        "mqtt": {"enabled": True, "host": HOST, "port": 1883, "topic_prefix": prefix,
+                 "shared_group": prefix.replace("/", "-")},
+        "workers": {"lease": "3s", "renew_every": "1s", "poll": "0.5s"},
+        "simulator": {"enabled": False},
+        "web": {"host": HOST, "port": web_port},
+        "logging": {"format": "json"},
+    }  # fmt: skip
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path, f"http://{HOST}:{web_port}"
+
+
+async def start_worker(name: str, config_file: Path, web_url: str) -> Worker:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ctiwatch", "run", "--config", str(config_file),
+        cwd=ROOT, env={**os.environ, "CTIWATCH_LOG_LEVEL": "INFO"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    return Worker(name, process, web_url)
+
+
+@pytest.fixture
+async def workers_database(pg_database_factory: Any) -> AsyncIterator[str]:
+    broker_or_skip()
+    url: str = await pg_database_factory()
+    async with Store.open(url):  # migrated once, before three processes start on it
+        pass
+    yield url
+
+
+async def test_three_workers_one_killed_while_leading_one_incident_pages_once_takeover_in_30s(
+    tmp_path: Path, workers_database: str, outside: tuple[FakeTwilio, FakeSmtp, str]
+) -> None:
+    twilio, smtp, simulator = outside
+    url = workers_database
+    prefix = f"ctiwatch-test-{uuid.uuid4().hex[:8]}/v1"
+    workers: list[Worker] = []
+    for i in (1, 2, 3):
+        config_file, web_url = worker_config(
+            tmp_path, f"worker-{i}", url, twilio, smtp, simulator, prefix
+        )
+        workers.append(await start_worker(f"worker-{i}", config_file, web_url))
+    try:
+
+        async def all_ready() -> bool:
+            for w in workers:
+                if w.process.returncode is not None:
+                    pytest.fail(f"{w.name} ended with {w.process.returncode}: {w.lines[-5:]}")
+            return all(w.said("status page") for w in workers)
+
+        await until(all_ready, "three workers ready")
+        async with aiohttp.ClientSession() as http:
+            roles = [await role(http, w) for w in workers]
+        assert sorted(r.split(";")[0] for r in roles) == ["follower", "follower", "leader"]
+        leader = workers[[r.startswith("leader") for r in roles].index(True)]
+
+        await add_fault(simulator, {"service": "click2dial", "customer": "acme",
+                                    "location": "acme-ams", "kind": "outage"})  # fmt: skip
+
+        async def opened_and_paged() -> bool:
+            async with Store.open(url, migrate=False) as store:
+                incidents = await store.incidents.list()
+                rows = await store.outbox.list(limit=1000)
+            return (
+                [int(i.priority) for i in incidents] == [1]  # the whole location: P1
+                and bool(rows)
+                and all(r.status == "sent" for r in rows)
+            )
+
+        await until(opened_and_paged, "the P1 incident opened and its first pages sent")
+        async with Store.open(url, migrate=False) as store:
+            [before] = await store.incidents.list()
+            lease = await store.leader.get()
+        assert lease is not None and lease.holder.startswith(f"{leader.name}/")
+        assert not any(m.to == SECOND_LINE for m in twilio.messages)  # still due
+
+        # The active monitor dies while the incident is open and its escalation is due.
+        await leader.kill()
+        killed = time.monotonic()
+        killed_at = datetime.now(UTC)
+        survivors = [w for w in workers if w is not leader]
+
+        async def taken_over() -> bool:
+            async with Store.open(url, migrate=False) as store:
+                now = await store.leader.get()
+            return now is not None and now.generation > lease.generation
+
+        await until(taken_over, "another worker taking over")
+        takeover_s = time.monotonic() - killed
+        print(f"takeover after SIGKILL: {takeover_s:.1f}s (lease 3s, renewed every 1s)")
+        assert takeover_s < 30
+
+        async def escalated() -> bool:
+            return any(m.to == SECOND_LINE for m in twilio.messages)
+
+        await until(escalated, "the new leader paging the second line")
+
+        async def all_sent() -> bool:
+            async with Store.open(url, migrate=False) as store:
+                rows = await store.outbox.list(limit=1000)
+            return all(r.status == "sent" for r in rows)
+
+        await until(all_sent, "every page sent")
+        async with aiohttp.ClientSession() as http:
+            roles = [await role(http, w) for w in survivors]
+            shown = []
+            for w in survivors:
+                async with http.get(f"{w.web_url}/api/v1/incidents/1") as response:
+                    assert response.status == 200, await response.text()
+                    shown.append(await response.json())
+        assert sorted(r.split(";")[0] for r in roles) == ["follower", "leader"]
+    finally:
+        codes = [await w.stop() for w in workers if w.process.returncode is None]
+        for w in workers:
+            if w.process.returncode is None:
+                await w.kill()
+    assert codes == [0, 0]
+
+    async with Store.open(url, migrate=False) as store:
+        records = await store.incidents.list()
+        rows = await store.outbox.list(limit=1000)
+        timeline = await store.incidents.timeline(1)
+        final = await store.leader.get()
+    assert [(r.number, r.customer, r.status) for r in records] == [(1, "acme", "open")]
+    after = records[0]
+    # The SLA clocks ran on from the opening: the same deadlines, kept by the new leader.
+    assert after.opened_at == before.opened_at
+    assert (after.response_due, after.repair_due) == (before.response_due, before.repair_due)
+    assert after.response_due is not None
+    # The escalation went on: the second line was paged after the old leader died.
+    escalations = [e for e in timeline if e.kind == "escalated"]
+    assert len(escalations) == 1 and escalations[0].at > killed_at
+    assert final is not None and not final.holder.startswith(f"{leader.name}/")
+    # Every page delivered exactly once, across the workers' lives.
+    by_message_id = {message_id(r.idempotency_key): r.idempotency_key for r in rows}
+    delivered = Counter(
+        [str(m.idempotency_key) for m in twilio.messages]
+        + [str(c.idempotency_key) for c in twilio.calls]
+        + [by_message_id.get(mail.message_id, mail.message_id) for mail in smtp.messages]
+    )
+    assert delivered == Counter({r.idempotency_key: 1 for r in rows})
+    assert any(r.recipient == SECOND_LINE for r in rows)
+    # Every surviving worker's API showed the incident as stored.
+    for incident in shown:
+        assert incident["number"] == 1 and incident["status"] == "open"
+        assert datetime.fromisoformat(incident["opened_at"]) == before.opened_at
+
+
+async def role(http: aiohttp.ClientSession, worker: Worker) -> str:
+    async with http.get(f"{worker.web_url}/healthz") as response:
+        return response.headers.get("X-Ctiwatch-Role", "")
