@@ -80,7 +80,7 @@ async def test_a_transaction_fenced_at_an_old_generation_writes_nothing(store: S
 
     clock.advance(LEASE + timedelta(seconds=1))
     await b.try_once()
-    with pytest.raises(Fenced, match="generation 1.*generation 2 of node-b/2/bbb"):
+    with pytest.raises(Fenced, match=r"generation 1.*generation 2 of node-b/2/bbb"):
         async with store.transaction(fence=old) as tx:
             await tx.incidents.save(record(1, "a paused old leader", clock.now()), generation=1)
             await tx.timeline.add(TimelineEntry(1, clock.now(), "note", "never stored"))
@@ -195,6 +195,5 @@ async def test_a_takeover_waits_for_the_step_in_flight_then_the_old_leaders_next
 
 
 def test_a_renewal_interval_above_half_the_lease_is_a_config_error_naming_the_field() -> None:
-    with pytest.raises((ConfigError, ValueError), match="workers.renew_every"):
+    with pytest.raises((ConfigError, ValueError), match=r"workers\.renew_every"):
         Config.model_validate({"workers": {"lease": "10s", "renew_every": "6s"}})
-

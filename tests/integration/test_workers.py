@@ -130,7 +130,9 @@ async def workers_database(pg_database_factory: Any) -> AsyncIterator[str]:
 
 
 async def test_three_workers_one_killed_while_leading_one_incident_pages_once_takeover_in_30s(
-    tmp_path: Path, workers_database: str, outside: tuple[FakeTwilio, FakeSmtp, str]
+    tmp_path: Path,
+    workers_database: str,
+    outside: tuple[FakeTwilio, FakeSmtp, str],  # noqa: F811 - test_app_crash's fixture
 ) -> None:
     twilio, smtp, simulator = outside
     url = workers_database
