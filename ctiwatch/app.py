@@ -323,7 +323,7 @@ class Ctiwatch:
                 leadership = self.leadership = Leadership(
                     store.leader,
                     self.clock,
-                    config.workers.name or str(self.identity),
+                    str(self.identity),
                     lease=config.workers.lease,
                     renew_every=config.workers.renew_every,
                     gone=self._earlier_life,

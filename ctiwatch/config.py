@@ -590,7 +590,9 @@ class WorkersConfig(Strict):
     """Several ``ctiwatch run`` processes on one PostgreSQL database (docs/architecture.md,
     "Scaling past one machine"): one of them is the active monitor, holding a lease it renews
     every ``renew_every``; when it stops renewing, another takes over once ``lease`` has
-    passed. On SQLite there is one process, and a second one is refused."""
+    passed. A worker holds the lease under its outbox identity (``alerting.node``/pid/life), so
+    a worker restarted on the same node leads again at once. On SQLite there is one process,
+    and a second one is refused."""
 
     lease: PositiveDuration = Field(
         default=timedelta(seconds=15), ge=timedelta(seconds=2), le=timedelta(minutes=5)
@@ -599,8 +601,6 @@ class WorkersConfig(Strict):
     # How often the active monitor reads the results the other workers stored, and how often
     # the others read the incidents back for their pages.
     poll: PositiveDuration = Field(default=timedelta(seconds=1), le=timedelta(minutes=1))
-    # This worker's name in the lease and on /healthz (default: host name and pid).
-    name: str | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _renew_well_within_the_lease(self) -> WorkersConfig:
