@@ -90,4 +90,4 @@ for entry in "${users[@]}"; do
   esac
   printf '%s:%s\n' "$user" "$password" >>"$out/passwd"
 done
-mosquitto_passwd -U "$out/passwd"
+[ ! -s "$out/passwd" ] || mosquitto_passwd -U "$out/passwd"
