@@ -435,6 +435,11 @@ class StorageConfig(Strict):
     url: str = "sqlite+aiosqlite:///var/ctiwatch.db"
 
 
+def _shown_path(path: str | None) -> str:
+    """A file's path in an error: whole (a path cut short names no file), within reason."""
+    return repr(path if path is None or len(path) <= 300 else path[:297] + "...")
+
+
 class MqttTlsConfig(Strict):
     """TLS to the broker. The broker's certificate is verified against ``ca_file`` (or, without
     it, the system's trusted CAs) and its name against ``mqtt.host``; ``cert_file``/``key_file``
@@ -473,12 +478,12 @@ class MqttTlsConfig(Strict):
                     file.read(1)
             except (OSError, ValueError) as exc:
                 why = getattr(exc, "strerror", None) or str(exc)
-                raise ValueError(f"{name}: cannot read {show_value(path)} ({why})") from None
+                raise ValueError(f"{name}: cannot read {_shown_path(path)} ({why})") from None
         try:
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file)
         except ssl.SSLError as exc:
             raise ValueError(
-                f"ca_file: {show_value(self.ca_file)} holds no usable PEM certificate "
+                f"ca_file: {_shown_path(self.ca_file)} holds no usable PEM certificate "
                 f"({exc.reason or exc})"
             ) from None
         if self.cert_file is not None:
@@ -486,8 +491,8 @@ class MqttTlsConfig(Strict):
                 context.load_cert_chain(self.cert_file, self.key_file)
             except ssl.SSLError as exc:
                 raise ValueError(
-                    f"cert_file: {show_value(self.cert_file)} with key_file "
-                    f"{show_value(self.key_file)} is not a PEM certificate and its key "
+                    f"cert_file: {_shown_path(self.cert_file)} with key_file "
+                    f"{_shown_path(self.key_file)} is not a PEM certificate and its key "
                     f"({exc.reason or exc})"
                 ) from None
         context.minimum_version = ssl.TLSVersion.TLSv1_2
