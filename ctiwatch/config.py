@@ -435,6 +435,13 @@ class StorageConfig(Strict):
     url: str = "sqlite+aiosqlite:///var/ctiwatch.db"
 
 
+def _empty_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+OptionalPath = Annotated[str | None, BeforeValidator(_empty_is_none)]
+
+
 def _shown_path(path: str | None) -> str:
     """A file's path in an error: whole (a path cut short names no file), within reason."""
     return repr(path if path is None or len(path) <= 300 else path[:297] + "...")
@@ -446,9 +453,10 @@ class MqttTlsConfig(Strict):
     present a client certificate to a broker that asks for one."""
 
     enabled: bool = False
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
+    # An empty text is "not set", so that ``${MQTT_CA_FILE:-}`` may leave it to the system.
+    ca_file: OptionalPath = None
+    cert_file: OptionalPath = None
+    key_file: OptionalPath = None
     # Skip the check that the broker's certificate names ``mqtt.host`` (it must still be signed
     # by the CA). For a test broker reached by an address its certificate does not name.
     insecure: bool = False

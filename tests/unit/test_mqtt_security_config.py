@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiomqtt.exceptions import MqttConnectError, MqttError
 from ci import unavailable
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
+from test_config_files import placeholder_env
 
 from ctiwatch.config import ConfigError, MqttConfig, MqttTlsConfig, config_from_data, load_config
 from ctiwatch.mqtt.agent import agent_username, plan_agent
@@ -194,3 +196,25 @@ def test_a_refused_mqtt311_login_without_a_username_says_it_was_anonymous() -> N
 def test_an_unreachable_broker_is_not_a_refusal() -> None:
     problem = explain(MqttError("[Errno 111] Connection refused"), MqttConfig(), "ams-1")
     assert problem == type(problem)("[Errno 111] Connection refused", refused=False)
+
+
+# --- the shipped examples ------------------------------------------------------------------------
+
+
+def test_the_production_example_speaks_tls_with_credentials_from_the_environment() -> None:
+    path = ROOT / "config" / "production.example.yaml"
+    assert yaml.safe_load(path.read_text())["mqtt"]["password"] == "${MQTT_PASSWORD}"
+    config = load_config(path, {**placeholder_env(path), "MQTT_PASSWORD": "from-env"})
+    mqtt = config.mqtt
+    assert (mqtt.port, mqtt.username, mqtt.password) == (8883, "ctiwatch", "from-env")
+    assert mqtt.tls == MqttTlsConfig(enabled=True)  # verified against the system's CAs
+    assert client_options(mqtt, username=mqtt.username)["tls_context"].check_hostname is True
+
+
+def test_the_agent_example_logs_in_as_its_name_over_tls(material: Path) -> None:
+    path = ROOT / "config" / "agent.example.yaml"
+    env = {**placeholder_env(path), "MQTT_CA_FILE": str(material / "ca.pem")}
+    config = load_config(path, env)
+    plan = plan_agent(config)
+    assert agent_username(config.mqtt, plan.name) == "agent-globex-utr"
+    assert (config.mqtt.tls.enabled, config.mqtt.tls.ca_file) == (True, str(material / "ca.pem"))
