@@ -442,6 +442,21 @@ def _empty_is_none(value: Any) -> Any:
 OptionalPath = Annotated[str | None, BeforeValidator(_empty_is_none)]
 
 
+def _unreadable(path: str) -> str:
+    """Why ``path`` is not a file this process can read; empty when it is one. A folder, a FIFO
+    or a device is refused before it is opened (opening a FIFO would wait for a writer)."""
+    try:
+        if os.path.isdir(path):
+            return "Is a directory"
+        if os.path.exists(path) and not os.path.isfile(path):
+            return "not a regular file"
+        with open(path, "rb") as file:
+            file.read(1)
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "strerror", None) or str(exc)
+    return ""
+
+
 def _shown_path(path: str | None) -> str:
     """A file's path in an error: whole (a path cut short names no file), within reason."""
     return repr(path if path is None or len(path) <= 300 else path[:297] + "...")
@@ -479,14 +494,10 @@ class MqttTlsConfig(Strict):
         cannot be used."""
         for name in ("ca_file", "cert_file", "key_file"):
             path = getattr(self, name)
-            if path is None:
-                continue
-            try:
-                with open(path, "rb") as file:
-                    file.read(1)
-            except (OSError, ValueError) as exc:
-                why = getattr(exc, "strerror", None) or str(exc)
-                raise ValueError(f"{name}: cannot read {_shown_path(path)} ({why})") from None
+            if path is not None:
+                why = _unreadable(path)
+                if why:
+                    raise ValueError(f"{name}: cannot read {_shown_path(path)} ({why})")
         try:
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file)
         except ssl.SSLError as exc:
