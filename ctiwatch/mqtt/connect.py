@@ -76,7 +76,7 @@ def explain(exc: aiomqtt.MqttError, mqtt: MqttConfig, username: str | None) -> P
             "mqtt.tls.enabled is set; is mqtt.port its TLS listener?",
             refused="WRONG_VERSION_NUMBER" in text,  # a reset may also be a broker going away
         )
-    if text.startswith("mqtt.tls."):
+    if text.startswith(("mqtt.tls.", "the broker refused the subscription")):
         return Problem(text, refused=True)
     if text == "Operation timed out" and not mqtt.tls.enabled:
         return Problem(

@@ -18,9 +18,18 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 from test_config_files import placeholder_env
 
-from ctiwatch.config import ConfigError, MqttConfig, MqttTlsConfig, config_from_data, load_config
+from ctiwatch.clock import RealClock
+from ctiwatch.config import (
+    ConfigError,
+    MqttConfig,
+    MqttTlsConfig,
+    TopologyConfig,
+    config_from_data,
+    load_config,
+)
 from ctiwatch.mqtt.agent import agent_username, plan_agent
 from ctiwatch.mqtt.connect import client_options, explain
+from ctiwatch.mqtt.ingest import Ingestion
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "mqtt-secure.sh"
@@ -218,3 +227,22 @@ def test_the_agent_example_logs_in_as_its_name_over_tls(material: Path) -> None:
     plan = plan_agent(config)
     assert agent_username(config.mqtt, plan.name) == "agent-globex-utr"
     assert (config.mqtt.tls.enabled, config.mqtt.tls.ca_file) == (True, str(material / "ca.pem"))
+
+
+async def test_a_subscription_the_broker_refuses_is_an_error_not_silence() -> None:
+    class RefusingBroker:
+        async def subscribe(self, topic: str, qos: int) -> list[ReasonCode]:
+            return [ReasonCode(PacketTypes.SUBACK, "Not authorized")]
+
+    async def sink(batch: list[Any]) -> None:
+        raise AssertionError("nothing to store")
+
+    mqtt = MqttConfig(username="ctiwatch", password="p")
+    ingestion = Ingestion(mqtt, TopologyConfig(), sink, clock=RealClock())
+    with pytest.raises(MqttError) as caught:
+        await ingestion._subscribe(RefusingBroker(), "ctiwatch/v1/results/+")  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "the broker refused the subscription to ctiwatch/v1/results/+ (Not authorized): "
+        "its ACL must let user 'ctiwatch' read it"
+    )
+    assert explain(caught.value, mqtt, "ctiwatch").refused is True
