@@ -24,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     field_validator,
     model_validator,
@@ -37,6 +38,8 @@ from ctiwatch.errors import (
     item_label,
     show_value,
 )
+from probes.conditions import Condition, ConditionError, parse_condition
+from probes.template import DEFAULT_SPECS, check_body, check_headers, check_method, check_url
 from sla.targets import SlaPolicy, default_targets
 
 # The defaults of classification.md and sla.md are stated once, in the pure packages that apply
@@ -257,6 +260,71 @@ def _require_unique(what: str, ids: list[str], noun: str = "id") -> None:
 # --- probes and classification ------------------------------------------------------------
 
 
+def _condition(value: Any) -> Any:
+    """A Gatus-style condition (``probes.conditions``), parsed once, here at load."""
+    if isinstance(value, Condition):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(
+            'must be a condition in quotes, such as "[STATUS] == 200" (unquoted, YAML reads '
+            f"[...] as a list), not {show_value(value)}"
+        )
+    try:
+        return parse_condition(value)
+    except ConditionError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _checked(check: Any) -> Any:
+    def run(value: Any) -> Any:
+        return check(value) if isinstance(value, str) else value
+
+    return run
+
+
+ConditionText = Annotated[
+    Condition, BeforeValidator(_condition), PlainSerializer(lambda c: c.text, return_type=str)
+]
+
+
+class TemplateConfig(Strict):
+    """One service's check: a request template and the conditions on its answer
+    (``probes.template``). Keys left out keep the service's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    method: Annotated[str, AfterValidator(check_method)] = "GET"
+    url: Annotated[str, AfterValidator(check_url)] = ""
+    headers: Annotated[dict[str, str], AfterValidator(check_headers)] = Field(default_factory=dict)
+    body: Annotated[Any, AfterValidator(check_body)] = None
+    conditions: list[ConditionText] = Field(min_length=1)
+    recognised: ConditionText | None = None
+
+
+def _default_template(kind: str) -> TemplateConfig:
+    return TemplateConfig.model_validate(dict(DEFAULT_SPECS[kind]))
+
+
+class TemplatesConfig(Strict):
+    """The check of each service; the defaults are what the built-in simulator serves."""
+
+    click2dial: TemplateConfig = Field(default_factory=lambda: _default_template("click2dial"))
+    crm: TemplateConfig = Field(default_factory=lambda: _default_template("crm"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_defaults(cls, value: Any) -> Any:
+        # A service's keys replace those of its default; the others stay.
+        if not isinstance(value, dict):
+            return value
+        merged = dict(value)
+        for kind, spec in DEFAULT_SPECS.items():
+            given = value.get(kind)
+            if isinstance(given, dict):
+                merged[kind] = {**spec, **given}
+        return merged
+
+
 class ProbesConfig(Strict):
     interval: Duration = timedelta(seconds=60)
     timeout: PositiveDuration = timedelta(seconds=10)
@@ -267,6 +335,7 @@ class ProbesConfig(Strict):
     api_token: str = "ctiwatch-demo-token"
     raw_retention: PositiveDuration = timedelta(days=14)
     rollup_retention: PositiveDuration = timedelta(days=400)
+    templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
 
     @field_validator("interval")
     @classmethod
