@@ -155,6 +155,7 @@ class NotLeader(StepFailed):
 
 OWN_RESULTS_KEPT = 200_000  # result ids the active monitor applied itself, not read back again
 MISSING_KEPT = timedelta(seconds=60)  # how long an id below the cursor may still show up
+MAINTENANCE_EVERY = 5  # polls between reads of the maintenance windows (other workers' changes)
 
 
 Transient = Callable[[BaseException], bool]
@@ -580,13 +581,23 @@ class Pipeline:
         """While this worker is the active monitor: read the results the other workers stored
         (and those stored from ``lookback`` before taking over, so the classifier sees the
         latest rounds again) and apply them, every ``poll``; forever (cancelled on losing the
-        lease). Ids below the cursor not seen yet (a transaction that committed late) are
+        lease). Every few polls the maintenance windows are read again too: another worker's
+        console may have scheduled one. Ids below the cursor not seen yet (a transaction that committed late) are
         looked for again for :data:`MISSING_KEPT`."""
         since = self.clock.now() - lookback
         cursor = 0
         first = True
         missing: dict[int, datetime] = {}
+        windows = await self.store.maintenance.list()
+        polls = 0
         while True:
+            polls += 1
+            if polls % MAINTENANCE_EVERY == 0:
+                # A window scheduled, changed or cancelled on another worker's console.
+                stored = await self.store.maintenance.list()
+                if stored != windows:
+                    windows = stored
+                    await self.set_maintenance(stored)
             rows = await self.store.results.stored_after(
                 cursor, missing=sorted(missing), since=since
             )
