@@ -55,7 +55,7 @@ from ctiwatch.config import Config
 from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion, Refused
-from ctiwatch.persist import Pipeline, engine_windows, load_state
+from ctiwatch.persist import RESTORED_RESOLVED, Pipeline, engine_windows, load_state
 from ctiwatch.settings import (
     context_from_config,
     monitor_settings,
@@ -112,6 +112,7 @@ async def restore_monitor(config: Config, store: Store, now_clock: Clock) -> Mon
         next_number=stored.next_number,
         maintenance=engine_windows(stored.windows),
         escalations=stored.escalations,
+        keep_resolved=RESTORED_RESOLVED,  # as many as a restart loads: memory stays bounded
     )
     monitor.resume(now)
     restored = [i.number for i in stored.incidents if i.is_open]
