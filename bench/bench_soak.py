@@ -56,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -473,6 +474,8 @@ class Soak:
         self.lateness: list[float] = []
         self.began = time.perf_counter()
         self.errors = _ErrorCount()
+        self.traced: tracemalloc.Snapshot | None = None
+        self.traced_once = False
 
     # results and people
 
@@ -539,8 +542,27 @@ class Soak:
             self.take_sample(phase, origin)
             await self.clock.sleep(every)
 
+    def trace_growth(self) -> None:
+        """With ``--tracemalloc``: where memory grew since the end of phase 1's warm-up."""
+        if self.traced is None:
+            return
+        grown = tracemalloc.take_snapshot().compare_to(self.traced, "lineno")
+        print("memory grown after warm-up, by line (tracemalloc):", file=sys.stderr)
+        for stat in grown[:20]:
+            print(f"  {stat}", file=sys.stderr)
+        self.traced = None
+
     def take_sample(self, phase: int, origin: datetime) -> None:
         now = self.clock.now()
+        if (
+            self.args.tracemalloc
+            and phase == 1
+            and self.traced is None
+            and not self.traced_once
+            and now - origin >= timedelta(hours=self.args.hours * WARMUP_FRACTION)
+        ):
+            self.traced = tracemalloc.take_snapshot()
+            self.traced_once = True
         self.samples.append(
             Sample(
                 phase,
@@ -677,6 +699,7 @@ class Soak:
                 await clock.sleep_until(end)
                 sampler.cancel()
                 self.take_sample(1, start)
+                self.trace_growth()
                 report.phase1_wall_s = round(time.perf_counter() - self.began, 1)
                 report.results_phase1 = self.results
                 report.skipped_rounds = sum(s.stats.skipped for s in first)
@@ -914,12 +937,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-db", action="store_true", help="keep the database afterwards")
     p.add_argument("--json", metavar="FILE", help="write the whole report (with samples) here")
     p.add_argument("--verbose", action="store_true", help="print every RSS sample")
+    p.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="print where memory grew in phase 1 after warm-up (slower; RSS figures then "
+        "include tracemalloc's own)",
+    )
     return p
 
 
 def main(argv: Sequence[str] = ()) -> int:
     args = parser().parse_args(list(argv))
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    if args.tracemalloc:
+        tracemalloc.start(1)
     load = os.getloadavg()
     print(f"load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     report = soak(args)
