@@ -68,10 +68,13 @@ SOAK_ARGS ?=
 soak: $(STAMP) services
 	$(BIN)/python -m bench.bench_soak $(SOAK_ARGS)
 
-# Only for `bench probes`' side-by-side figures (it skips that comparison without it).
+# For `bench probes`' side-by-side figures and `bench web`'s load generator (each skips
+# without them).
 bench-deps:
 	@command -v prometheus-blackbox-exporter >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-blackbox-exporter >/dev/null; }
+	@command -v wrk >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis var ctiwatch.db*

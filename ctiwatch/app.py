@@ -49,12 +49,13 @@ from alerting.internal import AgentEvent, agent_alerts
 from alerting.outbox import outbox_fields
 from alerting.rotation import on_call
 from alerting.sender import DeliveryReport, OutboxSender, this_process
-from classifier.observation import ProbeResult
+from classifier.observation import CENTRAL, ProbeResult
 from ctiwatch.clock import Clock, RealClock
 from ctiwatch.config import Config
 from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion, Refused
+from ctiwatch.mqtt.schema import encode_result
 from ctiwatch.persist import RESTORED_RESOLVED, Pipeline, engine_windows, load_state
 from ctiwatch.settings import (
     context_from_config,
@@ -75,6 +76,7 @@ from ctiwatch.supervisor import Supervisor
 from ctiwatch.web.app import build_web_app
 from ctiwatch.web.service import MqttView
 from ctiwatch.web.twilio_webhooks import add_twilio_routes
+from incidents.maintenance import duration_words
 from pipeline.monitor import Monitor
 from probes.base import random_ids
 from probes.scheduler import Scheduler
@@ -154,6 +156,31 @@ class _MqttRejected(Collector):
         yield family
 
 
+class _Backlog(Collector):
+    """Results kept while the database is away: waiting now, and dropped (backlog full)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    def collect(self) -> Iterable[prometheus_client.Metric]:
+        backlog = self._pipeline.backlog
+        yield GaugeMetricFamily(
+            "ctiwatch_results_backlog",
+            "Results waiting for the database to be reachable again",
+            value=len(backlog),
+        )
+        yield CounterMetricFamily(
+            "ctiwatch_results_backlog_dropped",
+            "Results dropped because the backlog was full while the database was away",
+            value=backlog.dropped,
+        )
+        yield GaugeMetricFamily(
+            "ctiwatch_database_up",
+            "1 while the database takes writes, 0 while it is unreachable",
+            value=0 if self._pipeline.unreachable_since is not None else 1,
+        )
+
+
 class Metrics:
     """The process's own registry: never the global default one."""
 
@@ -168,6 +195,15 @@ class Metrics:
         self.outbox_pending = prometheus_client.Gauge(
             "ctiwatch_outbox_pending", "Alerts waiting in the outbox", registry=self.registry
         )
+        self.outbox_failed = prometheus_client.Counter(
+            "ctiwatch_outbox_failed",
+            "Outbox messages that could not be sent (given up or unsendable), by channel",
+            ["channel", "cause"],
+            registry=self.registry,
+        )
+        for channel in ("sms", "voice", "email"):  # shown at 0 from the start
+            for cause in ("undelivered", "unsendable"):
+                self.outbox_failed.labels(channel, cause)
         self.dead_letters = prometheus_client.Counter(
             "ctiwatch_dead_letters",
             "Inputs the database refused, parked in the dead-letter table",
@@ -177,6 +213,9 @@ class Metrics:
 
     def watch(self, monitor: Monitor) -> None:
         self.registry.register(_OpenIncidents(monitor))
+
+    def watch_backlog(self, pipeline: Pipeline) -> None:
+        self.registry.register(_Backlog(pipeline))
 
     def watch_ingestion(self, ingestion: Ingestion) -> None:
         self.registry.register(_MqttRejected(ingestion))
@@ -247,8 +286,16 @@ class Ctiwatch:
             monitor = self.monitor = await restore_monitor(config, store, self.clock)
             self.metrics.watch(monitor)
             pipeline = self.pipeline = Pipeline(
-                monitor, store, self.clock, on_results=self.metrics.observe
+                monitor,
+                store,
+                self.clock,
+                on_results=self.metrics.observe,
+                transient=is_transient,
+                backlog=config.storage.backlog,
+                retry_interval=config.storage.retry_interval,
+                park=self._park_results,
             )
+            self.metrics.watch_backlog(pipeline)
             if config.mqtt.enabled:
                 self.ingestion = Ingestion(
                     config.mqtt,
@@ -288,8 +335,13 @@ class Ctiwatch:
             web_app = build_web_app(
                 console,
                 metrics_registry=self.metrics.registry,
-                health=self.supervisor.problems,
+                health=self.problems,
+                versions=pipeline.version,
                 tz=config.sla.timezone,
+                maintenance_notice=(
+                    duration_words(config.maintenance.min_notice),
+                    duration_words(config.maintenance.reminder_before),
+                ),
                 extra_routes=self._extra_routes,
                 nav_links=(
                     [("Fake phone", f"{FAKES_PREFIX}/phone"), ("Mailbox", f"{FAKES_PREFIX}/mail")]
@@ -318,7 +370,7 @@ class Ctiwatch:
                 store.outbox,
                 channels,
                 self.clock,
-                worker=this_process(),
+                worker=this_process(config.alerting.node),
                 batch=SENDER_BATCH,
                 oncall=lambda now: on_call(monitor.rotation, now),
                 on_report=self._delivered,
@@ -328,6 +380,7 @@ class Ctiwatch:
                 running = [
                     tasks.create_task(keep("probes", scheduler.run), name="probes"),
                     tasks.create_task(keep("timers", pipeline.timers), name="timers"),
+                    tasks.create_task(keep("catch-up", pipeline.catch_up), name="catch-up"),
                     tasks.create_task(
                         keep("outbox", partial(self._send, sender, store, pipeline)), name="outbox"
                     ),
@@ -350,6 +403,11 @@ class Ctiwatch:
                     for task in running:
                         task.cancel()
         log.info("ctiwatch stopped")
+
+    def problems(self) -> list[str]:
+        """What ``/healthz`` reports: components down, and the database while it is away."""
+        database = self.pipeline.problems() if self.pipeline is not None else []
+        return database + self.supervisor.problems()
 
     # --- wiring --------------------------------------------------------------------------------
 
@@ -434,6 +492,21 @@ class Ctiwatch:
             ]
         )
         self.metrics.dead_letters.labels("mqtt").inc(len(refused))
+        if self.pipeline is not None:
+            self.pipeline.version.bump()  # the status page lists the latest dead letters
+
+    async def _park_results(self, refused: list[tuple[ProbeResult, str]]) -> None:
+        """Results the store refused while catching up with it (kept while it was away)."""
+        store = self.store
+        assert store is not None
+        now = self.clock.now()
+        for result, reason in refused:
+            source = "probes" if result.source_id == CENTRAL else "mqtt"
+            payload = encode_result(result).decode()
+            await store.dead_letters.add_many(
+                [DeadLetter(now, source, result.result_id, reason, payload)]
+            )
+            self.metrics.dead_letters.labels(source).inc()
 
     async def _send(self, sender: OutboxSender, store: Store, pipeline: Pipeline) -> None:
         ready = pipeline.outbox_ready
@@ -460,7 +533,14 @@ class Ctiwatch:
                 pass
 
     async def _delivered(self, report: DeliveryReport) -> None:
-        """A delivery outcome on the incident's timeline."""
+        """A delivery outcome on the incident's timeline (a message that could not be sent
+        counted on ``/metrics`` too)."""
+        if report.outcome == "failed":
+            cause = "unsendable" if report.unsendable else "undelivered"
+            self.metrics.outbox_failed.labels(report.channel, cause).inc()
+            fallback = report.fallback
+            if fallback is not None and fallback.outcome == "failed":
+                self.metrics.outbox_failed.labels(fallback.channel, "undelivered").inc()
         if report.incident is None or self.store is None:
             return
         entry = TimelineEntry(
@@ -563,6 +643,7 @@ class Ctiwatch:
                 meta=meta,
             )
         )
+        pipeline.version.bump()  # the pages show the agent's health
 
 
 async def serve(config: Config, stop: asyncio.Event) -> None:

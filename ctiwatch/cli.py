@@ -27,6 +27,7 @@ COMMANDS = {
     "simulator": "ctiwatch.commands.simulator",
     "simulate": "ctiwatch.commands.simulate",
     "incidents": "ctiwatch.commands.incidents",
+    "maintenance": "ctiwatch.commands.maintenance",
     "status": "ctiwatch.commands.status",
     "run": "ctiwatch.commands.run",
 }

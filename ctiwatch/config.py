@@ -23,6 +23,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     field_validator,
     model_validator,
@@ -31,11 +32,14 @@ from pydantic import (
 from classifier.thresholds import Thresholds
 from ctiwatch.errors import (
     ID_PATTERN,
+    NODE_PATTERN,
     PHONE_PATTERN,
     describe_errors,
     item_label,
     show_value,
 )
+from probes.conditions import Condition, ConditionError, parse_condition
+from probes.template import DEFAULT_SPECS, check_body, check_headers, check_method, check_url
 from sla.targets import SlaPolicy, default_targets
 
 # The defaults of classification.md and sla.md are stated once, in the pure packages that apply
@@ -174,6 +178,9 @@ HttpUrl = Annotated[str, BeforeValidator(_http_url)]
 LocalTime = Annotated[time, BeforeValidator(_local_time)]
 PhoneNumber = Annotated[str, BeforeValidator(_phone), Field(pattern=_PHONE)]
 Identifier = Annotated[str, Field(pattern=_ID, max_length=64)]
+# A worker's node name: letters, digits, ``.``, ``_``, ``-`` (no ``/``: it is part of
+# ``node/pid/life``).
+NodeName = Annotated[str, Field(pattern=NODE_PATTERN, max_length=64)]
 
 
 class Strict(BaseModel):
@@ -256,6 +263,71 @@ def _require_unique(what: str, ids: list[str], noun: str = "id") -> None:
 # --- probes and classification ------------------------------------------------------------
 
 
+def _condition(value: Any) -> Any:
+    """A Gatus-style condition (``probes.conditions``), parsed once, here at load."""
+    if isinstance(value, Condition):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(
+            'must be a condition in quotes, such as "[STATUS] == 200" (unquoted, YAML reads '
+            f"[...] as a list), not {show_value(value)}"
+        )
+    try:
+        return parse_condition(value)
+    except ConditionError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _checked(check: Any) -> Any:
+    def run(value: Any) -> Any:
+        return check(value) if isinstance(value, str) else value
+
+    return run
+
+
+ConditionText = Annotated[
+    Condition, BeforeValidator(_condition), PlainSerializer(lambda c: c.text, return_type=str)
+]
+
+
+class TemplateConfig(Strict):
+    """One service's check: a request template and the conditions on its answer
+    (``probes.template``). Keys left out keep the service's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    method: Annotated[str, AfterValidator(check_method)] = "GET"
+    url: Annotated[str, AfterValidator(check_url)] = ""
+    headers: Annotated[dict[str, str], AfterValidator(check_headers)] = Field(default_factory=dict)
+    body: Annotated[Any, AfterValidator(check_body)] = None
+    conditions: list[ConditionText] = Field(min_length=1)
+    recognised: ConditionText | None = None
+
+
+def _default_template(kind: str) -> TemplateConfig:
+    return TemplateConfig.model_validate(dict(DEFAULT_SPECS[kind]))
+
+
+class TemplatesConfig(Strict):
+    """The check of each service; the defaults are what the built-in simulator serves."""
+
+    click2dial: TemplateConfig = Field(default_factory=lambda: _default_template("click2dial"))
+    crm: TemplateConfig = Field(default_factory=lambda: _default_template("crm"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_defaults(cls, value: Any) -> Any:
+        # A service's keys replace those of its default; the others stay.
+        if not isinstance(value, dict):
+            return value
+        merged = dict(value)
+        for kind, spec in DEFAULT_SPECS.items():
+            given = value.get(kind)
+            if isinstance(given, dict):
+                merged[kind] = {**spec, **given}
+        return merged
+
+
 class ProbesConfig(Strict):
     interval: Duration = timedelta(seconds=60)
     timeout: PositiveDuration = timedelta(seconds=10)
@@ -266,6 +338,7 @@ class ProbesConfig(Strict):
     api_token: str = "ctiwatch-demo-token"
     raw_retention: PositiveDuration = timedelta(days=14)
     rollup_retention: PositiveDuration = timedelta(days=400)
+    templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
 
     @field_validator("interval")
     @classmethod
@@ -422,6 +495,10 @@ class AlertingConfig(Strict):
     twilio: TwilioConfig = TwilioConfig()
     smtp: SmtpConfig = SmtpConfig()
     fakes: bool = True  # start the project's fake Twilio and SMTP servers in-process
+    # The name this worker claims outbox rows under (``node/pid/life``): what stays the same
+    # when the process is restarted, so a restart frees what its earlier life left claimed.
+    # None: the host name. Give each worker its own when several share a host name (containers).
+    node: NodeName | None = None
     # Sent/failed messages; pending ones stay. At least a day: the stored idempotency keys are
     # what keeps a trigger routed again after a restart from paging twice.
     outbox_retention: Duration = Field(default=timedelta(days=90), ge=timedelta(days=1))
@@ -432,6 +509,10 @@ class AlertingConfig(Strict):
 
 class StorageConfig(Strict):
     url: str = "sqlite+aiosqlite:///var/ctiwatch.db"
+    # While the database is unreachable: results kept in memory (the oldest dropped beyond it,
+    # counted), and how often storing them and the steps that could not commit is tried again.
+    backlog: int = Field(default=100_000, ge=1, le=10_000_000)
+    retry_interval: PositiveDuration = Field(default=timedelta(seconds=5), le=timedelta(minutes=10))
 
 
 class MqttConfig(Strict):
@@ -484,6 +565,15 @@ class SimulatorConfig(Strict):
     port: int = Field(default=8081, ge=1, le=65535)
 
 
+class MaintenanceConfig(Strict):
+    """Maintenance as the SLA asks (sla.md, Maintenance): a window is announced at least
+    ``min_notice`` before it starts (emergencies are exempt); the covered customers' contacts
+    get a reminder ``reminder_before`` its start."""
+
+    min_notice: Duration = timedelta(hours=48)
+    reminder_before: PositiveDuration = timedelta(hours=24)
+
+
 class LoggingConfig(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["kv", "json"] = "kv"
@@ -500,6 +590,7 @@ class Config(Strict):
     agent: AgentConfig | None = None
     web: WebConfig = WebConfig()
     simulator: SimulatorConfig = SimulatorConfig()
+    maintenance: MaintenanceConfig = MaintenanceConfig()
     logging: LoggingConfig = LoggingConfig()
 
 

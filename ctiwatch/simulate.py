@@ -40,11 +40,16 @@ from ctiwatch.simulator.core import SimulatorCore, users_from_topology
 from ctiwatch.simulator.faults import FaultPlan
 from ctiwatch.simulator.transport import SimulatorTransport
 from ctiwatch.timefmt import iso_local
-from incidents.maintenance import MaintenanceWindow
+from incidents.maintenance import (
+    InsideSupportHours,
+    MaintenanceWindow,
+    check_outside_support_hours,
+)
 from incidents.model import Incident, IncidentError
 from pipeline.monitor import Monitor, Outcome
 from probes.base import sequential_ids
 from probes.scheduler import Scheduler
+from sla.calendar import SupportCalendar
 
 
 class _VirtualClock(LoopClock):
@@ -118,9 +123,30 @@ def maintenance_windows(scenario: Scenario) -> list[MaintenanceWindow]:
             customers=frozenset(spec.customers) if spec.customers is not None else None,
             locations=frozenset(spec.locations) if spec.locations is not None else None,
             reason=spec.reason,
+            emergency=spec.emergency,
+            justification=spec.justification,
         )
         for spec in scenario.maintenance
     ]
+
+
+def maintenance_errors(scenario: Scenario, calendar: SupportCalendar) -> list[str]:
+    """Scenario windows are announced windows: each lies outside support hours on the
+    configured calendar unless it is an emergency (sla.md, Maintenance)."""
+    errors: list[str] = []
+    fields = {"start": "from", "end": "to"}
+    for index, spec in enumerate(scenario.maintenance):
+        if spec.emergency:
+            continue
+        try:
+            check_outside_support_hours(calendar, spec.from_, spec.to)
+        except InsideSupportHours as exc:
+            field = fields.get(exc.field, exc.field)
+            errors.append(
+                f"maintenance[{index}].{field}: {exc.message} (an emergency needs "
+                "emergency: true and a justification)"
+            )
+    return errors
 
 
 class _Runner:
@@ -297,6 +323,7 @@ def run_simulation(config: Config, scenario: Scenario) -> SimulationResult:
     if not config.topology.customers:
         raise ConfigError(["customers: the scenario and the configuration name no customers"])
     errors = check_references(scenario, list(config.topology.customers))
+    errors += maintenance_errors(scenario, policy_from_config(config.sla).calendar)
     if errors:
         raise ConfigError(errors)
 

@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -206,8 +206,13 @@ class Target:
         self.tz = ZoneInfo(config.sla.timezone)
 
 
-def call_service(url: str, work: Callable[[ApiClient], Awaitable[T]]) -> T | int:
-    """Run ``work`` against the service; an exit code (after one line on stderr) if it fails."""
+def call_service(
+    url: str,
+    work: Callable[[ApiClient], Awaitable[T]],
+    options: Mapping[str, str] | None = None,
+) -> T | int:
+    """Run ``work`` against the service; an exit code (after one line on stderr) if it fails.
+    ``options``: the API's field names -> the command's options, to name the one at fault."""
 
     async def run() -> T:
         async with ApiClient.connect(url) as api:
@@ -219,12 +224,12 @@ def call_service(url: str, work: Callable[[ApiClient], Awaitable[T]]) -> T | int
         print(f"error: {exc}; is `ctiwatch run` running there?", file=sys.stderr)
         return 1
     except ApiError as exc:
-        print(f"error: {describe_api_error(exc)}", file=sys.stderr)
+        print(f"error: {describe_api_error(exc, options)}", file=sys.stderr)
         return 2 if exc.status in (400, 415, 422) else 1
 
 
-def describe_api_error(exc: ApiError) -> str:
-    option = OPTIONS.get(exc.field or "")
+def describe_api_error(exc: ApiError, options: Mapping[str, str] | None = None) -> str:
+    option = (OPTIONS if options is None else options).get(exc.field or "")
     if option is not None:
         return f"{exc.message} ({option})"
     if exc.field:

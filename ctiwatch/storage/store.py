@@ -15,7 +15,7 @@ from ctiwatch.storage import migrate
 from ctiwatch.storage.dead_letters import DeadLetterRepository
 from ctiwatch.storage.engine import Database, StorageError, normalize_url, safe_url
 from ctiwatch.storage.incidents import IncidentRepository, TxIncidents, TxTimeline
-from ctiwatch.storage.maintenance import AgentRepository, MaintenanceRepository
+from ctiwatch.storage.maintenance import AgentRepository, MaintenanceRepository, TxMaintenance
 from ctiwatch.storage.outbox import OutboxRepository, TxOutbox, delivered_before
 from ctiwatch.storage.replays import WebhookReplayRepository
 from ctiwatch.storage.results import ResultRepository, delete_older, delete_where
@@ -29,6 +29,7 @@ class Transaction:
     incidents: TxIncidents
     timeline: TxTimeline
     outbox: TxOutbox
+    maintenance: TxMaintenance
 
 
 class Store:
@@ -98,6 +99,7 @@ class Store:
                 incidents=TxIncidents(self._db, conn),
                 timeline=TxTimeline(conn),
                 outbox=TxOutbox(self._db, conn),
+                maintenance=TxMaintenance(conn),
             )
 
     async def apply_retention(

@@ -19,6 +19,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from ctiwatch.web.api import Api, json_error
+from ctiwatch.web.events import EventStreams, Versions
+from ctiwatch.web.feeds import customer_feed_routes
 from ctiwatch.web.pages import NONCE, Pages
 from ctiwatch.web.render import build_environment
 from ctiwatch.web.service import ConsoleService, ServiceError
@@ -37,14 +39,19 @@ def build_web_app(
     extra_routes: Callable[[web.Application], None] | None = None,
     nav_links: Sequence[tuple[str, str]] = (),
     health: Callable[[], list[str]] | None = None,
+    maintenance_notice: tuple[str, str] = ("48h", "24h"),
+    versions: Versions | None = None,
 ) -> web.Application:
     """The console over ``service``; ``/metrics`` exposes ``metrics_registry`` (with the
     web's own request metrics added to it) and is absent when it is None. ``nav_links``
     (label, path) are added to the header, e.g. the demo's fake phone and mailbox. ``/healthz``
-    answers ``ok``, or 503 with the lines ``health()`` gives (components down)."""
+    answers ``ok``, or 503 with the lines ``health()`` gives (components down). With
+    ``versions`` (the pipeline's state version) ``/events`` streams its changes (SSE)."""
     zone = ZoneInfo(tz)
     environment = build_environment(zone)
     environment.globals["nav_links"] = tuple(nav_links)
+    # The maintenance rules in words: (minimum notice, reminder before the start).
+    environment.globals["min_notice"], environment.globals["reminder"] = maintenance_notice
     pages = Pages(service, environment, zone)
     middlewares: list[Middleware] = []
     if metrics_registry is not None:
@@ -53,9 +60,12 @@ def build_web_app(
     app = web.Application(middlewares=middlewares)
     app.add_routes(pages.routes())
     app.add_routes(Api(service, zone).routes())
+    app.add_routes(customer_feed_routes(service, zone))
     app.add_routes([web.get("/healthz", _healthz(health)), web.static("/static", STATIC)])
     if metrics_registry is not None:
         app.add_routes([web.get("/metrics", _metrics_handler(metrics_registry))])
+    if versions is not None:
+        EventStreams(versions).install(app)
     if extra_routes is not None:
         extra_routes(app)
     return app

@@ -17,10 +17,11 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from ctiwatch.web import readmodel as cached
 from ctiwatch.web.actions import DONE_MESSAGES, INCIDENT_ACTIONS, perform
 from ctiwatch.web.inputs import (
-    ActorBody,
     B,
+    CancelMaintenanceBody,
     MaintenanceBody,
     QuestionBody,
     ResolveBody,
@@ -52,7 +53,11 @@ MAINTENANCE_LABELS = {
     "end": "End",
     "services": "Services",
     "customers": "Customers",
+    "locations": "Locations",
     "reason": "Reason",
+    "recurrence": "Repeat",
+    "justification": "Justification",
+    "why": "Why cancel",
 }
 
 
@@ -61,10 +66,12 @@ class Pages:
         self._service = service
         self._env = env
         self._tz = tz
+        self._cache = cached.FragmentCache()
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/", self.status),
+            web.get("/fragments/status", self.status_fragment),
             web.get("/incidents", self.incidents),
             web.get("/incidents/new", self.new_question),
             web.post("/incidents/new", self.open_question),
@@ -97,7 +104,31 @@ class Pages:
 
     async def status(self, request: web.Request) -> web.Response:
         status = await self._service.status()
-        return self.render(request, "status.html", status=200, view=status, banner=overall(status))
+        if "done" in request.query:
+            return self.render(request, "status.html", view=status, banner=overall(status))
+        return self._cache.get(
+            status.version,
+            "status.html",
+            lambda: cached.page(
+                self.shared("status.html", "/", view=status, banner=overall(status))
+            ),
+        ).response(request)
+
+    async def status_fragment(self, request: web.Request) -> web.Response:
+        """The live part of the status page (``#live``), for the page's script to swap in."""
+        status = await self._service.status()
+        return self._cache.get(
+            status.version,
+            "status_live.html",
+            lambda: cached.page(
+                self.shared("status_live.html", "/", view=status, banner=overall(status))
+            ),
+        ).response(request)
+
+    def shared(self, template: str, path: str, **context: Any) -> str:
+        """``template`` as every visitor gets it (no name, notice or nonce): cacheable."""
+        context.update(actor="", error=None, form={}, notice=None, nonce="", path=path)
+        return self._env.get_template(template).render(**context)
 
     # --- incidents -----------------------------------------------------------------------
 
@@ -227,6 +258,7 @@ class Pages:
         typed: dict[str, Any] = _strings(form)
         typed["services"] = form.getall("services", [])
         typed["customers"] = form.getall("customers", [])
+        typed["locations"] = form.getall("locations", [])
         try:
             data: dict[str, Any] = {
                 "actor": form.get("actor", ""),
@@ -234,7 +266,11 @@ class Pages:
                 "end": parse_local_time(str(form.get("end", "")), "end", self._tz),
                 "services": typed["services"] or None,
                 "customers": typed["customers"] or None,
+                "locations": typed["locations"] or None,
                 "reason": form.get("reason", ""),
+                "recurrence": str(form.get("recurrence", "")).strip() or None,
+                "emergency": "emergency" in form,
+                "justification": form.get("justification", ""),
             }
             body = parse_form(MaintenanceBody, data)
             await self._service.schedule_maintenance(
@@ -244,6 +280,10 @@ class Pages:
                 body.customers,
                 body.reason,
                 body.actor,
+                locations=body.locations,
+                recurrence=body.recurrence,
+                emergency=body.emergency,
+                justification=body.justification,
             )
         except ServiceError as exc:
             error = form_error(exc, MAINTENANCE_LABELS)
@@ -254,8 +294,8 @@ class Pages:
         window_id = int(request.match_info["id"])
         form = await request.post()
         try:
-            body = _form_body(ActorBody, form)
-            await self._service.cancel_maintenance(window_id, body.actor)
+            body = _form_body(CancelMaintenanceBody, form)
+            await self._service.cancel_maintenance(window_id, body.actor, body.why)
         except ServiceError as exc:
             error = form_error(exc, MAINTENANCE_LABELS)
             return await self._maintenance_page(request, exc.status, error, _strings(form))

@@ -844,3 +844,22 @@ def test_agents_and_fault_sources_that_name_nothing_exit_2(tmp_path: Path) -> No
         "error: agents[1].locations: unknown location 'acme-xyz'",
         "error: faults[0].sources: unknown source 'rtm-agent-9' (known: ams-agent-1, central)",
     ]
+
+
+def test_a_scenario_window_inside_support_hours_is_invalid_unless_an_emergency(
+    tmp_path: Path,
+) -> None:
+    # Tue 1 Dec 2026 16:00-18:00 starts inside support hours; an emergency says why it may.
+    window = {"from": "2026-12-01T16:00:00+01:00", "to": "2026-12-01T18:00:00+01:00"}
+    assert invalid(VALID | {"maintenance": [window]}, tmp_path) == [
+        "error: maintenance[0].from: maintenance must lie outside support hours: the window "
+        "starts inside them (Tue 01 Dec 16:00) (an emergency needs emergency: true and a "
+        "justification)"
+    ]
+    assert invalid(VALID | {"maintenance": [window | {"emergency": True}]}, tmp_path) == [
+        "error: maintenance[0]: an emergency window needs a justification"
+    ]
+    emergency = window | {"emergency": True, "justification": "security patch"}
+    path = tmp_path / "emergency.yaml"
+    path.write_text(json.dumps(VALID | {"maintenance": [emergency]}))
+    assert simulate(path).returncode == 0
