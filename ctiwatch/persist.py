@@ -3,9 +3,10 @@
 :class:`Pipeline` is the only way ``ctiwatch run`` changes the monitor. Every step (probe results,
 a due timer, a person's action) runs under one lock, and what it produced is persisted before
 the next step starts: the changed incidents (``IncidentRecord.state`` holds
-``Incident.to_dict()``), their new timeline entries and every outgoing message as an outbox row
-commit together in one ``store.transaction()``, so a state change and its messages are never
-stored apart. The outbox sender and the timers task are woken afterwards.
+``Incident.to_dict()``), their new timeline entries, every outgoing message as an outbox row and
+the SMS the step held for the next opening of support hours (and the removal of the held ones it
+sent out) commit together in one ``store.transaction()``, so a state change and its messages are
+never stored apart. The outbox sender and the timers task are woken afterwards.
 
 While the database is unreachable, results (the own probes' and the agents') wait in a bounded
 :class:`Backlog` in memory, oldest first; :meth:`Pipeline.catch_up` stores them in order once the
@@ -18,11 +19,12 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from alerting.escalation import EscalationState, state_from_dict, state_to_dict
+from alerting.model import OutgoingMessage
 from alerting.outbox import outbox_fields
 from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock
@@ -96,6 +98,7 @@ class StoredState:
     escalations: dict[int, EscalationState]
     next_number: int
     windows: list[MaintenanceRecord]
+    held: list[OutgoingMessage] = field(default_factory=list)
 
 
 async def load_state(store: Store, now: datetime) -> StoredState:
@@ -130,6 +133,7 @@ async def load_state(store: Store, now: datetime) -> StoredState:
         escalations=escalations,
         next_number=(newest[0].number + 1) if newest else 1,
         windows=windows,
+        held=await store.held.list(),
     )
 
 
@@ -489,7 +493,9 @@ class Pipeline:
 
         def restore() -> None:
             incidents = [Incident.from_dict(state) for state in saved]
-            self.monitor.restore(incidents, stored.next_number, stored.escalations, now)
+            self.monitor.restore(
+                incidents, stored.next_number, stored.escalations, now, held=stored.held
+            )
             self._stored_timeline = {i.number: len(i.timeline) for i in incidents}
 
         restore()
@@ -535,7 +541,7 @@ class Pipeline:
     async def persist(self, outcome: Outcome) -> None:
         """Store what one step did in one transaction; call with :attr:`lock` held."""
         incidents = self._touched(outcome)
-        if not incidents and not outcome.messages:
+        if not incidents and not outcome.messages and not outcome.held and not outcome.released:
             return
         now = self.now()
         timeline: list[TimelineEntry] = []
@@ -560,6 +566,9 @@ class Pipeline:
             await tx.timeline.add_many(timeline)
             for message in outcome.messages:
                 await tx.outbox.enqueue(_outbox_message(outbox_fields(message)))
+            for message in outcome.held:
+                await tx.held.add(message)
+            await tx.held.remove(outcome.released)
         self._stored_timeline.update(counts)
         self._forget_timelines()
         for event in outcome.events:
