@@ -582,8 +582,8 @@ class Pipeline:
         (and those stored from ``lookback`` before taking over, so the classifier sees the
         latest rounds again) and apply them, every ``poll``; forever (cancelled on losing the
         lease). Every few polls the maintenance windows are read again too: another worker's
-        console may have scheduled one. Ids below the cursor not seen yet (a transaction that committed late) are
-        looked for again for :data:`MISSING_KEPT`."""
+        console may have scheduled one. Ids below the cursor not seen yet (a transaction that
+        committed late) are looked for again for :data:`MISSING_KEPT`."""
         since = self.clock.now() - lookback
         cursor = 0
         first = True
