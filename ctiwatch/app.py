@@ -52,6 +52,7 @@ from classifier.observation import CENTRAL, ProbeResult
 from ctiwatch.clock import Clock, RealClock
 from ctiwatch.config import Config
 from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
+from ctiwatch.custpages import CustomerPagesImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion, Refused
 from ctiwatch.mqtt.schema import encode_result
@@ -315,6 +316,7 @@ class Ctiwatch:
                 agents = partial(_agent_views, ingestion)
                 mqtt = partial(_mqtt_view, ingestion)
             console = self.console = ConsoleServiceImpl(config, pipeline, agents=agents, mqtt=mqtt)
+            customer_pages = CustomerPagesImpl(config, pipeline, console)
 
             if config.simulator.enabled:
                 core = SimulatorCore.from_config(config)
@@ -336,6 +338,7 @@ class Ctiwatch:
                 metrics_registry=self.metrics.registry,
                 health=self.problems,
                 versions=pipeline.version,
+                customers=customer_pages,
                 tz=config.sla.timezone,
                 maintenance_notice=(
                     duration_words(config.maintenance.min_notice),

@@ -19,8 +19,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from ctiwatch.web.api import Api, json_error
+from ctiwatch.web.customer_pages import CustomerPageRoutes
+from ctiwatch.web.customers import CustomerPages
 from ctiwatch.web.events import EventStreams, Versions
-from ctiwatch.web.feeds import customer_feed_routes
 from ctiwatch.web.pages import NONCE, Pages
 from ctiwatch.web.render import build_environment
 from ctiwatch.web.service import ConsoleService, ServiceError
@@ -41,12 +42,15 @@ def build_web_app(
     health: Callable[[], list[str]] | None = None,
     maintenance_notice: tuple[str, str] = ("48h", "24h"),
     versions: Versions | None = None,
+    customers: CustomerPages | None = None,
 ) -> web.Application:
     """The console over ``service``; ``/metrics`` exposes ``metrics_registry`` (with the
     web's own request metrics added to it) and is absent when it is None. ``nav_links``
     (label, path) are added to the header, e.g. the demo's fake phone and mailbox. ``/healthz``
     answers ``ok``, or 503 with the lines ``health()`` gives (components down). With
-    ``versions`` (the pipeline's state version) ``/events`` streams its changes (SSE)."""
+    ``versions`` (the pipeline's state version) ``/events`` streams its changes (SSE). With
+    ``customers`` each customer's own page is at its link ``/status/<token>`` (and at
+    ``/status/c/<id>`` when public), with its feeds."""
     zone = ZoneInfo(tz)
     environment = build_environment(zone)
     environment.globals["nav_links"] = tuple(nav_links)
@@ -60,7 +64,8 @@ def build_web_app(
     app = web.Application(middlewares=middlewares)
     app.add_routes(pages.routes())
     app.add_routes(Api(service, zone).routes())
-    app.add_routes(customer_feed_routes(service, zone))
+    if customers is not None:
+        app.add_routes(CustomerPageRoutes(customers, service, environment, zone).routes())
     app.add_routes([web.get("/healthz", _healthz(health)), web.static("/static", STATIC)])
     if metrics_registry is not None:
         app.add_routes([web.get("/metrics", _metrics_handler(metrics_registry))])
