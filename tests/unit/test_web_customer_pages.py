@@ -262,3 +262,37 @@ async def test_in_a_generated_topology_no_page_names_another_customer(
                     continue
                 word = other["name"].split()[0]
                 assert word not in html and word.lower() not in html, (c["id"], other["id"])
+
+
+async def test_ctiwatch_customers_link_prints_a_link_that_opens_the_page_and_rotate_kills_it(
+    client: Client, scene: Scene, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from ctiwatch.cli import main
+
+    file = tmp_path / "cli.yaml"
+    customers = "\n".join(
+        f"    - id: {c['id']}\n      locations: [{{id: {c['locations'][0]['id']}, users: [u]}}]"
+        for c in TOPOLOGY["customers"]
+    )
+    file.write_text(
+        f"storage:\n  url: {scene.config.storage.url}\ntopology:\n  customers:\n{customers}\n",
+        encoding="utf-8",
+    )
+
+    def run(*args: str) -> int:
+        return main(["customers", *args, "--config", str(file)])
+
+    assert await asyncio.to_thread(run, "link", "acme", "--base-url", "https://status.example") == 0
+    first = capsys.readouterr().out.strip()
+    assert re.fullmatch(r"https://status\.example/status/[A-Za-z0-9_-]{43}", first)
+    assert await asyncio.to_thread(run, "link", "acme") == 1
+    assert "has a link already" in capsys.readouterr().err
+    assert await asyncio.to_thread(run, "link", "nobody") == 2
+    assert "customer: unknown customer 'nobody'" in capsys.readouterr().err
+    assert await asyncio.to_thread(run, "link", "acme", "--rotate") == 0
+    second = capsys.readouterr().out.strip()
+    old, new = (link.partition("/status/")[2] for link in (first, second))
+    assert (await client.get(f"/status/{old}")).status == 404
+    assert (await client.get(f"/status/{new}")).status == 200
