@@ -19,6 +19,7 @@ from aiohttp import web
 from console_scene import NOW, Scene, example_scene, real_console, sqlite_url
 from test_status_page_browser import chromium
 
+from classifier.observation import Service
 from ctiwatch.custpages import CustomerPagesImpl
 from ctiwatch.web.app import build_web_app
 
@@ -41,17 +42,22 @@ async def site(tmp_path: Path) -> AsyncIterator[tuple[str, Scene]]:
             NOW + timedelta(hours=1), NOW + timedelta(hours=2), ["crm"], ["acme"],
             "CRM hotfix", "Sanne", emergency=True, justification="calls drop after 09:00",
         )  # fmt: skip
-        pages = CustomerPagesImpl(scene.config, scene.pipeline, scene.console)
-        app = build_web_app(scene.console, metrics_registry=None, customers=pages)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        try:
-            yield f"http://{host}:{port}", scene
-        finally:
-            await runner.cleanup()
+        async for base in serve(scene):
+            yield base, scene
+
+
+async def serve(scene: Scene) -> AsyncIterator[str]:
+    pages = CustomerPagesImpl(scene.config, scene.pipeline, scene.console)
+    app = build_web_app(scene.console, metrics_registry=None, customers=pages)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
 
 
 @pytest.fixture
@@ -113,3 +119,48 @@ async def test_at_390_px_a_page_does_not_scroll_sideways(
     )
     await shot(page, f"{where}-390.png")
     assert width <= 390, wide
+
+
+async def test_the_wall_screen_shows_at_least_50_user_services_on_a_1920_by_1080_screen(
+    tmp_path: Path, browser: Any
+) -> None:
+    # 3 customers x 2 locations x 5 users x 2 services: 60 user-services.
+    topology = {
+        "customers": [
+            {
+                "id": f"cust{c}",
+                "name": f"Customer {c}",
+                "locations": [
+                    {
+                        "id": f"cust{c}-loc{n}",
+                        "name": f"Site {n}",
+                        "users": [f"user{u}" for u in range(5)],
+                    }
+                    for n in range(2)
+                ],
+            }
+            for c in range(3)
+        ]
+    }
+    async with real_console(sqlite_url(tmp_path), topology=topology) as scene:
+        await scene.rounds("cust0", "cust0-loc0", [f"user{u}" for u in range(5)],
+                           Service.CLICK2DIAL, ok=False, count=3)  # fmt: skip
+        await scene.rounds("cust1", "cust1-loc1", ["user1"], Service.CRM, ok=True, count=2)
+        async for base in serve(scene):
+            page = await browser.new_page(viewport={"width": 1920, "height": 1080})
+            await page.goto(base + "/wall")
+            boxes = await page.evaluate(
+                """() => [...document.querySelectorAll('[data-user-tile]')].map(e => {
+                    const r = e.getBoundingClientRect();
+                    const size = getComputedStyle(e.querySelector('.who')).fontSize;
+                    return [r.bottom, parseFloat(size), e.getAttribute('data-state'), e.innerText];
+                })"""
+            )
+            await shot(page, "wall-1920.png")
+    assert len(boxes) == 60
+    on_screen = [b for b in boxes if b[0] <= 1080]
+    assert len(on_screen) >= 50
+    assert min(b[1] for b in boxes) >= 18  # read at a distance
+    down = [b for b in boxes if b[2] == "down"]
+    assert len(down) == 5 and all("DOWN" in b[3] for b in down)  # colour and text
+    assert any(b[2] == "ok" and "OPERATIONAL" in b[3] for b in boxes)

@@ -296,3 +296,27 @@ async def test_ctiwatch_customers_link_prints_a_link_that_opens_the_page_and_rot
     old, new = (link.partition("/status/")[2] for link in (first, second))
     assert (await client.get(f"/status/{old}")).status == 404
     assert (await client.get(f"/status/{new}")).status == 200
+
+
+async def test_the_operators_overview_gains_recognition_per_customer_location_user_and_history(
+    client: Client, scene: Scene
+) -> None:
+    view = await scene.console.status()
+    rows = [(r.level, r.name, r.calls, r.misses) for r in view.recognition]
+    assert rows[:4] == [
+        ("customer", "ACME B.V.", 112, 1),
+        ("location", "Amsterdam", 112, 1),
+        ("user", "alice", 112, 1),
+        ("user", "anna", 0, 0),
+    ]
+    assert ("customer", "Globex Nederland", 0, 0) in rows
+    assert [i.number for i in view.history] == [1]  # Globex's, resolved a day ago
+    html = await (await client.get("/")).text()
+    assert 'id="recognition"' in html and 'data-level="user"' in html
+    assert "99.1%" in html  # 111 of 112
+    assert '<div class="resolved" data-incident="1">' in html
+    wall = await (await client.get("/wall")).text()
+    assert 'data-user-tile="acme/acme-ams/alice/click2dial" data-state="down"' in wall
+    assert 'data-user-tile="globex/globex-utr/bob/crm" data-state="ok"' in wall
+    assert await (await client.get("/?layout=wall")).text() == wall
+    assert "data-user-tile" in await (await client.get("/fragments/wall")).text()
