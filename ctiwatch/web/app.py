@@ -18,6 +18,7 @@ import prometheus_client
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from ctiwatch.metrics import HttpMetrics
 from ctiwatch.web.api import Api, json_error
 from ctiwatch.web.feeds import customer_feed_routes
 from ctiwatch.web.pages import NONCE, Pages
@@ -147,19 +148,8 @@ async def _headers_middleware(request: web.Request, handler: Handler) -> web.Str
 
 
 def _metrics_middleware(registry: prometheus_client.CollectorRegistry) -> Middleware:
-    requests = prometheus_client.Counter(
-        "ctiwatch_http_requests",
-        "HTTP requests answered by the web console and API",
-        ["method", "route", "status"],
-        registry=registry,
-    )
-    latency = prometheus_client.Histogram(
-        "ctiwatch_http_request_duration_seconds",
-        "Time to answer an HTTP request",
-        ["method", "route"],
-        registry=registry,
-        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-    )
+    http = HttpMetrics.of(registry)
+    requests, latency = http.requests, http.latency
 
     @web.middleware
     async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
