@@ -279,7 +279,7 @@ _DEADLINES = ("response", "update", "repair")
 
 # Counters and histograms without their ``_created`` series: half the series, no use on a
 # dashboard (prometheus-client's switch is process-wide; ctiwatch has no other registry).
-prometheus_client.disable_created_metrics()
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 def _counter(
@@ -393,6 +393,9 @@ class Metrics:
         self.recognition = Recognition(60)
         self._known: frozenset[TargetKey] = frozenset()
         self._last: dict[tuple[TargetKey, str], bool] = {}
+        self._counted: dict[tuple[Service, bool], prometheus_client.Counter] = {}
+        self._durations: dict[tuple[Service, str], prometheus_client.Histogram] = {}
+        self._lags: dict[Source, prometheus_client.Histogram] = {}
         registry.register(_State(self))
 
     # --- what is watched at scrape time ---------------------------------------------------------
@@ -419,28 +422,40 @@ class Metrics:
     # --- counted as things happen ---------------------------------------------------------------
 
     def observe(self, batch: list[ProbeResult]) -> None:
-        """Results on their way to the monitor (stored already)."""
+        """Results on their way to the monitor (stored already). On the hot path: the labelled
+        children are looked up once and kept (``labels()`` validates on every call)."""
         now = self.clock.now()
-        known, last = self._known, self._last
+        known, last, recognition = self._known, self._last, self.recognition
+        counted, durations, lags = self._counted, self._durations, self._lags
         for result in batch:
             target = result.target
-            service = target.service.value
-            self.results.labels(service, "true" if result.ok else "false").inc()
-            self.ingestion_lag.labels(_LAG_SOURCES.get(result.source, "probe")).observe(
-                max(0.0, (now - result.at).total_seconds())
-            )
+            ok = result.ok
+            key = (target.service, ok)
+            counter = counted.get(key)
+            if counter is None:
+                counter = counted[key] = self.results.labels(
+                    target.service.value, "true" if ok else "false"
+                )
+            counter.inc()
+            lag = lags.get(result.source)
+            if lag is None:
+                lag = lags[result.source] = self.ingestion_lag.labels(
+                    _LAG_SOURCES.get(result.source, "probe")
+                )
+            lag.observe(max(0.0, (now - result.at).total_seconds()))
             if target not in known:
                 continue
-            if result.source is Source.CALL:
-                if result.ok and result.recognised is not None:
-                    self.recognition.add(result)
-                continue
-            last[(target, result.source_id)] = result.ok
-            self.probe_duration.labels(service, target.customer).observe(
-                max(0.0, result.latency_ms / 1000)
-            )
-            if result.ok and result.recognised is not None:
-                self.recognition.add(result)
+            if result.source is not Source.CALL:
+                last[(target, result.source_id)] = ok
+                place = (target.service, target.customer)
+                duration = durations.get(place)
+                if duration is None:
+                    duration = durations[place] = self.probe_duration.labels(
+                        target.service.value, target.customer
+                    )
+                duration.observe(max(0.0, result.latency_ms / 1000))
+            if ok and result.recognised is not None:
+                recognition.add(result)
 
     def delivered(self, report: DeliveryReport) -> None:
         """One outbox row's delivery outcome, and its fallback's."""
