@@ -348,7 +348,7 @@ class Recognition:
     def totals(self, now: datetime) -> Iterator[tuple[TargetKey, int, int]]:
         """(target, calls, recognised) of every user with calls in the window ending now."""
         minute = int(now.timestamp()) // 60
-        for target, counts in sorted(self._counts.items(), key=lambda item: _key(item[0])):
+        for target, counts in self._counts.items():
             calls, recognised = counts.totals_at(minute)
             if calls:
                 yield target, calls, recognised
@@ -471,9 +471,7 @@ class Metrics:
                 self.outbox_failed.labels(fallback.channel, "undelivered").inc()
 
     def last_rounds(self) -> Iterator[tuple[TargetKey, str, bool]]:
-        for (target, source), ok in sorted(
-            self._last.items(), key=lambda item: (_key(item[0][0]), item[0][1])
-        ):
+        for (target, source), ok in self._last.items():
             yield target, source, ok
 
 
@@ -496,9 +494,7 @@ class _State(Collector):
     def _targets(self, monitor: Monitor | None) -> Iterator[GaugeMetricFamily]:
         up, success = _gauge(TARGET_UP), _gauge(PROBE_SUCCESS)
         if monitor is not None:
-            states = sorted(
-                monitor.classifier.series_down(), key=lambda item: (_key(item[0]), item[1])
-            )
+            states = monitor.classifier.series_down()
             for target, source, down in states:
                 up.add_metric(_target_labels(target, source), 0 if down else 1)
         for target, source, ok in self._metrics.last_rounds():

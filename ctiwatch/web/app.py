@@ -7,6 +7,7 @@ a person types is only recorded on the timeline.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -77,9 +78,25 @@ def _healthz(health: Callable[[], list[str]] | None) -> Handler:
     return healthz
 
 
+class _Collected:
+    """Families already collected: what ``generate_latest`` formats, away from the loop."""
+
+    def __init__(self, families: list[prometheus_client.Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[prometheus_client.Metric]:
+        return self._families
+
+
 def _metrics_handler(registry: prometheus_client.CollectorRegistry) -> Handler:
     async def metrics(request: web.Request) -> web.Response:
-        body = prometheus_client.generate_latest(registry)
+        # The values are read on the loop (collectors read state the loop changes); the text,
+        # most of a large scrape's cost, is written in a thread (docs/benchmarks.md).
+        families = list(registry.collect())
+        body = await asyncio.to_thread(
+            prometheus_client.generate_latest,
+            _Collected(families),
+        )
         return web.Response(
             body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
         )
