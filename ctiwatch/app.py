@@ -41,8 +41,7 @@ from aiohttp import web
 from sqlalchemy.engine import make_url
 
 from alerting.channels import open_channels
-from alerting.internal import AgentEvent, agent_alerts
-from alerting.outbox import outbox_fields
+from alerting.internal import AgentEvent, AgentPaging, agent_alert_kind
 from alerting.rotation import on_call
 from alerting.sender import DeliveryReport, OutboxSender, this_process
 from classifier.observation import CENTRAL, ProbeResult
@@ -53,7 +52,7 @@ from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
 from ctiwatch.metrics import Metrics
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion, Refused
 from ctiwatch.mqtt.schema import encode_result
-from ctiwatch.persist import Pipeline, engine_windows, load_state
+from ctiwatch.persist import Pipeline, StepFailed, engine_windows, load_state
 from ctiwatch.settings import (
     context_from_config,
     monitor_settings,
@@ -64,17 +63,17 @@ from ctiwatch.simulator import SimulatorCore, make_app
 from ctiwatch.storage import (
     AgentRecord,
     DeadLetter,
-    OutboxMessage,
     Store,
     TimelineEntry,
     is_transient,
 )
+from ctiwatch.storage.maintenance import AGENT_PAGING_KEY
 from ctiwatch.supervisor import Supervisor
 from ctiwatch.web.app import build_web_app
 from ctiwatch.web.service import MqttView
 from ctiwatch.web.twilio_webhooks import add_twilio_routes
 from incidents.maintenance import duration_words
-from pipeline.monitor import Monitor
+from pipeline.monitor import Monitor, Outcome
 from probes.base import random_ids
 from probes.scheduler import Scheduler
 from probes.transport import AiohttpTransport
@@ -111,6 +110,7 @@ async def restore_monitor(config: Config, store: Store, now_clock: Clock) -> Mon
         next_number=stored.next_number,
         maintenance=engine_windows(stored.windows),
         escalations=stored.escalations,
+        held=stored.held,
     )
     monitor.resume(now)
     restored = [i.number for i in stored.incidents if i.is_open]
@@ -230,6 +230,7 @@ class Ctiwatch:
                 console,
                 metrics_registry=self.metrics.registry,
                 health=self.problems,
+                versions=pipeline.version,
                 tz=config.sla.timezone,
                 maintenance_notice=(
                     duration_words(config.maintenance.min_notice),
@@ -385,6 +386,8 @@ class Ctiwatch:
             ]
         )
         self.metrics.dead_letters.labels("mqtt").inc(len(refused))
+        if self.pipeline is not None:
+            self.pipeline.version.bump()  # the status page lists the latest dead letters
 
     async def _park_results(self, refused: list[tuple[ProbeResult, str]]) -> None:
         """Results the store refused while catching up with it (kept while it was away)."""
@@ -485,8 +488,13 @@ class Ctiwatch:
     async def _agent_changed(self, state: AgentState) -> None:
         """Alert on-call if it is news (internal: no incident), then store the agent's health.
 
-        The outbox rows are stored before the agent's row: a crash in between repeats the
-        alert on the next change (the idempotency key makes it one message), never loses it.
+        The monitor decides who is told (:meth:`pipeline.monitor.Monitor.agent_changed`): no
+        one for a retired or silenced agent (``ctiwatch agents``, read from its stored row now,
+        so a decision taken while the service runs counts at once), on-call inside support
+        hours, held for the digest at the next opening otherwise (unless the configuration says
+        any hour). The pipeline stores the outbox and held rows of that step before the agent's
+        row: a crash in between repeats the alert on the next change (the idempotency key makes
+        it one message), never loses it.
         """
         store, monitor, pipeline = self.store, self.monitor, self.pipeline
         if store is None or monitor is None or pipeline is None:
@@ -502,22 +510,34 @@ class Ctiwatch:
             reason=state.reason,
             key_at=state.reported_at,
         )
-        now = self.clock.now()
-        messages = agent_alerts(
-            event, before, on_call(monitor.rotation, now), self.config.sla.timezone
-        )
-        if messages:
-            async with store.transaction() as tx:
-                for message in messages:
-                    await tx.outbox.enqueue(OutboxMessage(**outbox_fields(message)))
-            log.warning(
-                "probe agent %s: on-call told (internal, no incident)",
-                messages[0].kind,
-                extra={"agent": state.name, "health": health, "reason": state.reason},
-            )
-            pipeline.outbox_ready.set()
+        stored = await store.agents.get(state.name)
+        decided = AgentPaging.from_dict(stored.meta.get(AGENT_PAGING_KEY) if stored else None)
+        if agent_alert_kind(before, health) is not None:
+            muted = decided.muted(self.clock.now())
+            try:
+                outcome = await pipeline.act(
+                    lambda now: monitor.agent_changed(event, before, now, muted=muted)
+                )
+            except StepFailed:
+                log.exception("probe agent alert not stored", extra={"agent": state.name})
+                outcome = Outcome()
+            if outcome.messages or outcome.held:
+                log.warning(
+                    "probe agent %s: on-call told (internal, no incident)%s",
+                    agent_alert_kind(before, health),
+                    "" if outcome.messages else "; held for the opening of support hours",
+                    extra={"agent": state.name, "health": health, "reason": state.reason},
+                )
+            elif muted:
+                log.info(
+                    "probe agent %s: nobody paged (retired or silenced)",
+                    agent_alert_kind(before, health),
+                    extra={"agent": state.name, "health": health},
+                )
         ingestion = self.ingestion
         meta: dict[str, Any] = {"health": health, "reason": state.reason}
+        if stored is not None and AGENT_PAGING_KEY in stored.meta:
+            meta[AGENT_PAGING_KEY] = stored.meta[AGENT_PAGING_KEY]
         if ingestion is not None:
             meta["results"] = ingestion.results_from(state.name)
             meta["locations"] = list(ingestion.locations_of(state.name))
@@ -529,6 +549,7 @@ class Ctiwatch:
                 meta=meta,
             )
         )
+        pipeline.version.bump()  # the pages show the agent's health
 
 
 async def serve(config: Config, stop: asyncio.Event) -> None:

@@ -22,6 +22,7 @@ COMMANDS = {
     "sla": "ctiwatch.commands.sla",
     "db": "ctiwatch.commands.db",
     "agent": "ctiwatch.commands.agent",
+    "agents": "ctiwatch.commands.agents",
     "report": "ctiwatch.commands.report",
     "alerts": "ctiwatch.commands.alerts",
     "simulator": "ctiwatch.commands.simulator",

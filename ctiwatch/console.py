@@ -9,12 +9,12 @@ key pressed during an alert call, delivery reports).
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -23,6 +23,7 @@ from classifier.conditions import Condition, ConditionKind
 from classifier.observation import Service
 from ctiwatch.config import Config
 from ctiwatch.persist import SYSTEM_ACTOR, Pipeline, StepFailed
+from ctiwatch.readmodel import LiveRollups
 from ctiwatch.storage import (
     IncidentRecord,
     MaintenanceRecord,
@@ -32,7 +33,6 @@ from ctiwatch.storage import (
     Transaction,
 )
 from ctiwatch.storage import TimelineEntry as StoredEntry
-from ctiwatch.storage.records import combine_rollups
 from ctiwatch.web.service import (
     AgentState,
     AgentView,
@@ -80,6 +80,8 @@ from sla.words import service_name, window_words
 log = logging.getLogger("ctiwatch.console")
 
 DEAD_LETTERS_SHOWN = 10  # the latest dead letters on the status page
+FIGURES_EVERY = timedelta(seconds=1)  # new results alone rebuild the status view at most this often
+VIEW_MAX_AGE = timedelta(seconds=5)  # "probed 12s ago", agents' counts: rebuilt at least this often
 _DOWN = frozenset({ConditionKind.LOCATION_UNAVAILABLE, ConditionKind.USER_UNAVAILABLE})
 _BREACHES: tuple[Breach, ...] = ("response", "update", "repair")
 # ``incident`` -> incident number, ``detail`` -> what happened, for the timeline.
@@ -123,22 +125,81 @@ class ConsoleServiceImpl:
         self._locations = {loc.id for c in config.topology.customers for loc in c.locations}
         self._agents = agents
         self._mqtt = mqtt
+        # The read model: the results' figures in memory, fed by the pipeline, and the last
+        # built view with the state version it was built at.
+        self._live = LiveRollups(self._rate_window)
+        pipeline.observers.append(self._live.observe)
+        self._building = asyncio.Lock()
+        self._view: StatusView | None = None
+        self._built: tuple[int, int, tuple[object, ...]] = (-1, -1, ())
+        self._valid_until = datetime.min.replace(tzinfo=UTC)
+        self._builds = 0
 
     # --- status --------------------------------------------------------------------------------
 
     async def status(self) -> StatusView:
-        # A tick first: the classifier is brought up to ``now`` under the lock, and whatever
-        # that changes is acted on and persisted like any other step.
-        with contextlib.suppress(StepFailed):  # logged; the page shows what is held
-            await self._pipeline.tick()
+        """The status as of the last change: built from memory (the monitor, the live
+        rollups) once per state version and served as is until the next one. It never ticks
+        the pipeline nor reads raw results: the timers task ticks when something is due.
+
+        A view is rebuilt when an incident, a condition, a window or an agent changed; when
+        only new results moved its figures, at most every :data:`FIGURES_EVERY`; and after
+        :data:`VIEW_MAX_AGE` or when a maintenance window starts or ends."""
         now = self._clock.now()
+        view = self._view
+        if view is not None and self._fresh(view, now):
+            return view
+        async with self._building:
+            now = self._clock.now()
+            view = self._view
+            if view is not None and self._fresh(view, now):
+                return view
+            version = self._pipeline.version
+            built = (version.value, version.major, self._agents_key())
+            view = await self._build_status(now)
+            self._built = built
+            self._view = view
+            return view
+
+    def _fresh(self, view: StatusView, now: datetime) -> bool:
+        if not view.generated_at <= now < self._valid_until:
+            return False
+        value, major, agents = self._built
+        version = self._pipeline.version
+        if version.major != major or self._agents_key() != agents:
+            return False
+        return version.value == value or now - view.generated_at < FIGURES_EVERY
+
+    def _agents_key(self) -> tuple[object, ...]:
+        """What of the agents and the broker changes a view at once (not the counts)."""
+        agents = self._agents() if self._agents is not None else []
+        mqtt = self._mqtt() if self._mqtt is not None else None
+        return (tuple((a.name, a.health, a.reason, a.locations) for a in agents), mqtt)
+
+    async def _build_status(self, now: datetime) -> StatusView:
+        live = self._live
+        if not live.loaded:
+            since = now - self._rate_window - timedelta(minutes=1)
+            live.load(
+                await self._store.results.rollups("minute", since, now + timedelta(minutes=1)),
+                await self._store.results.latest(),
+            )
+        live.prune(now)
         async with self._pipeline.lock:
             held = self._monitor.classifier.conditions(now)
             suppressed = self._monitor.engine.in_maintenance()
             open_incidents = sorted(self._monitor.engine.open_incidents(), key=lambda i: -i.number)
         windows = await self._store.maintenance.list(ending_after=now)
         active = [o for w in windows if not w.cancelled for o in w.windows if o.active_at(now)]
-        latest = await self._store.results.latest()
+        boundaries = [
+            at
+            for w in windows
+            if not w.cancelled
+            for o in w.windows
+            for at in (o.start, o.end)
+            if at > now
+        ]
+        self._valid_until = min([now + VIEW_MAX_AGE, *boundaries])
         customers = []
         for customer in self._config.topology.customers:
             incident = next(
@@ -146,23 +207,15 @@ class ConsoleServiceImpl:
             )
             locations = []
             for location in customer.locations:
-                tiles = []
-                for service in Service:
-                    tiles.append(
-                        await self._tile(
-                            customer.id,
-                            location.id,
-                            service,
-                            now,
-                            held,
-                            suppressed,
-                            active,
-                            latest,
-                            incident,
-                        )
+                tiles = [
+                    self._tile(
+                        customer.id, location.id, service, now, held, suppressed, active, incident
                     )
+                    for service in Service
+                ]
                 locations.append(LocationStatus(location.id, location.name, tuple(tiles)))
             customers.append(CustomerStatus(customer.id, customer.name, tuple(locations)))
+        self._builds += 1
         return StatusView(
             generated_at=now,
             customers=tuple(customers),
@@ -177,6 +230,7 @@ class ConsoleServiceImpl:
                 DeadLetterView(d.parked_at, d.source, d.key, d.reason)
                 for d in await self._store.dead_letters.latest(DEAD_LETTERS_SHOWN)
             ),
+            version=self._builds,
         )
 
     def _mqtt_view(self) -> MqttView | None:
@@ -188,7 +242,7 @@ class ConsoleServiceImpl:
             return MqttView(f"{settings.host}:{settings.port}", "disabled")
         return None
 
-    async def _tile(
+    def _tile(
         self,
         customer: str,
         location: str,
@@ -197,20 +251,13 @@ class ConsoleServiceImpl:
         held: list[Condition],
         suppressed: list[Condition],
         active: list[MaintenanceWindow],
-        latest: list[Any],
         incident: Incident | None,
     ) -> ServiceTile:
         def here(c: Condition) -> bool:
             return c.customer == customer and c.location == location and c.service is service
 
         mine = [c for c in held if here(c)]
-        results = [
-            r
-            for r in latest
-            if r.target.customer == customer
-            and r.target.location == location
-            and r.target.service is service
-        ]
+        last_result_at = self._live.last_result_at(customer, location, service)
         state: ServiceState
         if any(w.covers_place(service, customer, location) for w in active) or any(
             here(c) for c in suppressed
@@ -220,33 +267,22 @@ class ConsoleServiceImpl:
             state = "down"
         elif mine:
             state = "degraded"
-        elif results:
+        elif last_result_at is not None:
             state = "ok"
         else:
             state = "unknown"
-        counts = await self._store.results.recognition_rate(
-            customer, location, now - self._rate_window, now, service
-        )
-        rollup = combine_rollups(
-            await self._store.results.rollups(
-                "minute",
-                now - self._rate_window,
-                now,
-                customer=customer,
-                location=location,
-                service=service,
-            )
-        )
+        figures = self._live.place(customer, location, service, now)
+        counts = figures.counts
         in_scope = incident is not None and any(
             e.service is service and e.location == location for e in incident.active_scope()
         )
         return ServiceTile(
             service=service.value,
             state=state,
-            last_probe_at=max((r.at for r in results), default=None),
+            last_probe_at=last_result_at,
             recognition_rate=counts.rate,
             calls=counts.calls,
-            latency_p95_ms=None if rollup is None else rollup.latency_p95_ms,
+            latency_p95_ms=figures.latency_p95_ms,
             incident_number=incident.number if incident is not None and in_scope else None,
             incident_priority=int(incident.priority) if incident is not None and in_scope else None,
             detail="; ".join(f"{c.user or 'all users'}: {self._why(c)}" for c in mine)[:200],

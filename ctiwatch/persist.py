@@ -3,9 +3,10 @@
 :class:`Pipeline` is the only way ``ctiwatch run`` changes the monitor. Every step (probe results,
 a due timer, a person's action) runs under one lock, and what it produced is persisted before
 the next step starts: the changed incidents (``IncidentRecord.state`` holds
-``Incident.to_dict()``), their new timeline entries and every outgoing message as an outbox row
-commit together in one ``store.transaction()``, so a state change and its messages are never
-stored apart. The outbox sender and the timers task are woken afterwards.
+``Incident.to_dict()``), their new timeline entries, every outgoing message as an outbox row and
+the SMS the step held for the next opening of support hours (and the removal of the held ones it
+sent out) commit together in one ``store.transaction()``, so a state change and its messages are
+never stored apart. The outbox sender and the timers task are woken afterwards.
 
 While the database is unreachable, results (the own probes' and the agents') wait in a bounded
 :class:`Backlog` in memory, oldest first; :meth:`Pipeline.catch_up` stores them in order once the
@@ -18,15 +19,17 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from alerting.escalation import EscalationState, state_from_dict, state_to_dict
+from alerting.model import OutgoingMessage
 from alerting.outbox import outbox_fields
 from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock
 from ctiwatch.errors import Refused
+from ctiwatch.readmodel import StateVersion
 from ctiwatch.storage import (
     IncidentRecord,
     MaintenanceRecord,
@@ -95,6 +98,7 @@ class StoredState:
     escalations: dict[int, EscalationState]
     next_number: int
     windows: list[MaintenanceRecord]
+    held: list[OutgoingMessage] = field(default_factory=list)
 
 
 async def load_state(store: Store, now: datetime) -> StoredState:
@@ -129,6 +133,7 @@ async def load_state(store: Store, now: datetime) -> StoredState:
         escalations=escalations,
         next_number=(newest[0].number + 1) if newest else 1,
         windows=windows,
+        held=await store.held.list(),
     )
 
 
@@ -247,6 +252,10 @@ class Pipeline:
         # The latest instant a step ran at: the monitor's time never goes back (see now()).
         self._latest: datetime | None = None
         self._standing_still = False
+        # What the pages read is rebuilt when this moves (see ctiwatch.readmodel); readers of
+        # the results (the live rollups) are told of every stored batch.
+        self.version = StateVersion()
+        self.observers: list[Callable[[list[ProbeResult]], None]] = []
         self._dirty = False  # a step failed: memory may be ahead of the database
         # How many of each incident's timeline entries are stored already.
         self._stored_timeline: dict[int, int] = {
@@ -307,10 +316,13 @@ class Pipeline:
         """Stored results to the monitor."""
         if self._observed is not None:
             self._observed(batch)
+        for observer in self.observers:
+            observer(batch)
         try:
-            await self._step(lambda now: self.monitor.observe(batch, now))
+            await self._step(lambda now: self.monitor.observe(batch, now), results=True)
         except StepFailed:  # logged; catch_up (or the next step) recovers it
             self._catch_up.set()
+        self.version.bump(major=False)  # the figures moved, even when the step did not commit
 
     # --- the database away -----------------------------------------------------------------------
 
@@ -434,10 +446,12 @@ class Pipeline:
 
     # --- atomic steps ----------------------------------------------------------------------------
 
-    async def _step(self, run: Callable[[datetime], Outcome]) -> Outcome:
+    async def _step(self, run: Callable[[datetime], Outcome], *, results: bool = False) -> Outcome:
         """One step, all or nothing: the monitor's change and its incident, timeline and outbox
-        rows commit together, or the monitor is put back to what the database holds."""
+        rows commit together, or the monitor is put back to what the database holds. A
+        committed step bumps :attr:`version` (major unless only results' figures moved)."""
         async with self.lock:
+            conditions = self.monitor.classifier.version
             try:
                 await self._recover()
             except Exception as exc:
@@ -455,6 +469,9 @@ class Pipeline:
             except Exception as exc:
                 await self._failed("a step could not be stored", exc)
                 raise StepFailed(f"could not be stored: {exc}") from exc
+            changed = bool(outcome.events or outcome.changed or outcome.messages)
+            if changed or conditions != self.monitor.classifier.version or not results:
+                self.version.bump()
             return outcome
 
     async def _failed(self, what: str, exc: Exception) -> None:
@@ -476,7 +493,9 @@ class Pipeline:
 
         def restore() -> None:
             incidents = [Incident.from_dict(state) for state in saved]
-            self.monitor.restore(incidents, stored.next_number, stored.escalations, now)
+            self.monitor.restore(
+                incidents, stored.next_number, stored.escalations, now, held=stored.held
+            )
             self._stored_timeline = {i.number: len(i.timeline) for i in incidents}
 
         restore()
@@ -491,6 +510,7 @@ class Pipeline:
     async def set_maintenance(self, windows: Iterable[MaintenanceRecord]) -> None:
         async with self.lock:
             self.monitor.set_maintenance(engine_windows(windows))
+        self.version.bump()
         self.changed.set()
 
     async def timers(self, max_wait: float = 60.0) -> None:
@@ -521,7 +541,7 @@ class Pipeline:
     async def persist(self, outcome: Outcome) -> None:
         """Store what one step did in one transaction; call with :attr:`lock` held."""
         incidents = self._touched(outcome)
-        if not incidents and not outcome.messages:
+        if not incidents and not outcome.messages and not outcome.held and not outcome.released:
             return
         now = self.now()
         timeline: list[TimelineEntry] = []
@@ -546,6 +566,9 @@ class Pipeline:
             await tx.timeline.add_many(timeline)
             for message in outcome.messages:
                 await tx.outbox.enqueue(_outbox_message(outbox_fields(message)))
+            for message in outcome.held:
+                await tx.held.add(message)
+            await tx.held.remove(outcome.released)
         self._stored_timeline.update(counts)
         for event in outcome.events:
             log.info(

@@ -162,6 +162,8 @@ def routing_from_config(cfg: AlertingConfig, timezone: str) -> RoutingPolicy:
         contingency_min_p1_customers=cfg.contingency_min_p1_customers,
         oncall=tuple(cfg.oncall),
         timezone=timezone,
+        held_priorities=frozenset(cfg.paging.held_priorities),
+        internal_any_hour=cfg.paging.agent_alerts == "any_hour",
     )
 
 

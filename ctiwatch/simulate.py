@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from alerting.model import OutgoingMessage
+from alerting.model import MessagePart, OutgoingMessage
 from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock, LoopClock, run_in_virtual_time
 from ctiwatch.config import Config, ConfigError
@@ -80,6 +80,10 @@ class AlertRecord:
     to: str
     incident: int | None
     kind: str
+    # A combined message (sla.md "Paging"): every alert it carries, the most urgent first;
+    # empty for a message that carries one.
+    parts: tuple[MessagePart, ...] = ()
+    held_since: datetime | None = None  # held outside support hours since then
 
 
 @dataclass(slots=True)
@@ -313,7 +317,13 @@ class _Runner:
 
 def _alert(message: OutgoingMessage, now: datetime) -> AlertRecord:
     return AlertRecord(
-        at=now, channel=message.channel, to=message.to, incident=message.incident, kind=message.kind
+        at=now,
+        channel=message.channel,
+        to=message.to,
+        incident=message.incident,
+        kind=message.kind,
+        parts=message.parts if len(message.parts) > 1 else (),
+        held_since=message.held_since,
     )
 
 
@@ -388,17 +398,31 @@ def result_json(result: SimulationResult) -> dict[str, Any]:
     incidents = sorted(result.incidents, key=lambda i: i.number)
     return {
         "incidents": [incident_json(incident, zone, result.with_sources) for incident in incidents],
-        "alerts": [
-            {
-                "at": iso_local(alert.at, zone),
-                "channel": alert.channel,
-                "to": alert.to,
-                "incident": alert.incident,
-                "kind": alert.kind,
-            }
-            for alert in result.alerts
-        ],
+        "alerts": [alert_json(alert, zone) for alert in result.alerts],
     }
+
+
+def alert_json(alert: AlertRecord, zone: ZoneInfo = _AMSTERDAM) -> dict[str, Any]:
+    """One sent message. Added to the spec's fields (only where they apply, so other outputs
+    stay as they were): ``held_since`` on a message held outside support hours, ``also`` (the
+    kinds of the other parts, most urgent first) and ``parts`` (every part: incident, kind and
+    the instant it was raised) on a combined one."""
+    item: dict[str, Any] = {
+        "at": iso_local(alert.at, zone),
+        "channel": alert.channel,
+        "to": alert.to,
+        "incident": alert.incident,
+        "kind": alert.kind,
+    }
+    if alert.held_since is not None:
+        item["held_since"] = iso_local(alert.held_since, zone)
+    if alert.parts:
+        item["also"] = [part.kind for part in alert.parts[1:]]
+        item["parts"] = [
+            {"incident": part.incident, "kind": part.kind, "at": iso_local(part.at, zone)}
+            for part in alert.parts
+        ]
+    return item
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -273,6 +274,9 @@ def _agent_from(row: Row[Any]) -> AgentRecord:
     )
 
 
+AGENT_PAGING_KEY = "paging"  # in an agent's meta: alerting.internal.AgentPaging.to_dict()
+
+
 class AgentRepository:
     """``store.agents``."""
 
@@ -303,6 +307,18 @@ class AgentRepository:
                     where=AGENTS.c.last_seen <= excluded.last_seen,
                 )
             )
+
+    async def set_paging(self, name: str, paging: Mapping[str, Any]) -> bool:
+        """Store what people decided about agent ``name``'s pages (``meta["paging"]``, kept by
+        later health updates); ``False`` when no agent of that name was ever heard of."""
+        async with self._db.write() as conn:
+            row = (await conn.execute(select(AGENTS).where(AGENTS.c.name == name))).first()
+            if row is None:
+                return False
+            meta = dict(row.meta or {})
+            meta[AGENT_PAGING_KEY] = dict(paging)
+            await conn.execute(update(AGENTS).where(AGENTS.c.name == name).values(meta=meta))
+        return True
 
     async def get(self, name: str) -> AgentRecord | None:
         async with self._db.read() as conn:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ctiwatch.storage import migrate
 from ctiwatch.storage.dead_letters import DeadLetterRepository
 from ctiwatch.storage.engine import Database, StorageError, normalize_url, safe_url
+from ctiwatch.storage.held import HeldRepository, TxHeld
 from ctiwatch.storage.incidents import IncidentRepository, TxIncidents, TxTimeline
 from ctiwatch.storage.maintenance import AgentRepository, MaintenanceRepository, TxMaintenance
 from ctiwatch.storage.outbox import OutboxRepository, TxOutbox, delivered_before
@@ -30,6 +31,7 @@ class Transaction:
     timeline: TxTimeline
     outbox: TxOutbox
     maintenance: TxMaintenance
+    held: TxHeld
 
 
 class Store:
@@ -45,6 +47,7 @@ class Store:
         self.agents = AgentRepository(db)
         self.webhook_replays = WebhookReplayRepository(db)
         self.dead_letters = DeadLetterRepository(db)
+        self.held = HeldRepository(db)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, echo: bool = False) -> _Opening:
@@ -100,6 +103,7 @@ class Store:
                 timeline=TxTimeline(conn),
                 outbox=TxOutbox(self._db, conn),
                 maintenance=TxMaintenance(conn),
+                held=TxHeld(self._db, conn),
             )
 
     async def apply_retention(

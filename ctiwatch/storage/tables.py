@@ -348,3 +348,27 @@ class WebhookReplayRow(SQLModel, table=True):
 
 
 WEBHOOK_REPLAYS = table_of(WebhookReplayRow)
+
+
+class HeldMessageRow(SQLModel, table=True):
+    """An on-call SMS held outside support hours for the next opening's digest (0006)."""
+
+    __tablename__ = "held_messages"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_held_messages_idempotency_key"),
+        Index("ix_held_messages_held_at", "held_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str
+    incident_number: int | None = None
+    channel: str
+    recipient: str
+    kind: str
+    subject: str = Field(sa_type=Text)
+    body: str = Field(sa_type=Text)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=json_type())
+    held_at: datetime = Field(sa_type=UTCDateTime)
+
+
+HELD_MESSAGES = table_of(HeldMessageRow)

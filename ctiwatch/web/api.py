@@ -6,11 +6,13 @@ with the local offset (``2026-12-01T10:30:00+01:00``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from ctiwatch.web import readmodel as cached
 from ctiwatch.web.actions import INCIDENT_ACTIONS, perform
 from ctiwatch.web.inputs import (
     B,
@@ -38,6 +40,7 @@ class Api:
     def __init__(self, service: ConsoleService, tz: ZoneInfo) -> None:
         self._service = service
         self._tz = tz
+        self._cache = cached.FragmentCache()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -54,7 +57,12 @@ class Api:
         ]
 
     async def status(self, request: web.Request) -> web.Response:
-        return web.json_response(status_json(await self._service.status(), self._tz))
+        view = await self._service.status()
+        return self._cache.get(
+            view.version,
+            "status.json",
+            lambda: cached.data(json.dumps(status_json(view, self._tz))),
+        ).response(request)
 
     async def incidents(self, request: web.Request) -> web.Response:
         status = request.query.get("status") or None

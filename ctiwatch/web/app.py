@@ -21,6 +21,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from ctiwatch.metrics import HttpMetrics
 from ctiwatch.web.api import Api, json_error
+from ctiwatch.web.events import EventStreams, Versions
 from ctiwatch.web.feeds import customer_feed_routes
 from ctiwatch.web.pages import NONCE, Pages
 from ctiwatch.web.render import build_environment
@@ -41,11 +42,13 @@ def build_web_app(
     nav_links: Sequence[tuple[str, str]] = (),
     health: Callable[[], list[str]] | None = None,
     maintenance_notice: tuple[str, str] = ("48h", "24h"),
+    versions: Versions | None = None,
 ) -> web.Application:
     """The console over ``service``; ``/metrics`` exposes ``metrics_registry`` (with the
     web's own request metrics added to it) and is absent when it is None. ``nav_links``
     (label, path) are added to the header, e.g. the demo's fake phone and mailbox. ``/healthz``
-    answers ``ok``, or 503 with the lines ``health()`` gives (components down)."""
+    answers ``ok``, or 503 with the lines ``health()`` gives (components down). With
+    ``versions`` (the pipeline's state version) ``/events`` streams its changes (SSE)."""
     zone = ZoneInfo(tz)
     environment = build_environment(zone)
     environment.globals["nav_links"] = tuple(nav_links)
@@ -63,6 +66,8 @@ def build_web_app(
     app.add_routes([web.get("/healthz", _healthz(health)), web.static("/static", STATIC)])
     if metrics_registry is not None:
         app.add_routes([web.get("/metrics", _metrics_handler(metrics_registry))])
+    if versions is not None:
+        EventStreams(versions).install(app)
     if extra_routes is not None:
         extra_routes(app)
     return app

@@ -17,6 +17,7 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from ctiwatch.web import readmodel as cached
 from ctiwatch.web.actions import DONE_MESSAGES, INCIDENT_ACTIONS, perform
 from ctiwatch.web.inputs import (
     B,
@@ -65,10 +66,12 @@ class Pages:
         self._service = service
         self._env = env
         self._tz = tz
+        self._cache = cached.FragmentCache()
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/", self.status),
+            web.get("/fragments/status", self.status_fragment),
             web.get("/incidents", self.incidents),
             web.get("/incidents/new", self.new_question),
             web.post("/incidents/new", self.open_question),
@@ -101,7 +104,31 @@ class Pages:
 
     async def status(self, request: web.Request) -> web.Response:
         status = await self._service.status()
-        return self.render(request, "status.html", status=200, view=status, banner=overall(status))
+        if "done" in request.query:
+            return self.render(request, "status.html", view=status, banner=overall(status))
+        return self._cache.get(
+            status.version,
+            "status.html",
+            lambda: cached.page(
+                self.shared("status.html", "/", view=status, banner=overall(status))
+            ),
+        ).response(request)
+
+    async def status_fragment(self, request: web.Request) -> web.Response:
+        """The live part of the status page (``#live``), for the page's script to swap in."""
+        status = await self._service.status()
+        return self._cache.get(
+            status.version,
+            "status_live.html",
+            lambda: cached.page(
+                self.shared("status_live.html", "/", view=status, banner=overall(status))
+            ),
+        ).response(request)
+
+    def shared(self, template: str, path: str, **context: Any) -> str:
+        """``template`` as every visitor gets it (no name, notice or nonce): cacheable."""
+        context.update(actor="", error=None, form={}, notice=None, nonce="", path=path)
+        return self._env.get_template(template).render(**context)
 
     # --- incidents -----------------------------------------------------------------------
 

@@ -360,6 +360,9 @@ class StatusView:
     # a card's figure is the one the rule judges (``sla.words.window_words``).
     recognition_window: str = "1h"
     dead_letters: tuple[DeadLetterView, ...] = ()  # the latest parked, newest first
+    # Which build of the read model this is (a new number per build): the web caches what it
+    # renders from a view under it. None: not cached (e.g. a test double).
+    version: int | None = None
 
 
 class ConsoleService(Protocol):

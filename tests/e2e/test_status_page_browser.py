@@ -1,5 +1,5 @@
 """The status page in a real browser: headless Chromium loads it from a local port, runs its
-script (which polls /api/v1/status) and we read the DOM it ends with, and a screenshot.
+script (which fetches /fragments/status) and we read the DOM it ends with, and a screenshot.
 
 Chromium's ``--virtual-time-budget`` runs the page's timers in virtual time, so the 10-second
 refresh happens without waiting 10 seconds. Skipped when Chromium is missing, failed under CI
@@ -36,14 +36,15 @@ def chromium() -> str:
 async def serve(
     service: ConsoleServiceImpl, on_status_read: Callable[[int], Awaitable[None]] | None = None
 ) -> AsyncIterator[str]:
-    """Serve the console on a free port; ``on_status_read(n)`` runs before the n-th API poll."""
+    """Serve the console on a free port (no ``/events``: the script polls the fragment);
+    ``on_status_read(n)`` runs before the n-th fragment poll."""
     app = build_web_app(service, metrics_registry=None)
     reads = 0
 
     @web.middleware
     async def polls(request: web.Request, handler: Handler) -> web.StreamResponse:
         nonlocal reads
-        if request.path == "/api/v1/status" and on_status_read is not None:
+        if request.path == "/fragments/status" and on_status_read is not None:
             reads += 1
             await on_status_read(reads)
         return await handler(request)
@@ -100,7 +101,7 @@ async def test_status_page_dom_after_its_script_ran(base_url: str, tmp_path: Pat
     dom = await run_chromium(
         tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", base_url + "/"
     )
-    assert 'data-live="ok"' in dom  # the script fetched /api/v1/status and said so
+    assert 'data-live="ok"' in dom  # the script fetched /fragments/status and said so
     assert "live · refreshes every 10 s" in dom
     assert 'data-tile="acme/acme-ams/click2dial" data-state="down"' in dom
     assert 'data-tile="globex/globex-utr/crm" data-state="ok"' in dom

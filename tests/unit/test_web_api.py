@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -489,7 +491,7 @@ async def test_metrics_route_is_absent_without_a_registry(
 
 
 async def test_pages_carry_a_content_security_policy_with_the_style_nonce(client: Client) -> None:
-    response = await client.get("/")
+    response = await client.get("/incidents")
     policy = response.headers["Content-Security-Policy"]
     nonce = policy.split("style-src 'nonce-")[1].split("'")[0]
     assert f'<style nonce="{nonce}">' in await response.text()
@@ -497,10 +499,23 @@ async def test_pages_carry_a_content_security_policy_with_the_style_nonce(client
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
+async def test_the_cached_status_page_allows_its_style_by_hash_not_by_a_nonce(
+    client: Client,
+) -> None:
+    first, second = await client.get("/"), await client.get("/")
+    policy = first.headers["Content-Security-Policy"]
+    html = await first.text()
+    style = html.split('<style nonce="">')[1].split("</style>")[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in policy and "nonce-" not in policy
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert await second.text() == html  # the same bytes until the state changes
+
+
 async def test_status_script_is_served(client: Client) -> None:
     response = await client.get("/static/status.js")
     assert response.status == 200
-    assert "/api/v1/status" in await response.text()
+    assert "/events" in await response.text()
 
 
 async def test_extra_routes_are_added(aiohttp_client: ClientFactory, scene: Scene) -> None:
