@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 from weakref import WeakKeyDictionary
 
 import prometheus_client
@@ -228,6 +228,9 @@ LEADER = Family(
     (),
     "1 while this process is the active monitor (opens incidents, pages), 0 otherwise",
 )
+LEADER_TAKEOVERS = Family(
+    "ctiwatch_leader_takeovers", "counter", (), "Times this process became the active monitor"
+)
 
 FAMILIES: tuple[Family, ...] = (
     PROBE_RESULTS,
@@ -258,6 +261,7 @@ FAMILIES: tuple[Family, ...] = (
     MQTT_CONNECTED,
     AGENTS,
     LEADER,
+    LEADER_TAKEOVERS,
 )
 # The standard process and Python families of prometheus-client, exported too (Linux).
 STANDARD_SAMPLES = (
@@ -358,12 +362,26 @@ def _key(target: TargetKey) -> tuple[str, str, str, str]:
     return (target.service.value, target.customer, target.location, target.user)
 
 
+class Leading(Protocol):
+    """What the leader families read: whether this process leads, and how often it took over."""
+
+    @property
+    def leading(self) -> bool: ...
+
+    @property
+    def takeovers(self) -> int: ...
+
+
+def _no_leadership() -> Leading | None:
+    return None
+
+
 class Metrics:
     """The process's own registry (never the global default one) and what feeds it."""
 
-    def __init__(self, clock: Clock, *, leader: Callable[[], bool] = lambda: True) -> None:
+    def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self.leader = leader
+        self.leadership: Callable[[], Leading | None] = _no_leadership
         registry = self.registry = prometheus_client.CollectorRegistry()
         prometheus_client.ProcessCollector(registry=registry)
         prometheus_client.PlatformCollector(registry=registry)
@@ -412,6 +430,11 @@ class Metrics:
             for user in users
             for service in Service
         )
+
+    def watch_leader(self, leadership: Callable[[], Leading | None]) -> None:
+        """Where the leader state is read at scrape time; None (one process, SQLite): the
+        process leads."""
+        self.leadership = leadership
 
     def watch_backlog(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
@@ -489,7 +512,14 @@ class _State(Collector):
         yield from self._incidents(metrics.monitor, now)
         yield from self._storage(metrics.pipeline)
         yield from self._mqtt(metrics.ingestion)
-        yield GaugeMetricFamily(LEADER.name, LEADER.help, value=1 if metrics.leader() else 0)
+        leadership = metrics.leadership()
+        leading = leadership is None or leadership.leading
+        yield GaugeMetricFamily(LEADER.name, LEADER.help, value=1 if leading else 0)
+        yield CounterMetricFamily(
+            LEADER_TAKEOVERS.name,
+            LEADER_TAKEOVERS.help,
+            value=0 if leadership is None else leadership.takeovers,
+        )
 
     def _targets(self, monitor: Monitor | None) -> Iterator[GaugeMetricFamily]:
         up, success = _gauge(TARGET_UP), _gauge(PROBE_SUCCESS)

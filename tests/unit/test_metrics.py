@@ -323,8 +323,15 @@ def test_ingestion_lag_is_the_time_from_a_results_instant_to_the_monitor_by_sour
 def test_leader_state_build_info_and_process_start_are_exported() -> None:
     metrics, _, _ = watched()
     assert value(metrics, "ctiwatch_leader") == 1.0
-    follower = Metrics(FixedClock(START), leader=lambda: False)
-    assert value(follower, "ctiwatch_leader") == 0.0
+    assert value(metrics, "ctiwatch_leader_takeovers_total") == 0.0
+
+    class Follower:
+        leading = False
+        takeovers = 2
+
+    metrics.watch_leader(Follower)
+    assert value(metrics, "ctiwatch_leader") == 0.0
+    assert value(metrics, "ctiwatch_leader_takeovers_total") == 2.0
     text = prometheus_client.generate_latest(metrics.registry).decode()
     assert re.search(
         r'^ctiwatch_build_info\{python="3\.\d+\.\d+",version="[^"]+"\} 1\.0$', text, re.M
