@@ -46,12 +46,14 @@ from ctiwatch.web.service import (
     MaintenanceRevisionView,
     MaintenanceView,
     MqttView,
+    RecognitionRow,
     ScopeEntry,
     ServiceError,
     ServiceState,
     ServiceTile,
     StatusView,
     TimelineEntry,
+    UserTile,
     check_customer,
     check_priority_change,
     check_resolve,
@@ -80,6 +82,7 @@ from sla.words import service_name, window_words
 log = logging.getLogger("ctiwatch.console")
 
 DEAD_LETTERS_SHOWN = 10  # the latest dead letters on the status page
+HISTORY_SHOWN = 10  # the latest resolved incidents on the status page
 FIGURES_EVERY = timedelta(seconds=1)  # new results alone rebuild the status view at most this often
 VIEW_MAX_AGE = timedelta(seconds=5)  # "probed 12s ago", agents' counts: rebuilt at least this often
 _DOWN = frozenset({ConditionKind.LOCATION_UNAVAILABLE, ConditionKind.USER_UNAVAILABLE})
@@ -134,6 +137,7 @@ class ConsoleServiceImpl:
         self._built: tuple[int, int, tuple[object, ...]] = (-1, -1, ())
         self._valid_until = datetime.min.replace(tzinfo=UTC)
         self._builds = 0
+        self._history: tuple[int, tuple[IncidentSummary, ...]] | None = None
 
     # --- status --------------------------------------------------------------------------------
 
@@ -215,6 +219,8 @@ class ConsoleServiceImpl:
                 ]
                 locations.append(LocationStatus(location.id, location.name, tuple(tiles)))
             customers.append(CustomerStatus(customer.id, customer.name, tuple(locations)))
+        recognition, users = self._people(customers, held, now)
+        history = await self._resolved_history()
         self._builds += 1
         return StatusView(
             generated_at=now,
@@ -231,7 +237,88 @@ class ConsoleServiceImpl:
                 for d in await self._store.dead_letters.latest(DEAD_LETTERS_SHOWN)
             ),
             version=self._builds,
+            history=history,
+            recognition=tuple(recognition),
+            users=tuple(users),
         )
+
+    async def _resolved_history(self) -> tuple[IncidentSummary, ...]:
+        """The latest resolved incidents, read again only when an incident changed."""
+        major = self._pipeline.version.major
+        if self._history is None or self._history[0] != major:
+            found = await self.incidents("resolved", None, HISTORY_SHOWN)
+            self._history = (major, tuple(found))
+        return self._history[1]
+
+    def _people(
+        self, customers: list[CustomerStatus], held: list[Condition], now: datetime
+    ) -> tuple[list[RecognitionRow], list[UserTile]]:
+        """Recognition per customer, location and user (the live rollups' trailing window)
+        and every user's every service as the wall screen shows it."""
+        live = self._live
+        rows: list[RecognitionRow] = []
+        users: list[UserTile] = []
+        for customer, status in zip(self._config.topology.customers, customers, strict=True):
+            name = customer.name or customer.id
+            mine: list[RecognitionRow] = []
+            total = [0, 0]
+            for location, shown in zip(customer.locations, status.locations, strict=True):
+                place = [0, 0]
+                people: list[RecognitionRow] = []
+                tiles = {t.service: t for t in shown.services}
+                for user in location.users:
+                    counts = [0, 0]
+                    for service in Service:
+                        got = live.user(customer.id, location.id, user.id, service, now).counts
+                        counts[0] += got.calls
+                        counts[1] += got.misses
+                        users.append(
+                            UserTile(
+                                customer.id,
+                                name,
+                                location.id,
+                                location.name or location.id,
+                                user.id,
+                                service.value,
+                                self._user_state(
+                                    tiles[service.value].state,
+                                    [
+                                        c
+                                        for c in held
+                                        if c.customer == customer.id
+                                        and c.location == location.id
+                                        and c.service is service
+                                        and c.user == user.id
+                                    ],
+                                    live.user_last_result_at(
+                                        customer.id, location.id, user.id, service
+                                    ),
+                                ),
+                                got.rate,
+                            )
+                        )
+                    people.append(_recognition("user", customer.id, user.id, counts))
+                    place = [place[0] + counts[0], place[1] + counts[1]]
+                mine.append(
+                    _recognition("location", customer.id, location.name or location.id, place)
+                )
+                mine += people
+                total = [total[0] + place[0], total[1] + place[1]]
+            rows.append(_recognition("customer", customer.id, name, total))
+            rows += mine
+        return rows, users
+
+    @staticmethod
+    def _user_state(
+        place: ServiceState, mine: list[Condition], last: datetime | None
+    ) -> ServiceState:
+        if place in ("maintenance", "down"):
+            return place
+        if any(c.kind in _DOWN and not c.recovering for c in mine):
+            return "down"
+        if mine or place == "degraded":
+            return "degraded"
+        return "ok" if last is not None else "unknown"
 
     def _mqtt_view(self) -> MqttView | None:
         """The broker as ingestion reports it; ``disabled`` when MQTT is off in the config."""
@@ -872,6 +959,14 @@ class ConsoleServiceImpl:
                 for r in revisions
             ),
         )
+
+
+def _recognition(
+    level: Literal["customer", "location", "user"], customer: str, name: str, counts: list[int]
+) -> RecognitionRow:
+    calls, misses = counts
+    rate = (calls - misses) / calls if calls else None
+    return RecognitionRow(level, customer, name, rate, calls, misses)
 
 
 def _int(value: object) -> int:

@@ -17,6 +17,7 @@ from ctiwatch.storage.engine import Database, StorageError, normalize_url, safe_
 from ctiwatch.storage.held import HeldRepository, TxHeld
 from ctiwatch.storage.incidents import IncidentRepository, TxIncidents, TxTimeline
 from ctiwatch.storage.leader import Fence, LeaderRepository, check_fence
+from ctiwatch.storage.links import CustomerLinkRepository
 from ctiwatch.storage.maintenance import AgentRepository, MaintenanceRepository, TxMaintenance
 from ctiwatch.storage.outbox import OutboxRepository, TxOutbox, delivered_before
 from ctiwatch.storage.replays import WebhookReplayRepository
@@ -50,6 +51,7 @@ class Store:
         self.dead_letters = DeadLetterRepository(db)
         self.held = HeldRepository(db)
         self.leader = LeaderRepository(db)
+        self.customer_links = CustomerLinkRepository(db)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, echo: bool = False) -> _Opening:

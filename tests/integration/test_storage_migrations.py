@@ -20,7 +20,7 @@ from ctiwatch.storage.migrate import head_revision, upgrade
 from ctiwatch.storage.tables import MAINTENANCE, metadata
 
 # The newest migration: a new one changes this line.
-HEAD = "0008"
+HEAD = "0009"
 
 TABLES = {
     "agents",
@@ -29,6 +29,7 @@ TABLES = {
     "dead_letters",
     "held_messages",
     "leader",
+    "customer_links",
     "incident_timeline",
     "incidents",
     "maintenance_revisions",
