@@ -96,7 +96,7 @@ async def start_life(config_file: Path) -> Life:
     async def ready() -> bool:
         if process.returncode is not None:
             pytest.fail(f"ctiwatch run ended with {process.returncode}: {life.lines[-5:]}")
-        return life.said("status page")
+        return life.said("status page http")  # the start-up line, not a migration's
 
     await until(ready, "ctiwatch run ready")
     return life

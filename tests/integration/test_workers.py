@@ -149,7 +149,7 @@ async def test_three_workers_one_killed_while_leading_one_incident_pages_once_ta
             for w in workers:
                 if w.process.returncode is not None:
                     pytest.fail(f"{w.name} ended with {w.process.returncode}: {w.lines[-5:]}")
-            return all(w.said("status page") for w in workers)
+            return all(w.said("status page http") for w in workers)
 
         await until(all_ready, "three workers ready")
         async with aiohttp.ClientSession() as http:
