@@ -20,7 +20,7 @@ from classifier.conditions import Condition, ConditionKind
 from classifier.observation import Service
 from ctiwatch.config import Config
 from ctiwatch.persist import SYSTEM_ACTOR, Pipeline, StepFailed
-from ctiwatch.storage import IncidentRecord, MaintenanceRecord, Store
+from ctiwatch.storage import AuditEntry, IncidentRecord, MaintenanceRecord, Store
 from ctiwatch.storage import TimelineEntry as StoredEntry
 from ctiwatch.storage.records import combine_rollups
 from ctiwatch.web.service import (
@@ -328,25 +328,29 @@ class ConsoleServiceImpl:
 
     # --- people's actions ------------------------------------------------------------------------
 
-    async def acknowledge(self, number: int, actor: str) -> None:
+    async def acknowledge(self, number: int, actor: str, *, address: str = "") -> None:
         def action(now: datetime) -> Outcome:
             incident = self._open_incident(number, "acknowledge")
             if incident.status is IncidentStatus.ACKNOWLEDGED:
                 raise ServiceError(f"incident {number} is already acknowledged", status=409)
             return self._monitor.acknowledge(number, now, actor)
 
-        await self._act(number, "acknowledge", action)
+        await self._act(number, "acknowledge", action, self._audit(actor, address, "incident.ack"))
 
-    async def update(self, number: int, actor: str, text: str) -> None:
+    async def update(self, number: int, actor: str, text: str, *, address: str = "") -> None:
         text = required_text(text, "text")
 
         def action(now: datetime) -> Outcome:
             self._open_incident(number, "update")
             return self._monitor.update(number, now, actor, text)
 
-        await self._act(number, "update", action)
+        await self._act(
+            number, "update", action, self._audit(actor, address, "incident.update", text)
+        )
 
-    async def change_priority(self, number: int, actor: str, priority: int, reason: str) -> None:
+    async def change_priority(
+        self, number: int, actor: str, priority: int, reason: str, *, address: str = ""
+    ) -> None:
         reason = check_priority_change(priority, reason)
 
         def action(now: datetime) -> Outcome:
@@ -355,9 +359,18 @@ class ConsoleServiceImpl:
                 raise ServiceError(f"incident {number} is already P{priority}", "priority", 409)
             return self._monitor.change_priority(number, Priority(priority), now, actor, reason)
 
-        await self._act(number, "change the priority of", action)
+        audit = self._audit(actor, address, "incident.priority", f"P{priority}: {reason}")
+        await self._act(number, "change the priority of", action, audit)
 
-    async def resolve(self, number: int, actor: str, reason: str = "", force: bool = False) -> None:
+    async def resolve(
+        self,
+        number: int,
+        actor: str,
+        reason: str = "",
+        force: bool = False,
+        *,
+        address: str = "",
+    ) -> None:
         """A person's resolve; while conditions in scope hold only with ``force`` and a
         reason. Those conditions are then forgotten, not silenced (the monitor's rule)."""
         reason = check_resolve(reason, force)
@@ -370,35 +383,57 @@ class ConsoleServiceImpl:
                 holding = [_holding_words(e) for e in incident.active_scope()]
                 raise conditions_still_hold(number, holding) from None
 
-        await self._act(number, "resolve", action)
+        detail = f"forced: {reason}" if force else reason
+        await self._act(
+            number, "resolve", action, self._audit(actor, address, "incident.resolve", detail)
+        )
 
-    async def reopen(self, number: int, actor: str) -> None:
+    async def reopen(self, number: int, actor: str, *, address: str = "") -> None:
         def action(now: datetime) -> Outcome:
             incident = self._known_incident(number)
             if incident.is_open:
                 raise ServiceError(f"incident {number} is not resolved", status=409)
             return self._monitor.reopen(number, now, actor)
 
-        await self._act(number, "reopen", action)
+        await self._act(number, "reopen", action, self._audit(actor, address, "incident.reopen"))
 
-    async def open_question(self, customer: str, actor: str, text: str) -> int:
+    async def open_question(
+        self, customer: str, actor: str, text: str, *, address: str = ""
+    ) -> int:
         check_customer(customer, self._customers)
         text = required_text(text, "text")
         outcome = await self._act(
             None,
             "open a question for",
             lambda now: self._monitor.open_question(customer, now, actor, text),
+            self._audit(actor, address, "incident.question", f"{customer}: {text}"),
         )
         numbers = [e.incident for e in outcome.events if e.incident is not None]
         if not numbers:
             raise ServiceError("the question could not be opened", status=409)
         return numbers[0]
 
+    def _audit(
+        self, actor: str, address: str, action: str, detail: str = ""
+    ) -> Callable[[Outcome], AuditEntry | None]:
+        """The audit line of a person's action on an incident, made from what it did."""
+
+        def line(outcome: Outcome) -> AuditEntry | None:
+            numbers = sorted({e.incident for e in outcome.events if e.incident is not None})
+            target = ", ".join(f"incident {n}" for n in numbers)
+            return AuditEntry(self._clock.now(), actor, action, target, detail, address)
+
+        return line
+
     async def _act(
-        self, number: int | None, verb: str, action: Callable[[datetime], Outcome]
+        self,
+        number: int | None,
+        verb: str,
+        action: Callable[[datetime], Outcome],
+        audit: Callable[[Outcome], AuditEntry | None] | None = None,
     ) -> Outcome:
         try:
-            outcome = await self._pipeline.act(action)
+            outcome = await self._pipeline.act(action, audit)
         except IncidentError as exc:
             text = str(exc)
             raise ServiceError(text, status=404 if "does not exist" in text else 409) from exc
@@ -437,6 +472,8 @@ class ConsoleServiceImpl:
         customers: list[str] | None,
         reason: str,
         actor: str,
+        *,
+        address: str = "",
     ) -> MaintenanceView:
         now = self._clock.now()
         reason = check_window(
@@ -455,7 +492,15 @@ class ConsoleServiceImpl:
                 created_at=now,
                 services=tuple(services or ()),
                 customers=tuple(customers or ()),
-            )
+            ),
+            audit=AuditEntry(
+                now,
+                actor,
+                "maintenance.schedule",
+                "maintenance window",
+                f"{start.isoformat()} – {end.isoformat()}: {reason}",
+                address,
+            ),
         )
         await self._reload_maintenance()
         log.info(
@@ -464,7 +509,9 @@ class ConsoleServiceImpl:
         )
         return self._window_view(stored, now)
 
-    async def cancel_maintenance(self, id: int, actor: str) -> MaintenanceView:
+    async def cancel_maintenance(
+        self, id: int, actor: str, *, address: str = ""
+    ) -> MaintenanceView:
         """The window stays stored (history) as cancelled by ``actor`` now; it no longer
         suppresses anything."""
         actor = required_text(actor, "actor")
@@ -478,7 +525,10 @@ class ConsoleServiceImpl:
             )
         if window.ends_at <= now:
             raise ServiceError(f"maintenance window {id} has ended", status=409)
-        cancelled = await self._store.maintenance.cancel(id, actor, now)
+        audit = AuditEntry(
+            now, actor, "maintenance.cancel", f"maintenance window {id}", "", address
+        )
+        cancelled = await self._store.maintenance.cancel(id, actor, now, audit=audit)
         assert cancelled is not None
         await self._reload_maintenance()
         log.info("maintenance window cancelled", extra={"window": id, "by": actor})

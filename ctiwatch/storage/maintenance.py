@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import builtins
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ctiwatch.storage.accounts import AuditEntry, add_audit
 from ctiwatch.storage.engine import Database
 from ctiwatch.storage.records import AGENT_STATUSES, AgentRecord, AgentStatus, MaintenanceRecord
 from ctiwatch.storage.tables import AGENTS, MAINTENANCE
@@ -42,8 +44,11 @@ class MaintenanceRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def add(self, window: MaintenanceRecord) -> MaintenanceRecord:
-        """Store a new window; returns it with its ``id``."""
+    async def add(
+        self, window: MaintenanceRecord, *, audit: AuditEntry | None = None
+    ) -> MaintenanceRecord:
+        """Store a new window; returns it with its ``id``. ``audit``: its audit line, written
+        in the same transaction (its ``target`` gains the new id)."""
         starts_at = _aware("maintenance window starts_at", window.starts_at)
         ends_at = _aware("maintenance window ends_at", window.ends_at)
         if ends_at <= starts_at:
@@ -62,6 +67,9 @@ class MaintenanceRepository:
             row = (
                 await conn.execute(MAINTENANCE.insert().values(values).returning(MAINTENANCE))
             ).one()
+            if audit is not None:
+                target = f"{audit.target} {row.id}".strip()
+                await add_audit(conn, replace(audit, target=target))
         return _window_from(row)
 
     async def list(self, ending_after: datetime | None = None) -> builtins.list[MaintenanceRecord]:
@@ -79,7 +87,9 @@ class MaintenanceRepository:
             ).one_or_none()
         return None if row is None else _window_from(row)
 
-    async def cancel(self, window_id: int, by: str, at: datetime) -> MaintenanceRecord | None:
+    async def cancel(
+        self, window_id: int, by: str, at: datetime, *, audit: AuditEntry | None = None
+    ) -> MaintenanceRecord | None:
         """Mark a window cancelled by ``by`` at ``at`` (the record stays, as history); None when
         there is no such window. Cancelling twice keeps the first cancellation."""
         async with self._db.write() as conn:
@@ -88,6 +98,8 @@ class MaintenanceRepository:
                 .where(MAINTENANCE.c.id == window_id, MAINTENANCE.c.cancelled_at.is_(None))
                 .values(cancelled_by=by, cancelled_at=_aware("cancelled_at", at))
             )
+            if audit is not None:
+                await add_audit(conn, audit)
         return await self.get(window_id)
 
     async def delete(self, window_id: int) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from ctiwatch.storage import migrate
+from ctiwatch.storage.accounts import AccountRepository, TxAudit
 from ctiwatch.storage.dead_letters import DeadLetterRepository
 from ctiwatch.storage.engine import Database, StorageError, normalize_url, safe_url
 from ctiwatch.storage.incidents import IncidentRepository, TxIncidents, TxTimeline
@@ -29,6 +30,7 @@ class Transaction:
     incidents: TxIncidents
     timeline: TxTimeline
     outbox: TxOutbox
+    audit: TxAudit
 
 
 class Store:
@@ -44,6 +46,7 @@ class Store:
         self.agents = AgentRepository(db)
         self.webhook_replays = WebhookReplayRepository(db)
         self.dead_letters = DeadLetterRepository(db)
+        self.accounts = AccountRepository(db)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, echo: bool = False) -> _Opening:
@@ -98,6 +101,7 @@ class Store:
                 incidents=TxIncidents(self._db, conn),
                 timeline=TxTimeline(conn),
                 outbox=TxOutbox(self._db, conn),
+                audit=TxAudit(conn),
             )
 
     async def apply_retention(

@@ -308,3 +308,16 @@ class WebhookReplayRow(SQLModel, table=True):
 
 
 WEBHOOK_REPLAYS = table_of(WebhookReplayRow)
+
+# Accounts, sessions, API tokens and the audit log live in their own module (same metadata).
+from ctiwatch.storage.account_tables import (  # noqa: E402
+    ApiTokenRow,
+    AuditRow,
+    SessionRow,
+    UserRow,
+)
+
+USERS = table_of(UserRow)
+SESSIONS = table_of(SessionRow)
+API_TOKENS = table_of(ApiTokenRow)
+AUDIT = table_of(AuditRow)

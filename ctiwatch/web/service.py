@@ -340,22 +340,35 @@ class ConsoleService(Protocol):
 
     async def incident(self, number: int) -> IncidentDetail | None: ...
 
-    async def acknowledge(self, number: int, actor: str) -> None: ...
+    # Every action takes who does it (``actor``: a user's or a token's name) and from where
+    # (``address``); both go on the audit line written with the change.
 
-    async def update(self, number: int, actor: str, text: str) -> None: ...
+    async def acknowledge(self, number: int, actor: str, *, address: str = "") -> None: ...
+
+    async def update(self, number: int, actor: str, text: str, *, address: str = "") -> None: ...
 
     async def change_priority(
-        self, number: int, actor: str, priority: int, reason: str
+        self, number: int, actor: str, priority: int, reason: str, *, address: str = ""
     ) -> None: ...
 
-    async def resolve(self, number: int, actor: str, reason: str = "", force: bool = False) -> None:
+    async def resolve(
+        self,
+        number: int,
+        actor: str,
+        reason: str = "",
+        force: bool = False,
+        *,
+        address: str = "",
+    ) -> None:
         """Refuses (409, field ``force``) while conditions in scope hold, unless ``force``
         (which needs a ``reason``, 400 field ``reason``)."""
         ...
 
-    async def reopen(self, number: int, actor: str) -> None: ...
+    async def reopen(self, number: int, actor: str, *, address: str = "") -> None: ...
 
-    async def open_question(self, customer: str, actor: str, text: str) -> int:
+    async def open_question(
+        self, customer: str, actor: str, text: str, *, address: str = ""
+    ) -> int:
         """Open a P4 incident (a question, no impact on the service); returns its number."""
         ...
 
@@ -371,10 +384,14 @@ class ConsoleService(Protocol):
         customers: list[str] | None,
         reason: str,
         actor: str,
+        *,
+        address: str = "",
     ) -> MaintenanceView:
         """Refuses (400, field ``start``/``end``) a window that touches support hours."""
         ...
 
-    async def cancel_maintenance(self, id: int, actor: str) -> MaintenanceView:
+    async def cancel_maintenance(
+        self, id: int, actor: str, *, address: str = ""
+    ) -> MaintenanceView:
         """Keeps the window as ``cancelled`` (who, when); it suppresses nothing any more."""
         ...

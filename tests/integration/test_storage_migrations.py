@@ -45,11 +45,11 @@ async def test_opening_twice_and_upgrading_again_leaves_one_schema_at_head(
     storage_url: str,
 ) -> None:
     async with Store.open(storage_url) as store:
-        assert await store.revision() == head_revision() == "0005"
+        assert await store.revision() == head_revision() == "0006"
     async with Store.open(storage_url) as store:
-        assert await store.migrate() == "0005"
-        assert await store.migrate() == "0005"
-        assert await store.revision() == "0005"
+        assert await store.migrate() == "0006"
+        assert await store.migrate() == "0006"
+        assert await store.revision() == "0006"
         async with store._db.read() as conn:
             tables, differences = await conn.run_sync(_schema_report)
     assert tables == TABLES
@@ -83,9 +83,9 @@ async def test_a_0001_database_with_messages_upgrades_to_head_and_stays_there(
         )
 
     async with Store.open(storage_url) as store:
-        assert await store.revision() == "0005"
-        assert await store.migrate() == "0005"
-        assert await store.migrate() == "0005"
+        assert await store.revision() == "0006"
+        assert await store.migrate() == "0006"
+        assert await store.migrate() == "0006"
         found = await store.outbox.by_provider_id("SM0001")
         async with store._db.read() as conn:
             indexes = await conn.run_sync(_outbox_indexes)
@@ -117,7 +117,7 @@ async def test_a_0002_window_upgrades_to_0003_not_cancelled_and_can_be_cancelled
                 )
             )
     async with Store.open(storage_url) as store:
-        assert await store.revision() == "0005"
+        assert await store.revision() == "0006"
         (window,) = await store.maintenance.list()
         assert (window.id, window.services, window.cancelled_by, window.cancelled_at) == (
             1,
@@ -205,7 +205,7 @@ def test_db_upgrade_command_migrates_the_configured_sqlite_database(
     assert main(["db", "upgrade", "--config", str(config)]) == 0
 
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"sqlite+aiosqlite:///{database}: schema at revision 0005 (newest)"] * 2
+    assert out == [f"sqlite+aiosqlite:///{database}: schema at revision 0006 (newest)"] * 2
     assert database.exists()
 
 

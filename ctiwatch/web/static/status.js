@@ -44,7 +44,7 @@
 
   function refresh() {
     if (document.hidden) { return Promise.resolve(); }
-    return fetch("/api/v1/status", { cache: "no-store", headers: { "Accept": "application/json" } })
+    return fetch(live.getAttribute("data-api") || "/api/v1/status", { cache: "no-store", headers: { "Accept": "application/json" } })
       .then(function (response) {
         if (!response.ok) { throw new Error("HTTP " + response.status); }
         return response.json();
@@ -57,7 +57,7 @@
         var changed = lastKey !== null && key !== lastKey;
         lastKey = key;
         var done = changed
-          ? fetch("/", { cache: "no-store" }).then(function (r) { return r.text(); }).then(swap)
+          ? fetch(live.getAttribute("data-page") || "/", { cache: "no-store" }).then(function (r) { return r.text(); }).then(swap)
           : Promise.resolve();
         return done.then(function () {
           var stamp = document.getElementById("generated");
