@@ -29,6 +29,8 @@ COMMANDS = {
     "incidents": "ctiwatch.commands.incidents",
     "status": "ctiwatch.commands.status",
     "run": "ctiwatch.commands.run",
+    "users": "ctiwatch.commands.users",
+    "tokens": "ctiwatch.commands.users",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
