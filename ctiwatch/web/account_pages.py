@@ -141,6 +141,8 @@ class AccountPages:
     # --- admin -------------------------------------------------------------------------------
 
     async def _admin(self, request: web.Request, status: int = 200, **context: Any) -> web.Response:
+        context.setdefault("created", None)
+        context.setdefault("secret", "")
         return self._pages.render(
             request,
             "admin.html",

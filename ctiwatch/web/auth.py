@@ -54,7 +54,7 @@ RULES: tuple[tuple[frozenset[str], re.Pattern[str], str], ...] = tuple(
     (frozenset(methods.split()), re.compile(pattern), role)
     for methods, pattern, role in (
         ("GET HEAD", r"/healthz", PUBLIC),
-        ("GET HEAD", r"/static/.*", PUBLIC),
+        ("GET HEAD", r"/static(/.*)?", PUBLIC),
         ("GET HEAD POST", r"/login", PUBLIC),
         ("GET HEAD", r"/kiosk/\{token\}(/status\.json)?", PUBLIC),
         ("POST", r"/twilio/.*", PUBLIC),

@@ -23,10 +23,10 @@ import aiomqtt
 import pytest
 import yaml
 from running_app import (
-    api_headers,
     HOST,
     MQTT_PORT,
     WAIT_SECONDS,
+    api_headers,
     broker_or_skip,
     free_ports,
     start,
