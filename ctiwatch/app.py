@@ -211,6 +211,12 @@ def _mqtt_view(ingestion: Ingestion) -> MqttView:
     return MqttView(ingestion.broker, "connecting")
 
 
+async def _admin_token(accounts: Accounts, request: web.Request) -> bool:
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    token = await accounts.token(secret.strip()) if scheme.lower() == "bearer" else None
+    return token is not None and token.role == "admin"
+
+
 def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
@@ -272,9 +278,25 @@ class Ctiwatch:
                 mqtt = partial(_mqtt_view, ingestion)
             console = self.console = ConsoleServiceImpl(config, pipeline, agents=agents, mqtt=mqtt)
 
+            accounts = self.accounts = Accounts(
+                store,
+                self.clock,
+                session_lifetime=config.web.session_lifetime,
+                limiter=LoginLimiter(
+                    self.clock, config.web.login_max_failures, config.web.login_window
+                ),
+            )
+            await self._first_admin(accounts)
             if config.simulator.enabled:
                 core = SimulatorCore.from_config(config)
-                simulator = make_app(core, self.clock, random.Random())
+                # Its fault admin API is one of the demo fakes: there only with them, for admins.
+                simulator = make_app(
+                    core,
+                    self.clock,
+                    random.Random(),
+                    admin_api=config.alerting.fakes,
+                    admin_allowed=partial(_admin_token, accounts),
+                )
                 port = await self._serve(
                     stack, simulator, config.simulator.host, config.simulator.port
                 )
@@ -287,15 +309,6 @@ class Ctiwatch:
                 self.fake_smtp = FakeSmtp(host=smtp.host, port=smtp.port)
                 await self.fake_smtp.start()
                 stack.push_async_callback(self.fake_smtp.stop)
-            accounts = self.accounts = Accounts(
-                store,
-                self.clock,
-                session_lifetime=config.web.session_lifetime,
-                limiter=LoginLimiter(
-                    self.clock, config.web.login_max_failures, config.web.login_window
-                ),
-            )
-            await self._first_admin(accounts)
             hosts = HostAllowList(config.web.hosts or default_hosts(config.web.port))
             web_app = build_web_app(
                 console,

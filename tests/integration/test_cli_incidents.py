@@ -363,3 +363,18 @@ def test_status_json_is_the_api_document(served: Served) -> None:
         "detail": "1 down · 1 open incident",
     }
     assert document["generated_at"] == "2026-12-01T10:00:00+01:00"
+
+
+def test_without_a_token_the_cli_says_how_to_give_one(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CTIWATCH_TOKEN")
+    done = ctiwatch("incidents", "ack", "2", "--url", served.url)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: log in or send an API token (Bearer); give an API token with --token or "
+        "$CTIWATCH_TOKEN\n"
+    )
+    revoked = ctiwatch("incidents", "list", "--url", served.url, "--token", "ctw_made-up")
+    assert revoked.returncode == 1
+    assert "the API token is not valid (unknown or revoked)" in revoked.stderr

@@ -572,3 +572,28 @@ async def test_the_admin_page_creates_a_token_shown_once_and_revokes_it(
     )
     assert done.status == 303
     assert (await accounts.tokens())[0].revoked_at is not None
+
+
+async def test_the_simulators_admin_api_in_ctiwatch_run_is_for_admins_only(
+    aiohttp_client: ClientFactory, scene: Scene, accounts: Accounts
+) -> None:
+    import random
+    from functools import partial
+
+    from ctiwatch.app import _admin_token
+    from ctiwatch.simulator import SimulatorCore, make_app
+
+    core = SimulatorCore.from_config(scene.config)
+    guarded = make_app(
+        core, scene.clock, random.Random(1), admin_allowed=partial(_admin_token, accounts)
+    )
+    client = await aiohttp_client(guarded)
+    fault = {"service": "click2dial", "customer": "acme", "kind": "outage"}
+    assert (await client.post("/admin/faults", json=fault)).status == 401
+    oncall = bearer(await token_for(accounts, "olaf", "oncall"))
+    assert (await client.post("/admin/faults", json=fault, headers=oncall)).status == 401
+    admin = bearer(await token_for(accounts, "ada", "admin"))
+    assert (await client.post("/admin/faults", json=fault, headers=admin)).status == 201
+    # Without the demo fakes there is no admin API at all: the path is the CloudCTI API's.
+    bare = await aiohttp_client(make_app(core, scene.clock, admin_api=False))
+    assert (await bare.get("/admin/faults", headers=admin)).status != 200
