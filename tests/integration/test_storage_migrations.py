@@ -21,6 +21,8 @@ from ctiwatch.storage.tables import MAINTENANCE, metadata
 TABLES = {
     "agents",
     "alembic_version",
+    "api_tokens",
+    "audit_log",
     "counters",
     "dead_letters",
     "incident_timeline",
@@ -30,7 +32,9 @@ TABLES = {
     "probe_results",
     "rollups_hour",
     "rollups_minute",
+    "sessions",
     "target_latest",
+    "users",
     "webhook_replays",
 }
 
