@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= config/ctiwatch.yaml
 CORE := sla classifier incidents alerting pipeline probes ctiwatch
 
-.PHONY: install run test lint fmt typecheck unit system-deps services bench bench-deps clean
+.PHONY: install run test lint fmt typecheck unit system-deps services bench bench-deps mqtt-secure clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,10 +61,19 @@ test: $(STAMP) system-deps services lint typecheck
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
-# Only for `bench probes`' side-by-side figures (it skips that comparison without it).
+# For `bench probes`' side-by-side figures and `bench web`'s load generator (each skips
+# without them).
 bench-deps:
 	@command -v prometheus-blackbox-exporter >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-blackbox-exporter >/dev/null; }
+	@command -v wrk >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
+# TEST MATERIAL for docker/mosquitto-secure.conf in var/mqtt/: a CA, a server certificate for
+# localhost and 127.0.0.1, and a password file with the logins ctiwatch and agent-globex-utr
+# (random passwords, printed once). Never for production.
+mqtt-secure:
+	bash scripts/mqtt-secure.sh var/mqtt ctiwatch agent-globex-utr
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis var ctiwatch.db*

@@ -5,6 +5,12 @@ customers' service may be fine; ctiwatch just sees less of it), so it opens no i
 starts no SLA timer. On-call gets one SMS per number when the agent goes down
 (``agent_offline``) and one when it comes back (``agent_back``).
 
+Who is told, and when (sla.md "Paging"): an agent that was retired or is silenced
+(:class:`AgentPaging`, set by ``ctiwatch agents retire|silence`` and stored with the agent)
+pages no one when it goes offline or comes back; otherwise on-call is texted inside support
+hours only, unless the configuration says any hour (``alerting.paging``: the monitor holds the
+messages for the digest at the next opening).
+
 The idempotency key is made of the kind, the agent and the instant that identifies the
 transition (the agent's own status message time when there is one), so the same transition
 seen twice (a retained status replayed after a restart) is one message, not two.
@@ -34,6 +40,50 @@ class AgentEvent:
     last_seen: datetime  # the last message received from the agent
     reason: str = ""  # "connection lost", "stopped", "no report for 30s"
     key_at: datetime | None = None  # the instant naming the transition; ``at`` when None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentPaging:
+    """What people decided about an agent's pages: ``retired`` (taken out of service for good,
+    until it is put back) or silenced until ``silenced_until`` (e.g. a planned move)."""
+
+    retired: bool = False
+    silenced_until: datetime | None = None
+    by: str = ""
+    reason: str = ""
+
+    def muted(self, at: datetime) -> bool:
+        """Whether the agent's going offline (or coming back) at ``at`` pages no one."""
+        return self.retired or (self.silenced_until is not None and at < self.silenced_until)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "retired": self.retired,
+            "silenced_until": None
+            if self.silenced_until is None
+            else self.silenced_until.isoformat(),
+            "by": self.by,
+            "reason": self.reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> AgentPaging:
+        """The stored form back; anything unreadable is no decision (the agent pages)."""
+        if not isinstance(data, dict):
+            return cls()
+        until = data.get("silenced_until")
+        try:
+            silenced = datetime.fromisoformat(until) if isinstance(until, str) else None
+        except ValueError:
+            silenced = None
+        if silenced is not None and silenced.tzinfo is None:
+            silenced = None
+        return cls(
+            retired=data.get("retired") is True,
+            silenced_until=silenced,
+            by=str(data.get("by") or ""),
+            reason=str(data.get("reason") or ""),
+        )
 
 
 def agent_alert_kind(before: str | None, after: str) -> str | None:

@@ -125,6 +125,11 @@ class RoutingPolicy:
     contingency_min_p1_customers: int = 2
     oncall: tuple[str, ...] = ()
     timezone: str = "Europe/Amsterdam"  # times in texts are shown in this zone
+    # Paging (``alerting.paging``): SMS about incidents of these priorities raised outside
+    # support hours wait for the next opening; ctiwatch's own problems (no incident) too,
+    # unless ``internal_any_hour``.
+    held_priorities: frozenset[int] = frozenset({3, 4})
+    internal_any_hour: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,16 @@ class RoutingContext:
     open_p1_customers: int = 0
     # Who is on call now (rotation and overrides applied); ``None``: the policy's list.
     oncall: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePart:
+    """One alert a (combined or held) message carries: about which incident, why, and when it
+    was raised (a held part keeps the instant it was held from)."""
+
+    incident: int | None
+    kind: str
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +164,14 @@ class OutgoingMessage:
     at: datetime
     # Channel extras: ``html`` for e-mail; ``sms`` (the short text, for a fallback) for voice.
     payload: Mapping[str, str] = field(default_factory=dict)
+    # A combined message (``alerting.paging``): every alert it carries, the most urgent first
+    # (``kind`` and ``incident`` are that one's). Empty for a message that carries one alert.
+    parts: tuple[MessagePart, ...] = ()
+    # A message held outside support hours and sent at the opening: when the oldest part was
+    # held from. ``None`` for a message sent when it was raised.
+    held_since: datetime | None = None
+
+    @property
+    def all_parts(self) -> tuple[MessagePart, ...]:
+        """The alerts this message carries (itself when it is not a combined one)."""
+        return self.parts or (MessagePart(self.incident, self.kind, self.at),)

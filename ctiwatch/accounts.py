@@ -40,6 +40,12 @@ USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 TOKEN_PREFIX = "ctw_"
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
+# How long a looked-up session or token is trusted without asking the database again (on the
+# clock): the pages stay fast under a wall screen's polling. A logout, revocation, disabled
+# user or new password in this process takes effect at once; one made by the CLI (another
+# process) within this many seconds.
+LOOKUP_SECONDS = 5.0
+_LOOKUPS_KEPT = 10_000
 
 __all__ = [
     "ROLES",
@@ -207,6 +213,8 @@ class Accounts:
         self._dummy: str | None = None
         # When each token's last use was stored: at most one write a minute per token.
         self._used: dict[int, datetime] = {}
+        # Recent lookups by secret hash: (when, what was found).
+        self._seen: dict[str, tuple[datetime, SessionRecord | TokenRecord | None]] = {}
 
     @property
     def clock(self) -> Clock:
@@ -282,6 +290,7 @@ class Accounts:
             password_changed_at=self._clock.now(),
             audit=self._line(by, "user.passwd", f"user {username}", "", address),
         )
+        self.forget_lookups()
         if changed is None:
             raise AccountError(f"username: no user {username!r}", "username")
         return changed
@@ -298,6 +307,7 @@ class Accounts:
             disabled_at=self._clock.now(),
             audit=self._line(by, "user.disable", f"user {username}", "", address),
         )
+        self.forget_lookups()
         assert changed is not None
         return changed
 
@@ -361,12 +371,37 @@ class Accounts:
         )
         return secret, session
 
+    def _recent(self, key: str) -> tuple[bool, SessionRecord | TokenRecord | None]:
+        seen = self._seen.get(key)
+        if seen is None:
+            return False, None
+        at, found = seen
+        if (self._clock.now() - at).total_seconds() >= LOOKUP_SECONDS:
+            del self._seen[key]
+            return False, None
+        return True, found
+
+    def _remember(self, key: str, found: SessionRecord | TokenRecord | None) -> None:
+        if len(self._seen) >= _LOOKUPS_KEPT:
+            self._seen.clear()
+        self._seen[key] = (self._clock.now(), found)
+
+    def forget_lookups(self) -> None:
+        """Ask the database again for every session and token (after a change to them)."""
+        self._seen.clear()
+
     async def session(self, secret: str) -> SessionRecord | None:
         """The live session whose cookie holds ``secret``: None when unknown, expired (on the
         clock) or its user is disabled."""
         if not secret or len(secret) > 200:
             return None
-        found = await self._repo.session(secret_hash(secret))
+        key = "s:" + secret_hash(secret)
+        known, cached = self._recent(key)
+        if known:
+            found = cached if isinstance(cached, SessionRecord) else None
+        else:
+            found = await self._repo.session(key[2:])
+            self._remember(key, found)
         if found is None or found.expires_at <= self._clock.now() or not found.user.active:
             return None
         return found
@@ -376,6 +411,7 @@ class Accounts:
         await self._repo.delete_session(
             session.id_hash, audit=self._line(who, "logout", f"user {who}", "", address)
         )
+        self.forget_lookups()
 
     # --- tokens ------------------------------------------------------------------------------
 
@@ -419,7 +455,13 @@ class Accounts:
         """The active token ``secret`` is; records when it was last used (once a minute)."""
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             return None
-        found = await self._repo.token_by_hash(secret_hash(secret))
+        key = "t:" + secret_hash(secret)
+        known, cached = self._recent(key)
+        if known:
+            found = cached if isinstance(cached, TokenRecord) else None
+        else:
+            found = await self._repo.token_by_hash(key[2:])
+            self._remember(key, found)
         if found is None or not found.active:
             return None
         now = self._clock.now()
@@ -435,6 +477,7 @@ class Accounts:
             self._clock.now(),
             audit=self._line(by, "token.revoke", f"token {name}", "", address),
         )
+        self.forget_lookups()
         if revoked is None:
             raise AccountError(f"name: no token named {name!r}", "name")
         return revoked

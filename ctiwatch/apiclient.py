@@ -145,6 +145,29 @@ class ApiClient:
             raise ApiError(200, f"{self.url} did not answer with the new incident's number")
         return number
 
+    # --- maintenance ---------------------------------------------------------------------------
+
+    async def maintenance(self) -> list[dict[str, Any]]:
+        """Every window with its history, newest start first."""
+        body = await self._request("GET", "/api/v1/maintenance")
+        windows = body.get("maintenance")
+        if not isinstance(windows, list):
+            raise ApiError(200, f"{self.url} did not answer with a list of maintenance windows")
+        return windows
+
+    async def maintenance_window(self, window_id: int) -> dict[str, Any]:
+        return await self._request("GET", f"/api/v1/maintenance/{window_id}")
+
+    async def schedule_maintenance(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._request("POST", "/api/v1/maintenance", body=body)
+
+    async def change_maintenance(self, window_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
+        return await self._request("POST", f"/api/v1/maintenance/{window_id}/change", body=body)
+
+    async def cancel_maintenance(self, window_id: int, why: str) -> dict[str, Any]:
+        body = {"why": why}
+        return await self._request("POST", f"/api/v1/maintenance/{window_id}/cancel", body=body)
+
     # --- transport ---------------------------------------------------------------------------
 
     async def _request(

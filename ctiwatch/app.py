@@ -45,18 +45,18 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import make_url
 
 from alerting.channels import open_channels
-from alerting.internal import AgentEvent, agent_alerts
-from alerting.outbox import outbox_fields
+from alerting.internal import AgentEvent, AgentPaging, agent_alert_kind
 from alerting.rotation import on_call
 from alerting.sender import DeliveryReport, OutboxSender, this_process
-from classifier.observation import ProbeResult
+from classifier.observation import CENTRAL, ProbeResult
 from ctiwatch.accounts import Accounts, LoginLimiter
 from ctiwatch.clock import Clock, RealClock
 from ctiwatch.config import Config
 from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion, Refused
-from ctiwatch.persist import Pipeline, engine_windows, load_state
+from ctiwatch.mqtt.schema import encode_result
+from ctiwatch.persist import Pipeline, StepFailed, engine_windows, load_state
 from ctiwatch.settings import (
     context_from_config,
     monitor_settings,
@@ -67,17 +67,18 @@ from ctiwatch.simulator import SimulatorCore, make_app
 from ctiwatch.storage import (
     AgentRecord,
     DeadLetter,
-    OutboxMessage,
     Store,
     TimelineEntry,
     is_transient,
 )
+from ctiwatch.storage.maintenance import AGENT_PAGING_KEY
 from ctiwatch.supervisor import Supervisor
 from ctiwatch.web.app import build_web_app
 from ctiwatch.web.auth import HostAllowList, default_hosts
 from ctiwatch.web.service import MqttView
 from ctiwatch.web.twilio_webhooks import add_twilio_routes
-from pipeline.monitor import Monitor
+from incidents.maintenance import duration_words
+from pipeline.monitor import Monitor, Outcome
 from probes.base import random_ids
 from probes.scheduler import Scheduler
 from probes.transport import AiohttpTransport
@@ -114,6 +115,7 @@ async def restore_monitor(config: Config, store: Store, now_clock: Clock) -> Mon
         next_number=stored.next_number,
         maintenance=engine_windows(stored.windows),
         escalations=stored.escalations,
+        held=stored.held,
     )
     monitor.resume(now)
     restored = [i.number for i in stored.incidents if i.is_open]
@@ -155,6 +157,31 @@ class _MqttRejected(Collector):
         yield family
 
 
+class _Backlog(Collector):
+    """Results kept while the database is away: waiting now, and dropped (backlog full)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._pipeline = pipeline
+
+    def collect(self) -> Iterable[prometheus_client.Metric]:
+        backlog = self._pipeline.backlog
+        yield GaugeMetricFamily(
+            "ctiwatch_results_backlog",
+            "Results waiting for the database to be reachable again",
+            value=len(backlog),
+        )
+        yield CounterMetricFamily(
+            "ctiwatch_results_backlog_dropped",
+            "Results dropped because the backlog was full while the database was away",
+            value=backlog.dropped,
+        )
+        yield GaugeMetricFamily(
+            "ctiwatch_database_up",
+            "1 while the database takes writes, 0 while it is unreachable",
+            value=0 if self._pipeline.unreachable_since is not None else 1,
+        )
+
+
 class Metrics:
     """The process's own registry: never the global default one."""
 
@@ -169,6 +196,15 @@ class Metrics:
         self.outbox_pending = prometheus_client.Gauge(
             "ctiwatch_outbox_pending", "Alerts waiting in the outbox", registry=self.registry
         )
+        self.outbox_failed = prometheus_client.Counter(
+            "ctiwatch_outbox_failed",
+            "Outbox messages that could not be sent (given up or unsendable), by channel",
+            ["channel", "cause"],
+            registry=self.registry,
+        )
+        for channel in ("sms", "voice", "email"):  # shown at 0 from the start
+            for cause in ("undelivered", "unsendable"):
+                self.outbox_failed.labels(channel, cause)
         self.dead_letters = prometheus_client.Counter(
             "ctiwatch_dead_letters",
             "Inputs the database refused, parked in the dead-letter table",
@@ -178,6 +214,9 @@ class Metrics:
 
     def watch(self, monitor: Monitor) -> None:
         self.registry.register(_OpenIncidents(monitor))
+
+    def watch_backlog(self, pipeline: Pipeline) -> None:
+        self.registry.register(_Backlog(pipeline))
 
     def watch_ingestion(self, ingestion: Ingestion) -> None:
         self.registry.register(_MqttRejected(ingestion))
@@ -255,8 +294,16 @@ class Ctiwatch:
             monitor = self.monitor = await restore_monitor(config, store, self.clock)
             self.metrics.watch(monitor)
             pipeline = self.pipeline = Pipeline(
-                monitor, store, self.clock, on_results=self.metrics.observe
+                monitor,
+                store,
+                self.clock,
+                on_results=self.metrics.observe,
+                transient=is_transient,
+                backlog=config.storage.backlog,
+                retry_interval=config.storage.retry_interval,
+                park=self._park_results,
             )
+            self.metrics.watch_backlog(pipeline)
             if config.mqtt.enabled:
                 self.ingestion = Ingestion(
                     config.mqtt,
@@ -316,8 +363,13 @@ class Ctiwatch:
                 hosts=hosts,
                 https=config.web.https,
                 metrics_registry=self.metrics.registry,
-                health=self.supervisor.problems,
+                health=self.problems,
+                versions=pipeline.version,
                 tz=config.sla.timezone,
+                maintenance_notice=(
+                    duration_words(config.maintenance.min_notice),
+                    duration_words(config.maintenance.reminder_before),
+                ),
                 extra_routes=self._extra_routes,
                 nav_links=(
                     [("Fake phone", f"{FAKES_PREFIX}/phone"), ("Mailbox", f"{FAKES_PREFIX}/mail")]
@@ -348,7 +400,7 @@ class Ctiwatch:
                 store.outbox,
                 channels,
                 self.clock,
-                worker=this_process(),
+                worker=this_process(config.alerting.node),
                 batch=SENDER_BATCH,
                 oncall=lambda now: on_call(monitor.rotation, now),
                 on_report=self._delivered,
@@ -358,6 +410,7 @@ class Ctiwatch:
                 running = [
                     tasks.create_task(keep("probes", scheduler.run), name="probes"),
                     tasks.create_task(keep("timers", pipeline.timers), name="timers"),
+                    tasks.create_task(keep("catch-up", pipeline.catch_up), name="catch-up"),
                     tasks.create_task(
                         keep("outbox", partial(self._send, sender, store, pipeline)), name="outbox"
                     ),
@@ -380,6 +433,11 @@ class Ctiwatch:
                     for task in running:
                         task.cancel()
         log.info("ctiwatch stopped")
+
+    def problems(self) -> list[str]:
+        """What ``/healthz`` reports: components down, and the database while it is away."""
+        database = self.pipeline.problems() if self.pipeline is not None else []
+        return database + self.supervisor.problems()
 
     # --- wiring --------------------------------------------------------------------------------
 
@@ -484,6 +542,21 @@ class Ctiwatch:
             ]
         )
         self.metrics.dead_letters.labels("mqtt").inc(len(refused))
+        if self.pipeline is not None:
+            self.pipeline.version.bump()  # the status page lists the latest dead letters
+
+    async def _park_results(self, refused: list[tuple[ProbeResult, str]]) -> None:
+        """Results the store refused while catching up with it (kept while it was away)."""
+        store = self.store
+        assert store is not None
+        now = self.clock.now()
+        for result, reason in refused:
+            source = "probes" if result.source_id == CENTRAL else "mqtt"
+            payload = encode_result(result).decode()
+            await store.dead_letters.add_many(
+                [DeadLetter(now, source, result.result_id, reason, payload)]
+            )
+            self.metrics.dead_letters.labels(source).inc()
 
     async def _send(self, sender: OutboxSender, store: Store, pipeline: Pipeline) -> None:
         ready = pipeline.outbox_ready
@@ -510,7 +583,14 @@ class Ctiwatch:
                 pass
 
     async def _delivered(self, report: DeliveryReport) -> None:
-        """A delivery outcome on the incident's timeline."""
+        """A delivery outcome on the incident's timeline (a message that could not be sent
+        counted on ``/metrics`` too)."""
+        if report.outcome == "failed":
+            cause = "unsendable" if report.unsendable else "undelivered"
+            self.metrics.outbox_failed.labels(report.channel, cause).inc()
+            fallback = report.fallback
+            if fallback is not None and fallback.outcome == "failed":
+                self.metrics.outbox_failed.labels(fallback.channel, "undelivered").inc()
         if report.incident is None or self.store is None:
             return
         entry = TimelineEntry(
@@ -569,8 +649,13 @@ class Ctiwatch:
     async def _agent_changed(self, state: AgentState) -> None:
         """Alert on-call if it is news (internal: no incident), then store the agent's health.
 
-        The outbox rows are stored before the agent's row: a crash in between repeats the
-        alert on the next change (the idempotency key makes it one message), never loses it.
+        The monitor decides who is told (:meth:`pipeline.monitor.Monitor.agent_changed`): no
+        one for a retired or silenced agent (``ctiwatch agents``, read from its stored row now,
+        so a decision taken while the service runs counts at once), on-call inside support
+        hours, held for the digest at the next opening otherwise (unless the configuration says
+        any hour). The pipeline stores the outbox and held rows of that step before the agent's
+        row: a crash in between repeats the alert on the next change (the idempotency key makes
+        it one message), never loses it.
         """
         store, monitor, pipeline = self.store, self.monitor, self.pipeline
         if store is None or monitor is None or pipeline is None:
@@ -586,22 +671,34 @@ class Ctiwatch:
             reason=state.reason,
             key_at=state.reported_at,
         )
-        now = self.clock.now()
-        messages = agent_alerts(
-            event, before, on_call(monitor.rotation, now), self.config.sla.timezone
-        )
-        if messages:
-            async with store.transaction() as tx:
-                for message in messages:
-                    await tx.outbox.enqueue(OutboxMessage(**outbox_fields(message)))
-            log.warning(
-                "probe agent %s: on-call told (internal, no incident)",
-                messages[0].kind,
-                extra={"agent": state.name, "health": health, "reason": state.reason},
-            )
-            pipeline.outbox_ready.set()
+        stored = await store.agents.get(state.name)
+        decided = AgentPaging.from_dict(stored.meta.get(AGENT_PAGING_KEY) if stored else None)
+        if agent_alert_kind(before, health) is not None:
+            muted = decided.muted(self.clock.now())
+            try:
+                outcome = await pipeline.act(
+                    lambda now: monitor.agent_changed(event, before, now, muted=muted)
+                )
+            except StepFailed:
+                log.exception("probe agent alert not stored", extra={"agent": state.name})
+                outcome = Outcome()
+            if outcome.messages or outcome.held:
+                log.warning(
+                    "probe agent %s: on-call told (internal, no incident)%s",
+                    agent_alert_kind(before, health),
+                    "" if outcome.messages else "; held for the opening of support hours",
+                    extra={"agent": state.name, "health": health, "reason": state.reason},
+                )
+            elif muted:
+                log.info(
+                    "probe agent %s: nobody paged (retired or silenced)",
+                    agent_alert_kind(before, health),
+                    extra={"agent": state.name, "health": health},
+                )
         ingestion = self.ingestion
         meta: dict[str, Any] = {"health": health, "reason": state.reason}
+        if stored is not None and AGENT_PAGING_KEY in stored.meta:
+            meta[AGENT_PAGING_KEY] = stored.meta[AGENT_PAGING_KEY]
         if ingestion is not None:
             meta["results"] = ingestion.results_from(state.name)
             meta["locations"] = list(ingestion.locations_of(state.name))
@@ -613,6 +710,7 @@ class Ctiwatch:
                 meta=meta,
             )
         )
+        pipeline.version.bump()  # the pages show the agent's health
 
 
 async def serve(config: Config, stop: asyncio.Event) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import ssl
 from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,6 +24,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     ValidationError,
     field_validator,
     model_validator,
@@ -31,11 +33,14 @@ from pydantic import (
 from classifier.thresholds import Thresholds
 from ctiwatch.errors import (
     ID_PATTERN,
+    NODE_PATTERN,
     PHONE_PATTERN,
     describe_errors,
     item_label,
     show_value,
 )
+from probes.conditions import Condition, ConditionError, parse_condition
+from probes.template import DEFAULT_SPECS, check_body, check_headers, check_method, check_url
 from sla.targets import SlaPolicy, default_targets
 
 # The defaults of classification.md and sla.md are stated once, in the pure packages that apply
@@ -174,6 +179,9 @@ HttpUrl = Annotated[str, BeforeValidator(_http_url)]
 LocalTime = Annotated[time, BeforeValidator(_local_time)]
 PhoneNumber = Annotated[str, BeforeValidator(_phone), Field(pattern=_PHONE)]
 Identifier = Annotated[str, Field(pattern=_ID, max_length=64)]
+# A worker's node name: letters, digits, ``.``, ``_``, ``-`` (no ``/``: it is part of
+# ``node/pid/life``).
+NodeName = Annotated[str, Field(pattern=NODE_PATTERN, max_length=64)]
 
 
 class Strict(BaseModel):
@@ -256,6 +264,71 @@ def _require_unique(what: str, ids: list[str], noun: str = "id") -> None:
 # --- probes and classification ------------------------------------------------------------
 
 
+def _condition(value: Any) -> Any:
+    """A Gatus-style condition (``probes.conditions``), parsed once, here at load."""
+    if isinstance(value, Condition):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(
+            'must be a condition in quotes, such as "[STATUS] == 200" (unquoted, YAML reads '
+            f"[...] as a list), not {show_value(value)}"
+        )
+    try:
+        return parse_condition(value)
+    except ConditionError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _checked(check: Any) -> Any:
+    def run(value: Any) -> Any:
+        return check(value) if isinstance(value, str) else value
+
+    return run
+
+
+ConditionText = Annotated[
+    Condition, BeforeValidator(_condition), PlainSerializer(lambda c: c.text, return_type=str)
+]
+
+
+class TemplateConfig(Strict):
+    """One service's check: a request template and the conditions on its answer
+    (``probes.template``). Keys left out keep the service's default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    method: Annotated[str, AfterValidator(check_method)] = "GET"
+    url: Annotated[str, AfterValidator(check_url)] = ""
+    headers: Annotated[dict[str, str], AfterValidator(check_headers)] = Field(default_factory=dict)
+    body: Annotated[Any, AfterValidator(check_body)] = None
+    conditions: list[ConditionText] = Field(min_length=1)
+    recognised: ConditionText | None = None
+
+
+def _default_template(kind: str) -> TemplateConfig:
+    return TemplateConfig.model_validate(dict(DEFAULT_SPECS[kind]))
+
+
+class TemplatesConfig(Strict):
+    """The check of each service; the defaults are what the built-in simulator serves."""
+
+    click2dial: TemplateConfig = Field(default_factory=lambda: _default_template("click2dial"))
+    crm: TemplateConfig = Field(default_factory=lambda: _default_template("crm"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _over_defaults(cls, value: Any) -> Any:
+        # A service's keys replace those of its default; the others stay.
+        if not isinstance(value, dict):
+            return value
+        merged = dict(value)
+        for kind, spec in DEFAULT_SPECS.items():
+            given = value.get(kind)
+            if isinstance(given, dict):
+                merged[kind] = {**spec, **given}
+        return merged
+
+
 class ProbesConfig(Strict):
     interval: Duration = timedelta(seconds=60)
     timeout: PositiveDuration = timedelta(seconds=10)
@@ -266,6 +339,7 @@ class ProbesConfig(Strict):
     api_token: str = "ctiwatch-demo-token"
     raw_retention: PositiveDuration = timedelta(days=14)
     rollup_retention: PositiveDuration = timedelta(days=400)
+    templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
 
     @field_validator("interval")
     @classmethod
@@ -411,6 +485,17 @@ class OverrideConfig(Strict):
     numbers: list[PhoneNumber]
 
 
+class PagingConfig(Strict):
+    """Who is woken, and how often (sla.md "Paging"; ``alerting.paging``)."""
+
+    # On-call SMS about incidents of these priorities raised outside support hours are held
+    # and sent at the next opening as one digest per person; [] pages every priority at once.
+    held_priorities: list[Annotated[int, Field(ge=1, le=4)]] = Field(default_factory=lambda: [3, 4])
+    # ctiwatch's own problems (a probe agent offline or back): texted inside support hours only
+    # (held for the digest) unless ``any_hour``.
+    agent_alerts: Literal["support_hours", "any_hour"] = "support_hours"
+
+
 class AlertingConfig(Strict):
     support_email: str = "support@cloudcti.nl"
     support_line: PhoneNumber = "+31356990230"
@@ -419,9 +504,14 @@ class AlertingConfig(Strict):
     oncall: list[PhoneNumber] = Field(default_factory=list)
     escalation: list[EscalationStepConfig] = Field(default_factory=list)
     rotation: RotationConfig | None = None
+    paging: PagingConfig = PagingConfig()
     twilio: TwilioConfig = TwilioConfig()
     smtp: SmtpConfig = SmtpConfig()
     fakes: bool = True  # start the project's fake Twilio and SMTP servers in-process
+    # The name this worker claims outbox rows under (``node/pid/life``): what stays the same
+    # when the process is restarted, so a restart frees what its earlier life left claimed.
+    # None: the host name. Give each worker its own when several share a host name (containers).
+    node: NodeName | None = None
     # Sent/failed messages; pending ones stay. At least a day: the stored idempotency keys are
     # what keeps a trigger routed again after a restart from paging twice.
     outbox_retention: Duration = Field(default=timedelta(days=90), ge=timedelta(days=1))
@@ -432,14 +522,106 @@ class AlertingConfig(Strict):
 
 class StorageConfig(Strict):
     url: str = "sqlite+aiosqlite:///var/ctiwatch.db"
+    # While the database is unreachable: results kept in memory (the oldest dropped beyond it,
+    # counted), and how often storing them and the steps that could not commit is tried again.
+    backlog: int = Field(default=100_000, ge=1, le=10_000_000)
+    retry_interval: PositiveDuration = Field(default=timedelta(seconds=5), le=timedelta(minutes=10))
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+OptionalPath = Annotated[str | None, BeforeValidator(_empty_is_none)]
+
+
+def _unreadable(path: str) -> str:
+    """Why ``path`` is not a file this process can read; empty when it is one. A folder, a FIFO
+    or a device is refused before it is opened (opening a FIFO would wait for a writer)."""
+    try:
+        if os.path.isdir(path):
+            return "Is a directory"
+        if os.path.exists(path) and not os.path.isfile(path):
+            return "not a regular file"
+        with open(path, "rb") as file:
+            file.read(1)
+    except (OSError, ValueError) as exc:
+        return getattr(exc, "strerror", None) or str(exc)
+    return ""
+
+
+def _shown_path(path: str | None) -> str:
+    """A file's path in an error: whole (a path cut short names no file), within reason."""
+    return repr(path if path is None or len(path) <= 300 else path[:297] + "...")
+
+
+class MqttTlsConfig(Strict):
+    """TLS to the broker. The broker's certificate is verified against ``ca_file`` (or, without
+    it, the system's trusted CAs) and its name against ``mqtt.host``; ``cert_file``/``key_file``
+    present a client certificate to a broker that asks for one."""
+
+    enabled: bool = False
+    # An empty text is "not set", so that ``${MQTT_CA_FILE:-}`` may leave it to the system.
+    ca_file: OptionalPath = None
+    cert_file: OptionalPath = None
+    key_file: OptionalPath = None
+    # Skip the check that the broker's certificate names ``mqtt.host`` (it must still be signed
+    # by the CA). For a test broker reached by an address its certificate does not name.
+    insecure: bool = False
+
+    @model_validator(mode="after")
+    def _usable(self) -> MqttTlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            given, missing = (
+                ("cert_file", "key_file") if self.key_file is None else ("key_file", "cert_file")
+            )
+            raise ValueError(
+                f"{missing}: is required with {given} (a client certificate and its key)"
+            )
+        if self.enabled:
+            self.context()  # a file that is missing, unreadable or not PEM is an error now
+        return self
+
+    def context(self) -> ssl.SSLContext:
+        """The client's TLS context. Raises ``ValueError("<field>: <reason>")`` for a file that
+        cannot be used."""
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None:
+                why = _unreadable(path)
+                if why:
+                    raise ValueError(f"{name}: cannot read {_shown_path(path)} ({why})")
+        try:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=self.ca_file)
+        except ssl.SSLError as exc:
+            raise ValueError(
+                f"ca_file: {_shown_path(self.ca_file)} holds no usable PEM certificate "
+                f"({exc.reason or exc})"
+            ) from None
+        if self.cert_file is not None:
+            try:
+                context.load_cert_chain(self.cert_file, self.key_file)
+            except ssl.SSLError as exc:
+                raise ValueError(
+                    f"cert_file: {_shown_path(self.cert_file)} with key_file "
+                    f"{_shown_path(self.key_file)} is not a PEM certificate and its key "
+                    f"({exc.reason or exc})"
+                ) from None
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.insecure:
+            context.check_hostname = False  # the chain is still verified (CERT_REQUIRED)
+        return context
 
 
 class MqttConfig(Strict):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(default=1883, ge=1, le=65535)
+    # The login at the broker. The password comes from the environment (``${MQTT_PASSWORD}``):
+    # a configuration file that spells it out is refused. An agent logs in as its own name.
     username: str | None = None
     password: str | None = None
+    tls: MqttTlsConfig = MqttTlsConfig()
     topic_prefix: Annotated[
         str,
         BeforeValidator(
@@ -514,6 +696,15 @@ class SimulatorConfig(Strict):
     port: int = Field(default=8081, ge=1, le=65535)
 
 
+class MaintenanceConfig(Strict):
+    """Maintenance as the SLA asks (sla.md, Maintenance): a window is announced at least
+    ``min_notice`` before it starts (emergencies are exempt); the covered customers' contacts
+    get a reminder ``reminder_before`` its start."""
+
+    min_notice: Duration = timedelta(hours=48)
+    reminder_before: PositiveDuration = timedelta(hours=24)
+
+
 class LoggingConfig(Strict):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["kv", "json"] = "kv"
@@ -530,6 +721,7 @@ class Config(Strict):
     agent: AgentConfig | None = None
     web: WebConfig = WebConfig()
     simulator: SimulatorConfig = SimulatorConfig()
+    maintenance: MaintenanceConfig = MaintenanceConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")
@@ -733,4 +925,26 @@ def load_config(path: str | Path | None, environ: dict[str, str] | None = None) 
     """Load and validate ``path``; ``None`` gives the embedded defaults."""
     if path is None:
         return Config()
-    return config_from_data(load_yaml(Path(path)), environ)
+    data = load_yaml(Path(path))
+    _refuse_written_secrets(data)
+    return config_from_data(data, environ)
+
+
+# Secrets a configuration file must take from the environment, never spell out.
+_FROM_ENVIRONMENT = (("mqtt", "password", "MQTT_PASSWORD"),)
+
+
+def _refuse_written_secrets(data: Any) -> None:
+    """A file (which ends up in version control, backups, tickets) holding a broker password in
+    clear text is refused; ``${NAME}`` takes it from the environment."""
+    errors: list[str] = []
+    for section, key, example in _FROM_ENVIRONMENT:
+        part = data.get(section) if isinstance(data, dict) else None
+        value = part.get(key) if isinstance(part, dict) else None
+        if isinstance(value, str) and value and not _ENV.search(value):
+            errors.append(
+                f"{section}.{key}: must come from the environment, such as '${{{example}}}' "
+                "(a password written in the configuration file is refused)"
+            )
+    if errors:
+        raise ConfigError(errors)

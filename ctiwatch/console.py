@@ -9,20 +9,31 @@ key pressed during an alert call, delivery reports).
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Literal
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from alerting.maintenance import NoticeAction, Recipient, WindowFacts, notice_prefix, notices
 from classifier.conditions import Condition, ConditionKind
 from classifier.observation import Service
 from ctiwatch.config import Config
 from ctiwatch.persist import SYSTEM_ACTOR, Pipeline, StepFailed
-from ctiwatch.storage import AuditEntry, IncidentRecord, MaintenanceRecord, Store
+from ctiwatch.readmodel import LiveRollups
+from ctiwatch.storage import (
+    AuditEntry,
+    IncidentRecord,
+    MaintenanceRecord,
+    OutboxMessage,
+    StorageError,
+    Store,
+    Transaction,
+)
 from ctiwatch.storage import TimelineEntry as StoredEntry
-from ctiwatch.storage.records import combine_rollups
 from ctiwatch.web.service import (
     AgentState,
     AgentView,
@@ -33,6 +44,7 @@ from ctiwatch.web.service import (
     IncidentState,
     IncidentSummary,
     LocationStatus,
+    MaintenanceRevisionView,
     MaintenanceView,
     MqttView,
     ScopeEntry,
@@ -55,9 +67,10 @@ from ctiwatch.web.service import (
     window_state,
 )
 from incidents.maintenance import (
-    InsideSupportHours,
+    MaintenanceRefused,
     MaintenanceWindow,
-    check_outside_support_hours,
+    judge_window,
+    recurrence_rule,
 )
 from incidents.model import ConditionsStillHold, Incident, IncidentError, IncidentStatus
 from incidents.model import ScopeEntry as HeldEntry
@@ -68,6 +81,8 @@ from sla.words import service_name, window_words
 log = logging.getLogger("ctiwatch.console")
 
 DEAD_LETTERS_SHOWN = 10  # the latest dead letters on the status page
+FIGURES_EVERY = timedelta(seconds=1)  # new results alone rebuild the status view at most this often
+VIEW_MAX_AGE = timedelta(seconds=5)  # "probed 12s ago", agents' counts: rebuilt at least this often
 _DOWN = frozenset({ConditionKind.LOCATION_UNAVAILABLE, ConditionKind.USER_UNAVAILABLE})
 _BREACHES: tuple[Breach, ...] = ("response", "update", "repair")
 # ``incident`` -> incident number, ``detail`` -> what happened, for the timeline.
@@ -108,24 +123,84 @@ class ConsoleServiceImpl:
         self._rate_window = config.classification.degraded_window
         self._rate_rule = f"recognition below {config.classification.degraded_rate * 100:g}%"
         self._customers = {c.id: c for c in config.topology.customers}
+        self._locations = {loc.id for c in config.topology.customers for loc in c.locations}
         self._agents = agents
         self._mqtt = mqtt
+        # The read model: the results' figures in memory, fed by the pipeline, and the last
+        # built view with the state version it was built at.
+        self._live = LiveRollups(self._rate_window)
+        pipeline.observers.append(self._live.observe)
+        self._building = asyncio.Lock()
+        self._view: StatusView | None = None
+        self._built: tuple[int, int, tuple[object, ...]] = (-1, -1, ())
+        self._valid_until = datetime.min.replace(tzinfo=UTC)
+        self._builds = 0
 
     # --- status --------------------------------------------------------------------------------
 
     async def status(self) -> StatusView:
-        # A tick first: the classifier is brought up to ``now`` under the lock, and whatever
-        # that changes is acted on and persisted like any other step.
-        with contextlib.suppress(StepFailed):  # logged; the page shows what is held
-            await self._pipeline.tick()
+        """The status as of the last change: built from memory (the monitor, the live
+        rollups) once per state version and served as is until the next one. It never ticks
+        the pipeline nor reads raw results: the timers task ticks when something is due.
+
+        A view is rebuilt when an incident, a condition, a window or an agent changed; when
+        only new results moved its figures, at most every :data:`FIGURES_EVERY`; and after
+        :data:`VIEW_MAX_AGE` or when a maintenance window starts or ends."""
         now = self._clock.now()
+        view = self._view
+        if view is not None and self._fresh(view, now):
+            return view
+        async with self._building:
+            now = self._clock.now()
+            view = self._view
+            if view is not None and self._fresh(view, now):
+                return view
+            version = self._pipeline.version
+            built = (version.value, version.major, self._agents_key())
+            view = await self._build_status(now)
+            self._built = built
+            self._view = view
+            return view
+
+    def _fresh(self, view: StatusView, now: datetime) -> bool:
+        if not view.generated_at <= now < self._valid_until:
+            return False
+        value, major, agents = self._built
+        version = self._pipeline.version
+        if version.major != major or self._agents_key() != agents:
+            return False
+        return version.value == value or now - view.generated_at < FIGURES_EVERY
+
+    def _agents_key(self) -> tuple[object, ...]:
+        """What of the agents and the broker changes a view at once (not the counts)."""
+        agents = self._agents() if self._agents is not None else []
+        mqtt = self._mqtt() if self._mqtt is not None else None
+        return (tuple((a.name, a.health, a.reason, a.locations) for a in agents), mqtt)
+
+    async def _build_status(self, now: datetime) -> StatusView:
+        live = self._live
+        if not live.loaded:
+            since = now - self._rate_window - timedelta(minutes=1)
+            live.load(
+                await self._store.results.rollups("minute", since, now + timedelta(minutes=1)),
+                await self._store.results.latest(),
+            )
+        live.prune(now)
         async with self._pipeline.lock:
             held = self._monitor.classifier.conditions(now)
             suppressed = self._monitor.engine.in_maintenance()
             open_incidents = sorted(self._monitor.engine.open_incidents(), key=lambda i: -i.number)
         windows = await self._store.maintenance.list(ending_after=now)
-        active = [w.window for w in windows if not w.cancelled and w.window.active_at(now)]
-        latest = await self._store.results.latest()
+        active = [o for w in windows if not w.cancelled for o in w.windows if o.active_at(now)]
+        boundaries = [
+            at
+            for w in windows
+            if not w.cancelled
+            for o in w.windows
+            for at in (o.start, o.end)
+            if at > now
+        ]
+        self._valid_until = min([now + VIEW_MAX_AGE, *boundaries])
         customers = []
         for customer in self._config.topology.customers:
             incident = next(
@@ -133,35 +208,30 @@ class ConsoleServiceImpl:
             )
             locations = []
             for location in customer.locations:
-                tiles = []
-                for service in Service:
-                    tiles.append(
-                        await self._tile(
-                            customer.id,
-                            location.id,
-                            service,
-                            now,
-                            held,
-                            suppressed,
-                            active,
-                            latest,
-                            incident,
-                        )
+                tiles = [
+                    self._tile(
+                        customer.id, location.id, service, now, held, suppressed, active, incident
                     )
+                    for service in Service
+                ]
                 locations.append(LocationStatus(location.id, location.name, tuple(tiles)))
             customers.append(CustomerStatus(customer.id, customer.name, tuple(locations)))
+        self._builds += 1
         return StatusView(
             generated_at=now,
             customers=tuple(customers),
             agents=tuple(await self._agent_views()),
             open_incidents=tuple(self._summary_of(i) for i in open_incidents),
-            maintenance=tuple(self._window_view(w, now) for w in windows if not w.cancelled),
+            maintenance=tuple(
+                [await self._window_view(w, now) for w in windows if not w.cancelled]
+            ),
             mqtt=self._mqtt_view(),
             recognition_window=window_words(self._rate_window),
             dead_letters=tuple(
                 DeadLetterView(d.parked_at, d.source, d.key, d.reason)
                 for d in await self._store.dead_letters.latest(DEAD_LETTERS_SHOWN)
             ),
+            version=self._builds,
         )
 
     def _mqtt_view(self) -> MqttView | None:
@@ -173,7 +243,7 @@ class ConsoleServiceImpl:
             return MqttView(f"{settings.host}:{settings.port}", "disabled")
         return None
 
-    async def _tile(
+    def _tile(
         self,
         customer: str,
         location: str,
@@ -182,20 +252,13 @@ class ConsoleServiceImpl:
         held: list[Condition],
         suppressed: list[Condition],
         active: list[MaintenanceWindow],
-        latest: list[Any],
         incident: Incident | None,
     ) -> ServiceTile:
         def here(c: Condition) -> bool:
             return c.customer == customer and c.location == location and c.service is service
 
         mine = [c for c in held if here(c)]
-        results = [
-            r
-            for r in latest
-            if r.target.customer == customer
-            and r.target.location == location
-            and r.target.service is service
-        ]
+        last_result_at = self._live.last_result_at(customer, location, service)
         state: ServiceState
         if any(w.covers_place(service, customer, location) for w in active) or any(
             here(c) for c in suppressed
@@ -205,33 +268,22 @@ class ConsoleServiceImpl:
             state = "down"
         elif mine:
             state = "degraded"
-        elif results:
+        elif last_result_at is not None:
             state = "ok"
         else:
             state = "unknown"
-        counts = await self._store.results.recognition_rate(
-            customer, location, now - self._rate_window, now, service
-        )
-        rollup = combine_rollups(
-            await self._store.results.rollups(
-                "minute",
-                now - self._rate_window,
-                now,
-                customer=customer,
-                location=location,
-                service=service,
-            )
-        )
+        figures = self._live.place(customer, location, service, now)
+        counts = figures.counts
         in_scope = incident is not None and any(
             e.service is service and e.location == location for e in incident.active_scope()
         )
         return ServiceTile(
             service=service.value,
             state=state,
-            last_probe_at=max((r.at for r in results), default=None),
+            last_probe_at=last_result_at,
             recognition_rate=counts.rate,
             calls=counts.calls,
-            latency_p95_ms=None if rollup is None else rollup.latency_p95_ms,
+            latency_p95_ms=figures.latency_p95_ms,
             incident_number=incident.number if incident is not None and in_scope else None,
             incident_priority=int(incident.priority) if incident is not None and in_scope else None,
             detail="; ".join(f"{c.user or 'all users'}: {self._why(c)}" for c in mine)[:200],
@@ -461,8 +513,73 @@ class ConsoleServiceImpl:
     async def maintenance(self) -> list[MaintenanceView]:
         now = self._clock.now()
         windows = await self._store.maintenance.list()
-        views = [self._window_view(w, now) for w in windows]
+        views = [await self._window_view(w, now, history=True) for w in windows]
         return sorted(views, key=lambda v: (v.start, v.id), reverse=True)
+
+    async def maintenance_window(self, id: int) -> MaintenanceView:
+        window = await self._store.maintenance.get(id)
+        if window is None:
+            raise ServiceError(f"maintenance window {id} does not exist", status=404)
+        return await self._window_view(window, self._clock.now(), history=True)
+
+    def _judged(
+        self,
+        start: datetime,
+        end: datetime,
+        services: list[str] | None,
+        customers: list[str] | None,
+        reason: str,
+        *,
+        now: datetime,
+        locations: list[str] | None,
+        recurrence: str | None,
+        emergency: bool,
+        justification: str,
+        notice: bool = True,
+    ) -> MaintenanceRecord:
+        """The window a person asks for, judged by the SLA's rules (refused: ServiceError
+        naming the field); ``notice``: whether the minimum notice applies."""
+        reason = check_window(
+            start,
+            end,
+            services,
+            customers,
+            reason,
+            now=now,
+            known_customers=self._customers,
+            locations=locations,
+            known_locations=self._locations,
+        )
+        justification = required_text(justification, "justification") if emergency else ""
+        rule = recurrence.strip() if recurrence else None
+        try:
+            spans = judge_window(
+                self._calendar,
+                start,
+                end,
+                now=now,
+                min_notice=self._config.maintenance.min_notice if notice else timedelta(0),
+                emergency=emergency,
+                justification=justification,
+                recurrence=rule,
+            )
+            rule = recurrence_rule(rule) if rule else None
+        except MaintenanceRefused as exc:
+            raise ServiceError(exc.message, exc.field) from None
+        return MaintenanceRecord(
+            starts_at=start.astimezone(UTC),
+            ends_at=end.astimezone(UTC),
+            reason=reason,
+            created_by="",
+            created_at=now,
+            services=tuple(services or ()),
+            customers=tuple(customers or ()),
+            locations=tuple(locations or ()),
+            recurrence=rule,
+            occurrences=tuple(spans) if rule else (),
+            emergency=emergency,
+            justification=justification,
+        )
 
     async def schedule_maintenance(
         self,
@@ -473,49 +590,138 @@ class ConsoleServiceImpl:
         reason: str,
         actor: str,
         *,
+        locations: list[str] | None = None,
+        recurrence: str | None = None,
+        emergency: bool = False,
+        justification: str = "",
         address: str = "",
     ) -> MaintenanceView:
         now = self._clock.now()
-        reason = check_window(
-            start, end, services, customers, reason, now=now, known_customers=self._customers
+        asked = self._judged(
+            start,
+            end,
+            services,
+            customers,
+            reason,
+            now=now,
+            locations=locations,
+            recurrence=recurrence,
+            emergency=emergency,
+            justification=justification,
         )
         try:
-            check_outside_support_hours(self._calendar, start, end)
-        except InsideSupportHours as exc:
-            raise ServiceError(exc.message, exc.field) from None
-        stored = await self._store.maintenance.add(
-            MaintenanceRecord(
-                starts_at=start.astimezone(now.tzinfo),
-                ends_at=end.astimezone(now.tzinfo),
-                reason=reason,
-                created_by=actor,
-                created_at=now,
-                services=tuple(services or ()),
-                customers=tuple(customers or ()),
-            ),
-            audit=AuditEntry(
-                now,
-                actor,
-                "maintenance.schedule",
-                "maintenance window",
-                f"{start.isoformat()} – {end.isoformat()}: {reason}",
-                address,
-            ),
-        )
+            async with self._store.transaction() as tx:
+                stored = await tx.maintenance.add(replace(asked, created_by=actor))
+                await self._enqueue_notices(tx, stored, "scheduled", now)
+                detail = f"{start.isoformat()} – {end.isoformat()}: {asked.reason}"
+                await tx.audit.add(
+                    AuditEntry(
+                        now,
+                        actor,
+                        "maintenance.schedule",
+                        f"maintenance window {stored.id}",
+                        detail,
+                        address,
+                    )
+                )
+        except (StorageError, SQLAlchemyError):
+            raise step_not_stored("schedule") from None
         await self._reload_maintenance()
         log.info(
             "maintenance window scheduled",
             extra={"window": stored.id, "start": start.isoformat(), "end": end.isoformat()},
         )
-        return self._window_view(stored, now)
+        return await self._window_view(stored, now, history=True)
+
+    async def change_maintenance(
+        self,
+        id: int,
+        actor: str,
+        why: str,
+        start: datetime,
+        end: datetime,
+        services: list[str] | None,
+        customers: list[str] | None,
+        reason: str,
+        *,
+        locations: list[str] | None = None,
+        recurrence: str | None = None,
+        emergency: bool = False,
+        justification: str = "",
+        address: str = "",
+    ) -> MaintenanceView:
+        actor = required_text(actor, "actor")
+        why = required_text(why, "why")
+        now = self._clock.now()
+        before = await self._changeable(id, now, "change")
+        moved = start != before.starts_at
+        if moved and before.starts_at <= now:
+            raise ServiceError(
+                f"maintenance window {id} has started: its start cannot move (change its end, "
+                "or cancel it)",
+                "start",
+            )
+        asked = self._judged(
+            start,
+            end,
+            services,
+            customers,
+            reason,
+            now=now,
+            locations=locations,
+            recurrence=recurrence,
+            emergency=emergency,
+            justification=justification,
+            notice=moved,
+        )
+        try:
+            async with self._store.transaction() as tx:
+                changed = await tx.maintenance.change(id, asked, actor, now, why)
+                if changed is None:
+                    raise ServiceError(f"maintenance window {id} cannot be changed", status=409)
+                await tx.outbox.drop_pending(notice_prefix(id))
+                # Customers the window no longer covers hear of the change too.
+                await self._enqueue_notices(tx, changed, "changed", now, why, also=before)
+                await tx.audit.add(
+                    AuditEntry(
+                        now, actor, "maintenance.change", f"maintenance window {id}", why, address
+                    )
+                )
+        except (StorageError, SQLAlchemyError):
+            raise step_not_stored("change") from None
+        await self._reload_maintenance()
+        log.info("maintenance window changed", extra={"window": id, "by": actor})
+        return await self._window_view(changed, now, history=True)
 
     async def cancel_maintenance(
-        self, id: int, actor: str, *, address: str = ""
+        self, id: int, actor: str, why: str = "", *, address: str = ""
     ) -> MaintenanceView:
         """The window stays stored (history) as cancelled by ``actor`` now; it no longer
-        suppresses anything."""
+        suppresses anything, its pending notices are dropped and its customers told."""
         actor = required_text(actor, "actor")
+        why = why.strip()
+        if why:
+            why = required_text(why, "why")
         now = self._clock.now()
+        await self._changeable(id, now, "cancel")
+        try:
+            async with self._store.transaction() as tx:
+                cancelled = await tx.maintenance.cancel(id, actor, now, why)
+                assert cancelled is not None
+                await tx.outbox.drop_pending(notice_prefix(id))
+                await self._enqueue_notices(tx, cancelled, "cancelled", now, why)
+                await tx.audit.add(
+                    AuditEntry(
+                        now, actor, "maintenance.cancel", f"maintenance window {id}", why, address
+                    )
+                )
+        except (StorageError, SQLAlchemyError):
+            raise step_not_stored("cancel") from None
+        await self._reload_maintenance()
+        log.info("maintenance window cancelled", extra={"window": id, "by": actor})
+        return await self._window_view(cancelled, now, history=True)
+
+    async def _changeable(self, id: int, now: datetime, verb: str) -> MaintenanceRecord:
         window = await self._store.maintenance.get(id)
         if window is None:
             raise ServiceError(f"maintenance window {id} does not exist", status=404)
@@ -523,16 +729,86 @@ class ConsoleServiceImpl:
             raise ServiceError(
                 f"maintenance window {id} has been cancelled by {window.cancelled_by}", status=409
             )
-        if window.ends_at <= now:
+        if window.series_ends_at <= now:
             raise ServiceError(f"maintenance window {id} has ended", status=409)
-        audit = AuditEntry(
-            now, actor, "maintenance.cancel", f"maintenance window {id}", "", address
+        return window
+
+    async def _enqueue_notices(
+        self,
+        tx: Transaction,
+        window: MaintenanceRecord,
+        action: NoticeAction,
+        now: datetime,
+        why: str = "",
+        also: MaintenanceRecord | None = None,
+    ) -> None:
+        """The notices of ``action`` to the contacts of the customers ``window`` (and
+        ``also``, what it was before a change) covers, in the same transaction."""
+        assert window.id is not None
+        recipients = self._recipients(window)
+        if also is not None:
+            known = {r.email for r in recipients}
+            recipients += [r for r in self._recipients(also) if r.email not in known]
+        facts = WindowFacts(
+            id=window.id,
+            revision=window.revision,
+            occurrences=window.spans,
+            services=tuple(service_name(s) for s in window.services),
+            reason=window.reason,
+            emergency=window.emergency,
+            justification=window.justification,
+            recurrence=window.recurrence,
         )
-        cancelled = await self._store.maintenance.cancel(id, actor, now, audit=audit)
-        assert cancelled is not None
-        await self._reload_maintenance()
-        log.info("maintenance window cancelled", extra={"window": id, "by": actor})
-        return self._window_view(cancelled, now)
+        for notice in notices(
+            facts,
+            recipients,
+            action,
+            now,
+            timezone=self._config.sla.timezone,
+            reminder_before=self._config.maintenance.reminder_before,
+            why=why,
+        ):
+            await tx.outbox.enqueue(
+                OutboxMessage(
+                    idempotency_key=notice.key,
+                    incident_number=None,
+                    channel="email",
+                    recipient=notice.to,
+                    kind=notice.kind,
+                    subject=notice.subject,
+                    body=notice.text,
+                    payload={"maintenance": window.id},
+                    created_at=now,
+                    not_before=notice.due,
+                )
+            )
+        self._pipeline.outbox_ready.set()
+
+    def _recipients(self, window: MaintenanceRecord) -> list[Recipient]:
+        """The contacts (with an e-mail address) of the customers the window covers."""
+        found: list[Recipient] = []
+        for customer in self._config.topology.customers:
+            if window.customers and customer.id not in window.customers:
+                continue
+            locations = [
+                loc
+                for loc in customer.locations
+                if not window.locations or loc.id in window.locations
+            ]
+            if not locations or not customer.contact.email:
+                continue
+            found.append(
+                Recipient(
+                    customer=customer.id,
+                    customer_name=customer.name or customer.id,
+                    email=customer.contact.email,
+                    contact_name=customer.contact.name,
+                    locations=tuple(loc.name or loc.id for loc in locations)
+                    if window.locations
+                    else (),
+                )
+            )
+        return found
 
     async def _reload_maintenance(self) -> None:
         await self._pipeline.set_maintenance(await self._store.maintenance.list())
@@ -612,8 +888,10 @@ class ConsoleServiceImpl:
             breaches=tuple(b for b in _BREACHES if b in record.breaches),
         )
 
-    @staticmethod
-    def _window_view(window: MaintenanceRecord, now: datetime) -> MaintenanceView:
+    async def _window_view(
+        self, window: MaintenanceRecord, now: datetime, *, history: bool = False
+    ) -> MaintenanceView:
+        revisions = await self._store.maintenance.revisions(window.id or 0) if history else []
         return MaintenanceView(
             id=window.id or 0,
             start=window.starts_at,
@@ -622,9 +900,32 @@ class ConsoleServiceImpl:
             customers=window.customers or None,
             reason=window.reason,
             created_by=window.created_by,
-            state=window_state(window.starts_at, window.ends_at, now, cancelled=window.cancelled),
+            state=window_state(
+                window.starts_at,
+                window.ends_at,
+                now,
+                cancelled=window.cancelled,
+                spans=window.spans,
+            ),
             cancelled_by=window.cancelled_by,
             cancelled_at=window.cancelled_at,
+            locations=window.locations or None,
+            emergency=window.emergency,
+            justification=window.justification,
+            recurrence=window.recurrence,
+            occurrences=window.occurrences,
+            revision=window.revision,
+            history=tuple(
+                MaintenanceRevisionView(
+                    r.revision,
+                    r.action,
+                    r.at,
+                    r.actor,
+                    r.reason,
+                    None if r.before is None else dict(r.before),
+                )
+                for r in revisions
+            ),
         )
 
 

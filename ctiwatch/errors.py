@@ -28,6 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+NODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,11 @@ def _friendly_message(error: Any, model: type[BaseModel] | None) -> str:
             return (
                 "must be an id of lowercase letters, digits, '.', '_' and '-' "
                 f"such as 'acme-ams'{not_given}"
+            )
+        if pattern == NODE_PATTERN:
+            return (
+                "must be a node name of letters, digits, '.', '_' and '-' "
+                f"such as 'ctiwatch-1'{not_given}"
             )
         return f"must match {pattern}{not_given}"
     if kind in ("model_type", "model_attributes_type", "dict_type"):

@@ -3,26 +3,33 @@
 :class:`Pipeline` is the only way ``ctiwatch run`` changes the monitor. Every step (probe results,
 a due timer, a person's action) runs under one lock, and what it produced is persisted before
 the next step starts: the changed incidents (``IncidentRecord.state`` holds
-``Incident.to_dict()``), their new timeline entries and every outgoing message as an outbox row
-commit together in one ``store.transaction()``, so a state change and its messages are never
-stored apart. The outbox sender and the timers task are woken afterwards.
+``Incident.to_dict()``), their new timeline entries, every outgoing message as an outbox row and
+the SMS the step held for the next opening of support hours (and the removal of the held ones it
+sent out) commit together in one ``store.transaction()``, so a state change and its messages are
+never stored apart. The outbox sender and the timers task are woken afterwards.
+
+While the database is unreachable, results (the own probes' and the agents') wait in a bounded
+:class:`Backlog` in memory, oldest first; :meth:`Pipeline.catch_up` stores them in order once the
+database answers again, then applies them to the monitor, and re-runs what could not commit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from alerting.escalation import EscalationState, state_from_dict, state_to_dict
+from alerting.model import OutgoingMessage
 from alerting.outbox import outbox_fields
 from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock
 from ctiwatch.errors import Refused
+from ctiwatch.readmodel import StateVersion
 from ctiwatch.storage import (
     AuditEntry,
     IncidentRecord,
@@ -38,6 +45,8 @@ from pipeline.monitor import Monitor, Outcome
 
 log = logging.getLogger("ctiwatch.persist")
 
+# A step back of the wall clock longer than this is logged (shorter ones are jitter).
+_STEP_BACK_NOTED = timedelta(seconds=1)
 RESTORED_RESOLVED = 200  # recently resolved incidents kept in memory, so people can reopen them
 ESCALATION_KEY = "escalation"  # beside Incident.to_dict() in IncidentRecord.state
 
@@ -90,6 +99,7 @@ class StoredState:
     escalations: dict[int, EscalationState]
     next_number: int
     windows: list[MaintenanceRecord]
+    held: list[OutgoingMessage] = field(default_factory=list)
 
 
 async def load_state(store: Store, now: datetime) -> StoredState:
@@ -124,17 +134,89 @@ async def load_state(store: Store, now: datetime) -> StoredState:
         escalations=escalations,
         next_number=(newest[0].number + 1) if newest else 1,
         windows=windows,
+        held=await store.held.list(),
     )
 
 
 def engine_windows(records: Iterable[MaintenanceRecord]) -> list[MaintenanceWindow]:
-    """The stored windows that suppress, as the incident engine reads them: cancelled windows
-    stay stored as history but suppress nothing."""
-    return [record.window for record in records if not record.cancelled]
+    """The stored windows that suppress, as the incident engine reads them (each occurrence
+    of a recurring one): cancelled windows stay stored as history but suppress nothing."""
+    return [window for record in records if not record.cancelled for window in record.windows]
 
 
 class StepFailed(RuntimeError):
     """A step could not be completed and stored; the monitor is as the database holds it."""
+
+
+Transient = Callable[[BaseException], bool]
+# Results the database refused for what they hold (not for being away), with the reason.
+Park = Callable[[list[tuple[ProbeResult, str]]], Awaitable[None]]
+
+
+def _never_transient(exc: BaseException) -> bool:
+    return False
+
+
+class Backlog:
+    """Result batches waiting for the database, oldest first, at most ``limit`` results: beyond
+    it the oldest are dropped (counted in :attr:`dropped`). The batch being stored
+    (:meth:`take`) is never cut: it is stored whole, or put back first (:meth:`put_back`)."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("a backlog holds at least one result")
+        self.limit = limit
+        self._batches: deque[list[ProbeResult]] = deque()
+        self._size = 0  # results in _batches
+        self._taken: list[ProbeResult] | None = None
+        self.dropped = 0  # since the process started
+        self.kept = 0  # results ever put here
+
+    def __len__(self) -> int:
+        """Results waiting (the one batch being stored included)."""
+        return self._size + (len(self._taken) if self._taken is not None else 0)
+
+    def add(self, batch: list[ProbeResult]) -> int:
+        """Keep ``batch`` after the others; how many of the oldest results were dropped."""
+        batch = batch[-self.limit :]
+        self._batches.append(batch)
+        self._size += len(batch)
+        self.kept += len(batch)
+        dropped = 0
+        while self._size > self.limit:
+            oldest = self._batches[0]
+            excess = self._size - self.limit
+            if len(oldest) <= excess:
+                self._batches.popleft()
+                gone = len(oldest)
+            else:
+                self._batches[0] = oldest[excess:]
+                gone = excess
+            self._size -= gone
+            dropped += gone
+        self.dropped += dropped
+        return dropped
+
+    def take(self) -> list[ProbeResult] | None:
+        """The oldest batch, to be stored: then :meth:`done` or :meth:`put_back`."""
+        if self._taken is not None:
+            raise RuntimeError("a batch is being stored already")
+        if not self._batches:
+            return None
+        batch = self._taken = self._batches.popleft()
+        self._size -= len(batch)
+        return batch
+
+    def done(self) -> None:
+        """The batch taken is stored."""
+        self._taken = None
+
+    def put_back(self) -> None:
+        """The batch taken could not be stored: it is the oldest again."""
+        if self._taken is not None:
+            self._batches.appendleft(self._taken)
+            self._size += len(self._taken)
+            self._taken = None
 
 
 class Pipeline:
@@ -147,36 +229,211 @@ class Pipeline:
         clock: Clock,
         *,
         on_results: Callable[[list[ProbeResult]], None] | None = None,
+        transient: Transient = _never_transient,
+        backlog: int = 100_000,
+        retry_interval: timedelta = timedelta(seconds=5),
+        park: Park | None = None,
     ) -> None:
         self.monitor = monitor
         self.store = store
         self.clock = clock
+        self._transient = transient
+        self._park = park
+        self.retry_interval = retry_interval
+        # Results kept while the database is away, and since when and why it is away.
+        self.backlog = Backlog(backlog)
+        self.unreachable_since: datetime | None = None
+        self.unreachable_error = ""
+        self._backlog_warned = False
+        self._catch_up = asyncio.Event()  # wakes catch_up(): results wait, or a step failed
         self.lock = asyncio.Lock()
         self.changed = asyncio.Event()  # wakes the timers task: next_due may have moved
         self.outbox_ready = asyncio.Event()  # wakes the outbox sender
         self._observed = on_results
+        # The latest instant a step ran at: the monitor's time never goes back (see now()).
+        self._latest: datetime | None = None
+        self._standing_still = False
+        # What the pages read is rebuilt when this moves (see ctiwatch.readmodel); readers of
+        # the results (the live rollups) are told of every stored batch.
+        self.version = StateVersion()
+        self.observers: list[Callable[[list[ProbeResult]], None]] = []
         self._dirty = False  # a step failed: memory may be ahead of the database
         # How many of each incident's timeline entries are stored already.
         self._stored_timeline: dict[int, int] = {
             incident.number: len(incident.timeline) for incident in monitor.engine.incidents()
         }
 
+    def now(self) -> datetime:
+        """The clock's time, never before an instant a step already ran at.
+
+        The wall clock can step back (NTP, a DST mistake): the monitor's time then stands
+        still until the wall clock has caught up, so no incident event is dated before an
+        earlier one, no SLA or escalation timer fires twice and no elapsed time is negative.
+        A step forward is taken as time that passed: what came due fires, each once.
+        """
+        now = self.clock.now()
+        latest = self._latest
+        if latest is not None and now < latest:
+            if latest - now > _STEP_BACK_NOTED and not self._standing_still:
+                self._standing_still = True  # one line per step back
+                log.warning(
+                    "the clock stepped back; the monitor's time stands still until it catches up",
+                    extra={"back_s": round((latest - now).total_seconds(), 3)},
+                )
+            return latest
+        self._latest = now
+        self._standing_still = False
+        return now
+
     # --- steps ---------------------------------------------------------------------------------
 
     async def on_results(self, batch: list[ProbeResult]) -> None:
         """The sink of the probes and of MQTT ingestion: store, classify, act, persist.
 
-        The results are stored first (an error there is the caller's: it keeps the batch).
+        The results are stored first (a refusal there is the caller's: it parks the batch).
         Once stored they are never lost: if the monitor's step cannot commit, the classifier
         keeps what they showed and the next step that can commit applies it.
+
+        While the database is unreachable (``transient``), the batch is kept in the backlog
+        instead (and every batch after it, so they are stored in the order they came) and
+        :meth:`catch_up` stores and applies it once the database is back.
         """
         if not batch:
             return
-        await self.store.results.add_many(batch)
+        if len(self.backlog):
+            self._keep(batch)
+            return
+        try:
+            await self.store.results.add_many(batch)
+        except Exception as exc:
+            if not self._transient(exc):
+                raise
+            self._unreachable(exc)
+            self._keep(batch)
+            return
+        await self._apply(batch)
+
+    async def _apply(self, batch: list[ProbeResult]) -> None:
+        """Stored results to the monitor."""
         if self._observed is not None:
             self._observed(batch)
-        with contextlib.suppress(StepFailed):  # logged; recovered by the next step
-            await self._step(lambda now: self.monitor.observe(batch, now))
+        for observer in self.observers:
+            observer(batch)
+        try:
+            await self._step(lambda now: self.monitor.observe(batch, now), results=True)
+        except StepFailed:  # logged; catch_up (or the next step) recovers it
+            self._catch_up.set()
+        self.version.bump(major=False)  # the figures moved, even when the step did not commit
+
+    # --- the database away -----------------------------------------------------------------------
+
+    def problems(self) -> list[str]:
+        """For ``/healthz``: the database, while it is unreachable."""
+        if self.unreachable_since is None:
+            return []
+        line = (
+            f"database: unreachable since {self.unreachable_since.isoformat(timespec='seconds')}"
+            f" ({self.unreachable_error}); {len(self.backlog)} results waiting"
+        )
+        if self.backlog.dropped:
+            line += f", {self.backlog.dropped} dropped (backlog full)"
+        return [line]
+
+    def _unreachable(self, exc: BaseException) -> None:
+        text = str(exc).strip().splitlines()
+        self.unreachable_error = (
+            f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+        )[:300]
+        if self.unreachable_since is None:
+            self.unreachable_since = self.clock.now()
+            log.error(
+                "the database is unreachable; results are kept until it is back",
+                extra={"error": self.unreachable_error},
+            )
+        self._catch_up.set()
+
+    def _reachable(self) -> None:
+        if self.unreachable_since is not None:
+            log.warning(
+                "the database is reachable again",
+                extra={
+                    "away_s": round((self.clock.now() - self.unreachable_since).total_seconds())
+                },
+            )
+        self.unreachable_since = None
+        self.unreachable_error = ""
+
+    def _keep(self, batch: list[ProbeResult]) -> None:
+        dropped = self.backlog.add(batch)
+        if dropped and not self._backlog_warned:
+            self._backlog_warned = True  # once per outage; the count is on /healthz, /metrics
+            log.error(
+                "results backlog full; the oldest results are dropped",
+                extra={"limit": self.backlog.limit, "dropped": dropped},
+            )
+        self._catch_up.set()
+
+    async def catch_up(self) -> None:
+        """Forever: whenever results wait or a step could not commit, store the results
+        (oldest first) and apply them, and bring the monitor back in step with the database;
+        while the database is away, try again every :attr:`retry_interval`."""
+        while True:
+            await self._catch_up.wait()
+            try:
+                await self._catch_up_once()
+            except Exception as exc:
+                if not self._transient(exc):
+                    log.exception("catching up with the database failed; trying again")
+                else:
+                    self._unreachable(exc)
+                await self.clock.sleep(self.retry_interval.total_seconds())
+                continue
+            if not len(self.backlog) and not self._dirty:
+                self._catch_up.clear()
+                self._backlog_warned = False
+
+    async def _catch_up_once(self) -> None:
+        stored = 0
+        while (batch := self.backlog.take()) is not None:
+            try:
+                await self._store_or_park(batch)
+            except BaseException:
+                self.backlog.put_back()
+                raise
+            self.backlog.done()
+            self._reachable()
+            stored += len(batch)
+            await self._apply(batch)
+        if self._dirty:
+            async with self.lock:
+                await self._recover()
+        self._reachable()
+        if stored:
+            log.info(
+                "results kept while the database was away are stored", extra={"results": stored}
+            )
+
+    async def _store_or_park(self, batch: list[ProbeResult]) -> None:
+        """Store ``batch``; results the database refuses for what they hold are found by
+        halving and parked (``park``), a database away is raised (all kept for the retry)."""
+        try:
+            await self.store.results.add_many(batch)
+            return
+        except Exception as exc:
+            if self._transient(exc):
+                raise
+            if len(batch) > 1:
+                half = len(batch) // 2
+                await self._store_or_park(batch[:half])
+                await self._store_or_park(batch[half:])
+                return
+            reason = f"{type(exc).__name__}: {str(exc).strip()[:300]}"
+            log.error(
+                "result refused by the store; parked as a dead letter",
+                extra={"result_id": batch[0].result_id[:128], "error": reason},
+            )
+            if self._park is not None:
+                await self._park([(batch[0], reason)])
 
     async def tick(self) -> Outcome:
         return await self._step(self.monitor.tick)
@@ -199,17 +456,21 @@ class Pipeline:
         self,
         run: Callable[[datetime], Outcome],
         audit: Callable[[Outcome], AuditEntry | None] | None = None,
+        *,
+        results: bool = False,
     ) -> Outcome:
         """One step, all or nothing: the monitor's change and its incident, timeline and outbox
-        rows commit together, or the monitor is put back to what the database holds."""
+        rows commit together, or the monitor is put back to what the database holds. A
+        committed step bumps :attr:`version` (major unless only results' figures moved)."""
         async with self.lock:
+            conditions = self.monitor.classifier.version
             try:
                 await self._recover()
             except Exception as exc:
                 log.warning("the database is not reachable yet", extra={"error": str(exc)})
                 raise StepFailed(f"the database is not reachable: {exc}") from exc
             try:
-                outcome = run(self.clock.now())
+                outcome = run(self.now())
             except (IncidentError, Refused):
                 raise  # refused before anything changed (the engine's and the console's rule)
             except Exception as exc:
@@ -220,6 +481,9 @@ class Pipeline:
             except Exception as exc:
                 await self._failed("a step could not be stored", exc)
                 raise StepFailed(f"could not be stored: {exc}") from exc
+            changed = bool(outcome.events or outcome.changed or outcome.messages)
+            if changed or conditions != self.monitor.classifier.version or not results:
+                self.version.bump()
             return outcome
 
     async def _failed(self, what: str, exc: Exception) -> None:
@@ -235,13 +499,15 @@ class Pipeline:
         classifier saw since (its results are stored) applied and stored again."""
         if not self._dirty:
             return
-        now = self.clock.now()
+        now = self.now()
         stored = await load_state(self.store, now)
         saved = [incident.to_dict() for incident in stored.incidents]
 
         def restore() -> None:
             incidents = [Incident.from_dict(state) for state in saved]
-            self.monitor.restore(incidents, stored.next_number, stored.escalations, now)
+            self.monitor.restore(
+                incidents, stored.next_number, stored.escalations, now, held=stored.held
+            )
             self._stored_timeline = {i.number: len(i.timeline) for i in incidents}
 
         restore()
@@ -256,13 +522,14 @@ class Pipeline:
     async def set_maintenance(self, windows: Iterable[MaintenanceRecord]) -> None:
         async with self.lock:
             self.monitor.set_maintenance(engine_windows(windows))
+        self.version.bump()
         self.changed.set()
 
     async def timers(self, max_wait: float = 60.0) -> None:
         """Sleep until the monitor's next due instant (or a change), then tick; forever."""
         while True:
             due = self.monitor.next_due()
-            now = self.clock.now()
+            now = self.now()
             if due is not None and due <= now:
                 try:
                     await self.tick()
@@ -287,9 +554,10 @@ class Pipeline:
         """Store what one step did in one transaction (with ``audit``, the audit line of the
         person's action it was); call with :attr:`lock` held."""
         incidents = self._touched(outcome)
-        if not incidents and not outcome.messages and audit is None:
+        quiet = not outcome.messages and not outcome.held and not outcome.released
+        if not incidents and quiet and audit is None:
             return
-        now = self.clock.now()
+        now = self.now()
         timeline: list[TimelineEntry] = []
         counts: dict[int, int] = {}
         for incident in incidents:
@@ -314,6 +582,9 @@ class Pipeline:
                 await tx.outbox.enqueue(_outbox_message(outbox_fields(message)))
             if audit is not None:
                 await tx.audit.add(audit)
+            for message in outcome.held:
+                await tx.held.add(message)
+            await tx.held.remove(outcome.released)
         self._stored_timeline.update(counts)
         for event in outcome.events:
             log.info(

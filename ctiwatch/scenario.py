@@ -46,6 +46,10 @@ class MaintenanceSpec(Strict):
     customers: list[str] | None = None
     locations: list[str] | None = None
     reason: str = "announced maintenance"
+    # An announced window lies outside support hours (sla.md) unless it is an emergency,
+    # which needs its justification.
+    emergency: bool = False
+    justification: str = ""
 
     _aware = field_validator("from_", "to")(_aware)
 
@@ -53,6 +57,8 @@ class MaintenanceSpec(Strict):
     def _ordered(self) -> MaintenanceSpec:
         if self.to <= self.from_:
             raise ValueError("'to' must be after 'from'")
+        if self.emergency and not self.justification.strip():
+            raise ValueError("an emergency window needs a justification")
         return self
 
 

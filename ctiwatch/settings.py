@@ -23,18 +23,42 @@ from ctiwatch.config import (
     CustomerConfig,
     ProbesConfig,
     SlaConfig,
+    TemplateConfig,
 )
 from pipeline.settings import CustomerTopology, EscalationStepSettings, MonitorSettings
 from probes.base import ProbeContext, ProbeTarget, random_ids
+from probes.template import RequestTemplate
 from sla.calendar import SupportCalendar
 from sla.clock import Clock
 from sla.priority import Priority
 from sla.targets import SlaPolicy, Target
 
 
+def template_from_config(cfg: TemplateConfig) -> RequestTemplate:
+    """A service's request template; its conditions were parsed when the file was loaded."""
+    return RequestTemplate(
+        method=cfg.method,
+        url=cfg.url,
+        conditions=tuple(cfg.conditions),
+        headers=dict(cfg.headers),
+        body=cfg.body,
+        recognised=cfg.recognised,
+    )
+
+
+def templates_from_config(probes: ProbesConfig) -> dict[Service, RequestTemplate]:
+    """Each service's template (``probes.templates``)."""
+    return {
+        service: template_from_config(getattr(probes.templates, service.value))
+        for service in Service
+    }
+
+
 def targets_from_config(config: Config) -> list[ProbeTarget]:
-    """Every customer x location x user x service, in configuration order."""
+    """Every customer x location x user x service, in configuration order, each with its
+    service's template."""
     probes = config.probes
+    templates = templates_from_config(probes)
     targets: list[ProbeTarget] = []
     for customer in config.topology.customers:
         for location in customer.locations:
@@ -49,6 +73,7 @@ def targets_from_config(config: Config) -> list[ProbeTarget]:
                             caller_number=user.caller_number,
                             expected_contact=user.expected_contact,
                             extension=user.extension,
+                            template=templates[service],
                         )
                     )
     return targets
@@ -137,6 +162,8 @@ def routing_from_config(cfg: AlertingConfig, timezone: str) -> RoutingPolicy:
         contingency_min_p1_customers=cfg.contingency_min_p1_customers,
         oncall=tuple(cfg.oncall),
         timezone=timezone,
+        held_priorities=frozenset(cfg.paging.held_priorities),
+        internal_any_hour=cfg.paging.agent_alerts == "any_hour",
     )
 
 

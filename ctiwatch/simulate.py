@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from alerting.model import OutgoingMessage
+from alerting.model import MessagePart, OutgoingMessage
 from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock, LoopClock, run_in_virtual_time
 from ctiwatch.config import Config, ConfigError
@@ -40,11 +40,16 @@ from ctiwatch.simulator.core import SimulatorCore, users_from_topology
 from ctiwatch.simulator.faults import FaultPlan
 from ctiwatch.simulator.transport import SimulatorTransport
 from ctiwatch.timefmt import iso_local
-from incidents.maintenance import MaintenanceWindow
+from incidents.maintenance import (
+    InsideSupportHours,
+    MaintenanceWindow,
+    check_outside_support_hours,
+)
 from incidents.model import Incident, IncidentError
 from pipeline.monitor import Monitor, Outcome
 from probes.base import sequential_ids
 from probes.scheduler import Scheduler
+from sla.calendar import SupportCalendar
 
 
 class _VirtualClock(LoopClock):
@@ -75,6 +80,10 @@ class AlertRecord:
     to: str
     incident: int | None
     kind: str
+    # A combined message (sla.md "Paging"): every alert it carries, the most urgent first;
+    # empty for a message that carries one.
+    parts: tuple[MessagePart, ...] = ()
+    held_since: datetime | None = None  # held outside support hours since then
 
 
 @dataclass(slots=True)
@@ -118,9 +127,30 @@ def maintenance_windows(scenario: Scenario) -> list[MaintenanceWindow]:
             customers=frozenset(spec.customers) if spec.customers is not None else None,
             locations=frozenset(spec.locations) if spec.locations is not None else None,
             reason=spec.reason,
+            emergency=spec.emergency,
+            justification=spec.justification,
         )
         for spec in scenario.maintenance
     ]
+
+
+def maintenance_errors(scenario: Scenario, calendar: SupportCalendar) -> list[str]:
+    """Scenario windows are announced windows: each lies outside support hours on the
+    configured calendar unless it is an emergency (sla.md, Maintenance)."""
+    errors: list[str] = []
+    fields = {"start": "from", "end": "to"}
+    for index, spec in enumerate(scenario.maintenance):
+        if spec.emergency:
+            continue
+        try:
+            check_outside_support_hours(calendar, spec.from_, spec.to)
+        except InsideSupportHours as exc:
+            field = fields.get(exc.field, exc.field)
+            errors.append(
+                f"maintenance[{index}].{field}: {exc.message} (an emergency needs "
+                "emergency: true and a justification)"
+            )
+    return errors
 
 
 class _Runner:
@@ -287,7 +317,13 @@ class _Runner:
 
 def _alert(message: OutgoingMessage, now: datetime) -> AlertRecord:
     return AlertRecord(
-        at=now, channel=message.channel, to=message.to, incident=message.incident, kind=message.kind
+        at=now,
+        channel=message.channel,
+        to=message.to,
+        incident=message.incident,
+        kind=message.kind,
+        parts=message.parts if len(message.parts) > 1 else (),
+        held_since=message.held_since,
     )
 
 
@@ -297,6 +333,7 @@ def run_simulation(config: Config, scenario: Scenario) -> SimulationResult:
     if not config.topology.customers:
         raise ConfigError(["customers: the scenario and the configuration name no customers"])
     errors = check_references(scenario, list(config.topology.customers))
+    errors += maintenance_errors(scenario, policy_from_config(config.sla).calendar)
     if errors:
         raise ConfigError(errors)
 
@@ -361,17 +398,31 @@ def result_json(result: SimulationResult) -> dict[str, Any]:
     incidents = sorted(result.incidents, key=lambda i: i.number)
     return {
         "incidents": [incident_json(incident, zone, result.with_sources) for incident in incidents],
-        "alerts": [
-            {
-                "at": iso_local(alert.at, zone),
-                "channel": alert.channel,
-                "to": alert.to,
-                "incident": alert.incident,
-                "kind": alert.kind,
-            }
-            for alert in result.alerts
-        ],
+        "alerts": [alert_json(alert, zone) for alert in result.alerts],
     }
+
+
+def alert_json(alert: AlertRecord, zone: ZoneInfo = _AMSTERDAM) -> dict[str, Any]:
+    """One sent message. Added to the spec's fields (only where they apply, so other outputs
+    stay as they were): ``held_since`` on a message held outside support hours, ``also`` (the
+    kinds of the other parts, most urgent first) and ``parts`` (every part: incident, kind and
+    the instant it was raised) on a combined one."""
+    item: dict[str, Any] = {
+        "at": iso_local(alert.at, zone),
+        "channel": alert.channel,
+        "to": alert.to,
+        "incident": alert.incident,
+        "kind": alert.kind,
+    }
+    if alert.held_since is not None:
+        item["held_since"] = iso_local(alert.held_since, zone)
+    if alert.parts:
+        item["also"] = [part.kind for part in alert.parts[1:]]
+        item["parts"] = [
+            {"incident": part.incident, "kind": part.kind, "at": iso_local(part.at, zone)}
+            for part in alert.parts
+        ]
+    return item
 
 
 @contextlib.contextmanager

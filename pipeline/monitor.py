@@ -10,7 +10,10 @@ Besides routing each incident event, the monitor owns two rules that span incide
 * contingency: the monitor counts the customers with an open P1 and collects the repair
   breaches of each step; :func:`alerting.contingency.contingency_triggers` decides the calls;
 * escalation: every automatic incident gets a snapshot of the escalation chain when it opens;
-  unacknowledged, the next step is paged when due; acknowledging stops it, a raise restarts it.
+  unacknowledged, the next step is paged when due; acknowledging stops it, a raise restarts it;
+* paging (:mod:`alerting.paging`): at the end of every step, the SMS that wait for support
+  hours are held (and stored by the shell with the step), the held ones due go out (one
+  digest per person at the opening), and each person's messages of the step are combined.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from alerting import escalation
+from alerting import escalation, paging
 from alerting.contingency import RepairBreach, contingency_triggers
+from alerting.internal import AgentEvent, agent_alerts
 from alerting.model import (
     CustomerView,
     IncidentView,
@@ -36,7 +40,13 @@ from classifier.conditions import ConditionKind
 from classifier.observation import ProbeResult
 from classifier.rules import Classifier
 from incidents.engine import IncidentEngine
-from incidents.model import Incident, IncidentEvent, IncidentEventKind, MaintenanceWindow
+from incidents.model import (
+    Incident,
+    IncidentError,
+    IncidentEvent,
+    IncidentEventKind,
+    MaintenanceWindow,
+)
 from pipeline.settings import MonitorSettings
 from sla.priority import Priority
 from sla.targets import SlaPolicy
@@ -65,11 +75,17 @@ class Outcome:
     events: list[IncidentEvent] = field(default_factory=list)
     messages: list[OutgoingMessage] = field(default_factory=list)
     changed: list[Incident] = field(default_factory=list)
+    # Paging: SMS held in this step for the next opening of support hours (the shell stores
+    # them with the step), and the idempotency keys of held ones this step sent out.
+    held: list[OutgoingMessage] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
 
     def extend(self, other: Outcome) -> None:
         self.events.extend(other.events)
         self.messages.extend(other.messages)
         self.changed.extend(other.changed)
+        self.held.extend(other.held)
+        self.released.extend(other.released)
 
 
 class Monitor:
@@ -84,6 +100,7 @@ class Monitor:
         next_number: int | None = None,
         maintenance: Iterable[MaintenanceWindow] = (),
         escalations: Mapping[int, escalation.EscalationState] | None = None,
+        held: Iterable[OutgoingMessage] = (),
     ) -> None:
         self.settings = settings
         self.policy = policy
@@ -97,6 +114,10 @@ class Monitor:
         self._escalations: dict[int, escalation.EscalationState] = dict(escalations or {})
         self._maintenance: tuple[MaintenanceWindow, ...] = tuple(maintenance)
         self._p1_customers = self._count_p1_customers()
+        # Paging: SMS waiting for the next opening (oldest first), and those held by the step
+        # under way (collected by :meth:`_finish`).
+        self._held: list[OutgoingMessage] = list(held)
+        self._step_held: list[OutgoingMessage] = []
 
     # --- inputs --------------------------------------------------------------------------------
 
@@ -135,6 +156,7 @@ class Monitor:
         next_number: int | None,
         escalations: Mapping[int, escalation.EscalationState],
         now: datetime,
+        held: Iterable[OutgoingMessage] = (),
     ) -> None:
         """Make the incident side what the database holds after a step failed to commit.
 
@@ -144,6 +166,8 @@ class Monitor:
         """
         self.engine = IncidentEngine(self.policy, incidents, next_number)
         self._escalations = dict(escalations)
+        self._held = list(held)
+        self._step_held = []
         self._keep_escalations(now)
         self.classifier.resync(self.engine.conditions_held())
 
@@ -151,7 +175,7 @@ class Monitor:
         """Apply what the classifier reported again after :meth:`restore`."""
         outcome = self._conditions_changed(now)
         self._collect_changed(outcome)
-        return outcome
+        return self._finish(outcome, now)
 
     def observe(self, results: Iterable[ProbeResult], now: datetime) -> Outcome:
         """Feed results (probe rounds, agent batches, call events) and act on what changed."""
@@ -161,7 +185,7 @@ class Monitor:
             changed = observe(result) or changed
         if not changed:
             return Outcome()
-        return self._conditions_changed(now)
+        return self._finish(self._conditions_changed(now), now)
 
     def tick(self, now: datetime) -> Outcome:
         """Run what is due at ``now``: recoveries, SLA timers, window ends, escalation steps."""
@@ -171,7 +195,7 @@ class Monitor:
         outcome.extend(self._handle(self.engine.tick(now), now))
         outcome.extend(self._escalate(now))
         self._collect_changed(outcome)
-        return outcome
+        return self._finish(outcome, now)
 
     def next_due(self) -> datetime | None:
         """When :meth:`tick` has work next (None: nothing scheduled)."""
@@ -180,15 +204,19 @@ class Monitor:
             task = escalation.next_task(state)
             if task is not None:
                 instants.append(task.due)
+        if self._held:
+            # The opening after the oldest held message: the digest goes out then.
+            oldest = min(message.at for message in self._held)
+            instants.append(self.policy.calendar.next_opening(oldest))
         return min((at for at in instants if at is not None), default=None)
 
     # --- people --------------------------------------------------------------------------------
 
     def acknowledge(self, number: int, now: datetime, actor: str) -> Outcome:
-        return self._handle(self.engine.acknowledge(number, now, actor), now)
+        return self._finish(self._handle(self.engine.acknowledge(number, now, actor), now), now)
 
     def update(self, number: int, now: datetime, actor: str, text: str) -> Outcome:
-        return self._handle(self.engine.update(number, now, actor, text), now)
+        return self._finish(self._handle(self.engine.update(number, now, actor, text), now), now)
 
     def change_priority(
         self, number: int, priority: Priority, now: datetime, actor: str, reason: str
@@ -198,7 +226,7 @@ class Monitor:
         outcome = self._handle(events, now)
         if events and priority < before:
             outcome.extend(self._raised(self.engine.incident(number), before, now))
-        return outcome
+        return self._finish(outcome, now)
 
     def resolve(
         self, number: int, now: datetime, actor: str, reason: str = "", force: bool = False
@@ -209,17 +237,38 @@ class Monitor:
         incident naming this one."""
         events = self.engine.resolve(number, now, actor, reason, force)
         self.classifier.forget(self.engine.take_forgotten())
-        return self._handle(events, now)
+        return self._finish(self._handle(events, now), now)
 
     def reopen(self, number: int, now: datetime, actor: str, text: str = "") -> Outcome:
-        return self._handle(self.engine.reopen(number, now, actor, text), now)
+        return self._finish(self._handle(self.engine.reopen(number, now, actor, text), now), now)
 
     def open_question(self, customer: str, now: datetime, actor: str, text: str) -> Outcome:
         if customer not in self.customers:
-            from incidents.model import IncidentError
-
             raise IncidentError(f"unknown customer {customer!r}")
-        return self._handle(self.engine.open_question(customer, now, actor, text), now)
+        return self._finish(
+            self._handle(self.engine.open_question(customer, now, actor, text), now), now
+        )
+
+    def agent_changed(
+        self, event: AgentEvent, before: str | None, now: datetime, *, muted: bool = False
+    ) -> Outcome:
+        """A probe agent's health changed (ctiwatch's own problem: no incident). On-call is
+        texted (:func:`alerting.internal.agent_alerts`) unless the agent is ``muted``
+        (retired, or silenced at ``now``), inside support hours only unless the policy says
+        any hour (held for the digest otherwise), combined with what else they get now."""
+        if muted:
+            return self._finish(Outcome(), now)
+        messages = agent_alerts(event, before, on_call(self.rotation, now), self.routing.timezone)
+        send, held = paging.split_held(
+            messages, None, self.policy.calendar.is_support_time(now), self.routing
+        )
+        self._step_held += held
+        return self._finish(Outcome(messages=send), now)
+
+    @property
+    def held(self) -> list[OutgoingMessage]:
+        """The SMS waiting for the next opening of support hours, oldest first."""
+        return list(self._held)
 
     # --- the rules -----------------------------------------------------------------------------
 
@@ -327,7 +376,7 @@ class Monitor:
         self.engine.note(number, now, "alert_failed", detail)
         outcome = self.escalate_now(number, now, f"page not answered: {detail}")
         self._collect_changed(outcome)
-        return outcome
+        return self._finish(outcome, now)
 
     def escalate_now(self, number: int, now: datetime, reason: str) -> Outcome:
         """Page the next escalation step at once (a page was not answered or not delivered).
@@ -344,7 +393,7 @@ class Monitor:
         self.engine.note(number, now, "escalation_hastened", reason)
         outcome = self._escalate(now)
         self._collect_changed(outcome)
-        return outcome
+        return self._finish(outcome, now)
 
     def _collect_changed(self, outcome: Outcome) -> None:
         """Add the incidents changed since the last collection (once each, in order)."""
@@ -370,15 +419,57 @@ class Monitor:
             self.engine.note(number, now, "escalated", f"paged the {step.name}")
         return outcome
 
-    # --- routing -------------------------------------------------------------------------------
+    # --- routing and paging ----------------------------------------------------------------
 
     def _route(self, trigger: Trigger, incident: Incident, now: datetime) -> list[OutgoingMessage]:
+        """The messages ``trigger`` calls for now; those that wait for support hours are
+        held (:func:`alerting.paging.holds`) and collected by :meth:`_finish`."""
+        in_support_hours = self.policy.calendar.is_support_time(now)
         context = RoutingContext(
-            in_support_hours=self.policy.calendar.is_support_time(now),
+            in_support_hours=in_support_hours,
             open_p1_customers=self._p1_customers,
             oncall=on_call(self.rotation, now),
         )
-        return route(trigger, self.view(incident), self.routing, context)
+        messages = route(trigger, self.view(incident), self.routing, context)
+        send, held = paging.split_held(
+            messages, int(incident.priority), in_support_hours, self.routing
+        )
+        self._step_held += held
+        return send
+
+    def _priorities(self, numbers: Iterable[int | None]) -> dict[int, int]:
+        """The priority now of each of the known incidents ``numbers``."""
+        found = {}
+        for number in numbers:
+            if number is None:
+                continue
+            try:
+                found[number] = int(self.engine.incident(number).priority)
+            except IncidentError:
+                continue
+        return found
+
+    def _finish(self, outcome: Outcome, now: datetime) -> Outcome:
+        """The end of a step: what it held joins the waiting messages (and the outcome, to be
+        stored), the held messages due go out, and each person's messages are combined."""
+        if self._step_held:
+            outcome.held += self._step_held
+            self._held += self._step_held
+            self._step_held = []
+        released: list[OutgoingMessage] = []
+        if self._held:
+            priorities = self._priorities({m.incident for m in self._held})
+            released, self._held = paging.release(
+                self._held,
+                now,
+                self.policy.calendar.is_support_time(now),
+                priorities,
+                self.routing,
+            )
+            outcome.released += [m.idempotency_key for m in released]
+        if released or len(outcome.messages) > 1:
+            outcome.messages = paging.combine([*outcome.messages, *released], self.routing)
+        return outcome
 
     def view(self, incident: Incident) -> IncidentView:
         customer = self.customers.get(incident.customer) or CustomerView(id=incident.customer)

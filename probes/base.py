@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 import re
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import metadata
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from tenacity import (
     DoAttempt,
@@ -35,6 +34,9 @@ from tenacity import (
 
 from classifier.observation import CENTRAL, ProbeResult, Source, TargetKey
 from sla.clock import Clock
+
+if TYPE_CHECKING:
+    from probes.template import BoundTemplate, RequestTemplate
 
 T = TypeVar("T")
 
@@ -109,10 +111,16 @@ class ProbeTarget:
     caller_number: str
     expected_contact: str
     extension: str = ""
+    # The request and conditions (``probes.template``); None: the service's default template.
+    template: RequestTemplate | None = field(default=None, compare=False)
     # Built once per target so the hot path does not rebuild them every round.
     auth_headers: Mapping[str, str] = field(init=False, repr=False, compare=False)
     # Each probe kind's request for this target, built on first use (see ``cached_request``).
     requests: dict[str, HttpRequest] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    # Templates bound to this target, built on first use (``probes.template.bound``).
+    prepared: dict[RequestTemplate, BoundTemplate] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
 
@@ -269,8 +277,8 @@ class ProbeContext:
 
 
 Probe = Callable[[ProbeTarget, Transport, ProbeContext], Awaitable[ProbeResult]]
-Check = Callable[[HttpResponse, ProbeTarget, ProbeContext], tuple[bool, bool | None, str]]
-"""Judges one answer: ``(ok, recognised, conditions text)``."""
+Check = Callable[[HttpResponse, ProbeTarget, ProbeContext, float], tuple[bool, bool | None, str]]
+"""Judges one answer (and the attempt's latency in seconds): ``(ok, recognised, evidence)``."""
 
 
 class Stepper(Protocol):
@@ -347,7 +355,7 @@ async def _attempt_once(
         latency = (ctx.clock.now() - begin).total_seconds()
         return Attempt(False, None, None, f"no answer: {exc}", latency)
     latency = (ctx.clock.now() - begin).total_seconds()
-    ok, recognised, detail = check(response, target, ctx)
+    ok, recognised, detail = check(response, target, ctx, latency)
     return Attempt(ok, response.status, recognised, detail, latency)
 
 
@@ -389,27 +397,3 @@ async def run_http_probe(
         Source.PROBE,
         attempts,
     )
-
-
-def status_condition(actual: int, expected: int) -> tuple[bool, str]:
-    """Gatus style: the actual value beside the expected one."""
-    return actual == expected, f"[STATUS] ({actual}) == {expected}"
-
-
-def json_answer(response: HttpResponse) -> tuple[Any, str | None]:
-    """The decoded JSON of a 2xx answer, or ``None`` and the condition that failed (as evidence).
-
-    Each probe then checks the shape it expects; this is the part every JSON endpoint shares.
-    """
-    status = response.status
-    if not 200 <= status < 300:
-        return None, f"[STATUS] ({status}) == 2xx"
-    try:
-        return json.loads(response.body), None
-    except ValueError:
-        return None, f"[STATUS] ({status}) == 2xx, [BODY] ({body_excerpt(response.body)}) is JSON"
-
-
-def body_excerpt(body: bytes, limit: int = 80) -> str:
-    text = body[:limit].decode("utf-8", "replace").replace("\n", " ")
-    return text + ("..." if len(body) > limit else "")

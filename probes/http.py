@@ -1,23 +1,34 @@
-"""A generic HTTP check: status, an optional body condition, TLS certificate expiry.
+"""A generic HTTP check: status, body, TLS certificate expiry, as a template.
 
-``GET {base_url}{path}``; ``recognised`` is always ``None`` (no call is made).
+Any template is a generic HTTP check (``probes.template``); :func:`make_http_probe` builds the
+common one from keyword arguments. ``recognised`` is always ``None`` (no call is made).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable
 
 from classifier.observation import ProbeResult
-from probes.base import (
-    HttpRequest,
-    HttpResponse,
-    Probe,
-    ProbeContext,
-    ProbeTarget,
-    Transport,
-    cached_request,
-    run_http_probe,
-)
+from probes.base import Probe, ProbeContext, ProbeTarget, Transport, run_http_probe
+from probes.template import RequestTemplate, bound, probe_template
+
+
+def http_template(
+    path: str = "",
+    expected_status: int = 200,
+    body_contains: str | None = None,
+    min_cert_days: float | None = None,
+    method: str = "GET",
+) -> RequestTemplate:
+    """``GET base_url + path`` with ``[STATUS] == expected_status``, ``[BODY] contains ...``
+    and ``[CERTIFICATE_EXPIRATION] >= Nd`` (which fails when no certificate was seen)."""
+    conditions = [f"[STATUS] == {expected_status}"]
+    if body_contains is not None:
+        conditions.append(f"[BODY] contains {json.dumps(body_contains, ensure_ascii=False)}")
+    if min_cert_days is not None:
+        conditions.append(f"[CERTIFICATE_EXPIRATION] >= {min_cert_days:g}d")
+    return RequestTemplate.parse(method=method, url=path, conditions=conditions)
 
 
 def make_http_probe(
@@ -26,41 +37,17 @@ def make_http_probe(
     body_contains: str | None = None,
     min_cert_days: float | None = None,
 ) -> Probe:
-    """A probe for ``GET base_url + path``; each condition shows its actual value."""
-    needle = body_contains.encode() if body_contains is not None else None
-    kind = f"http {path}"  # the request depends on the target and the path only
-
-    def build(target: ProbeTarget) -> HttpRequest:
-        return HttpRequest("GET", f"{target.base_url}{path}", target.auth_headers)
-
-    def check(
-        response: HttpResponse, target: ProbeTarget, ctx: ProbeContext
-    ) -> tuple[bool, bool | None, str]:
-        ok = response.status == expected_status
-        parts = [f"[STATUS] ({response.status}) == {expected_status}"]
-        if needle is not None:
-            found = needle in response.body
-            ok = ok and found
-            parts.append(f"[BODY] ({'contains' if found else 'lacks'}) {body_contains!r}")
-        if response.tls_not_after is not None:
-            days = (response.tls_not_after - ctx.clock.now()).total_seconds() / 86400.0
-            if min_cert_days is not None:
-                ok = ok and days >= min_cert_days
-                parts.append(f"[CERTIFICATE_EXPIRATION] ({days:.1f}d) >= {min_cert_days:g}d")
-            else:
-                parts.append(f"[CERTIFICATE_EXPIRATION] ({days:.1f}d)")
-        elif min_cert_days is not None and target.base_url.startswith("https:"):
-            ok = False
-            parts.append(f"[CERTIFICATE_EXPIRATION] (unknown) >= {min_cert_days:g}d")
-        return ok, None, ", ".join(parts)
+    """A probe for ``GET base_url + path`` (whatever the target's own template)."""
+    template = http_template(path, expected_status, body_contains, min_cert_days)
 
     def probe_http(
         target: ProbeTarget, transport: Transport, ctx: ProbeContext
     ) -> Awaitable[ProbeResult]:
-        request = cached_request(target, kind, build)
-        return run_http_probe(target, transport, ctx, request, check)
+        plan = bound(target, template)
+        return run_http_probe(target, transport, ctx, plan.request, plan.check)
 
     return probe_http
 
 
-probe_http = make_http_probe()
+probe_http = probe_template
+"""The registry's ``http`` kind: a target whose template is a generic HTTP check."""

@@ -1,4 +1,8 @@
-"""The map from probe kind to probe: adding a kind is one new module and one line here."""
+"""The map from probe kind to probe: adding a kind is one new module and one line here.
+
+Every kind is a request template (``probes.template``): a target carries its own (from
+``probes.templates`` in the configuration) or gets its service's default.
+"""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -199,9 +199,15 @@ class Target:
 
 
 def call_service(
-    url: str, work: Callable[[ApiClient], Awaitable[T]], token: str | None = None
+    url: str,
+    work: Callable[[ApiClient], Awaitable[T]],
+    options: Mapping[str, str] | None = None,
+    *,
+    token: str | None = None,
 ) -> T | int:
-    """Run ``work`` against the service; an exit code (after one line on stderr) if it fails."""
+    """Run ``work`` against the service; an exit code (after one line on stderr) if it fails.
+    ``options``: the API's field names -> the command's options, to name the one at fault.
+    ``token``: the API token (``--token`` / ``$CTIWATCH_TOKEN``, see :class:`Target`)."""
 
     async def run() -> T:
         async with ApiClient.connect(url, token=token) as api:
@@ -213,15 +219,15 @@ def call_service(
         print(f"error: {exc}; is `ctiwatch run` running there?", file=sys.stderr)
         return 1
     except ApiError as exc:
-        message = describe_api_error(exc)
+        message = describe_api_error(exc, options)
         if exc.status == 401:
             message += "; give an API token with --token or $CTIWATCH_TOKEN"
         print(f"error: {message}", file=sys.stderr)
         return 2 if exc.status in (400, 415, 422) else 1
 
 
-def describe_api_error(exc: ApiError) -> str:
-    option = OPTIONS.get(exc.field or "")
+def describe_api_error(exc: ApiError, options: Mapping[str, str] | None = None) -> str:
+    option = (OPTIONS if options is None else options).get(exc.field or "")
     if option is not None:
         return f"{exc.message} ({option})"
     if exc.field:
@@ -242,7 +248,7 @@ def show_answer(
     """Ask the service, then print what it answered: its JSON with ``--json``, else
     ``render``'s text in the configured time zone."""
     target = Target(args)
-    answer = call_service(target.url, work, target.token)
+    answer = call_service(target.url, work, token=target.token)
     if isinstance(answer, int):
         return answer
     if args.json:
@@ -286,7 +292,7 @@ def action_command(args: argparse.Namespace) -> int:
         before = await api.incident(number) if action == "priority" else {}
         return before, await api.act(number, action, body)
 
-    answer = call_service(target.url, work, target.token)
+    answer = call_service(target.url, work, token=target.token)
     if isinstance(answer, int):
         return answer
     before, detail = answer
@@ -306,7 +312,7 @@ def open_command(args: argparse.Namespace) -> int:
         number = await api.open_question(customer, question)
         return await api.incident(number)
 
-    detail = call_service(target.url, work, target.token)
+    detail = call_service(target.url, work, token=target.token)
     if isinstance(detail, int):
         return detail
     if args.json:

@@ -36,6 +36,7 @@ from ctiwatch.clock import Clock, wait_for_clock
 from ctiwatch.config import AgentConfig, Config, ConfigError, MqttConfig
 from ctiwatch.mqtt.backoff import Backoff
 from ctiwatch.mqtt.buffer import Buffered, ResultBuffer
+from ctiwatch.mqtt.connect import client_options, explain
 from ctiwatch.mqtt.schema import encode_batch, encode_result, encode_status
 from ctiwatch.mqtt.topics import Topics
 
@@ -43,6 +44,7 @@ log = logging.getLogger("ctiwatch.mqtt.agent")
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _NO_MATCHING_SUBSCRIBERS = 0x10
+_NOT_AUTHORIZED = 0x87
 
 
 class NotDelivered(Exception):
@@ -94,6 +96,9 @@ class AgentPublisher:
         self._results_topic = topics.results(name)
         self._status_topic = topics.agent_status(name)
         self._broker = f"{mqtt.host}:{mqtt.port}"
+        # An agent logs in as its own name: the broker's ACL lets a user publish under its own
+        # name only (see docker/mosquitto.acl).
+        self.username = agent_username(mqtt, name)
         self._wakeup = asyncio.Event()
         self._stopping = asyncio.Event()
         self._waiting_since: datetime | None = None
@@ -102,6 +107,7 @@ class AgentPublisher:
         self.published = 0  # results acknowledged by the broker
         self.messages = 0  # result messages acknowledged by the broker
         self.undelivered = 0  # messages the broker passed on to nobody (kept, sent again)
+        self.refusals = 0  # connections the broker refused (login, certificate)
         # Set after every publish attempt of results, whatever its outcome; whoever waits on
         # the counters above clears it first.
         self.progress = asyncio.Event()
@@ -124,7 +130,7 @@ class AgentPublisher:
 
     async def run(self) -> None:
         while not self._stopping.is_set():
-            problem = "connection closed"
+            problem, refused = "connection closed", False
             try:
                 async with self._client() as client:
                     await self._say(client, online=True)
@@ -142,12 +148,17 @@ class AgentPublisher:
                     await self._say(client, online=False, reason="stopped")
                     return
             except aiomqtt.MqttError as exc:
-                problem = str(exc)
+                explained = explain(exc, self._mqtt, self.username)
+                problem, refused = explained.text, explained.refused
             finally:
                 self.connected.clear()
             delay = self._backoff.next()
-            log.warning(
-                "broker unavailable, results stay buffered",
+            self.refusals += refused
+            log.log(
+                logging.ERROR if refused else logging.WARNING,
+                "broker refused the agent, results stay buffered"
+                if refused
+                else "broker unavailable, results stay buffered",
                 extra={
                     "agent": self.name,
                     "broker": self._broker,
@@ -168,8 +179,7 @@ class AgentPublisher:
         return _AckClient(
             self._mqtt.host,
             self._mqtt.port,
-            username=self._mqtt.username,
-            password=self._mqtt.password,
+            **client_options(self._mqtt, username=self.username),
             identifier=f"ctiwatch-agent-{self.name}",
             protocol=ProtocolVersion.V5,
             will=will,
@@ -238,6 +248,11 @@ class AgentPublisher:
         client.puback = None
         await client.publish(self._results_topic, payload, qos=1)
         code = client.puback
+        if code is not None and code.value == _NOT_AUTHORIZED:
+            raise NotDelivered(
+                f"broker refused {len(batch)} results on {self._results_topic} ({code}): its ACL "
+                f"must let user {self.username!r} publish there; they stay buffered"
+            )
         if code is not None and (code.is_failure or code.value == _NO_MATCHING_SUBSCRIBERS):
             raise NotDelivered(
                 f"broker did not pass on {len(batch)} results ({code}); they stay buffered"
@@ -252,6 +267,14 @@ class AgentPublisher:
         """Wait ``seconds``, or less if asked to stop."""
         with contextlib.suppress(TimeoutError):
             await wait_for_clock(self._clock, self._stopping.wait(), seconds)
+
+
+def agent_username(mqtt: MqttConfig, name: str) -> str | None:
+    """The agent's login: ``mqtt.username``, else its name when it has a password, else none
+    (an anonymous broker)."""
+    if mqtt.username:
+        return mqtt.username
+    return name if mqtt.password is not None else None
 
 
 def _delta(value: float | timedelta) -> timedelta:
@@ -281,6 +304,15 @@ def plan_agent(
     if not _NAME.match(chosen):
         raise ConfigError(
             [f"agent name {chosen!r}: must be lower-case letters, digits, '.', '_' or '-'"]
+        )
+    login = config.mqtt.username
+    if login and login != chosen:
+        raise ConfigError(
+            [
+                f"mqtt.username: an agent logs in as its own name {chosen!r}, not {login!r} "
+                "(the broker lets a user publish under its own name only); "
+                "leave it out or make it the agent's name"
+            ]
         )
     known = [loc.id for c in config.topology.customers for loc in c.locations]
     wanted = list(locations) if locations else list(settings.locations)

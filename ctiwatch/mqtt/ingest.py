@@ -37,6 +37,7 @@ from classifier.observation import ProbeResult
 from ctiwatch.clock import Clock
 from ctiwatch.config import MqttConfig, TopologyConfig
 from ctiwatch.mqtt.backoff import Backoff
+from ctiwatch.mqtt.connect import client_options, explain
 from ctiwatch.mqtt.dedup import RecentIds
 from ctiwatch.mqtt.schema import (
     DEFAULT_WINDOW,
@@ -383,11 +384,11 @@ class Ingestion:
 
     async def _receive_loop(self) -> None:
         while True:
-            problem = "connection closed"
+            problem, refused = "connection closed", False
             try:
                 async with self._client() as client:
                     for topic in self.topics.subscriptions(self._mqtt.shared_group):
-                        await client.subscribe(topic, qos=1)
+                        await self._subscribe(client, topic)
                     self.subscribed.set()
                     self._backoff.reset()
                     self.broker_problem = None
@@ -398,26 +399,45 @@ class Ingestion:
                     async for message in client.messages:
                         await self._handle(str(message.topic), _as_bytes(message.payload))
             except aiomqtt.MqttError as exc:
-                problem = str(exc)
+                explained = explain(exc, self._mqtt, self._mqtt.username)
+                problem, refused = explained.text, explained.refused
             finally:
                 self.subscribed.clear()
             delay = self._backoff.next()
-            # One warning when the broker goes away; the retries after it only at debug level.
+            # One warning when the broker goes away (an error when it refuses us: a person must
+            # fix the login or the certificate); the retries after it only at debug level.
             first = self.broker_problem is None
             self.broker_problem = problem
+            if refused:
+                what, level = (
+                    "mqtt broker refused ingestion; retrying with backoff",
+                    logging.ERROR,
+                )
+            else:
+                what, level = "mqtt broker unreachable; retrying with backoff", logging.WARNING
             log.log(
-                logging.WARNING if first else logging.DEBUG,
-                "mqtt broker unreachable; retrying with backoff" if first else "mqtt retry failed",
+                level if first else logging.DEBUG,
+                what if first else "mqtt retry failed",
                 extra={"broker": self._broker, "error": problem, "retry_in_s": round(delay, 2)},
             )
             await self._clock.sleep(delay)
+
+    async def _subscribe(self, client: aiomqtt.Client, topic: str) -> None:
+        """Subscribe; a subscription the broker refuses (its ACL) is an error, not silence."""
+        granted = await client.subscribe(topic, qos=1)
+        codes = granted if isinstance(granted, list | tuple) else [granted]
+        refused = [code for code in codes if getattr(code, "is_failure", False)]
+        if refused:
+            raise aiomqtt.MqttError(
+                f"the broker refused the subscription to {_shown(topic)} ({refused[0]}): "
+                f"its ACL must let user {self._mqtt.username!r} read it"
+            )
 
     def _client(self) -> aiomqtt.Client:
         return aiomqtt.Client(
             self._mqtt.host,
             self._mqtt.port,
-            username=self._mqtt.username,
-            password=self._mqtt.password,
+            **client_options(self._mqtt, username=self._mqtt.username),
             identifier=self._identifier,
             protocol=ProtocolVersion.V5,
             keepalive=30,

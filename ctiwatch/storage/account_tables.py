@@ -1,4 +1,4 @@
-"""Table classes of accounts: users, sessions, API tokens and the audit log (migration 0006).
+"""Table classes of accounts: users, sessions, API tokens and the audit log (migration 0008).
 
 Private to ``ctiwatch.storage`` like :mod:`ctiwatch.storage.tables` (which imports this module so
 the one ``metadata`` holds them); callers get the records of :mod:`ctiwatch.storage.accounts`.

@@ -177,6 +177,20 @@ class TxOutbox:
     ) -> list[OutboxMessage]:
         return await _claim(self._conn, worker, now, lease, limit)
 
+    async def drop_pending(self, key_prefix: str) -> int:
+        """Delete the messages not sent yet and nobody holds whose idempotency key starts
+        with ``key_prefix`` (notices a change made obsolete); returns how many. Sent, claimed
+        and failed messages stay."""
+        if not key_prefix:
+            raise ValueError("drop_pending: key_prefix must not be empty")
+        pattern = key_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = OUTBOX.delete().where(
+            OUTBOX.c.status == "pending",
+            OUTBOX.c.idempotency_key.like(pattern + "%", escape="\\"),
+        )
+        result = await self._conn.execute(query)
+        return int(result.rowcount or 0)
+
 
 class OutboxRepository:
     """``store.outbox``: the sender's side (and lookups for the console and webhooks)."""

@@ -275,22 +275,79 @@ class MaintenanceRecord:
     id: int | None = None
     cancelled_by: str | None = None
     cancelled_at: datetime | None = None
+    # A recurring window: its RFC 5545 rule and every occurrence it was judged by (UTC; the
+    # first is ``starts_at``..``ends_at``). Empty: the one window.
+    recurrence: str | None = None
+    occurrences: tuple[tuple[datetime, datetime], ...] = ()
+    emergency: bool = False
+    justification: str = ""
+    revision: int = 1  # the number of its latest revision (scheduled is 1)
 
     @property
     def cancelled(self) -> bool:
         return self.cancelled_at is not None
 
     @property
+    def spans(self) -> tuple[tuple[datetime, datetime], ...]:
+        """Every occurrence ``(start, end)``: the window itself when it does not recur."""
+        return self.occurrences or ((self.starts_at, self.ends_at),)
+
+    @property
+    def series_ends_at(self) -> datetime:
+        return max(end for _, end in self.spans)
+
+    @property
     def window(self) -> MaintenanceWindow:
-        """The window as the incident engine and the status page read it."""
-        return MaintenanceWindow(
-            start=self.starts_at,
-            end=self.ends_at,
-            services=frozenset(Service(s) for s in self.services) if self.services else None,
-            customers=frozenset(self.customers) if self.customers else None,
-            locations=frozenset(self.locations) if self.locations else None,
-            reason=self.reason,
-        )
+        """The (first) window as the incident engine and the status page read it."""
+        return self.windows[0]
+
+    @property
+    def windows(self) -> list[MaintenanceWindow]:
+        """Every occurrence as the incident engine and the status page read it."""
+        return [
+            MaintenanceWindow(
+                start=start,
+                end=end,
+                services=frozenset(Service(s) for s in self.services) if self.services else None,
+                customers=frozenset(self.customers) if self.customers else None,
+                locations=frozenset(self.locations) if self.locations else None,
+                reason=self.reason,
+                emergency=self.emergency,
+                justification=self.justification,
+            )
+            for start, end in self.spans
+        ]
+
+    def as_before(self) -> dict[str, Any]:
+        """The window's own fields as a revision keeps them (``before``): JSON values."""
+        return {
+            "start": self.starts_at.isoformat(),
+            "end": self.ends_at.isoformat(),
+            "services": list(self.services),
+            "customers": list(self.customers),
+            "locations": list(self.locations),
+            "reason": self.reason,
+            "recurrence": self.recurrence,
+            "emergency": self.emergency,
+            "justification": self.justification,
+        }
+
+
+MaintenanceAction = Literal["scheduled", "changed", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceRevision:
+    """One step of a window's history: who did what when and why; ``before`` is the window's
+    fields as they were (:meth:`MaintenanceRecord.as_before`), None when it was scheduled."""
+
+    window_id: int
+    revision: int
+    action: MaintenanceAction
+    at: datetime
+    actor: str
+    reason: str
+    before: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

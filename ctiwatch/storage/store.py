@@ -15,8 +15,9 @@ from ctiwatch.storage import migrate
 from ctiwatch.storage.accounts import AccountRepository, TxAudit
 from ctiwatch.storage.dead_letters import DeadLetterRepository
 from ctiwatch.storage.engine import Database, StorageError, normalize_url, safe_url
+from ctiwatch.storage.held import HeldRepository, TxHeld
 from ctiwatch.storage.incidents import IncidentRepository, TxIncidents, TxTimeline
-from ctiwatch.storage.maintenance import AgentRepository, MaintenanceRepository
+from ctiwatch.storage.maintenance import AgentRepository, MaintenanceRepository, TxMaintenance
 from ctiwatch.storage.outbox import OutboxRepository, TxOutbox, delivered_before
 from ctiwatch.storage.replays import WebhookReplayRepository
 from ctiwatch.storage.results import ResultRepository, delete_older, delete_where
@@ -31,6 +32,8 @@ class Transaction:
     timeline: TxTimeline
     outbox: TxOutbox
     audit: TxAudit
+    maintenance: TxMaintenance
+    held: TxHeld
 
 
 class Store:
@@ -47,6 +50,7 @@ class Store:
         self.webhook_replays = WebhookReplayRepository(db)
         self.dead_letters = DeadLetterRepository(db)
         self.accounts = AccountRepository(db)
+        self.held = HeldRepository(db)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, echo: bool = False) -> _Opening:
@@ -102,6 +106,8 @@ class Store:
                 timeline=TxTimeline(conn),
                 outbox=TxOutbox(self._db, conn),
                 audit=TxAudit(conn),
+                maintenance=TxMaintenance(conn),
+                held=TxHeld(self._db, conn),
             )
 
     async def apply_retention(

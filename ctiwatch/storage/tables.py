@@ -246,6 +246,7 @@ class MaintenanceRow(SQLModel, table=True):
     __table_args__ = (
         CheckConstraint("ends_at > starts_at", name="ck_maintenance_windows_order"),
         Index("ix_maintenance_windows_ends_at", "ends_at"),
+        Index("ix_maintenance_windows_series_ends_at", "series_ends_at"),  # 0006
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -259,6 +260,44 @@ class MaintenanceRow(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     cancelled_by: str | None = Field(default=None, nullable=True)
     cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    # 0006: an RFC 5545 rule and the occurrences it was judged by ([[start, end], ...] in ISO
+    # 8601 UTC; None: the one window), the end of its last occurrence, the emergency exception
+    # and the number of the window's latest revision (maintenance_revisions).
+    recurrence: str | None = Field(default=None, sa_type=Text, nullable=True)
+    occurrences: list[list[str]] | None = Field(default=None, sa_type=json_type(), nullable=True)
+    series_ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    emergency: bool = False
+    justification: str = Field(default="", sa_type=Text)
+    revision: int = 1
+
+
+class MaintenanceRevisionRow(SQLModel, table=True):
+    """One step in a window's history: scheduled, changed or cancelled, by whom, when, why,
+    and (``before``) the window as it was before the step."""
+
+    __tablename__ = "maintenance_revisions"
+    __table_args__ = (
+        UniqueConstraint("window_id", "revision", name="uq_maintenance_revisions_revision"),
+        CheckConstraint(
+            "action IN ('scheduled', 'changed', 'cancelled')",
+            name="ck_maintenance_revisions_action",
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    window_id: int = Field(
+        sa_column_args=[
+            ForeignKey(
+                "maintenance_windows.id", name="fk_maintenance_revisions_window", ondelete="CASCADE"
+            )
+        ],
+    )
+    revision: int
+    action: str
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor: str
+    reason: str = Field(sa_type=Text)
+    before: dict[str, Any] | None = Field(default=None, sa_type=json_type(), nullable=True)
 
 
 class AgentRow(SQLModel, table=True):
@@ -292,6 +331,7 @@ INCIDENTS = table_of(IncidentRow)
 TIMELINE = table_of(TimelineRow)
 OUTBOX = table_of(OutboxRow)
 MAINTENANCE = table_of(MaintenanceRow)
+MAINTENANCE_REVISIONS = table_of(MaintenanceRevisionRow)
 AGENTS = table_of(AgentRow)
 DEAD_LETTERS = table_of(DeadLetterRow)
 
@@ -309,6 +349,29 @@ class WebhookReplayRow(SQLModel, table=True):
 
 WEBHOOK_REPLAYS = table_of(WebhookReplayRow)
 
+
+class HeldMessageRow(SQLModel, table=True):
+    """An on-call SMS held outside support hours for the next opening's digest (0006)."""
+
+    __tablename__ = "held_messages"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_held_messages_idempotency_key"),
+        Index("ix_held_messages_held_at", "held_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str
+    incident_number: int | None = None
+    channel: str
+    recipient: str
+    kind: str
+    subject: str = Field(sa_type=Text)
+    body: str = Field(sa_type=Text)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=json_type())
+    held_at: datetime = Field(sa_type=UTCDateTime)
+
+
+HELD_MESSAGES = table_of(HeldMessageRow)
 # Accounts, sessions, API tokens and the audit log live in their own module (same metadata).
 from ctiwatch.storage.account_tables import (  # noqa: E402
     ApiTokenRow,

@@ -54,6 +54,7 @@ class AccountPages:
             web.post(r"/admin/tokens/{id:\d{1,9}}/revoke", self.revoke_token),
             web.get("/kiosk/{token}", self.kiosk_page),
             web.get("/kiosk/{token}/status.json", self.kiosk_status),
+            web.get("/kiosk/{token}/fragment", self.kiosk_fragment),
         ]
 
     # --- login -------------------------------------------------------------------------------
@@ -199,11 +200,14 @@ class AccountPages:
             view=status,
             banner=overall(status),
             kiosk=True,
-            status_api=f"/kiosk/{secret}/status.json",
-            status_page=f"/kiosk/{secret}",
+            status_fragment=f"/kiosk/{secret}/fragment",
         )
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
+
+    async def kiosk_fragment(self, request: web.Request) -> web.Response:
+        await self._kiosk_token(request)
+        return await self._pages.status_fragment(request)
 
     async def kiosk_status(self, request: web.Request) -> web.Response:
         await self._kiosk_token(request)

@@ -6,16 +6,19 @@ with the local offset (``2026-12-01T10:30:00+01:00``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from ctiwatch.web import readmodel as cached
 from ctiwatch.web.actions import INCIDENT_ACTIONS, perform
 from ctiwatch.web.auth import actor_name, remote_address
 from ctiwatch.web.inputs import (
-    ActorBody,
     B,
+    CancelMaintenanceBody,
+    ChangeMaintenanceBody,
     MaintenanceBody,
     QuestionBody,
     parse_json,
@@ -38,6 +41,7 @@ class Api:
     def __init__(self, service: ConsoleService, tz: ZoneInfo) -> None:
         self._service = service
         self._tz = tz
+        self._cache = cached.FragmentCache()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -48,11 +52,18 @@ class Api:
             web.post("/api/v1/questions", self.open_question),
             web.get("/api/v1/maintenance", self.maintenance),
             web.post("/api/v1/maintenance", self.schedule_maintenance),
+            web.get(r"/api/v1/maintenance/{id:\d{1,9}}", self.maintenance_window),
+            web.post(r"/api/v1/maintenance/{id:\d{1,9}}/change", self.change_maintenance),
             web.post(r"/api/v1/maintenance/{id:\d{1,9}}/cancel", self.cancel_maintenance),
         ]
 
     async def status(self, request: web.Request) -> web.Response:
-        return web.json_response(status_json(await self._service.status(), self._tz))
+        view = await self._service.status()
+        return self._cache.get(
+            view.version,
+            "status.json",
+            lambda: cached.data(json.dumps(status_json(view, self._tz))),
+        ).response(request)
 
     async def incidents(self, request: web.Request) -> web.Response:
         status = request.query.get("status") or None
@@ -94,6 +105,10 @@ class Api:
         windows = await self._service.maintenance()
         return web.json_response({"maintenance": jsonable(windows, self._tz)})
 
+    async def maintenance_window(self, request: web.Request) -> web.Response:
+        window = await self._service.maintenance_window(int(request.match_info["id"]))
+        return web.json_response(jsonable(window, self._tz))
+
     async def schedule_maintenance(self, request: web.Request) -> web.Response:
         body = await _body(request, MaintenanceBody)
         window = await self._service.schedule_maintenance(
@@ -103,15 +118,42 @@ class Api:
             body.customers,
             body.reason,
             actor_name(request),
+            locations=body.locations,
+            recurrence=body.recurrence or None,
+            emergency=body.emergency,
+            justification=body.justification,
             address=remote_address(request),
         )
-        return web.json_response(jsonable(window, self._tz), status=201)
+        location = f"/api/v1/maintenance/{window.id}"
+        return web.json_response(
+            jsonable(window, self._tz), status=201, headers={"Location": location}
+        )
+
+    async def change_maintenance(self, request: web.Request) -> web.Response:
+        window_id = int(request.match_info["id"])
+        body = await _body(request, ChangeMaintenanceBody)
+        window = await self._service.change_maintenance(
+            window_id,
+            actor_name(request),
+            body.why,
+            body.start,
+            body.end,
+            list(body.services) if body.services else None,
+            body.customers,
+            body.reason,
+            locations=body.locations,
+            recurrence=body.recurrence or None,
+            emergency=body.emergency,
+            justification=body.justification,
+            address=remote_address(request),
+        )
+        return web.json_response(jsonable(window, self._tz))
 
     async def cancel_maintenance(self, request: web.Request) -> web.Response:
         window_id = int(request.match_info["id"])
-        await _body(request, ActorBody)
+        body = await _body(request, CancelMaintenanceBody)
         window = await self._service.cancel_maintenance(
-            window_id, actor_name(request), address=remote_address(request)
+            window_id, actor_name(request), body.why, address=remote_address(request)
         )
         return web.json_response(jsonable(window, self._tz))
 

@@ -23,6 +23,8 @@ from ctiwatch.accounts import Accounts
 from ctiwatch.web.account_pages import AccountPages
 from ctiwatch.web.api import Api, json_error
 from ctiwatch.web.auth import AuthSettings, HostAllowList, auth_middleware
+from ctiwatch.web.events import EventStreams, Versions
+from ctiwatch.web.feeds import customer_feed_routes
 from ctiwatch.web.pages import NONCE, Pages
 from ctiwatch.web.render import build_environment
 from ctiwatch.web.service import ConsoleService, ServiceError
@@ -43,17 +45,22 @@ def build_web_app(
     extra_routes: Callable[[web.Application], None] | None = None,
     nav_links: Sequence[tuple[str, str]] = (),
     health: Callable[[], list[str]] | None = None,
+    maintenance_notice: tuple[str, str] = ("48h", "24h"),
+    versions: Versions | None = None,
 ) -> web.Application:
     """The console over ``service``; ``/metrics`` exposes ``metrics_registry`` (with the
     web's own request metrics added to it) and is absent when it is None. ``nav_links``
     (label, path) are added to the header, e.g. the demo's fake phone and mailbox. ``/healthz``
-    answers ``ok``, or 503 with the lines ``health()`` gives (components down).
+    answers ``ok``, or 503 with the lines ``health()`` gives (components down). With
+    ``versions`` (the pipeline's state version) ``/events`` streams its changes (SSE).
 
     ``accounts`` decides who is logged in; ``hosts`` is the Host allow-list (default:
     localhost, 127.0.0.1 and [::1] on any port); ``https`` adds the Secure cookie flag."""
     zone = ZoneInfo(tz)
     environment = build_environment(zone)
     environment.globals["nav_links"] = tuple(nav_links)
+    # The maintenance rules in words: (minimum notice, reminder before the start).
+    environment.globals["min_notice"], environment.globals["reminder"] = maintenance_notice
     pages = Pages(service, environment, zone)
     middlewares: list[Middleware] = []
     if metrics_registry is not None:
@@ -64,9 +71,12 @@ def build_web_app(
     app.add_routes(pages.routes())
     app.add_routes(Api(service, zone).routes())
     app.add_routes(AccountPages(settings, pages, service, zone).routes())
+    app.add_routes(customer_feed_routes(service, zone))
     app.add_routes([web.get("/healthz", _healthz(health)), web.static("/static", STATIC)])
     if metrics_registry is not None:
         app.add_routes([web.get("/metrics", _metrics_handler(metrics_registry))])
+    if versions is not None:
+        EventStreams(versions).install(app)
     if extra_routes is not None:
         extra_routes(app)
     return app

@@ -56,7 +56,7 @@ RULES: tuple[tuple[frozenset[str], re.Pattern[str], str], ...] = tuple(
         ("GET HEAD", r"/healthz", PUBLIC),
         ("GET HEAD", r"/static(/.*)?", PUBLIC),
         ("GET HEAD POST", r"/login", PUBLIC),
-        ("GET HEAD", r"/kiosk/\{token\}(/status\.json)?", PUBLIC),
+        ("GET HEAD", r"/kiosk/\{token\}(/status\.json|/fragment)?", PUBLIC),
         ("POST", r"/twilio/.*", PUBLIC),
         ("POST", r"/logout", "viewer"),
         ("GET HEAD POST", r"/fakes(/.*)?", "admin"),

@@ -19,6 +19,7 @@ from ctiwatch.web.service import ServiceError
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+LocationId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 ServiceName = Literal["click2dial", "crm"]
 
 
@@ -63,7 +64,24 @@ class MaintenanceBody(Body):
     end: AwareDatetime
     services: list[ServiceName] | None = None
     customers: list[CustomerId] | None = None
+    locations: list[LocationId] | None = None
     reason: Reason
+    # RFC 5545, e.g. FREQ=WEEKLY;BYDAY=SA;COUNT=4 (occurrences at the start's local time).
+    recurrence: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] | None = (
+        None
+    )
+    emergency: bool = False
+    justification: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+
+
+class ChangeMaintenanceBody(MaintenanceBody):
+    """The window as it is to be, and why it changes (kept with what it was before)."""
+
+    why: Reason
+
+
+class CancelMaintenanceBody(Body):
+    why: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
 
 
 B = TypeVar("B", bound=Body)

@@ -17,10 +17,12 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from ctiwatch.web import readmodel as cached
 from ctiwatch.web.actions import DONE_MESSAGES, INCIDENT_ACTIONS, perform
 from ctiwatch.web.auth import actor_name, principal_of, remote_address
 from ctiwatch.web.inputs import (
     B,
+    CancelMaintenanceBody,
     MaintenanceBody,
     QuestionBody,
     ResolveBody,
@@ -50,7 +52,11 @@ MAINTENANCE_LABELS = {
     "end": "End",
     "services": "Services",
     "customers": "Customers",
+    "locations": "Locations",
     "reason": "Reason",
+    "recurrence": "Repeat",
+    "justification": "Justification",
+    "why": "Why cancel",
 }
 
 
@@ -59,10 +65,12 @@ class Pages:
         self._service = service
         self._env = env
         self._tz = tz
+        self._cache = cached.FragmentCache()
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/", self.status),
+            web.get("/fragments/status", self.status_fragment),
             web.get("/incidents", self.incidents),
             web.get("/incidents/new", self.new_question),
             web.post("/incidents/new", self.open_question),
@@ -98,7 +106,33 @@ class Pages:
 
     async def status(self, request: web.Request) -> web.Response:
         status = await self._service.status()
-        return self.render(request, "status.html", status=200, view=status, banner=overall(status))
+        if "done" in request.query:
+            return self.render(request, "status.html", view=status, banner=overall(status))
+        return self._cache.get(
+            status.version,
+            "status.html",
+            lambda: cached.page(
+                self.shared("status.html", "/", view=status, banner=overall(status))
+            ),
+        ).response(request)
+
+    async def status_fragment(self, request: web.Request) -> web.Response:
+        """The live part of the status page (``#live``), for the page's script to swap in."""
+        status = await self._service.status()
+        return self._cache.get(
+            status.version,
+            "status_live.html",
+            lambda: cached.page(
+                self.shared("status_live.html", "/", view=status, banner=overall(status))
+            ),
+        ).response(request)
+
+    def shared(self, template: str, path: str, **context: Any) -> str:
+        """``template`` as every visitor gets it (no name, notice or nonce): cacheable."""
+        # Nobody's page: no user menu, no CSRF token (it holds no form that changes anything).
+        context.update(actor="", error=None, form={}, notice=None, nonce="", path=path)
+        context.update(user=None, csrf="", kiosk=context.get("kiosk", False))
+        return self._env.get_template(template).render(**context)
 
     # --- incidents -----------------------------------------------------------------------
 
@@ -237,13 +271,18 @@ class Pages:
         typed: dict[str, Any] = _strings(form)
         typed["services"] = form.getall("services", [])
         typed["customers"] = form.getall("customers", [])
+        typed["locations"] = form.getall("locations", [])
         try:
             data: dict[str, Any] = {
                 "start": parse_local_time(str(form.get("start", "")), "start", self._tz),
                 "end": parse_local_time(str(form.get("end", "")), "end", self._tz),
                 "services": typed["services"] or None,
                 "customers": typed["customers"] or None,
+                "locations": typed["locations"] or None,
                 "reason": form.get("reason", ""),
+                "recurrence": str(form.get("recurrence", "")).strip() or None,
+                "emergency": "emergency" in form,
+                "justification": form.get("justification", ""),
             }
             body = parse_form(MaintenanceBody, data)
             await self._service.schedule_maintenance(
@@ -253,6 +292,10 @@ class Pages:
                 body.customers,
                 body.reason,
                 actor_name(request),
+                locations=body.locations,
+                recurrence=body.recurrence,
+                emergency=body.emergency,
+                justification=body.justification,
                 address=remote_address(request),
             )
         except ServiceError as exc:
@@ -264,8 +307,9 @@ class Pages:
         window_id = int(request.match_info["id"])
         form = await request.post()
         try:
+            body = _form_body(CancelMaintenanceBody, form)
             await self._service.cancel_maintenance(
-                window_id, actor_name(request), address=remote_address(request)
+                window_id, actor_name(request), body.why, address=remote_address(request)
             )
         except ServiceError as exc:
             error = form_error(exc, MAINTENANCE_LABELS)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from classifier.observation import CALLS, CENTRAL, Service
 from ctiwatch.errors import Refused
@@ -96,9 +96,12 @@ def check_window(
     *,
     now: datetime,
     known_customers: Collection[str],
+    locations: Sequence[str] | None = None,
+    known_locations: Collection[str] = (),
 ) -> str:
-    """A maintenance window a person asks for, all but the support-hours rule (the service
-    knows its calendar); returns the reason stripped."""
+    """A maintenance window a person asks for, all but the SLA's rules (support hours, notice,
+    emergency, recurrence: :func:`incidents.maintenance.judge_window`, the service knows its
+    calendar); returns the reason stripped."""
     for name, value in (("start", start), ("end", end)):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ServiceError(f"{name} must have a time zone offset", name)
@@ -113,17 +116,28 @@ def check_window(
             raise ServiceError(f"unknown service {service!r}", "services")
     for customer in customers or ():
         check_customer(customer, known_customers, "customers")
+    for location in locations or ():
+        if location not in known_locations:
+            raise ServiceError(f"unknown location {location!r}", "locations")
     return required_text(reason, "reason")
 
 
 def window_state(
-    start: datetime, end: datetime, now: datetime, *, cancelled: bool = False
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    *,
+    cancelled: bool = False,
+    spans: Sequence[tuple[datetime, datetime]] = (),
 ) -> MaintenanceState:
+    """``active`` inside an occurrence (``spans``, or ``start``..``end``), ``ended`` after the
+    last, ``scheduled`` before the first and between occurrences."""
     if cancelled:
         return "cancelled"
-    if now < start:
-        return "scheduled"
-    return "active" if now < end else "ended"
+    spans = spans or ((start, end),)
+    if any(a <= now < b for a, b in spans):
+        return "active"
+    return "ended" if now >= max(b for _, b in spans) else "scheduled"
 
 
 def check_resolve(reason: str, force: bool) -> str:
@@ -311,6 +325,27 @@ class MaintenanceView:
     state: MaintenanceState
     cancelled_by: str | None = None
     cancelled_at: datetime | None = None
+    locations: tuple[str, ...] | None = None
+    # An emergency may touch support hours and come without the minimum notice; its
+    # justification is shown wherever the window is.
+    emergency: bool = False
+    justification: str = ""
+    recurrence: str | None = None  # an RFC 5545 RRULE
+    occurrences: tuple[tuple[datetime, datetime], ...] = ()  # every one, when it recurs
+    revision: int = 1
+    history: tuple[MaintenanceRevisionView, ...] = ()  # oldest first
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceRevisionView:
+    """A step of a window's history; ``before`` holds its fields as they were."""
+
+    revision: int
+    action: Literal["scheduled", "changed", "cancelled"]
+    at: datetime
+    actor: str
+    reason: str
+    before: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +360,9 @@ class StatusView:
     # a card's figure is the one the rule judges (``sla.words.window_words``).
     recognition_window: str = "1h"
     dead_letters: tuple[DeadLetterView, ...] = ()  # the latest parked, newest first
+    # Which build of the read model this is (a new number per build): the web caches what it
+    # renders from a view under it. None: not cached (e.g. a test double).
+    version: int | None = None
 
 
 class ConsoleService(Protocol):
@@ -376,6 +414,10 @@ class ConsoleService(Protocol):
         """Every window, newest start first."""
         ...
 
+    async def maintenance_window(self, id: int) -> MaintenanceView:
+        """One window with its history; 404 when there is none."""
+        ...
+
     async def schedule_maintenance(
         self,
         start: datetime,
@@ -385,13 +427,41 @@ class ConsoleService(Protocol):
         reason: str,
         actor: str,
         *,
+        locations: list[str] | None = None,
+        recurrence: str | None = None,
+        emergency: bool = False,
+        justification: str = "",
         address: str = "",
     ) -> MaintenanceView:
-        """Refuses (400, field ``start``/``end``) a window that touches support hours."""
+        """Refuses (400, naming the field) a window the SLA's rules refuse: one that touches
+        support hours or starts sooner than the minimum notice, unless an emergency with a
+        justification; a recurrence whose occurrences do not all pass. The covered customers'
+        contacts are told."""
+        ...
+
+    async def change_maintenance(
+        self,
+        id: int,
+        actor: str,
+        why: str,
+        start: datetime,
+        end: datetime,
+        services: list[str] | None,
+        customers: list[str] | None,
+        reason: str,
+        *,
+        locations: list[str] | None = None,
+        recurrence: str | None = None,
+        emergency: bool = False,
+        justification: str = "",
+        address: str = "",
+    ) -> MaintenanceView:
+        """The window becomes what is given, judged like a new one (the notice rule only when
+        its start moves); what it was before is kept with who, when and ``why``."""
         ...
 
     async def cancel_maintenance(
-        self, id: int, actor: str, *, address: str = ""
+        self, id: int, actor: str, why: str = "", *, address: str = ""
     ) -> MaintenanceView:
-        """Keeps the window as ``cancelled`` (who, when); it suppresses nothing any more."""
+        """Keeps the window as ``cancelled`` (who, when, why); it suppresses nothing any more."""
         ...

@@ -20,6 +20,12 @@ the reasoning is the comment above each test. Facts every derivation uses:
   contingency: +31356990244 outside support hours, +31356990230 inside. Messages of one
   trigger: e-mail, then SMS, then voice; an escalation page lists the step's recipients before
   on-call, a contingency call the line before on-call.
+* Paging (sla.md "Paging"): on-call SMS about a P3/P4 raised outside support hours are held
+  and sent at the next opening, one digest per person (listed then, with `held_since`);
+  messages to one person at one instant (one step of the pipeline) are one SMS and at most one
+  call, listed once with the kind of the most urgent part and the others in `also` (urgency,
+  docs/simulate.md: contingency, escalated, opened, raised, breaches, warnings, agent_offline,
+  resolved, agent_back); every part is in `parts`. E-mails are never combined or held.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ ONCALL = "+31611111111"
 ONCALL_2 = "+31622222222"
 
 Alert = tuple[str, str, str, int | None, str]
+Combined = tuple[str, str, str, int | None, str, list[str]]
 
 
 def simulate(
@@ -86,9 +93,12 @@ def incidents(name: str) -> list[dict[str, Any]]:
     ]
 
 
-def alerts(name: str) -> list[Alert]:
+def alerts(name: str) -> list[Alert | Combined]:
+    """Each alert as (at, channel, to, incident, kind), and a combined one with its `also`."""
     return [
-        (a["at"], a["channel"], a["to"], a["incident"], a["kind"]) for a in output(name)["alerts"]
+        (a["at"], a["channel"], a["to"], a["incident"], a["kind"])
+        + ((a["also"],) if "also" in a else ())
+        for a in output(name)["alerts"]
     ]
 
 
@@ -305,7 +315,11 @@ def test_outage_that_outlasts_maintenance_opens_when_the_window_ends() -> None:
 
 # acme's click2dial is down from Tue 22:00 (P1 at 22:02:03), globex's crm from 22:30 (P1 at
 # 22:32:03): two end-customers with an open P1, outside support hours -> the contingency line
-# is called at 22:32:03, and on-call gets an SMS and (P1) a voice call after it. Both P1s
+# is called at 22:32:03, and on-call gets an SMS and (P1) a voice call after it. Globex's
+# `opened` page and the `contingency` notice come from one step at one instant: on-call gets
+# one SMS and one call, each listed as `contingency` (more urgent than `opened`) with
+# `also: [opened]`, where the contingency messages stood (the SMS before the line's call, the
+# call to on-call after it), no longer an `opened` SMS and call before them. Both P1s
 # reported at night: due Wed 12:30. acme resolves 23:02:00, globex 23:32:00; third line for
 # each 10 minutes after its opening: e-mail, SMS and voice to on-call, no support line at night.
 def test_two_customers_with_a_p1_at_night_call_the_contingency_line() -> None:
@@ -338,11 +352,9 @@ def test_two_customers_with_a_p1_at_night_call_the_contingency_line() -> None:
         ("2026-12-01T22:12:03+01:00", "sms", ONCALL, 1, "escalated"),
         ("2026-12-01T22:12:03+01:00", "voice", ONCALL, 1, "escalated"),
         ("2026-12-01T22:32:03+01:00", "email", SUPPORT_MAIL, 2, "report"),
-        ("2026-12-01T22:32:03+01:00", "sms", ONCALL, 2, "opened"),
-        ("2026-12-01T22:32:03+01:00", "voice", ONCALL, 2, "opened"),
-        ("2026-12-01T22:32:03+01:00", "sms", ONCALL, 2, "contingency"),
+        ("2026-12-01T22:32:03+01:00", "sms", ONCALL, 2, "contingency", ["opened"]),
         ("2026-12-01T22:32:03+01:00", "voice", CONTINGENCY_LINE, 2, "contingency"),
-        ("2026-12-01T22:32:03+01:00", "voice", ONCALL, 2, "contingency"),
+        ("2026-12-01T22:32:03+01:00", "voice", ONCALL, 2, "contingency", ["opened"]),
         ("2026-12-01T22:42:03+01:00", "email", SUPPORT_MAIL, 2, "escalated"),
         ("2026-12-01T22:42:03+01:00", "sms", ONCALL, 2, "escalated"),
         ("2026-12-01T22:42:03+01:00", "voice", ONCALL, 2, "escalated"),
@@ -355,12 +367,17 @@ def test_two_customers_with_a_p1_at_night_call_the_contingency_line() -> None:
 
 # The same by day (10:00 / 10:30): the contingency goes to the normal support line (then the
 # on-call voice call, P1), and the P1 openings and third-line pages call the support line too.
+# At 10:32:03 globex's opening and the contingency come from one step: the support line would
+# be called twice (the P1 opening inside support hours, then the contingency) and on-call
+# texted and called twice; each gets one message per channel, listed as `contingency` with
+# `also: [opened]`.
 def test_two_customers_with_a_p1_by_day_call_the_support_line() -> None:
     result = alerts("two-customers-down-by-day")
-    assert [a for a in result if a[4] == "contingency"] == [
-        ("2026-12-01T10:32:03+01:00", "sms", ONCALL, 2, "contingency"),
-        ("2026-12-01T10:32:03+01:00", "voice", SUPPORT_LINE, 2, "contingency"),
-        ("2026-12-01T10:32:03+01:00", "voice", ONCALL, 2, "contingency"),
+    assert [a for a in result if a[0] == "2026-12-01T10:32:03+01:00"] == [
+        ("2026-12-01T10:32:03+01:00", "email", SUPPORT_MAIL, 2, "report"),
+        ("2026-12-01T10:32:03+01:00", "sms", ONCALL, 2, "contingency", ["opened"]),
+        ("2026-12-01T10:32:03+01:00", "voice", SUPPORT_LINE, 2, "contingency", ["opened"]),
+        ("2026-12-01T10:32:03+01:00", "voice", ONCALL, 2, "contingency", ["opened"]),
     ]
     assert CONTINGENCY_LINE not in {a[2] for a in result}
     assert [
@@ -372,12 +389,100 @@ def test_two_customers_with_a_p1_by_day_call_the_support_line() -> None:
     ]
 
 
+# --- paging: who is woken, and how often -----------------------------------------------------
+
+
+# bob's lookups miss at 02:08, 02:18, 02:30, 02:38 and 02:40 (seed 17, the draws of
+# few-misses-a-day seven hours earlier: the same one draw per lookup of bob, in order). The
+# third miss opens a P3 at 02:30:00 Wed, outside support hours; 30 minutes after the last miss
+# it resolves, 03:10:00. Response: 1 working day, counted from the opening of Wed 08:30 ->
+# Wed 17:00. The e-mails (report, resolved) go to the support address at once: they wake no
+# one. On-call's `opened` and `resolved` SMS are held; at the opening, Wed 08:30:00, each of
+# the two on-call numbers gets one digest SMS: `opened` (more urgent than `resolved`) with
+# `also: [resolved]`, `held_since` the first held part, 02:30:00.
+def test_a_p3_at_night_is_held_until_the_opening_and_sent_as_one_digest_per_person() -> None:
+    assert without_scope_times(incidents("p3-at-night-held")) == [
+        incident(
+            number=1,
+            priority=3,
+            opened_at="2026-12-02T02:30:00+01:00",
+            resolved_at="2026-12-02T03:10:00+01:00",
+            response_due="2026-12-02T17:00:00+01:00",
+            update_due=None,
+            scope=[scope("crm", "acme-ams", "bob", 3, "some_misses")],
+        )
+    ]
+    assert alerts("p3-at-night-held") == [
+        ("2026-12-02T02:30:00+01:00", "email", SUPPORT_MAIL, 1, "report"),
+        ("2026-12-02T03:10:00+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
+        ("2026-12-02T08:30:00+01:00", "sms", ONCALL, 1, "opened", ["resolved"]),
+        ("2026-12-02T08:30:00+01:00", "sms", ONCALL_2, 1, "opened", ["resolved"]),
+    ]
+    digests = output("p3-at-night-held")["alerts"][2:]
+    for digest in digests:
+        assert digest["held_since"] == "2026-12-02T02:30:00+01:00"
+        assert digest["parts"] == [
+            {"incident": 1, "kind": "opened", "at": "2026-12-02T02:30:00+01:00"},
+            {"incident": 1, "kind": "resolved", "at": "2026-12-02T03:10:00+01:00"},
+        ]
+
+
+# As two-customers-down-at-night, with two on-call numbers. acme's P1 opens 22:02:03 (SMS and
+# call to each on-call number), its third line 22:12:03. Globex's P1 at 22:32:03 makes two
+# end-customers with an open P1 outside support hours: the contingency line is called in the
+# same step. Each on-call number would get an `opened` SMS and call and a `contingency` SMS and
+# call; it gets one SMS and one call, listed as `contingency` with `also: [opened]`, where the
+# contingency messages stood: e-mail report, the SMS, the contingency line's call, then the
+# on-call calls. Globex's third line at 22:42:03; resolutions 23:02:00 and 23:32:00.
+def test_a_second_customers_p1_reaches_each_person_as_one_sms_and_one_call() -> None:
+    assert [
+        (i["number"], i["customer"], i["priority"], i["opened_at"])
+        for i in incidents("combined-at-second-p1")
+    ] == [
+        (1, "acme", 1, "2026-12-01T22:02:03+01:00"),
+        (2, "globex", 1, "2026-12-01T22:32:03+01:00"),
+    ]
+    oncall = [ONCALL, ONCALL_2]
+
+    def each(at: str, channel: str, incident: int, kind: str) -> list[Alert]:
+        return [(at, channel, to, incident, kind) for to in oncall]
+
+    both = ["opened"]
+    assert alerts("combined-at-second-p1") == [
+        ("2026-12-01T22:02:03+01:00", "email", SUPPORT_MAIL, 1, "report"),
+        *each("2026-12-01T22:02:03+01:00", "sms", 1, "opened"),
+        *each("2026-12-01T22:02:03+01:00", "voice", 1, "opened"),
+        ("2026-12-01T22:12:03+01:00", "email", SUPPORT_MAIL, 1, "escalated"),
+        *each("2026-12-01T22:12:03+01:00", "sms", 1, "escalated"),
+        *each("2026-12-01T22:12:03+01:00", "voice", 1, "escalated"),
+        ("2026-12-01T22:32:03+01:00", "email", SUPPORT_MAIL, 2, "report"),
+        ("2026-12-01T22:32:03+01:00", "sms", ONCALL, 2, "contingency", both),
+        ("2026-12-01T22:32:03+01:00", "sms", ONCALL_2, 2, "contingency", both),
+        ("2026-12-01T22:32:03+01:00", "voice", CONTINGENCY_LINE, 2, "contingency"),
+        ("2026-12-01T22:32:03+01:00", "voice", ONCALL, 2, "contingency", both),
+        ("2026-12-01T22:32:03+01:00", "voice", ONCALL_2, 2, "contingency", both),
+        ("2026-12-01T22:42:03+01:00", "email", SUPPORT_MAIL, 2, "escalated"),
+        *each("2026-12-01T22:42:03+01:00", "sms", 2, "escalated"),
+        *each("2026-12-01T22:42:03+01:00", "voice", 2, "escalated"),
+        ("2026-12-01T23:02:00+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
+        *each("2026-12-01T23:02:00+01:00", "sms", 1, "resolved"),
+        ("2026-12-01T23:32:00+01:00", "email", SUPPORT_MAIL, 2, "resolved"),
+        *each("2026-12-01T23:32:00+01:00", "sms", 2, "resolved"),
+    ]
+    combined = [a for a in output("combined-at-second-p1")["alerts"] if "also" in a]
+    assert {tuple((p["incident"], p["kind"]) for p in a["parts"]) for a in combined} == {
+        ((2, "contingency"), (2, "opened"))
+    }
+
+
 # A P2 reported Mon 2026-11-30 14:02:03 (alice's click2dial down until Wed 17:30). Response due
 # Tue 13:32:03 (acknowledged Mon 15:00: stopped). The update clock restarts at the ack (due Tue
 # 14:30) and at the update Tue 10:00: 7 h on Tuesday + 1 h -> Wed 09:30; 75% (6 h) -> Tue
 # 16:00. Repair: Tue 08:30 to Wed 17:00 (17 support hours); 75% = 12.75 h -> Wed 12:45; the
 # breach at Wed 17:00 expires the MTTR -> contingency. 17:00 is the end of support hours, not
-# inside them -> the contingency line (P2: no voice call to on-call). Third line at 14:32:03,
+# inside them -> the contingency line (P2: no voice call to on-call). On-call's repair breach
+# SMS and contingency SMS of 17:00 come from one step: one SMS, listed as `contingency` (more
+# urgent) with `also: [repair_breach]`. Third line at 14:32:03,
 # before the acknowledgement: e-mail and an SMS to on-call (P2: no voice).
 def test_expired_repair_deadline_calls_the_contingency_line() -> None:
     assert without_scope_times(incidents("p2-repair-expired")) == [
@@ -402,8 +507,7 @@ def test_expired_repair_deadline_calls_the_contingency_line() -> None:
         ("2026-12-01T16:00:00+01:00", "sms", ONCALL, 1, "update_warning"),
         ("2026-12-02T09:30:00+01:00", "sms", ONCALL, 1, "update_breach"),
         ("2026-12-02T12:45:00+01:00", "sms", ONCALL, 1, "repair_warning"),
-        ("2026-12-02T17:00:00+01:00", "sms", ONCALL, 1, "repair_breach"),
-        ("2026-12-02T17:00:00+01:00", "sms", ONCALL, 1, "contingency"),
+        ("2026-12-02T17:00:00+01:00", "sms", ONCALL, 1, "contingency", ["repair_breach"]),
         ("2026-12-02T17:00:00+01:00", "voice", CONTINGENCY_LINE, 1, "contingency"),
         ("2026-12-02T17:32:00+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
         ("2026-12-02T17:32:00+01:00", "sms", ONCALL, 1, "resolved"),
@@ -415,7 +519,10 @@ def test_expired_repair_deadline_calls_the_contingency_line() -> None:
 
 # P1 known Fri 2026-12-04 18:02:03 (outage from 18:00), nobody acknowledges. The clocks run
 # only in support hours: 4 support hours from Mon 08:30 -> response and update due Mon 12:30;
-# 75% (3 h) -> warnings Mon 11:30; breaches Mon 12:30 (SMS + voice to on-call: P1). Third line
+# 75% (3 h) -> warnings Mon 11:30; breaches Mon 12:30 (SMS + voice to on-call: P1). The two
+# warnings fall due at one instant, in one step: on-call gets one SMS and one call carrying
+# both, listed as `response_warning` (response before update in urgency) with
+# `also: [update_warning]`; the same for the two breaches at 12:30. Third line
 # at 18:12:03: e-mail, SMS + voice to on-call, no support-line call (outside support hours).
 # The outage ends Mon 13:00: resolved 13:02 (SMS only, no voice even for a P1).
 def test_unacknowledged_p1_on_friday_evening_warns_and_breaches_on_monday() -> None:
@@ -438,14 +545,10 @@ def test_unacknowledged_p1_on_friday_evening_warns_and_breaches_on_monday() -> N
         ("2026-12-04T18:12:03+01:00", "email", SUPPORT_MAIL, 1, "escalated"),
         ("2026-12-04T18:12:03+01:00", "sms", ONCALL, 1, "escalated"),
         ("2026-12-04T18:12:03+01:00", "voice", ONCALL, 1, "escalated"),
-        ("2026-12-07T11:30:00+01:00", "sms", ONCALL, 1, "response_warning"),
-        ("2026-12-07T11:30:00+01:00", "voice", ONCALL, 1, "response_warning"),
-        ("2026-12-07T11:30:00+01:00", "sms", ONCALL, 1, "update_warning"),
-        ("2026-12-07T11:30:00+01:00", "voice", ONCALL, 1, "update_warning"),
-        ("2026-12-07T12:30:00+01:00", "sms", ONCALL, 1, "response_breach"),
-        ("2026-12-07T12:30:00+01:00", "voice", ONCALL, 1, "response_breach"),
-        ("2026-12-07T12:30:00+01:00", "sms", ONCALL, 1, "update_breach"),
-        ("2026-12-07T12:30:00+01:00", "voice", ONCALL, 1, "update_breach"),
+        ("2026-12-07T11:30:00+01:00", "sms", ONCALL, 1, "response_warning", ["update_warning"]),
+        ("2026-12-07T11:30:00+01:00", "voice", ONCALL, 1, "response_warning", ["update_warning"]),
+        ("2026-12-07T12:30:00+01:00", "sms", ONCALL, 1, "response_breach", ["update_breach"]),
+        ("2026-12-07T12:30:00+01:00", "voice", ONCALL, 1, "response_breach", ["update_breach"]),
         ("2026-12-07T13:02:00+01:00", "email", SUPPORT_MAIL, 1, "resolved"),
         ("2026-12-07T13:02:00+01:00", "sms", ONCALL, 1, "resolved"),
     ]
@@ -663,10 +766,37 @@ def _local(at: datetime | None) -> str | None:
     return local.isoformat(timespec="microseconds" if local.microsecond else "seconds")
 
 
+def raised_parts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every alert the sent messages carry, as raised: a combined message gives one per part
+    (its `parts`), a held one its `held_since` as the instant it was raised."""
+    found = []
+    for a in alerts:
+        parts = a.get("parts") or [
+            {"incident": a["incident"], "kind": a["kind"], "at": a.get("held_since", a["at"])}
+        ]
+        found += [a | part for part in parts]
+    return found
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_every_shipped_scenario_keeps_the_spec_rules(name: str) -> None:
     document = output(name)
     sent = document["alerts"]
+    # paging: one SMS and at most one call per person and instant; held messages go out at
+    # an opening of support hours, and nothing about a P3/P4 reaches a phone outside them
+    messages = [(a["at"], a["channel"], a["to"]) for a in sent if a["channel"] != "email"]
+    assert len(messages) == len(set(messages))
+    priorities = {i["number"]: i["priority"] for i in document["incidents"]}
+    for a in sent:
+        if "held_since" in a:
+            assert POLICY.calendar.is_support_time(_at(a["at"])), a
+            assert a["held_since"] < a["at"]
+        if a["channel"] == "sms" and priorities.get(a["incident"], 1) >= 3:
+            assert POLICY.calendar.is_support_time(_at(a["at"])), a
+        if "parts" in a:
+            assert a["also"] == [part["kind"] for part in a["parts"][1:]]
+            assert (a["incident"], a["kind"]) == (a["parts"][0]["incident"], a["parts"][0]["kind"])
+    sent = raised_parts(sent)
     for item in document["incidents"]:
         number, timeline = item["number"], item["timeline"]
         mine = [a for a in sent if a["incident"] == number]
@@ -844,3 +974,22 @@ def test_agents_and_fault_sources_that_name_nothing_exit_2(tmp_path: Path) -> No
         "error: agents[1].locations: unknown location 'acme-xyz'",
         "error: faults[0].sources: unknown source 'rtm-agent-9' (known: ams-agent-1, central)",
     ]
+
+
+def test_a_scenario_window_inside_support_hours_is_invalid_unless_an_emergency(
+    tmp_path: Path,
+) -> None:
+    # Tue 1 Dec 2026 16:00-18:00 starts inside support hours; an emergency says why it may.
+    window = {"from": "2026-12-01T16:00:00+01:00", "to": "2026-12-01T18:00:00+01:00"}
+    assert invalid(VALID | {"maintenance": [window]}, tmp_path) == [
+        "error: maintenance[0].from: maintenance must lie outside support hours: the window "
+        "starts inside them (Tue 01 Dec 16:00) (an emergency needs emergency: true and a "
+        "justification)"
+    ]
+    assert invalid(VALID | {"maintenance": [window | {"emergency": True}]}, tmp_path) == [
+        "error: maintenance[0]: an emergency window needs a justification"
+    ]
+    emergency = window | {"emergency": True, "justification": "security patch"}
+    path = tmp_path / "emergency.yaml"
+    path.write_text(json.dumps(VALID | {"maintenance": [emergency]}))
+    assert simulate(path).returncode == 0

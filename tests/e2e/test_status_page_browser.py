@@ -1,8 +1,9 @@
 """The status page in a real browser: headless Chromium loads it from a local port, runs its
-script (which polls the status API) and we read the DOM it ends with, and a screenshot.
+script (which fetches the status fragment) and we read the DOM it ends with, and a screenshot.
 
 Chromium is opened on the wall screen's kiosk link (``/kiosk/<token>``, a read-only viewer
-token): no login form, the operators' overview, live.
+token): no login form, the operators' overview, live (the kiosk polls its own fragment,
+``/kiosk/<token>/fragment``).
 
 Chromium's ``--virtual-time-budget`` runs the page's timers in virtual time, so the 10-second
 refresh happens without waiting 10 seconds. Skipped when Chromium is missing, failed under CI
@@ -41,7 +42,7 @@ async def serve(
     scene: Scene, on_status_read: Callable[[int], Awaitable[None]] | None = None
 ) -> AsyncIterator[str]:
     """Serve the console on a free port; yields the URL of a kiosk link to its overview.
-    ``on_status_read(n)`` runs before the n-th poll of the status API."""
+    ``on_status_read(n)`` runs before the n-th poll of the kiosk's fragment."""
     accounts = make_accounts(scene.store, scene.clock)
     secret, _ = await accounts.create_token("wall", "viewer", kiosk=True, by="test")
     service: ConsoleServiceImpl = scene.console
@@ -51,7 +52,7 @@ async def serve(
     @web.middleware
     async def polls(request: web.Request, handler: Handler) -> web.StreamResponse:
         nonlocal reads
-        if request.path.endswith("/status.json") and on_status_read is not None:
+        if request.path.endswith("/fragment") and on_status_read is not None:
             reads += 1
             await on_status_read(reads)
         return await handler(request)
@@ -108,7 +109,7 @@ async def test_status_page_dom_after_its_script_ran(base_url: str, tmp_path: Pat
     dom = await run_chromium(
         tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", base_url
     )
-    assert 'data-live="ok"' in dom  # the script fetched /api/v1/status and said so
+    assert 'data-live="ok"' in dom  # the script fetched the fragment and said so
     assert "live · refreshes every 10 s" in dom
     assert 'data-tile="acme/acme-ams/click2dial" data-state="down"' in dom
     assert 'data-tile="globex/globex-utr/crm" data-state="ok"' in dom

@@ -30,21 +30,26 @@ class Served:
     url: str
     scene: Scene
     loop: asyncio.AbstractEventLoop
-    tokens: dict[str, str]  # name -> API token (oncall); $CTIWATCH_TOKEN is "tester"'s
+    tokens: dict[str, str]  # name -> API token; $CTIWATCH_TOKEN is "tester"'s (maintainer)
 
 
 @pytest.fixture
 def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     """The API on 127.0.0.1:<free port>, its loop in a background thread; API tokens for
-    alice, bob, carol and tester (the one in $CTIWATCH_TOKEN)."""
+    alice, bob, carol (oncall) and tester (maintainer, the one in $CTIWATCH_TOKEN)."""
     loop = asyncio.new_event_loop()
     playing = real_console(sqlite_url(tmp_path))
     scene = loop.run_until_complete(playing.__aenter__())
     loop.run_until_complete(example_scene(scene))
     accounts = make_accounts(scene.store, scene.clock)
     tokens = {
-        name: loop.run_until_complete(token_for(accounts, name, "oncall"))
-        for name in ("alice", "bob", "carol", "tester")
+        name: loop.run_until_complete(token_for(accounts, name, role))
+        for name, role in (
+            ("alice", "oncall"),
+            ("bob", "oncall"),
+            ("carol", "oncall"),
+            ("tester", "maintainer"),
+        )
     }
     monkeypatch.setenv("CTIWATCH_TOKEN", tokens["tester"])
     runner = web.AppRunner(build_web_app(scene.console, accounts=accounts, metrics_registry=None))

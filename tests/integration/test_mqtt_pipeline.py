@@ -21,6 +21,7 @@ from pathlib import Path
 import aiomqtt
 import pytest
 from ci import unavailable
+from private_broker import MOSQUITTO, PrivateBroker
 
 from classifier.observation import ProbeResult, Service, Source, TargetKey
 from ctiwatch.clock import RealClock
@@ -35,7 +36,6 @@ pytestmark = pytest.mark.mqtt
 
 HOST = "127.0.0.1"
 MACHINE_PORT = 1883
-MOSQUITTO = "/usr/sbin/mosquitto"
 # Recent: ingestion takes results from the last 24 h only (mqtt.max_age).
 T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
 TOPOLOGY: TopologyConfig = config_from_data(
@@ -298,49 +298,6 @@ async def test_results_wait_on_disk_until_a_central_worker_subscribes(
 
 
 # --- a broker outage, on a private broker ------------------------------------------------------
-
-
-class PrivateBroker:
-    """A Mosquitto of the test's own on a free port, that it may kill and restart at will."""
-
-    def __init__(self, workdir: Path) -> None:
-        with socket.socket() as probe:
-            probe.bind((HOST, 0))
-            self.port: int = probe.getsockname()[1]
-        self._config = workdir / "mosquitto.conf"
-        self._config.write_text(
-            f"listener {self.port} {HOST}\nallow_anonymous true\npersistence false\nlog_dest none\n"
-        )
-        self._process: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self._process = await asyncio.create_subprocess_exec(
-            MOSQUITTO,
-            "-c",
-            str(self._config),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        # Ready when it accepts connections (bounded; the process dying ends it early too).
-        async with asyncio.timeout(10):
-            while True:
-                if self._process.returncode is not None:
-                    raise RuntimeError(f"mosquitto exited with {self._process.returncode}")
-                try:
-                    _, writer = await asyncio.open_connection(HOST, self.port)
-                except OSError:
-                    await asyncio.sleep(0.02)  # poll interval while the process starts
-                    continue
-                writer.close()
-                await writer.wait_closed()
-                return
-
-    async def kill(self) -> None:
-        """A crash: no clean shutdown, nothing saved (persistence is off anyway)."""
-        if self._process is not None and self._process.returncode is None:
-            self._process.kill()
-            await self._process.wait()
-        self._process = None
 
 
 @pytest.fixture

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from classifier.observation import Service
-from ctiwatch.storage import AgentRecord, MaintenanceRecord, Store
+from ctiwatch.storage import AgentRecord, MaintenanceRecord, OutboxMessage, Store
 
 T0 = datetime(2026, 12, 5, 22, 0, tzinfo=UTC)
 
@@ -85,3 +86,65 @@ async def test_silent_agents_go_offline_once(store: Store) -> None:
     await store.agents.upsert(AgentRecord("agent-rtm", T0 + timedelta(minutes=1)))
     back = await store.agents.get("agent-rtm")
     assert back is not None and back.status == "online"
+
+
+async def test_a_change_and_a_cancel_keep_who_when_why_and_what_it_was_before(
+    store: Store,
+) -> None:
+    first = await store.maintenance.add(window(T0, 2, services=("crm",)), why="announced")
+    assert first.id is not None
+    later = T0 - timedelta(days=1)
+    async with store.transaction() as tx:
+        changed = await tx.maintenance.change(
+            first.id,
+            replace(first, ends_at=T0 + timedelta(hours=3), reason="longer upgrade"),
+            "piet",
+            later,
+            "the vendor needs an extra hour",
+        )
+    assert changed is not None and (changed.revision, changed.reason) == (2, "longer upgrade")
+    cancelled = await store.maintenance.cancel(first.id, "ann", later + timedelta(hours=1), "moved")
+    assert cancelled is not None and cancelled.revision == 3
+    history = await store.maintenance.revisions(first.id)
+    assert [(r.revision, r.action, r.actor, r.at, r.reason) for r in history] == [
+        (1, "scheduled", "jan", T0 - timedelta(days=2), "announced"),
+        (2, "changed", "piet", later, "the vendor needs an extra hour"),
+        (3, "cancelled", "ann", later + timedelta(hours=1), "moved"),
+    ]
+    assert history[0].before is None
+    assert history[1].before is not None and history[1].before["end"] == (
+        (T0 + timedelta(hours=2)).isoformat()
+    )
+    assert history[2].before is not None and history[2].before["reason"] == "longer upgrade"
+
+
+async def test_a_recurring_window_is_listed_until_its_last_occurrence_ends(store: Store) -> None:
+    spans = tuple((T0 + timedelta(days=7 * i), T0 + timedelta(days=7 * i, hours=2)) for i in (0, 1))
+    series = await store.maintenance.add(replace(window(T0, 2), recurrence="FREQ=WEEKLY;COUNT=2",
+                                                 occurrences=spans))  # fmt: skip
+    assert series.spans == spans and series.series_ends_at == spans[1][1]
+    assert await store.maintenance.list(ending_after=T0 + timedelta(days=3)) == [series]
+    assert await store.maintenance.active_at(T0 + timedelta(days=3)) == []
+    assert await store.maintenance.active_at(T0 + timedelta(days=7, hours=1)) == [series]
+    assert [w.start for w in series.windows] == [s for s, _ in spans]
+
+
+async def test_pending_notices_of_a_window_are_dropped_but_sent_ones_stay(store: Store) -> None:
+    def notice(key: str) -> OutboxMessage:
+        return OutboxMessage(
+            idempotency_key=key,
+            incident_number=None,
+            channel="email",
+            recipient="it@acme.example",
+            kind="maintenance_reminder",
+            subject="s",
+            body="b",
+            created_at=T0,
+            not_before=T0 + timedelta(days=1),
+        )
+
+    for key in ("maintenance:1:r1:reminder", "maintenance:1:r1:start", "maintenance:10:r1:x"):
+        await store.outbox.enqueue(notice(key))
+    async with store.transaction() as tx:
+        assert await tx.outbox.drop_pending("maintenance:1:") == 2
+    assert [m.idempotency_key for m in await store.outbox.list()] == ["maintenance:10:r1:x"]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
@@ -18,6 +19,9 @@ from ctiwatch.storage import OutboxMessage, StorageError, Store, normalize_url
 from ctiwatch.storage.migrate import head_revision, upgrade
 from ctiwatch.storage.tables import MAINTENANCE, metadata
 
+# The newest migration: a new one changes this line.
+HEAD = "0008"
+
 TABLES = {
     "agents",
     "alembic_version",
@@ -25,8 +29,10 @@ TABLES = {
     "audit_log",
     "counters",
     "dead_letters",
+    "held_messages",
     "incident_timeline",
     "incidents",
+    "maintenance_revisions",
     "maintenance_windows",
     "outbox",
     "probe_results",
@@ -49,11 +55,11 @@ async def test_opening_twice_and_upgrading_again_leaves_one_schema_at_head(
     storage_url: str,
 ) -> None:
     async with Store.open(storage_url) as store:
-        assert await store.revision() == head_revision() == "0006"
+        assert await store.revision() == head_revision() == HEAD
     async with Store.open(storage_url) as store:
-        assert await store.migrate() == "0006"
-        assert await store.migrate() == "0006"
-        assert await store.revision() == "0006"
+        assert await store.migrate() == HEAD
+        assert await store.migrate() == HEAD
+        assert await store.revision() == HEAD
         async with store._db.read() as conn:
             tables, differences = await conn.run_sync(_schema_report)
     assert tables == TABLES
@@ -87,9 +93,9 @@ async def test_a_0001_database_with_messages_upgrades_to_head_and_stays_there(
         )
 
     async with Store.open(storage_url) as store:
-        assert await store.revision() == "0006"
-        assert await store.migrate() == "0006"
-        assert await store.migrate() == "0006"
+        assert await store.revision() == HEAD
+        assert await store.migrate() == HEAD
+        assert await store.migrate() == HEAD
         found = await store.outbox.by_provider_id("SM0001")
         async with store._db.read() as conn:
             indexes = await conn.run_sync(_outbox_indexes)
@@ -101,6 +107,25 @@ async def test_a_0001_database_with_messages_upgrades_to_head_and_stays_there(
     assert differences == []
 
 
+# The maintenance window table as revision 0002 had it (later columns do not exist yet).
+WINDOWS_0002 = sa.table(
+    "maintenance_windows",
+    *(
+        sa.column(name, MAINTENANCE.c[name].type)
+        for name in (
+            "starts_at",
+            "ends_at",
+            "services",
+            "customers",
+            "locations",
+            "reason",
+            "created_by",
+            "created_at",
+        )
+    ),
+)
+
+
 async def test_a_0002_window_upgrades_to_0003_not_cancelled_and_can_be_cancelled_keeping_it(
     storage_url: str,
 ) -> None:
@@ -109,7 +134,7 @@ async def test_a_0002_window_upgrades_to_0003_not_cancelled_and_can_be_cancelled
         assert await upgrade(old._db, "0002") == "0002"
         async with old._db.write() as conn:
             await conn.execute(
-                MAINTENANCE.insert().values(
+                WINDOWS_0002.insert().values(
                     starts_at=start,
                     ends_at=start + timedelta(hours=2),
                     services=["crm"],
@@ -121,7 +146,7 @@ async def test_a_0002_window_upgrades_to_0003_not_cancelled_and_can_be_cancelled
                 )
             )
     async with Store.open(storage_url) as store:
-        assert await store.revision() == "0006"
+        assert await store.revision() == HEAD
         (window,) = await store.maintenance.list()
         assert (window.id, window.services, window.cancelled_by, window.cancelled_at) == (
             1,
@@ -129,6 +154,8 @@ async def test_a_0002_window_upgrades_to_0003_not_cancelled_and_can_be_cancelled
             None,
             None,
         )
+        assert (window.emergency, window.justification, window.revision) == (False, "", 1)
+        assert window.spans == ((start, start + timedelta(hours=2)),)
         cancelled = await store.maintenance.cancel(1, "Piet", start - timedelta(hours=1))
         again = await store.maintenance.cancel(1, "Ann", start)
         assert await store.maintenance.active_at(start + timedelta(minutes=1)) == []
@@ -209,7 +236,7 @@ def test_db_upgrade_command_migrates_the_configured_sqlite_database(
     assert main(["db", "upgrade", "--config", str(config)]) == 0
 
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"sqlite+aiosqlite:///{database}: schema at revision 0006 (newest)"] * 2
+    assert out == [f"sqlite+aiosqlite:///{database}: schema at revision {HEAD} (newest)"] * 2
     assert database.exists()
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -348,8 +350,8 @@ async def test_api_question_for_unknown_customer_names_the_field(client: Client)
 def window(**changes: Any) -> dict[str, Any]:
     body = {
         "actor": "Sanne",
-        "start": "2026-12-01T22:00:00+01:00",
-        "end": "2026-12-02T02:00:00+01:00",
+        "start": "2026-12-03T22:00:00+01:00",
+        "end": "2026-12-04T02:00:00+01:00",
         "services": ["crm"],
         "reason": "CRM connector upgrade",
     }
@@ -361,8 +363,8 @@ async def test_api_schedules_and_cancels_maintenance(client: Client) -> None:
     created = await post_json(client, "/api/v1/maintenance", window(), 201)
     assert created == {
         "id": 1,
-        "start": "2026-12-01T22:00:00+01:00",
-        "end": "2026-12-02T02:00:00+01:00",
+        "start": "2026-12-03T22:00:00+01:00",
+        "end": "2026-12-04T02:00:00+01:00",
         "services": ["crm"],
         "customers": None,
         "reason": "CRM connector upgrade",
@@ -370,6 +372,22 @@ async def test_api_schedules_and_cancels_maintenance(client: Client) -> None:
         "state": "scheduled",
         "cancelled_by": None,
         "cancelled_at": None,
+        "locations": None,
+        "emergency": False,
+        "justification": "",
+        "recurrence": None,
+        "occurrences": [],
+        "revision": 1,
+        "history": [
+            {
+                "revision": 1,
+                "action": "scheduled",
+                "at": "2026-12-01T10:00:00+01:00",
+                "actor": "Sanne",
+                "reason": "",
+                "before": None,
+            }
+        ],
     }
     listed = await get_json(client, "/api/v1/maintenance")
     assert [w["id"] for w in listed["maintenance"]] == [1]
@@ -381,6 +399,28 @@ async def test_api_schedules_and_cancels_maintenance(client: Client) -> None:
         "state": "cancelled",
         "cancelled_by": "Sanne",
         "cancelled_at": "2026-12-01T10:00:00+01:00",
+        "revision": 2,
+        "history": [
+            *created["history"],
+            {
+                "revision": 2,
+                "action": "cancelled",
+                "at": "2026-12-01T10:00:00+01:00",
+                "actor": "Sanne",
+                "reason": "",
+                "before": {
+                    "start": "2026-12-03T21:00:00+00:00",
+                    "end": "2026-12-04T01:00:00+00:00",
+                    "services": ["crm"],
+                    "customers": [],
+                    "locations": [],
+                    "reason": "CRM connector upgrade",
+                    "recurrence": None,
+                    "emergency": False,
+                    "justification": "",
+                },
+            },
+        ],
     }
     # Kept as history, no longer among the windows the status page announces.
     listed = await get_json(client, "/api/v1/maintenance")
@@ -395,10 +435,10 @@ async def test_api_schedules_and_cancels_maintenance(client: Client) -> None:
     ("changes", "field", "message"),
     [
         (
-            {"start": "2026-12-01T16:00:00+01:00"},
+            {"start": "2026-12-03T16:00:00+01:00"},
             "start",
             "maintenance must lie outside support hours: the window starts inside them "
-            "(Tue 01 Dec 16:00)",
+            "(Thu 03 Dec 16:00)",
         ),
         (
             {"start": "2026-12-01T22:00:00"},
@@ -410,7 +450,7 @@ async def test_api_schedules_and_cancels_maintenance(client: Client) -> None:
             "end",
             "end: must be a time with a UTC offset, e.g. 2026-12-02T22:00:00+01:00",
         ),
-        ({"end": "2026-12-01T21:00:00+01:00"}, "end", "end must be after start"),
+        ({"end": "2026-12-03T21:00:00+01:00"}, "end", "end must be after start"),
         ({"services": ["fax"]}, "services", "services[0]: must be click2dial or crm"),
         ({"customers": ["nobody"]}, "customers", "unknown customer 'nobody'"),
         ({"reason": ""}, "reason", "reason: must not be empty"),
@@ -462,7 +502,7 @@ async def test_metrics_route_is_absent_without_a_registry(
 
 
 async def test_pages_carry_a_content_security_policy_with_the_style_nonce(client: Client) -> None:
-    response = await client.get("/")
+    response = await client.get("/incidents")
     policy = response.headers["Content-Security-Policy"]
     nonce = policy.split("style-src 'nonce-")[1].split("'")[0]
     assert f'<style nonce="{nonce}">' in await response.text()
@@ -470,10 +510,23 @@ async def test_pages_carry_a_content_security_policy_with_the_style_nonce(client
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
+async def test_the_cached_status_page_allows_its_style_by_hash_not_by_a_nonce(
+    client: Client,
+) -> None:
+    first, second = await client.get("/"), await client.get("/")
+    policy = first.headers["Content-Security-Policy"]
+    html = await first.text()
+    style = html.split('<style nonce="">')[1].split("</style>")[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in policy and "nonce-" not in policy
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert await second.text() == html  # the same bytes until the state changes
+
+
 async def test_status_script_is_served(client: Client) -> None:
     response = await client.get("/static/status.js")
     assert response.status == 200
-    assert "/api/v1/status" in await response.text()
+    assert "/events" in await response.text()
 
 
 async def test_extra_routes_are_added(aiohttp_client: ClientFactory, scene: Scene) -> None:
@@ -511,7 +564,7 @@ async def test_a_failing_service_gives_a_clean_500_not_a_traceback(
 
 
 async def test_a_window_turns_active_then_ended_with_the_clock(scene: Scene) -> None:
-    start = datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
+    start = datetime(2026, 12, 3, 21, 0, tzinfo=UTC)
     view = await scene.console.schedule_maintenance(
         start, start + timedelta(hours=2), None, None, "upgrade", "Sanne"
     )

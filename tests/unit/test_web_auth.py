@@ -25,7 +25,7 @@ from ctiwatch.web.twilio_webhooks import add_twilio_routes
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
-WINDOW = {"start": "2026-12-01T22:00:00+01:00", "end": "2026-12-02T02:00:00+01:00",
+WINDOW = {"start": "2026-12-03T22:00:00+01:00", "end": "2026-12-04T02:00:00+01:00",
           "services": ["crm"], "reason": "CRM connector upgrade"}  # fmt: skip
 
 
@@ -153,6 +153,8 @@ PUBLIC_ROUTES = {
     ("HEAD", "/kiosk/{token}"),
     ("GET", "/kiosk/{token}/status.json"),
     ("HEAD", "/kiosk/{token}/status.json"),
+    ("GET", "/kiosk/{token}/fragment"),
+    ("HEAD", "/kiosk/{token}/fragment"),
     ("POST", "/twilio/sms"),
     ("POST", "/twilio/voice/gather"),
     ("POST", "/twilio/status"),
@@ -501,7 +503,9 @@ async def test_a_kiosk_link_shows_the_overview_read_only_until_revoked(
     assert page.status == 200
     html = await page.text()
     assert 'data-tile="acme/acme-ams/click2dial" data-state="down"' in html
-    assert f'data-api="/kiosk/{secret}/status.json"' in html
+    assert f'data-fragment="/kiosk/{secret}/fragment" data-events=""' in html
+    fragment = await anonymous.get(f"/kiosk/{secret}/fragment")
+    assert 'data-tile="acme/acme-ams/click2dial" data-state="down"' in await fragment.text()
     assert "<form" not in html and "<nav>" not in html and "Log in" not in html
     status = await anonymous.get(f"/kiosk/{secret}/status.json")
     assert (await status.json())["overall"]["state"] == "down"
@@ -538,10 +542,10 @@ async def test_the_demo_fakes_are_linked_and_open_for_admins_only(
         extra_routes=lambda a: add_fake_views(a, None, smtp, prefix="/fakes"),
     )
     oncall = await browser(aiohttp_client, app, accounts, "olaf", "oncall")
-    assert "/fakes/phone" not in await (await oncall.get("/")).text()
+    assert "/fakes/phone" not in await (await oncall.get("/incidents")).text()
     assert (await oncall.get("/fakes/mailbox")).status == 403
     admin = await browser(aiohttp_client, app, accounts, "ada", "admin")
-    html = await (await admin.get("/")).text()
+    html = await (await admin.get("/incidents")).text()
     assert '<a href="/fakes/phone" class="">Fake phone</a>' in html
     assert (await admin.get("/fakes/mailbox")).status == 200
 

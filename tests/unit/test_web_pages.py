@@ -98,7 +98,7 @@ async def test_status_page_shows_times_in_amsterdam_local_time(client: Client) -
 async def test_status_page_shows_services_in_an_active_window_as_maintenance(
     client: Client, scene: Scene
 ) -> None:
-    evening = datetime(2026, 12, 1, 20, 0, tzinfo=UTC)  # 21:00 in Amsterdam
+    evening = datetime(2026, 12, 3, 20, 0, tzinfo=UTC)  # Thu 21:00 in Amsterdam
     await scene.console.schedule_maintenance(
         evening, evening + timedelta(hours=2), ["crm"], ["globex"], "CRM connector upgrade", "Sanne"
     )
@@ -107,7 +107,7 @@ async def test_status_page_shows_services_in_an_active_window_as_maintenance(
     assert 'data-tile="globex/globex-utr/crm" data-state="maintenance"' in html
     assert 'data-tile="globex/globex-utr/click2dial" data-state="ok"' in html
     assert "CRM connector upgrade" in html
-    assert "Tue 01 Dec 21:00 – Tue 01 Dec 23:00" in html
+    assert "Thu 03 Dec 21:00 – Thu 03 Dec 23:00" in html
 
 
 async def test_status_page_labels_recognition_as_answered_calls_in_the_last_hour(
@@ -534,8 +534,8 @@ async def test_maintenance_form_schedules_a_window_in_the_evening(
 ) -> None:
     form = [
         ("csrf_token", csrf_of(client)),
-        ("start", "2026-12-01T22:00"),
-        ("end", "2026-12-02T02:00"),
+        ("start", "2026-12-03T22:00"),
+        ("end", "2026-12-04T02:00"),
         ("services", "crm"),
         ("customers", "acme"),
         ("reason", "CRM connector upgrade"),
@@ -544,12 +544,12 @@ async def test_maintenance_form_schedules_a_window_in_the_evening(
     assert response.status == 303
     assert response.headers["Location"] == "/maintenance?done=scheduled"
     (window,) = await scene.console.maintenance()
-    assert window.start == datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
-    assert window.end == datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
+    assert window.start == datetime(2026, 12, 3, 21, 0, tzinfo=UTC)
+    assert window.end == datetime(2026, 12, 4, 1, 0, tzinfo=UTC)
     assert (window.services, window.customers, window.state) == (("crm",), ("acme",), "scheduled")
     html = await page(client, "/maintenance?done=scheduled")
     assert "Maintenance window scheduled." in html
-    assert "Tue 01 Dec 2026 22:00" in html
+    assert "Thu 03 Dec 2026 22:00" in html
 
 
 async def test_maintenance_form_inside_working_hours_is_refused_with_the_rule(
@@ -585,7 +585,7 @@ async def test_maintenance_form_with_end_before_start_names_end(client: Client) 
 
 async def test_cancel_maintenance_form(client: Client, scene: Scene) -> None:
     window = await scene.console.schedule_maintenance(
-        NOW + timedelta(hours=12), NOW + timedelta(hours=14), None, None, "upgrade", "Sanne"
+        NOW + timedelta(hours=60), NOW + timedelta(hours=62), None, None, "upgrade", "Sanne"
     )
     response = await post_form(client, f"/maintenance/{window.id}/cancel", {})
     assert response.status == 303
@@ -609,3 +609,37 @@ async def test_header_links_to_the_demo_fakes_when_the_app_is_given_them(
 async def test_header_has_no_fake_links_by_default(client: Client) -> None:
     text = await page(client, "/")
     assert "/fakes/phone" not in text
+
+
+async def test_maintenance_form_schedules_an_emergency_that_shows_its_justification(
+    client: Client, scene: Scene
+) -> None:
+    form = [
+        ("csrf_token", csrf_of(client)),
+        ("start", "2026-12-01T11:00"),
+        ("end", "2026-12-01T12:00"),
+        ("locations", "acme-ams"),
+        ("emergency", "on"),
+        ("justification", "calls drop <since> 09:50"),
+        ("reason", "hotfix"),
+    ]
+    response = await client.post("/maintenance", data=form, allow_redirects=False)
+    assert response.status == 303, await response.text()
+    (window,) = await scene.console.maintenance()
+    assert (window.emergency, window.locations) == (True, ("acme-ams",))
+    html = await page(client, "/maintenance")
+    assert "<span data-justification>calls drop &lt;since&gt; 09:50</span>" in html
+    assert "must start at least 48h from now" in html
+
+
+async def test_maintenance_form_without_enough_notice_is_refused_with_the_rule(
+    client: Client, scene: Scene
+) -> None:
+    form = {"start": "2026-12-02T22:00", "end": "2026-12-03T02:00",
+            "reason": "upgrade"}  # fmt: skip
+    response = await post_form(client, "/maintenance", form)
+    assert response.status == 400
+    html = await response.text()
+    assert 'data-field="start"' in html
+    assert "announced at least 48h before it starts; this one starts in 36h" in html
+    assert await scene.console.maintenance() == []

@@ -1,12 +1,17 @@
-// Live status page: poll the JSON API every 10 s; when anything changed, fetch the page again
-// and swap the #live section (one renderer: the server's). Relative times tick every second.
+// Live status page. The server streams its state version over Server-Sent Events (/events);
+// on a new version the page fetches the live fragment (/fragments/status, rendered once per
+// state on the server) and swaps #live. Without EventSource (or while /events is refused) it
+// polls the fragment every 10 s; without JavaScript the page reloads itself every 30 s.
+// Relative times ("42s ago") tick every second.
 (function () {
   "use strict";
-  var PERIOD = 10000;
+  var POLL = 10000;
   var live = document.getElementById("live");
   if (!live) { return; }
-  var lastKey = null;
-  var serverOffset = 0; // server time minus browser time, from the last answer
+  var serverOffset = 0; // server time minus browser time, from the last fragment
+  var shown = null; // the fragment on screen
+  var pending = null;
+  var polling = null;
 
   function human(seconds) {
     var s = Math.max(0, Math.floor(seconds));
@@ -36,46 +41,63 @@
     if (state) { state.textContent = text; }
   }
 
+  function label() {
+    return polling === null ? "live" : "live · refreshes every 10 s";
+  }
+
   function swap(html) {
-    var doc = new DOMParser().parseFromString(html, "text/html");
-    var fresh = doc.getElementById("live");
-    if (fresh) { live.innerHTML = fresh.innerHTML; }
+    if (html !== shown) {
+      shown = html;
+      live.innerHTML = html;
+    }
+    var stamp = document.getElementById("generated");
+    if (stamp) {
+      var at = Date.parse(stamp.getAttribute("datetime"));
+      if (!isNaN(at)) { serverOffset = at - Date.now(); }
+    }
+    setState(true, label());
+    tick();
   }
 
   function refresh() {
-    if (document.hidden) { return Promise.resolve(); }
-    return fetch(live.getAttribute("data-api") || "/api/v1/status", { cache: "no-store", headers: { "Accept": "application/json" } })
+    if (pending) { return pending; }
+    pending = fetch(live.getAttribute("data-fragment") || "/fragments/status", { cache: "no-store" })
       .then(function (response) {
         if (!response.ok) { throw new Error("HTTP " + response.status); }
-        return response.json();
+        return response.text();
       })
-      .then(function (status) {
-        serverOffset = Date.parse(status.generated_at) - Date.now();
-        var generated = status.generated_at;
-        status.generated_at = null;
-        var key = JSON.stringify(status);
-        var changed = lastKey !== null && key !== lastKey;
-        lastKey = key;
-        var done = changed
-          ? fetch(live.getAttribute("data-page") || "/", { cache: "no-store" }).then(function (r) { return r.text(); }).then(swap)
-          : Promise.resolve();
-        return done.then(function () {
-          var stamp = document.getElementById("generated");
-          if (stamp) {
-            stamp.setAttribute("datetime", generated);
-            stamp.textContent = new Date(Date.parse(generated)).toLocaleTimeString("en-GB", {
-              timeZone: live.getAttribute("data-tz") || undefined, hour12: false
-            });
-          }
-          setState(true, "live · refreshes every 10 s");
-          tick();
-        });
-      })
-      .catch(function () { setState(false, "connection lost · retrying"); });
+      .then(swap)
+      .catch(function () { setState(false, "connection lost · retrying"); })
+      .then(function () { pending = null; });
+    return pending;
   }
 
+  function poll() {
+    if (polling === null) {
+      polling = setInterval(function () { if (!document.hidden) { refresh(); } }, POLL);
+      refresh();
+    }
+  }
+
+  function listen() {
+    // A kiosk link polls its own fragment (data-events empty); the console listens to /events.
+    var events = live.getAttribute("data-events");
+    if (!window.EventSource || events === "") { poll(); return; }
+    var source = new EventSource(events || "/events");
+    var opened = false;
+    source.addEventListener("state", function (event) {
+      live.setAttribute("data-state-version", event.data);
+      refresh();
+    });
+    source.onopen = function () { opened = true; setState(true, label()); };
+    source.onerror = function () {
+      if (!opened) { source.close(); poll(); return; } // refused (e.g. 503): poll instead
+      setState(false, "connection lost · reconnecting");
+    };
+  }
+
+  listen();
   refresh();
-  setInterval(refresh, PERIOD);
   setInterval(tick, 1000);
   document.addEventListener("visibilitychange", function () { if (!document.hidden) { refresh(); } });
 })();

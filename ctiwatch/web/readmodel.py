@@ -1,0 +1,85 @@
+"""Rendered fragments cached per built view (``StatusView.version``).
+
+The status page and ``/api/v1/status`` are rendered once per view the read model builds and
+then served as stored bytes (and their gzip, for clients that accept it) until the next one.
+A cached page carries no per-request nonce: its inline style is allowed by its SHA-256 hash
+in the page's own Content-Security-Policy, so every request gets the same bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+_STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.S)
+
+PAGE_POLICY = (
+    "default-src 'none'; style-src {styles}; script-src 'self'; connect-src 'self'; "
+    "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One rendered answer: its bytes, their gzip, its type and its own CSP (pages)."""
+
+    body: bytes
+    gzipped: bytes
+    content_type: str
+    policy: str | None = None
+
+    def response(self, request: web.Request) -> web.Response:
+        headers = {"Vary": "Accept-Encoding"}
+        if self.policy is not None:
+            headers["Content-Security-Policy"] = self.policy
+        if "gzip" in request.headers.get("Accept-Encoding", ""):
+            headers["Content-Encoding"] = "gzip"
+            body = self.gzipped
+        else:
+            body = self.body
+        response = web.Response(body=body, headers=headers)
+        response.content_type = self.content_type
+        response.charset = "utf-8"
+        return response
+
+
+def page(html: str) -> Rendered:
+    """An HTML page whose inline styles are allowed by hash."""
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(m.encode()).digest()).decode() + "'"
+        for m in _STYLE.findall(html)
+    )
+    body = html.encode()
+    return Rendered(
+        body, gzip.compress(body, 6), "text/html", PAGE_POLICY.format(styles=hashes or "'none'")
+    )
+
+
+def data(text: str, content_type: str = "application/json") -> Rendered:
+    body = text.encode()
+    return Rendered(body, gzip.compress(body, 6), content_type)
+
+
+class FragmentCache:
+    """What was rendered from the current view, by name; forgotten when the view changes."""
+
+    def __init__(self) -> None:
+        self._version: int | None = None
+        self._items: dict[str, Rendered] = {}
+
+    def get(self, version: int | None, name: str, render: Callable[[], Rendered]) -> Rendered:
+        if version is None:
+            return render()
+        if version != self._version:
+            self._version = version
+            self._items = {}
+        found = self._items.get(name)
+        if found is None:
+            found = self._items[name] = render()
+        return found

@@ -1,0 +1,211 @@
+"""Notices to customers about maintenance land in the fake SMTP mailbox with the right
+recipients and at the right (virtual) times: when a window is scheduled, changed or cancelled,
+24 hours before it, when it starts and when it ends; exactly once, across a restart of the
+sender; the record keeps who, when, why and what it was before."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from console_scene import NOW, Scene, real_console
+
+from alerting.channels.email import SmtpEmail
+from alerting.sender import OutboxSender
+from ctiwatch.config import SmtpConfig
+from ctiwatch.fakes import FakeSmtp
+
+TOPOLOGY = {
+    "customers": [
+        {
+            "id": "acme",
+            "name": "ACME B.V.",
+            "contact": {"name": "Anna de Vries", "email": "it@acme.example"},
+            "locations": [{"id": "acme-ams", "name": "Amsterdam", "users": ["alice"]}],
+        },
+        {
+            "id": "globex",
+            "name": "Globex Nederland",
+            "contact": {"name": "Hank Scorpio", "email": "ops@globex.example"},
+            "locations": [{"id": "globex-utr", "name": "Utrecht", "users": ["bob"]}],
+        },
+        {
+            "id": "initech",
+            "name": "Initech",  # no contact e-mail: nobody to tell
+            "locations": [{"id": "initech-ein", "users": ["judy"]}],
+        },
+    ]
+}
+# Thu 3 Dec 2026 22:00 - Fri 4 Dec 02:00 in Amsterdam; NOW is Tue 1 Dec 10:00 (60 h ahead).
+START = datetime(2026, 12, 3, 21, 0, tzinfo=UTC)
+END = START + timedelta(hours=4)
+
+
+@pytest.fixture
+async def smtp() -> AsyncIterator[FakeSmtp]:
+    async with FakeSmtp(port=0) as server:
+        yield server
+
+
+@pytest.fixture
+async def scene(storage_url: str) -> AsyncIterator[Scene]:
+    async with real_console(storage_url, topology=TOPOLOGY) as scene:
+        yield scene
+
+
+async def deliver(scene: Scene, smtp: FakeSmtp, at: datetime, worker: str = "w1") -> list[str]:
+    """Move the virtual clock to ``at`` and send what is due; ``kind -> recipient`` lines."""
+    scene.clock.set(at)
+    config = SmtpConfig(host="127.0.0.1", port=smtp.port, sender="ctiwatch@example.net")
+    sender = OutboxSender(
+        scene.store.outbox, {"email": SmtpEmail(config, now=scene.clock.now)}, scene.clock,
+        worker=worker,
+    )  # fmt: skip
+    sent = await sender.send_due()
+    assert all(report.outcome == "sent" for report in sent)
+    mails = smtp.messages[-len(sent) :] if sent else []
+    return sorted(f"{m.message['X-Ctiwatch-Kind']} -> {','.join(m.rcpt_tos)}" for m in mails)
+
+
+async def test_notices_go_to_the_covered_customers_at_schedule_reminder_start_and_end(
+    scene: Scene, smtp: FakeSmtp
+) -> None:
+    window = await scene.console.schedule_maintenance(
+        START, END, ["crm"], ["acme", "globex"], "CRM connector upgrade", "Sanne"
+    )
+    assert await deliver(scene, smtp, NOW) == [
+        "maintenance_scheduled -> it@acme.example",
+        "maintenance_scheduled -> ops@globex.example",
+    ]
+    mail = smtp.messages[0]
+    assert mail.subject == (
+        "[CloudCTI] Maintenance scheduled: Thu 03 Dec 2026 22:00 – Fri 04 Dec 02:00 CET "
+        f"({'ACME B.V.' if 'acme' in mail.rcpt_tos[0] else 'Globex Nederland'})"
+    )
+    assert "Services:  CRM integration" in mail.text
+    assert "Reason:    CRM connector upgrade" in mail.text
+    assert f"Maintenance window {window.id}, revision 1." in mail.text
+    # Nothing more until 24 hours before the start.
+    assert await deliver(scene, smtp, START - timedelta(hours=24, minutes=1)) == []
+    assert await deliver(scene, smtp, START - timedelta(hours=24)) == [
+        "maintenance_reminder -> it@acme.example",
+        "maintenance_reminder -> ops@globex.example",
+    ]
+    assert await deliver(scene, smtp, START - timedelta(seconds=1)) == []
+    assert await deliver(scene, smtp, START) == [
+        "maintenance_started -> it@acme.example",
+        "maintenance_started -> ops@globex.example",
+    ]
+    # A sender of a new process life at the same instant sends nothing again.
+    assert await deliver(scene, smtp, START + timedelta(minutes=1), worker="w2") == []
+    assert await deliver(scene, smtp, END) == [
+        "maintenance_ended -> it@acme.example",
+        "maintenance_ended -> ops@globex.example",
+    ]
+    assert len(smtp.messages) == 8
+
+
+async def test_a_window_scoped_to_a_location_tells_only_that_customer(
+    scene: Scene, smtp: FakeSmtp
+) -> None:
+    await scene.console.schedule_maintenance(
+        START, END, None, None, "router swap", "Sanne", locations=["globex-utr"]
+    )
+    assert await deliver(scene, smtp, NOW) == ["maintenance_scheduled -> ops@globex.example"]
+    assert "Locations: Utrecht" in smtp.messages[0].text
+
+
+async def test_a_change_is_told_and_replaces_the_pending_notices_keeping_the_record(
+    scene: Scene, smtp: FakeSmtp
+) -> None:
+    window = await scene.console.schedule_maintenance(
+        START, END, None, ["acme"], "upgrade", "Sanne"
+    )
+    await deliver(scene, smtp, NOW)
+    later = NOW + timedelta(hours=2)
+    scene.clock.set(later)
+    changed = await scene.console.change_maintenance(
+        window.id, "Piet", "the vendor needs an extra hour",
+        START, END + timedelta(hours=1), None, ["acme"], "upgrade",
+    )  # fmt: skip
+    assert (changed.revision, changed.end) == (2, END + timedelta(hours=1))
+    assert [(h.revision, h.action, h.actor, h.at, h.reason) for h in changed.history] == [
+        (1, "scheduled", "Sanne", NOW, ""),
+        (2, "changed", "Piet", later, "the vendor needs an extra hour"),
+    ]
+    assert changed.history[1].before is not None
+    assert changed.history[1].before["end"] == END.isoformat()
+    assert await deliver(scene, smtp, later) == ["maintenance_changed -> it@acme.example"]
+    assert "Why changed: the vendor needs an extra hour" in smtp.messages[-1].text
+    await deliver(scene, smtp, START - timedelta(hours=24))
+    await deliver(scene, smtp, START)
+    # The end notice of revision 1 was dropped: one end notice, at the new end.
+    assert await deliver(scene, smtp, END) == []
+    assert await deliver(scene, smtp, END + timedelta(hours=1)) == [
+        "maintenance_ended -> it@acme.example"
+    ]
+    kinds = [m.message["X-Ctiwatch-Kind"] for m in smtp.messages]
+    assert kinds == [
+        "maintenance_scheduled",
+        "maintenance_changed",
+        "maintenance_reminder",
+        "maintenance_started",
+        "maintenance_ended",
+    ]
+
+
+async def test_a_cancelled_window_is_told_and_nothing_more_is_sent(
+    scene: Scene, smtp: FakeSmtp
+) -> None:
+    window = await scene.console.schedule_maintenance(START, END, None, ["acme"], "upgrade", "S")
+    await deliver(scene, smtp, NOW)
+    cancelled = await scene.console.cancel_maintenance(window.id, "Piet", "postponed to January")
+    assert (cancelled.state, cancelled.history[-1].action) == ("cancelled", "cancelled")
+    assert await deliver(scene, smtp, NOW) == ["maintenance_cancelled -> it@acme.example"]
+    assert "Why cancelled: postponed to January" in smtp.messages[-1].text
+    assert await deliver(scene, smtp, END + timedelta(days=1)) == []
+
+
+async def test_an_emergency_inside_support_hours_says_so_in_every_notice(
+    scene: Scene, smtp: FakeSmtp
+) -> None:
+    start = NOW + timedelta(hours=1)  # Tue 11:00, inside support hours, no notice
+    view = await scene.console.schedule_maintenance(
+        start, start + timedelta(minutes=30), ["click2dial"], ["globex"], "hotfix", "Sanne",
+        emergency=True, justification="calls drop for every Globex user since 09:50",
+    )  # fmt: skip
+    assert (view.emergency, view.justification) == (
+        True,
+        "calls drop for every Globex user since 09:50",
+    )
+    # No reminder: its instant has passed.
+    assert await deliver(scene, smtp, NOW) == ["maintenance_scheduled -> ops@globex.example"]
+    assert await deliver(scene, smtp, start) == ["maintenance_started -> ops@globex.example"]
+    for mail in smtp.messages:
+        assert "Emergency maintenance: exempt from the notice period" in mail.text
+        assert "Justification: calls drop for every Globex user since 09:50" in mail.text
+
+
+async def test_each_occurrence_of_a_recurring_window_gets_its_notices(
+    scene: Scene, smtp: FakeSmtp
+) -> None:
+    await scene.console.schedule_maintenance(
+        START, END, None, ["acme"], "weekly patching", "Sanne",
+        recurrence="FREQ=WEEKLY;COUNT=2",
+    )  # fmt: skip
+    assert await deliver(scene, smtp, NOW) == ["maintenance_scheduled -> it@acme.example"]
+    assert "Repeats:   FREQ=WEEKLY;COUNT=2 (2 occurrences)" in smtp.messages[0].text
+    week = timedelta(days=7)
+    assert await deliver(scene, smtp, END) == [
+        "maintenance_ended -> it@acme.example",
+        "maintenance_reminder -> it@acme.example",
+        "maintenance_started -> it@acme.example",
+    ]
+    assert await deliver(scene, smtp, START + week - timedelta(hours=24)) == [
+        "maintenance_reminder -> it@acme.example"
+    ]
+    assert await deliver(scene, smtp, END + week) == [
+        "maintenance_ended -> it@acme.example",
+        "maintenance_started -> it@acme.example",
+    ]

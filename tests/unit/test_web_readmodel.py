@@ -1,0 +1,106 @@
+"""The read model behind the status page and ``/api/v1/status``: built from memory once per
+state version, never ticking the pipeline, never reading raw results per request."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from console_scene import NOW, Scene, example_scene, real_console, sqlite_url
+
+from classifier.observation import Service
+from ctiwatch.readmodel import StateVersion
+
+
+@pytest.fixture
+async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
+    async with real_console(sqlite_url(tmp_path)) as playing:
+        await example_scene(playing)
+        yield playing
+
+
+def tile(view: Any, customer: str, service: str) -> Any:
+    found = next(c for c in view.customers if c.id == customer)
+    return next(t for t in found.locations[0].services if t.service == service)
+
+
+async def test_the_status_is_built_once_per_state_version_without_reading_results(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await scene.console.status()
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a read of the status must not query the results")
+
+    for name in ("rollups", "recognition_rate", "call_counts", "latest", "history"):
+        monkeypatch.setattr(scene.store.results, name, refused)
+    again = await scene.console.status()
+    assert again is first and again.version == first.version
+
+
+async def test_a_persons_action_shows_on_the_next_read(scene: Scene) -> None:
+    before = await scene.console.status()
+    assert [i.status for i in before.open_incidents] == ["open"]
+    await scene.console.acknowledge(2, "Sanne")
+    after = await scene.console.status()
+    assert [i.status for i in after.open_incidents] == ["acknowledged"]
+    assert after.version is not None and before.version is not None
+    assert after.version > before.version
+
+
+async def test_reading_the_status_never_ticks_the_pipeline(scene: Scene) -> None:
+    scene.clock.set(datetime(2026, 12, 1, 12, 31, tzinfo=UTC))  # response was due 13:30 local
+    view = await scene.console.status()
+    assert view.open_incidents[0].breaches == ()
+    detail = await scene.console.incident(2)
+    assert detail is not None and "response_breach" not in [e.kind for e in detail.timeline]
+    await scene.pipeline.tick()  # what the timers task does when the deadline is due
+    view = await scene.console.status()
+    assert "response" in view.open_incidents[0].breaches
+
+
+async def test_new_results_move_the_figures_from_memory_as_the_stored_rollups_do(
+    scene: Scene,
+) -> None:
+    await scene.calls("globex", "globex-utr", "carol", recognised=30, unrecognised=0)
+    scene.clock.set(NOW + timedelta(seconds=2))  # figures alone rebuild at most every second
+    view = await scene.console.status()
+    stored = await scene.store.results.recognition_rate(
+        "globex", "globex-utr", NOW - timedelta(hours=1), NOW + timedelta(seconds=2), Service.CRM
+    )
+    shown = tile(view, "globex", "crm")
+    assert (shown.calls, shown.recognition_rate) == (stored.calls, stored.rate) == (30, 1.0)
+    assert tile(view, "acme", "crm").calls == 112
+
+
+async def test_a_restarted_console_starts_its_figures_from_the_store(scene: Scene) -> None:
+    before = tile(await scene.console.status(), "acme", "crm")
+    console = await scene.restart()
+    after = tile(await console.status(), "acme", "crm")
+    assert (after.calls, after.recognition_rate, after.last_probe_at, after.latency_p95_ms) == (
+        before.calls,
+        before.recognition_rate,
+        before.last_probe_at,
+        before.latency_p95_ms,
+    )
+    assert after.calls == 112
+
+
+async def test_figures_leave_the_window_as_time_passes(scene: Scene) -> None:
+    scene.clock.set(NOW + timedelta(hours=1))
+    view = await scene.console.status()
+    assert (tile(view, "acme", "crm").calls, tile(view, "acme", "crm").recognition_rate) == (
+        0,
+        None,
+    )
+
+
+async def test_a_state_version_wakes_whoever_waits_for_it() -> None:
+    version = StateVersion()
+    assert await version.wait_after(0, within=0.0) == 0
+    version.bump(major=False)
+    assert (version.value, version.major) == (1, 0)
+    assert await version.wait_after(0, within=5.0) == 1
