@@ -14,6 +14,7 @@ import logging
 import re
 import secrets
 from collections import defaultdict, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -56,6 +57,7 @@ __all__ = [
     "AuditEntry",
     "LoginLimiter",
     "LoginRefused",
+    "LookupUnavailable",
     "Role",
     "SessionRecord",
     "TokenRecord",
@@ -86,6 +88,11 @@ class AccountError(ValueError):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+class LookupUnavailable(Exception):
+    """The database cannot be asked who a session or token is, and this process has not seen
+    it before: nobody can be let in (503)."""
 
 
 class LoginRefused(Exception):
@@ -377,9 +384,27 @@ class Accounts:
             return False, None
         at, found = seen
         if (self._clock.now() - at).total_seconds() >= LOOKUP_SECONDS:
-            del self._seen[key]
             return False, None
         return True, found
+
+    async def _lookup(
+        self, key: str, ask: Callable[[str], Awaitable[SessionRecord | TokenRecord | None]]
+    ) -> SessionRecord | TokenRecord | None:
+        """``ask(hash)`` of the database, remembered; while the database does not answer, what
+        was last seen of the same secret (a logged-in wall screen or scraper keeps working
+        through an outage), else :class:`LookupUnavailable`."""
+        known, cached = self._recent(key)
+        if known:
+            return cached
+        try:
+            found = await ask(key[2:])
+        except Exception as exc:
+            stale = self._seen.get(key)
+            if stale is None:
+                raise LookupUnavailable(str(exc)) from exc
+            return stale[1]
+        self._remember(key, found)
+        return found
 
     def _remember(self, key: str, found: SessionRecord | TokenRecord | None) -> None:
         if len(self._seen) >= _LOOKUPS_KEPT:
@@ -395,13 +420,8 @@ class Accounts:
         clock) or its user is disabled."""
         if not secret or len(secret) > 200:
             return None
-        key = "s:" + secret_hash(secret)
-        known, cached = self._recent(key)
-        if known:
-            found = cached if isinstance(cached, SessionRecord) else None
-        else:
-            found = await self._repo.session(key[2:])
-            self._remember(key, found)
+        looked = await self._lookup("s:" + secret_hash(secret), self._repo.session)
+        found = looked if isinstance(looked, SessionRecord) else None
         if found is None or found.expires_at <= self._clock.now() or not found.user.active:
             return None
         return found
@@ -455,20 +475,18 @@ class Accounts:
         """The active token ``secret`` is; records when it was last used (once a minute)."""
         if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
             return None
-        key = "t:" + secret_hash(secret)
-        known, cached = self._recent(key)
-        if known:
-            found = cached if isinstance(cached, TokenRecord) else None
-        else:
-            found = await self._repo.token_by_hash(key[2:])
-            self._remember(key, found)
+        looked = await self._lookup("t:" + secret_hash(secret), self._repo.token_by_hash)
+        found = looked if isinstance(looked, TokenRecord) else None
         if found is None or not found.active:
             return None
         now = self._clock.now()
         last = self._used.get(found.id)
         if last is None or now - last >= timedelta(minutes=1):
             self._used[found.id] = now
-            await self._repo.token_used(found.id, now)
+            try:
+                await self._repo.token_used(found.id, now)
+            except Exception as exc:  # the database is away: the use goes unrecorded
+                log.warning("token use not stored", extra={"token": found.name, "error": str(exc)})
         return found
 
     async def revoke_token(self, name: str, *, by: str, address: str = "") -> TokenRecord:

@@ -49,7 +49,7 @@ from alerting.internal import AgentEvent, AgentPaging, agent_alert_kind
 from alerting.rotation import on_call
 from alerting.sender import DeliveryReport, OutboxSender, this_process
 from classifier.observation import CENTRAL, ProbeResult
-from ctiwatch.accounts import Accounts, LoginLimiter
+from ctiwatch.accounts import Accounts, LoginLimiter, LookupUnavailable
 from ctiwatch.clock import Clock, RealClock
 from ctiwatch.config import Config
 from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
@@ -252,7 +252,10 @@ def _mqtt_view(ingestion: Ingestion) -> MqttView:
 
 async def _admin_token(accounts: Accounts, request: web.Request) -> bool:
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    token = await accounts.token(secret.strip()) if scheme.lower() == "bearer" else None
+    try:
+        token = await accounts.token(secret.strip()) if scheme.lower() == "bearer" else None
+    except LookupUnavailable:
+        return False
     return token is not None and token.role == "admin"
 
 

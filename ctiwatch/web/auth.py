@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from ctiwatch.accounts import Accounts, Principal, at_least
+from ctiwatch.accounts import Accounts, LookupUnavailable, Principal, at_least
 from ctiwatch.web.service import ServiceError
 
 log = logging.getLogger("ctiwatch.web.auth")
@@ -176,6 +176,19 @@ def auth_middleware(settings: AuthSettings) -> Middleware:
 
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await checked(request, handler)
+        except LookupUnavailable:
+            if required_role(request.method, route_path(request)) == PUBLIC:
+                return await handler(request)  # nobody needed: public pages work on
+            raise ServiceError(
+                "the database is not reachable, so the login cannot be checked; try again "
+                "in a moment",
+                None,
+                503,
+            ) from None
+
+    async def checked(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not settings.hosts.allows(request.host):
             log.warning("refused a request for host %r", request.host[:100])
             raise _refuse(request, 421, f"this server does not answer for {request.host[:100]!r}")
