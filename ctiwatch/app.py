@@ -56,7 +56,7 @@ from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion, Refused
 from ctiwatch.mqtt.schema import encode_result
-from ctiwatch.persist import Pipeline, StepFailed, engine_windows, load_state
+from ctiwatch.persist import RESTORED_RESOLVED, Pipeline, StepFailed, engine_windows, load_state
 from ctiwatch.settings import (
     context_from_config,
     monitor_settings,
@@ -115,6 +115,7 @@ async def restore_monitor(config: Config, store: Store, now_clock: Clock) -> Mon
         next_number=stored.next_number,
         maintenance=engine_windows(stored.windows),
         escalations=stored.escalations,
+        keep_resolved=RESTORED_RESOLVED,  # as many as a restart loads: memory stays bounded
         held=stored.held,
     )
     monitor.resume(now)

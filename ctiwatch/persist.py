@@ -586,6 +586,7 @@ class Pipeline:
                 await tx.held.add(message)
             await tx.held.remove(outcome.released)
         self._stored_timeline.update(counts)
+        self._forget_timelines()
         for event in outcome.events:
             log.info(
                 "incident %s",
@@ -599,6 +600,15 @@ class Pipeline:
         self.changed.set()
         if outcome.messages:
             self.outbox_ready.set()
+
+    def _forget_timelines(self) -> None:
+        """Count timelines only of the incidents the monitor still holds (it lets go of those
+        resolved long ago), so this map stays as small as the monitor."""
+        incidents = self.monitor.engine.incidents()
+        if len(self._stored_timeline) <= len(incidents):
+            return
+        held = {incident.number for incident in incidents}
+        self._stored_timeline = {n: c for n, c in self._stored_timeline.items() if n in held}
 
     def _touched(self, outcome: Outcome) -> list[Incident]:
         """The changed incidents, and those whose timeline grew without a change (the monitor

@@ -34,11 +34,17 @@ Rules (``classification.md`` and ``sla.md``):
   ``tick`` and ``next_due`` also cover window ends.
 - Timers: ``tick(now)`` raises the warnings (75%) and breaches (100%) that are due on open
   incidents, each once per clock run; breaches are recorded on the incident.
+- Memory: with ``keep_resolved=N`` the engine holds every open incident and only the ``N``
+  incidents resolved last (what a restart loads), so a service that runs for months does not
+  grow with its history. It lets go of older ones when a step's changes are handed over
+  (``take_changed``, once per monitor step); one let go is unknown to the engine
+  (``IncidentError``) and stays in the database. ``None`` (the default, ``simulate``) keeps
+  every incident.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -97,9 +103,15 @@ class IncidentEngine:
         policy: SlaPolicy,
         incidents: Iterable[Incident] = (),
         next_number: int | None = None,
+        keep_resolved: int | None = None,
     ) -> None:
+        if keep_resolved is not None and keep_resolved < 1:
+            raise ValueError("keep_resolved must be at least 1 (or None: keep every incident)")
         self.policy = policy
         self._incidents: dict[int, Incident] = {}
+        # The resolved incidents held, in the order they were resolved (oldest first).
+        self._resolved: dict[int, None] = {}
+        self._keep_resolved = keep_resolved
         self._open: dict[int, Incident] = {}
         self._open_auto: dict[str, Incident] = {}
         self._holding: dict[ConditionKey, _Held] = {}
@@ -111,10 +123,12 @@ class IncidentEngine:
         # A forgotten condition's key -> the incident whose resolve forgot it (its
         # ``Incident.forgotten`` keeps the key across restarts), and the words naming it.
         self._follows: dict[ConditionKey, tuple[int, str]] = {}
-        for incident in sorted(incidents, key=lambda i: i.number):
+        restored = sorted(incidents, key=lambda i: i.number)
+        for incident in restored:
             self._restore(incident)
-        highest = max(self._incidents, default=0)
+        highest = max((i.number for i in restored), default=0)
         self._next_number = max(highest + 1, next_number or 1)
+        self._forget_resolved()
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -156,6 +170,7 @@ class IncidentEngine:
     def take_changed(self) -> list[Incident]:
         """Incidents changed since the last call (to persist), in number order."""
         changed, self._changed = self._changed, {}
+        self._forget_resolved(spare=changed)  # held until the step's changes are handed over
         return [changed[number] for number in sorted(changed)]
 
     def next_due(self) -> datetime | None:
@@ -331,7 +346,9 @@ class IncidentEngine:
 
     def _unforget(self, number: int, key: ConditionKey) -> None:
         """The resolved incident ``number`` no longer waits for ``key`` to come back."""
-        incident = self._incidents[number]
+        incident = self._incidents.get(number)
+        if incident is None:  # resolved long ago and no longer held (``keep_resolved``)
+            return
         if key in incident.forgotten:
             incident.forgotten.remove(key)
             self._changed[number] = incident
@@ -517,6 +534,7 @@ class IncidentEngine:
                 )
             self._open_auto[incident.customer] = incident
         self._open[number] = incident
+        self._resolved.pop(number, None)
         incident.status = IncidentStatus.OPEN
         incident.acknowledged_at = incident.resolved_at = incident.resolved_by = None
         self._restart_clocks(incident, now)
@@ -634,6 +652,23 @@ class IncidentEngine:
         if self._open_auto.get(incident.customer) is incident:
             del self._open_auto[incident.customer]
         self._changed[incident.number] = incident
+        self._resolved[incident.number] = None
+
+    def _forget_resolved(self, spare: Container[int] = ()) -> None:
+        """Let go of the incidents resolved longest ago beyond ``keep_resolved``, sparing
+        those of the step being handed over (its caller still reads them)."""
+        keep = self._keep_resolved
+        if keep is None:
+            return
+        excess = len(self._resolved) - keep
+        for number in list(self._resolved):
+            if excess <= 0:
+                break
+            if number in spare:
+                continue
+            del self._resolved[number]
+            del self._incidents[number]
+            excess -= 1
 
     @staticmethod
     def _event(
@@ -656,6 +691,8 @@ class IncidentEngine:
 
     def _restore(self, incident: Incident) -> None:
         self._incidents[incident.number] = incident
+        if not incident.is_open:
+            self._resolved[incident.number] = None
         if incident.is_open:
             self._open[incident.number] = incident
             if incident.automatic:

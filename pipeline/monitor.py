@@ -100,14 +100,18 @@ class Monitor:
         next_number: int | None = None,
         maintenance: Iterable[MaintenanceWindow] = (),
         escalations: Mapping[int, escalation.EscalationState] | None = None,
+        keep_resolved: int | None = None,
         held: Iterable[OutgoingMessage] = (),
     ) -> None:
         self.settings = settings
         self.policy = policy
+        # ``ctiwatch run`` holds the incidents resolved last, not its whole history (see
+        # ``IncidentEngine``); ``simulate`` keeps every incident for its output.
+        self._keep_resolved = keep_resolved
         self.customers = {c.id: c.view for c in settings.customers}
         topology = {c.id: c.locations for c in settings.customers}
         self.classifier = Classifier(settings.thresholds, topology)
-        self.engine = IncidentEngine(policy, incidents, next_number)
+        self.engine = IncidentEngine(policy, incidents, next_number, keep_resolved)
         self.routing = settings.routing
         self.rotation: Rotation = settings.rotation
         self._configured_steps = [(s.name, s.after, s.numbers) for s in settings.escalation]
@@ -164,7 +168,7 @@ class Monitor:
         (built from results, which are stored before a step runs) stays, and what it holds
         that the restored incidents do not know is reported again by the next :meth:`resync`.
         """
-        self.engine = IncidentEngine(self.policy, incidents, next_number)
+        self.engine = IncidentEngine(self.policy, incidents, next_number, self._keep_resolved)
         self._escalations = dict(escalations)
         self._held = list(held)
         self._step_held = []

@@ -238,9 +238,13 @@ async def test_agent_results_arrive_and_its_death_alerts_oncall_not_customers(
             assert row["reason"] == "connection lost"
 
             async def texted_oncall() -> bool:
-                return {m.to for m in twilio.messages if name in m.body} >= set(ONCALL)
+                # Delivered, and marked sent once the fake Twilio accepted it.
+                rows = [m for m in await store.outbox.list(limit=100) if name in m.body]
+                return {m.to for m in twilio.messages if name in m.body} >= set(ONCALL) and all(
+                    m.status == "sent" for m in rows
+                )
 
-            await until(texted_oncall, "the agent_offline SMS to on-call on the fake Twilio")
+            await until(texted_oncall, "the agent_offline SMS to on-call, sent and marked sent")
             texts = [m for m in twilio.messages if name in m.body]
             assert sorted(m.to for m in texts) == sorted(ONCALL)
             assert len({m.body for m in texts}) == 1  # the same text to every number
