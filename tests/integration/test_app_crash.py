@@ -32,6 +32,7 @@ from aiohttp import web
 from running_app import HOST, WAIT_SECONDS, free_ports, until
 
 from alerting.channels.email import message_id
+from ctiwatch.accounts import Accounts
 from ctiwatch.clock import RealClock
 from ctiwatch.config import Config
 from ctiwatch.fakes import FakeSmtp, FakeTwilio
@@ -224,7 +225,10 @@ async def test_killed_while_probing_and_while_opening_an_incident_it_opens_one_a
             return await failed_rounds(storage_url, after=later) > 0
 
         await until(more_rounds, "rounds after the restart")
-        async with aiohttp.ClientSession() as http:
+        async with Store.open(storage_url, migrate=False) as store:
+            secret, _ = await Accounts(store, RealClock()).create_token("test", "admin", by="test")
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
             async with http.get(f"{web_url}/api/v1/incidents/1") as response:
                 shown = await response.json()
             async with http.get(f"{web_url}/api/v1/incidents/2") as response:
