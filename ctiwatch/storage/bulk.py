@@ -52,7 +52,7 @@ _INCOMING: tuple[tuple[str, str, str], ...] = (
     ("source", "text", "TEXT"),
     ("attempts", "int4", "INTEGER"),
     # Which source sent it (the central prober, an agent by name, call events): probe_results
-    # only, so the active monitor can read back the results other workers stored (0009).
+    # only, so the active monitor can read back the results other workers stored (0010).
     ("source_id", "text", "TEXT"),
 )
 _RESULT_COLUMNS = tuple(name for name, _, _ in _INCOMING[1:])  # probe_results, minus id

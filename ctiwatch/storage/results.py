@@ -107,7 +107,7 @@ def _result_from(row: Row[Any]) -> ProbeResult:
 
 
 def _fed_from(row: Row[Any]) -> tuple[int, ProbeResult]:
-    """A stored result as the active monitor reads it back, its source named (0009)."""
+    """A stored result as the active monitor reads it back, its source named (0010)."""
     result = _result_from(row)
     if row.source_id:
         result = replace(result, source_id=row.source_id)

@@ -62,7 +62,7 @@ class ProbeResultRow(SQLModel, table=True):
     evidence: str = Field(sa_type=Text)
     source: str
     attempts: int
-    source_id: str | None = None  # 0009: the agent's name for an agent's result
+    source_id: str | None = None  # 0010: the agent's name for an agent's result
 
 
 class TargetLatestRow(SQLModel, table=True):
@@ -174,7 +174,7 @@ class IncidentRow(SQLModel, table=True):
     scope: list[dict[str, Any]] = Field(default_factory=list, sa_type=json_type())
     state: dict[str, Any] = Field(default_factory=dict, sa_type=json_type())
     updated_at: datetime = Field(sa_type=UTCDateTime)
-    # The leader generation that wrote the row last (0009): a save never overwrites a newer one.
+    # The leader generation that wrote the row last (0010): a save never overwrites a newer one.
     generation: int = Field(default=0, sa_type=BigInteger)
 
 
@@ -378,7 +378,7 @@ HELD_MESSAGES = table_of(HeldMessageRow)
 
 
 class LeaderRow(SQLModel, table=True):
-    """Who is the active monitor (0009): a lease renewed by its holder. ``generation`` grows by
+    """Who is the active monitor (0010): a lease renewed by its holder. ``generation`` grows by
     one at every change of holder; every step of the monitor checks it in its own transaction,
     so a paused old leader cannot write once another worker took over."""
 
@@ -408,3 +408,17 @@ class CustomerLinkRow(SQLModel, table=True):
 
 
 CUSTOMER_LINKS = table_of(CustomerLinkRow)
+
+
+# Accounts, sessions, API tokens and the audit log live in their own module (same metadata).
+from ctiwatch.storage.account_tables import (  # noqa: E402
+    ApiTokenRow,
+    AuditRow,
+    SessionRow,
+    UserRow,
+)
+
+USERS = table_of(UserRow)
+SESSIONS = table_of(SessionRow)
+API_TOKENS = table_of(ApiTokenRow)
+AUDIT = table_of(AuditRow)

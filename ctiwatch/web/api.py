@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ctiwatch.web import readmodel as cached
 from ctiwatch.web.actions import INCIDENT_ACTIONS, perform
+from ctiwatch.web.auth import actor_name, remote_address
 from ctiwatch.web.inputs import (
     B,
     CancelMaintenanceBody,
@@ -85,12 +86,16 @@ class Api:
         if model is None:
             raise ServiceError(f"unknown action {action!r}", None, 404)
         body = await _body(request, model)
-        await perform(self._service, number, action, body)
+        await perform(
+            self._service, number, action, body, actor_name(request), remote_address(request)
+        )
         return web.json_response(await self._incident_body(number))
 
     async def open_question(self, request: web.Request) -> web.Response:
         body = await _body(request, QuestionBody)
-        number = await self._service.open_question(body.customer, body.actor, body.text)
+        number = await self._service.open_question(
+            body.customer, actor_name(request), body.text, address=remote_address(request)
+        )
         location = f"/api/v1/incidents/{number}"
         return web.json_response(
             {"number": number, "url": location}, status=201, headers={"Location": location}
@@ -112,11 +117,12 @@ class Api:
             list(body.services) if body.services else None,
             body.customers,
             body.reason,
-            body.actor,
+            actor_name(request),
             locations=body.locations,
             recurrence=body.recurrence or None,
             emergency=body.emergency,
             justification=body.justification,
+            address=remote_address(request),
         )
         location = f"/api/v1/maintenance/{window.id}"
         return web.json_response(
@@ -128,7 +134,7 @@ class Api:
         body = await _body(request, ChangeMaintenanceBody)
         window = await self._service.change_maintenance(
             window_id,
-            body.actor,
+            actor_name(request),
             body.why,
             body.start,
             body.end,
@@ -139,13 +145,16 @@ class Api:
             recurrence=body.recurrence or None,
             emergency=body.emergency,
             justification=body.justification,
+            address=remote_address(request),
         )
         return web.json_response(jsonable(window, self._tz))
 
     async def cancel_maintenance(self, request: web.Request) -> web.Response:
         window_id = int(request.match_info["id"])
         body = await _body(request, CancelMaintenanceBody)
-        window = await self._service.cancel_maintenance(window_id, body.actor, body.why)
+        window = await self._service.cancel_maintenance(
+            window_id, actor_name(request), body.why, address=remote_address(request)
+        )
         return web.json_response(jsonable(window, self._tz))
 
     async def _incident_body(self, number: int) -> dict[str, Any]:

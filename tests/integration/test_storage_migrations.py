@@ -20,11 +20,13 @@ from ctiwatch.storage.migrate import head_revision, upgrade
 from ctiwatch.storage.tables import MAINTENANCE, metadata
 
 # The newest migration: a new one changes this line.
-HEAD = "0009"
+HEAD = "0010"
 
 TABLES = {
     "agents",
     "alembic_version",
+    "api_tokens",
+    "audit_log",
     "counters",
     "dead_letters",
     "held_messages",
@@ -38,7 +40,9 @@ TABLES = {
     "probe_results",
     "rollups_hour",
     "rollups_minute",
+    "sessions",
     "target_latest",
+    "users",
     "webhook_replays",
 }
 

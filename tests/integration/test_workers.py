@@ -33,6 +33,8 @@ from running_app import HOST, WAIT_SECONDS, broker_or_skip, free_ports, until
 from test_app_crash import SID, TOKEN, TOPOLOGY, add_fault, outside  # noqa: F401 - fixture
 
 from alerting.channels.email import message_id
+from ctiwatch.accounts import Accounts
+from ctiwatch.clock import RealClock
 from ctiwatch.fakes import FakeSmtp, FakeTwilio
 from ctiwatch.storage import Store
 
@@ -204,7 +206,10 @@ async def test_three_workers_one_killed_while_leading_one_incident_pages_once_ta
             return all(r.status == "sent" for r in rows)
 
         await until(all_sent, "every page sent")
-        async with aiohttp.ClientSession() as http:
+        async with Store.open(url, migrate=False) as store:
+            secret, _ = await Accounts(store, RealClock()).create_token("test", "admin", by="test")
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
             roles = [await role(http, w) for w in survivors]
             shown = []
             for w in survivors:
