@@ -10,6 +10,7 @@ key pressed during an alert call, delivery reports).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -179,11 +180,7 @@ class ConsoleServiceImpl:
     async def _build_status(self, now: datetime) -> StatusView:
         live = self._live
         if not live.loaded:
-            since = now - self._rate_window - timedelta(minutes=1)
-            live.load(
-                await self._store.results.rollups("minute", since, now + timedelta(minutes=1)),
-                await self._store.results.latest(),
-            )
+            await self._load_live(now)
         live.prune(now)
         async with self._pipeline.lock:
             held = self._monitor.classifier.conditions(now)
@@ -200,8 +197,15 @@ class ConsoleServiceImpl:
             if at > now
         ]
         self._valid_until = min([now + VIEW_MAX_AGE, *boundaries])
+        # The conditions by place, so that a tile finds its own without scanning them all.
+        held_at: dict[tuple[str, str, Service], list[Condition]] = {}
+        for condition in held:
+            held_at.setdefault(
+                (condition.customer, condition.location, condition.service), []
+            ).append(condition)
         customers = []
         for customer in self._config.topology.customers:
+            await asyncio.sleep(0)  # a customer at a time: the loop runs between them
             incident = next(
                 (i for i in open_incidents if i.automatic and i.customer == customer.id), None
             )
@@ -209,7 +213,14 @@ class ConsoleServiceImpl:
             for location in customer.locations:
                 tiles = [
                     self._tile(
-                        customer.id, location.id, service, now, held, suppressed, active, incident
+                        customer.id,
+                        location.id,
+                        service,
+                        now,
+                        held_at.get((customer.id, location.id, service), []),
+                        suppressed,
+                        active,
+                        incident,
                     )
                     for service in Service
                 ]
@@ -232,6 +243,20 @@ class ConsoleServiceImpl:
             ),
             version=self._builds,
         )
+
+    async def _load_live(self, now: datetime) -> None:
+        """The read model's first load: the stored minute rollups of the window and the
+        latest result of every target, streamed in chunks with the event loop running between
+        them. The queries start while no batch is being stored, and every batch after that
+        is observed: each result is counted once, from the store or from the pipeline."""
+        since = now - self._rate_window - timedelta(minutes=1)
+        async with contextlib.AsyncExitStack() as stack:
+            async with self._pipeline.results_held():
+                rows, times = await stack.enter_async_context(
+                    self._store.results.live_rows(since, now + timedelta(minutes=1))
+                )
+                self._live.start()
+            await self._live.load(rows, times)
 
     def _mqtt_view(self) -> MqttView | None:
         """The broker as ingestion reports it; ``disabled`` when MQTT is off in the config."""
@@ -256,7 +281,7 @@ class ConsoleServiceImpl:
         def here(c: Condition) -> bool:
             return c.customer == customer and c.location == location and c.service is service
 
-        mine = [c for c in held if here(c)]
+        mine = [c for c in held if here(c)]  # held: this place's conditions
         last_result_at = self._live.last_result_at(customer, location, service)
         state: ServiceState
         if any(w.covers_place(service, customer, location) for w in active) or any(

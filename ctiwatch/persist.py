@@ -16,9 +16,10 @@ database answers again, then applies them to the monitor, and re-runs what could
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -257,6 +258,12 @@ class Pipeline:
         self.version = StateVersion()
         self.observers: list[Callable[[list[ProbeResult]], None]] = []
         self._dirty = False  # a step failed: memory may be ahead of the database
+        # Batches between "store" and "observers told" (see results_held()).
+        self._storing = 0
+        self._results_open = asyncio.Event()
+        self._results_open.set()
+        self._results_idle = asyncio.Event()
+        self._results_idle.set()
         # How many of each incident's timeline entries are stored already.
         self._stored_timeline: dict[int, int] = {
             incident.number: len(incident.timeline) for incident in monitor.engine.incidents()
@@ -302,22 +309,53 @@ class Pipeline:
         if len(self.backlog):
             self._keep(batch)
             return
-        try:
-            await self.store.results.add_many(batch)
-        except Exception as exc:
-            if not self._transient(exc):
-                raise
-            self._unreachable(exc)
-            self._keep(batch)
-            return
+        async with self._storing_results():
+            try:
+                await self.store.results.add_many(batch)
+            except Exception as exc:
+                if not self._transient(exc):
+                    raise
+                self._unreachable(exc)
+                self._keep(batch)
+                return
+            self._tell(batch)
         await self._apply(batch)
 
-    async def _apply(self, batch: list[ProbeResult]) -> None:
-        """Stored results to the monitor."""
+    @contextlib.asynccontextmanager
+    async def results_held(self) -> AsyncIterator[None]:
+        """Inside, no batch is being stored nor will be until the block ends: every batch is
+        either stored before it and told to the observers already, or stored after it and
+        told after it. The read model starts its queries and its observing in here."""
+        self._results_open.clear()
+        try:
+            while self._storing:
+                self._results_idle.clear()
+                await self._results_idle.wait()
+            yield
+        finally:
+            self._results_open.set()
+
+    @contextlib.asynccontextmanager
+    async def _storing_results(self) -> AsyncIterator[None]:
+        """Around storing a batch and telling the observers (see :meth:`results_held`)."""
+        while not self._results_open.is_set():
+            await self._results_open.wait()
+        self._storing += 1
+        try:
+            yield
+        finally:
+            self._storing -= 1
+            if not self._storing:
+                self._results_idle.set()
+
+    def _tell(self, batch: list[ProbeResult]) -> None:
         if self._observed is not None:
             self._observed(batch)
         for observer in self.observers:
             observer(batch)
+
+    async def _apply(self, batch: list[ProbeResult]) -> None:
+        """Stored results (told to the observers already) to the monitor."""
         try:
             await self._step(lambda now: self.monitor.observe(batch, now), results=True)
         except StepFailed:  # logged; catch_up (or the next step) recovers it
@@ -394,14 +432,16 @@ class Pipeline:
     async def _catch_up_once(self) -> None:
         stored = 0
         while (batch := self.backlog.take()) is not None:
-            try:
-                await self._store_or_park(batch)
-            except BaseException:
-                self.backlog.put_back()
-                raise
-            self.backlog.done()
-            self._reachable()
-            stored += len(batch)
+            async with self._storing_results():
+                try:
+                    await self._store_or_park(batch)
+                except BaseException:
+                    self.backlog.put_back()
+                    raise
+                self.backlog.done()
+                self._reachable()
+                stored += len(batch)
+                self._tell(batch)
             await self._apply(batch)
         if self._dirty:
             async with self.lock:
