@@ -75,11 +75,12 @@ from alerting.outbox import OutboxMessage
 from alerting.rotation import on_call
 from alerting.sender import OutboxSender, this_process
 from classifier.observation import ProbeResult, TargetKey
-from ctiwatch.app import Metrics, restore_monitor
+from ctiwatch.app import restore_monitor
 from ctiwatch.clock import LoopClock
 from ctiwatch.config import Config
 from ctiwatch.console import ConsoleServiceImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio
+from ctiwatch.metrics import Metrics
 from ctiwatch.mqtt.ingest import AgentTracker, Receiver
 from ctiwatch.mqtt.schema import encode_results
 from ctiwatch.mqtt.topics import Topics
@@ -668,7 +669,7 @@ class Soak:
             stack.push_async_callback(store.close)
             _hold_database(store, loop)
             monitor = await restore_monitor(config, store, clock)
-            metrics = Metrics()
+            metrics = Metrics(clock)
             metrics.watch(monitor)
             pipeline = Pipeline(monitor, store, clock, on_results=metrics.observe)
             sink = self.counted(pipeline)

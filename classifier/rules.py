@@ -68,7 +68,7 @@ nothing (see its docstring): a problem that persists makes its condition again.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
@@ -337,6 +337,14 @@ class Classifier:
                 self._pending[key] = None
         if self._pending:
             self.version += 1
+
+    def series_down(self) -> Iterator[tuple[TargetKey, str, bool]]:
+        """Each (target, source) series kept, and whether the rules hold that user down for
+        that source (down until ``recovery_rounds`` good rounds). Read only: for ``/metrics``.
+        The central prober has a series for every user of the topology from the start."""
+        for key, target in self._targets.items():
+            for source, series in target.series.items():
+                yield key, source, series.down
 
     def take_changes(self) -> ConditionChanges:
         """Conditions started/changed and cleared since the last call (for incremental apply)."""

@@ -44,6 +44,20 @@ class MinuteCounts:
             self._recognised[i] = 0
         self._head = minute
 
+    def totals_at(self, minute: int) -> tuple[int, int]:
+        """(calls, recognised) in the window ending at ``minute``, without moving it."""
+        head = self._head
+        if head is None or minute - head >= self._size:
+            return 0, 0
+        if minute <= head:
+            return self.calls, self.recognised
+        calls, recognised = self.calls, self.recognised
+        for m in range(head + 1, minute + 1):
+            i = m % self._size
+            calls -= self._calls[i]
+            recognised -= self._recognised[i]
+        return calls, recognised
+
     def add(self, minute: int, recognised: bool) -> None:
         if minute != self._head:  # most calls fall in the newest minute: nothing to roll
             self.roll(minute)

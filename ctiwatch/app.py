@@ -29,8 +29,7 @@ import asyncio
 import gc
 import logging
 import random
-from collections import Counter as Tally
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from functools import partial
@@ -38,10 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import prometheus_client
 from aiohttp import web
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
 from sqlalchemy.engine import make_url
 
 from alerting.channels import open_channels
@@ -52,7 +48,9 @@ from classifier.observation import CENTRAL, ProbeResult
 from ctiwatch.clock import Clock, RealClock
 from ctiwatch.config import Config
 from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
+from ctiwatch.custpages import CustomerPagesImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
+from ctiwatch.metrics import Metrics
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion, Refused
 from ctiwatch.mqtt.schema import encode_result
 from ctiwatch.persist import RESTORED_RESOLVED, Pipeline, StepFailed, engine_windows, load_state
@@ -123,108 +121,6 @@ async def restore_monitor(config: Config, store: Store, now_clock: Clock) -> Mon
     return monitor
 
 
-class _OpenIncidents(Collector):
-    """``ctiwatch_open_incidents{priority}``, read from the monitor at scrape time."""
-
-    def __init__(self, monitor: Monitor) -> None:
-        self._monitor = monitor
-
-    def collect(self) -> Iterable[prometheus_client.Metric]:
-        family = GaugeMetricFamily(
-            "ctiwatch_open_incidents", "Incidents not resolved, by priority", labels=["priority"]
-        )
-        counts = Tally(int(i.priority) for i in self._monitor.engine.open_incidents())
-        for priority in (1, 2, 3, 4):
-            family.add_metric([str(priority)], counts.get(priority, 0))
-        yield family
-
-
-class _MqttRejected(Collector):
-    """``ctiwatch_mqtt_rejected_total{reason}``: messages and results refused by ingestion."""
-
-    def __init__(self, ingestion: Ingestion) -> None:
-        self._ingestion = ingestion
-
-    def collect(self) -> Iterable[prometheus_client.Metric]:
-        family = CounterMetricFamily(
-            "ctiwatch_mqtt_rejected",
-            "MQTT messages and results rejected by ingestion, by reason",
-            labels=["reason"],
-        )
-        for reason, count in sorted(self._ingestion.counts.rejected.items()):
-            family.add_metric([reason], count)
-        yield family
-
-
-class _Backlog(Collector):
-    """Results kept while the database is away: waiting now, and dropped (backlog full)."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self._pipeline = pipeline
-
-    def collect(self) -> Iterable[prometheus_client.Metric]:
-        backlog = self._pipeline.backlog
-        yield GaugeMetricFamily(
-            "ctiwatch_results_backlog",
-            "Results waiting for the database to be reachable again",
-            value=len(backlog),
-        )
-        yield CounterMetricFamily(
-            "ctiwatch_results_backlog_dropped",
-            "Results dropped because the backlog was full while the database was away",
-            value=backlog.dropped,
-        )
-        yield GaugeMetricFamily(
-            "ctiwatch_database_up",
-            "1 while the database takes writes, 0 while it is unreachable",
-            value=0 if self._pipeline.unreachable_since is not None else 1,
-        )
-
-
-class Metrics:
-    """The process's own registry: never the global default one."""
-
-    def __init__(self) -> None:
-        self.registry = prometheus_client.CollectorRegistry()
-        self.results = prometheus_client.Counter(
-            "ctiwatch_probe_results",
-            "Probe results received (own probes, agents, call events)",
-            ["service", "ok"],
-            registry=self.registry,
-        )
-        self.outbox_pending = prometheus_client.Gauge(
-            "ctiwatch_outbox_pending", "Alerts waiting in the outbox", registry=self.registry
-        )
-        self.outbox_failed = prometheus_client.Counter(
-            "ctiwatch_outbox_failed",
-            "Outbox messages that could not be sent (given up or unsendable), by channel",
-            ["channel", "cause"],
-            registry=self.registry,
-        )
-        for channel in ("sms", "voice", "email"):  # shown at 0 from the start
-            for cause in ("undelivered", "unsendable"):
-                self.outbox_failed.labels(channel, cause)
-        self.dead_letters = prometheus_client.Counter(
-            "ctiwatch_dead_letters",
-            "Inputs the database refused, parked in the dead-letter table",
-            ["source"],
-            registry=self.registry,
-        )
-
-    def watch(self, monitor: Monitor) -> None:
-        self.registry.register(_OpenIncidents(monitor))
-
-    def watch_backlog(self, pipeline: Pipeline) -> None:
-        self.registry.register(_Backlog(pipeline))
-
-    def watch_ingestion(self, ingestion: Ingestion) -> None:
-        self.registry.register(_MqttRejected(ingestion))
-
-    def observe(self, batch: list[ProbeResult]) -> None:
-        for result in batch:
-            self.results.labels(result.target.service.value, str(result.ok).lower()).inc()
-
-
 def _agent_view(state: AgentState, ingestion: Ingestion) -> AgentHealthView:
     health = state.health.value
     return AgentHealthView(
@@ -263,7 +159,7 @@ class Ctiwatch:
         self.ready = asyncio.Event()
         # Restarts every long-lived task that fails, and says so on /healthz.
         self.supervisor = Supervisor(self.clock)
-        self.metrics = Metrics()
+        self.metrics = Metrics(self.clock)
         self.store: Store | None = None
         self.monitor: Monitor | None = None
         self.pipeline: Pipeline | None = None
@@ -316,6 +212,7 @@ class Ctiwatch:
                 agents = partial(_agent_views, ingestion)
                 mqtt = partial(_mqtt_view, ingestion)
             console = self.console = ConsoleServiceImpl(config, pipeline, agents=agents, mqtt=mqtt)
+            customer_pages = CustomerPagesImpl(config, pipeline, console)
 
             if config.simulator.enabled:
                 core = SimulatorCore.from_config(config)
@@ -337,6 +234,7 @@ class Ctiwatch:
                 metrics_registry=self.metrics.registry,
                 health=self.problems,
                 versions=pipeline.version,
+                customers=customer_pages,
                 tz=config.sla.timezone,
                 maintenance_notice=(
                     duration_words(config.maintenance.min_notice),
@@ -535,12 +433,7 @@ class Ctiwatch:
     async def _delivered(self, report: DeliveryReport) -> None:
         """A delivery outcome on the incident's timeline (a message that could not be sent
         counted on ``/metrics`` too)."""
-        if report.outcome == "failed":
-            cause = "unsendable" if report.unsendable else "undelivered"
-            self.metrics.outbox_failed.labels(report.channel, cause).inc()
-            fallback = report.fallback
-            if fallback is not None and fallback.outcome == "failed":
-                self.metrics.outbox_failed.labels(fallback.channel, "undelivered").inc()
+        self.metrics.delivered(report)
         if report.incident is None or self.store is None:
             return
         entry = TimelineEntry(

@@ -23,6 +23,7 @@ COMMANDS = {
     "db": "ctiwatch.commands.db",
     "agent": "ctiwatch.commands.agent",
     "agents": "ctiwatch.commands.agents",
+    "customers": "ctiwatch.commands.customers",
     "report": "ctiwatch.commands.report",
     "alerts": "ctiwatch.commands.alerts",
     "simulator": "ctiwatch.commands.simulator",

@@ -231,6 +231,8 @@ class CustomerConfig(Strict):
     name: str = ""
     contact: ContactConfig = ContactConfig()
     locations: list[LocationConfig] = Field(min_length=1)
+    # The customer's status page is also at /status/c/<id>, for anyone (its link works too).
+    public: bool = False
 
     @model_validator(mode="after")
     def _unique_locations(self) -> CustomerConfig:

@@ -47,12 +47,14 @@ from ctiwatch.web.service import (
     MaintenanceRevisionView,
     MaintenanceView,
     MqttView,
+    RecognitionRow,
     ScopeEntry,
     ServiceError,
     ServiceState,
     ServiceTile,
     StatusView,
     TimelineEntry,
+    UserTile,
     check_customer,
     check_priority_change,
     check_resolve,
@@ -81,7 +83,11 @@ from sla.words import service_name, window_words
 log = logging.getLogger("ctiwatch.console")
 
 DEAD_LETTERS_SHOWN = 10  # the latest dead letters on the status page
+HISTORY_SHOWN = 10  # the latest resolved incidents on the status page
 FIGURES_EVERY = timedelta(seconds=1)  # new results alone rebuild the status view at most this often
+# ... and at most every (targets / this) seconds: a view of 10,000 targets (its page, its JSON)
+# is rebuilt every 5 s while results stream in, so the work a second stays about the same.
+FIGURES_TARGETS_PER_SECOND = 2_000
 VIEW_MAX_AGE = timedelta(seconds=5)  # "probed 12s ago", agents' counts: rebuilt at least this often
 _DOWN = frozenset({ConditionKind.LOCATION_UNAVAILABLE, ConditionKind.USER_UNAVAILABLE})
 _BREACHES: tuple[Breach, ...] = ("response", "update", "repair")
@@ -129,12 +135,21 @@ class ConsoleServiceImpl:
         # The read model: the results' figures in memory, fed by the pipeline, and the last
         # built view with the state version it was built at.
         self._live = LiveRollups(self._rate_window)
+        targets = len(Service) * sum(
+            len(location.users)
+            for customer in config.topology.customers
+            for location in customer.locations
+        )
+        self._figures_every = max(
+            FIGURES_EVERY, timedelta(seconds=targets / FIGURES_TARGETS_PER_SECOND)
+        )
         pipeline.observers.append(self._live.observe)
         self._building = asyncio.Lock()
         self._view: StatusView | None = None
         self._built: tuple[int, int, tuple[object, ...]] = (-1, -1, ())
         self._valid_until = datetime.min.replace(tzinfo=UTC)
         self._builds = 0
+        self._history: tuple[int, tuple[IncidentSummary, ...]] | None = None
 
     # --- status --------------------------------------------------------------------------------
 
@@ -144,7 +159,8 @@ class ConsoleServiceImpl:
         the pipeline nor reads raw results: the timers task ticks when something is due.
 
         A view is rebuilt when an incident, a condition, a window or an agent changed; when
-        only new results moved its figures, at most every :data:`FIGURES_EVERY`; and after
+        only new results moved its figures, at most every :data:`FIGURES_EVERY` (longer for
+        many targets, see :data:`FIGURES_TARGETS_PER_SECOND`); and after
         :data:`VIEW_MAX_AGE` or when a maintenance window starts or ends."""
         now = self._clock.now()
         view = self._view
@@ -169,7 +185,7 @@ class ConsoleServiceImpl:
         version = self._pipeline.version
         if version.major != major or self._agents_key() != agents:
             return False
-        return version.value == value or now - view.generated_at < FIGURES_EVERY
+        return version.value == value or now - view.generated_at < self._figures_every
 
     def _agents_key(self) -> tuple[object, ...]:
         """What of the agents and the broker changes a view at once (not the counts)."""
@@ -226,6 +242,8 @@ class ConsoleServiceImpl:
                 ]
                 locations.append(LocationStatus(location.id, location.name, tuple(tiles)))
             customers.append(CustomerStatus(customer.id, customer.name, tuple(locations)))
+        recognition, users = await self._people(customers, held_at, now)
+        history = await self._resolved_history()
         self._builds += 1
         return StatusView(
             generated_at=now,
@@ -242,6 +260,9 @@ class ConsoleServiceImpl:
                 for d in await self._store.dead_letters.latest(DEAD_LETTERS_SHOWN)
             ),
             version=self._builds,
+            history=history,
+            recognition=tuple(recognition),
+            users=tuple(users),
         )
 
     async def _load_live(self, now: datetime) -> None:
@@ -257,6 +278,88 @@ class ConsoleServiceImpl:
                 )
                 self._live.start()
             await self._live.load(rows, times)
+
+    async def _resolved_history(self) -> tuple[IncidentSummary, ...]:
+        """The latest resolved incidents, read again only when an incident changed."""
+        major = self._pipeline.version.major
+        if self._history is None or self._history[0] != major:
+            found = await self.incidents("resolved", None, HISTORY_SHOWN)
+            self._history = (major, tuple(found))
+        return self._history[1]
+
+    async def _people(
+        self,
+        customers: list[CustomerStatus],
+        held_at: dict[tuple[str, str, Service], list[Condition]],
+        now: datetime,
+    ) -> tuple[list[RecognitionRow], list[UserTile]]:
+        """Recognition per customer, location and user (the live rollups' trailing window)
+        and every user's every service as the wall screen shows it. A customer at a time,
+        the event loop running between them (10,000 user-services are tens of ms)."""
+        live = self._live
+        rows: list[RecognitionRow] = []
+        users: list[UserTile] = []
+        for customer, status in zip(self._config.topology.customers, customers, strict=True):
+            await asyncio.sleep(0)
+            name = customer.name or customer.id
+            mine: list[RecognitionRow] = []
+            total = [0, 0]
+            for location, shown in zip(customer.locations, status.locations, strict=True):
+                place = [0, 0]
+                people: list[RecognitionRow] = []
+                tiles = {t.service: t for t in shown.services}
+                for user in location.users:
+                    counts = [0, 0]
+                    for service in Service:
+                        got = live.user(customer.id, location.id, user.id, service, now).counts
+                        counts[0] += got.calls
+                        counts[1] += got.misses
+                        users.append(
+                            UserTile(
+                                customer.id,
+                                name,
+                                location.id,
+                                location.name or location.id,
+                                user.id,
+                                service.value,
+                                self._user_state(
+                                    tiles[service.value].state,
+                                    [
+                                        c
+                                        for c in held_at.get(
+                                            (customer.id, location.id, service), ()
+                                        )
+                                        if c.user == user.id
+                                    ],
+                                    live.user_last_result_at(
+                                        customer.id, location.id, user.id, service
+                                    ),
+                                ),
+                                got.rate,
+                            )
+                        )
+                    people.append(_recognition("user", customer.id, user.id, counts))
+                    place = [place[0] + counts[0], place[1] + counts[1]]
+                mine.append(
+                    _recognition("location", customer.id, location.name or location.id, place)
+                )
+                mine += people
+                total = [total[0] + place[0], total[1] + place[1]]
+            rows.append(_recognition("customer", customer.id, name, total))
+            rows += mine
+        return rows, users
+
+    @staticmethod
+    def _user_state(
+        place: ServiceState, mine: list[Condition], last: datetime | None
+    ) -> ServiceState:
+        if place in ("maintenance", "down"):
+            return place
+        if any(c.kind in _DOWN and not c.recovering for c in mine):
+            return "down"
+        if mine or place == "degraded":
+            return "degraded"
+        return "ok" if last is not None else "unknown"
 
     def _mqtt_view(self) -> MqttView | None:
         """The broker as ingestion reports it; ``disabled`` when MQTT is off in the config."""
@@ -891,6 +994,14 @@ class ConsoleServiceImpl:
                 for r in revisions
             ),
         )
+
+
+def _recognition(
+    level: Literal["customer", "location", "user"], customer: str, name: str, counts: list[int]
+) -> RecognitionRow:
+    calls, misses = counts
+    rate = (calls - misses) / calls if calls else None
+    return RecognitionRow(level, customer, name, rate, calls, misses)
 
 
 def _int(value: object) -> int:

@@ -276,7 +276,7 @@ class ResultRepository:
 
     @asynccontextmanager
     async def live_rows(
-        self, since: datetime, until: datetime, chunk: int = 2_000
+        self, since: datetime, until: datetime, chunk: int = 500
     ) -> AsyncIterator[tuple[AsyncIterator[list[Any]], AsyncIterator[list[Any]]]]:
         """For the read model's first build, streamed so that no step holds the event loop
         long: the minute rollups with ``since <= bucket < until`` as lists of at most

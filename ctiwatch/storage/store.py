@@ -16,6 +16,7 @@ from ctiwatch.storage.dead_letters import DeadLetterRepository
 from ctiwatch.storage.engine import Database, StorageError, normalize_url, safe_url
 from ctiwatch.storage.held import HeldRepository, TxHeld
 from ctiwatch.storage.incidents import IncidentRepository, TxIncidents, TxTimeline
+from ctiwatch.storage.links import CustomerLinkRepository
 from ctiwatch.storage.maintenance import AgentRepository, MaintenanceRepository, TxMaintenance
 from ctiwatch.storage.outbox import OutboxRepository, TxOutbox, delivered_before
 from ctiwatch.storage.replays import WebhookReplayRepository
@@ -48,6 +49,7 @@ class Store:
         self.webhook_replays = WebhookReplayRepository(db)
         self.dead_letters = DeadLetterRepository(db)
         self.held = HeldRepository(db)
+        self.customer_links = CustomerLinkRepository(db)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, echo: bool = False) -> _Opening:

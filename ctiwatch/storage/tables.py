@@ -372,3 +372,18 @@ class HeldMessageRow(SQLModel, table=True):
 
 
 HELD_MESSAGES = table_of(HeldMessageRow)
+
+
+class CustomerLinkRow(SQLModel, table=True):
+    """The SHA-256 of a customer's status page token (0008); one link per customer."""
+
+    __tablename__ = "customer_links"
+    __table_args__ = (UniqueConstraint("token_hash", name="uq_customer_links_token_hash"),)
+
+    customer: str = Field(primary_key=True)
+    token_hash: str
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    created_by: str
+
+
+CUSTOMER_LINKS = table_of(CustomerLinkRow)

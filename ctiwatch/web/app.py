@@ -7,6 +7,7 @@ a person types is only recorded on the timeline.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -18,9 +19,11 @@ import prometheus_client
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from ctiwatch.metrics import HttpMetrics
 from ctiwatch.web.api import Api, json_error
+from ctiwatch.web.customer_pages import CustomerPageRoutes
+from ctiwatch.web.customers import CustomerPages
 from ctiwatch.web.events import EventStreams, Versions
-from ctiwatch.web.feeds import customer_feed_routes
 from ctiwatch.web.pages import NONCE, Pages
 from ctiwatch.web.render import build_environment
 from ctiwatch.web.service import ConsoleService, ServiceError
@@ -41,12 +44,15 @@ def build_web_app(
     health: Callable[[], list[str]] | None = None,
     maintenance_notice: tuple[str, str] = ("48h", "24h"),
     versions: Versions | None = None,
+    customers: CustomerPages | None = None,
 ) -> web.Application:
     """The console over ``service``; ``/metrics`` exposes ``metrics_registry`` (with the
     web's own request metrics added to it) and is absent when it is None. ``nav_links``
     (label, path) are added to the header, e.g. the demo's fake phone and mailbox. ``/healthz``
     answers ``ok``, or 503 with the lines ``health()`` gives (components down). With
-    ``versions`` (the pipeline's state version) ``/events`` streams its changes (SSE)."""
+    ``versions`` (the pipeline's state version) ``/events`` streams its changes (SSE). With
+    ``customers`` each customer's own page is at its link ``/status/<token>`` (and at
+    ``/status/c/<id>`` when public), with its feeds."""
     zone = ZoneInfo(tz)
     environment = build_environment(zone)
     environment.globals["nav_links"] = tuple(nav_links)
@@ -60,7 +66,8 @@ def build_web_app(
     app = web.Application(middlewares=middlewares)
     app.add_routes(pages.routes())
     app.add_routes(Api(service, zone).routes())
-    app.add_routes(customer_feed_routes(service, zone))
+    if customers is not None:
+        app.add_routes(CustomerPageRoutes(customers, service, environment, zone).routes())
     app.add_routes([web.get("/healthz", _healthz(health)), web.static("/static", STATIC)])
     if metrics_registry is not None:
         app.add_routes([web.get("/metrics", _metrics_handler(metrics_registry))])
@@ -81,9 +88,25 @@ def _healthz(health: Callable[[], list[str]] | None) -> Handler:
     return healthz
 
 
+class _Collected:
+    """Families already collected: what ``generate_latest`` formats, away from the loop."""
+
+    def __init__(self, families: list[prometheus_client.Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> list[prometheus_client.Metric]:
+        return self._families
+
+
 def _metrics_handler(registry: prometheus_client.CollectorRegistry) -> Handler:
     async def metrics(request: web.Request) -> web.Response:
-        body = prometheus_client.generate_latest(registry)
+        # The values are read on the loop (collectors read state the loop changes); the text,
+        # most of a large scrape's cost, is written in a thread (docs/benchmarks.md).
+        families = list(registry.collect())
+        body = await asyncio.to_thread(
+            prometheus_client.generate_latest,
+            _Collected(families),
+        )
         return web.Response(
             body=body, headers={"Content-Type": prometheus_client.CONTENT_TYPE_LATEST}
         )
@@ -152,19 +175,8 @@ async def _headers_middleware(request: web.Request, handler: Handler) -> web.Str
 
 
 def _metrics_middleware(registry: prometheus_client.CollectorRegistry) -> Middleware:
-    requests = prometheus_client.Counter(
-        "ctiwatch_http_requests",
-        "HTTP requests answered by the web console and API",
-        ["method", "route", "status"],
-        registry=registry,
-    )
-    latency = prometheus_client.Histogram(
-        "ctiwatch_http_request_duration_seconds",
-        "Time to answer an HTTP request",
-        ["method", "route"],
-        registry=registry,
-        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-    )
+    http = HttpMetrics.of(registry)
+    requests, latency = http.requests, http.latency
 
     @web.middleware
     async def metrics(request: web.Request, handler: Handler) -> web.StreamResponse:

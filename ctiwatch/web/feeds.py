@@ -3,8 +3,9 @@ iCalendar (RFC 5545, written by ``icalendar``). Both hold only what concerns tha
 windows that cover it (emergencies with their justification, cancelled ones marked so) and its
 own incidents (title, priority, state, times; never another customer's or internal evidence).
 
-The routes come from :func:`customer_feed_routes` so they can be mounted under another prefix
-(the customer status pages link to them).
+They are served under the customer's status page (``/status/<token>/maintenance.ics`` and
+``/status/<token>/feed.atom``, :mod:`ctiwatch.web.customer_pages`): :class:`CustomerFeeds`
+answers for a customer id the page's route has already resolved.
 """
 
 from __future__ import annotations
@@ -48,17 +49,6 @@ _ATOM = jinja2.Environment(autoescape=True).from_string(
 )
 
 
-def customer_feed_routes(
-    service: ConsoleService, tz: ZoneInfo, prefix: str = "/feeds"
-) -> list[web.RouteDef]:
-    """``GET {prefix}/{customer}/maintenance.ics`` and ``GET {prefix}/{customer}/history.atom``."""
-    feeds = _Feeds(service, tz)
-    return [
-        web.get(prefix + r"/{customer:[A-Za-z0-9_.-]{1,64}}/maintenance.ics", feeds.calendar),
-        web.get(prefix + r"/{customer:[A-Za-z0-9_.-]{1,64}}/history.atom", feeds.history),
-    ]
-
-
 def covers_customer(window: MaintenanceView, customer: CustomerStatus) -> bool:
     if window.customers is not None and customer.id not in window.customers:
         return False
@@ -66,13 +56,12 @@ def covers_customer(window: MaintenanceView, customer: CustomerStatus) -> bool:
     return window.locations is None or bool(mine & set(window.locations))
 
 
-class _Feeds:
+class CustomerFeeds:
     def __init__(self, service: ConsoleService, tz: ZoneInfo) -> None:
         self._service = service
         self._tz = tz
 
-    async def _customer(self, request: web.Request) -> tuple[CustomerStatus, datetime]:
-        wanted = request.match_info["customer"]
+    async def _customer(self, wanted: str) -> tuple[CustomerStatus, datetime]:
         status = await self._service.status()
         for customer in status.customers:
             if customer.id == wanted:
@@ -82,8 +71,8 @@ class _Feeds:
     async def _windows(self, customer: CustomerStatus) -> list[MaintenanceView]:
         return [w for w in await self._service.maintenance() if covers_customer(w, customer)]
 
-    async def calendar(self, request: web.Request) -> web.Response:
-        customer, now = await self._customer(request)
+    async def calendar(self, wanted: str) -> web.Response:
+        customer, now = await self._customer(wanted)
         cal = icalendar.Calendar()
         cal.add("prodid", "-//ctiwatch//maintenance//EN")
         cal.add("version", "2.0")
@@ -103,8 +92,8 @@ class _Feeds:
                 cal.add_component(event)
         return web.Response(body=cal.to_ical(), content_type="text/calendar", charset="utf-8")
 
-    async def history(self, request: web.Request) -> web.Response:
-        customer, now = await self._customer(request)
+    async def history(self, wanted: str, request: web.Request) -> web.Response:
+        customer, now = await self._customer(wanted)
         entries: list[dict[str, str]] = []
         for window in await self._windows(customer):
             changed = window.history[-1].at if window.history else window.start

@@ -72,6 +72,8 @@ class Pages:
         return [
             web.get("/", self.status),
             web.get("/fragments/status", self.status_fragment),
+            web.get("/wall", self.wall),
+            web.get("/fragments/wall", self.wall_fragment),
             web.get("/incidents", self.incidents),
             web.get("/incidents/new", self.new_question),
             web.post("/incidents/new", self.open_question),
@@ -103,6 +105,8 @@ class Pages:
     # --- status --------------------------------------------------------------------------
 
     async def status(self, request: web.Request) -> web.Response:
+        if request.query.get("layout") == "wall":
+            return await self.wall(request)
         status = await self._service.status()
         if "done" in request.query:
             return self.render(request, "status.html", view=status, banner=overall(status))
@@ -123,6 +127,21 @@ class Pages:
             lambda: cached.page(
                 self.shared("status_live.html", "/", view=status, banner=overall(status))
             ),
+        ).response(request)
+
+    async def wall(self, request: web.Request) -> web.Response:
+        """The wall screen: every user's every service, dense and readable at a distance."""
+        return await self._cached_page(request, "wall.html", "/wall")
+
+    async def wall_fragment(self, request: web.Request) -> web.Response:
+        return await self._cached_page(request, "wall_live.html", "/wall")
+
+    async def _cached_page(self, request: web.Request, template: str, path: str) -> web.Response:
+        status = await self._service.status()
+        return self._cache.get(
+            status.version,
+            template,
+            lambda: cached.page(self.shared(template, path, view=status, banner=overall(status))),
         ).response(request)
 
     def shared(self, template: str, path: str, **context: Any) -> str:

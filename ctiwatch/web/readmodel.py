@@ -17,6 +17,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+# Level 1: about three times faster than 6 on these pages for a few percent more bytes; a view
+# of 10,000 targets is compressed once per build on the event loop.
+GZIP_LEVEL = 1
+
 _STYLE = re.compile(r"<style[^>]*>(.*?)</style>", re.S)
 
 PAGE_POLICY = (
@@ -57,13 +61,16 @@ def page(html: str) -> Rendered:
     )
     body = html.encode()
     return Rendered(
-        body, gzip.compress(body, 6), "text/html", PAGE_POLICY.format(styles=hashes or "'none'")
+        body,
+        gzip.compress(body, GZIP_LEVEL),
+        "text/html",
+        PAGE_POLICY.format(styles=hashes or "'none'"),
     )
 
 
 def data(text: str, content_type: str = "application/json") -> Rendered:
     body = text.encode()
-    return Rendered(body, gzip.compress(body, 6), content_type)
+    return Rendered(body, gzip.compress(body, GZIP_LEVEL), content_type)
 
 
 class FragmentCache:

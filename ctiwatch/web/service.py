@@ -349,6 +349,33 @@ class MaintenanceRevisionView:
 
 
 @dataclass(frozen=True, slots=True)
+class RecognitionRow:
+    """The recognition rate over the trailing window of a customer, a location or a user
+    (all its services' answered calls with a verdict)."""
+
+    level: Literal["customer", "location", "user"]
+    customer: str  # the customer's id
+    name: str  # the customer's or location's display name, or the user's id
+    rate: float | None  # None without calls
+    calls: int
+    misses: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserTile:
+    """One user's service at one location (the wall screen's tile)."""
+
+    customer: str
+    customer_name: str
+    location: str
+    location_name: str
+    user: str
+    service: str
+    state: ServiceState
+    recognition_rate: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StatusView:
     generated_at: datetime
     customers: tuple[CustomerStatus, ...]
@@ -363,6 +390,11 @@ class StatusView:
     # Which build of the read model this is (a new number per build): the web caches what it
     # renders from a view under it. None: not cached (e.g. a test double).
     version: int | None = None
+    # The latest resolved incidents, newest first (the operators' history).
+    history: tuple[IncidentSummary, ...] = ()
+    # Recognition per customer, then its locations, then their users (the trailing window).
+    recognition: tuple[RecognitionRow, ...] = ()
+    users: tuple[UserTile, ...] = ()  # every user's every service (the wall screen)
 
 
 class ConsoleService(Protocol):

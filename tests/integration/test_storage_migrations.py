@@ -20,7 +20,7 @@ from ctiwatch.storage.migrate import head_revision, upgrade
 from ctiwatch.storage.tables import MAINTENANCE, metadata
 
 # The newest migration: a new one changes this line.
-HEAD = "0007"
+HEAD = "0008"
 
 TABLES = {
     "agents",
@@ -28,6 +28,7 @@ TABLES = {
     "counters",
     "dead_letters",
     "held_messages",
+    "customer_links",
     "incident_timeline",
     "incidents",
     "maintenance_revisions",

@@ -61,7 +61,7 @@
 
   function refresh() {
     if (pending) { return pending; }
-    pending = fetch("/fragments/status", { cache: "no-store" })
+    pending = fetch(live.getAttribute("data-fragment") || "/fragments/status", { cache: "no-store" })
       .then(function (response) {
         if (!response.ok) { throw new Error("HTTP " + response.status); }
         return response.text();

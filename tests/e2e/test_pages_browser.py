@@ -1,0 +1,166 @@
+"""The pages in headless Chromium driven by playwright (Debian's ``chromium`` through
+``executable_path``; never a downloaded browser): a customer's page names no other customer,
+and at 390 px wide the status page, an incident page and a customer page do not scroll
+sideways. Screenshots go to ``tests/e2e/artifacts/`` (git-ignored; ``CTIWATCH_SCREENSHOTS``
+names another folder, e.g. ``docs/screenshots`` to refresh the README's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from console_scene import NOW, Scene, example_scene, real_console, sqlite_url
+from test_status_page_browser import chromium
+
+from classifier.observation import Service
+from ctiwatch.custpages import CustomerPagesImpl
+from ctiwatch.web.app import build_web_app
+
+ARTIFACTS = Path(os.environ.get("CTIWATCH_SCREENSHOTS") or Path(__file__).parent / "artifacts")
+OTHER_THAN_ACME = ("Globex", "globex", "Utrecht", "bob", "carol", "agent-utr-1", "HTTP 503")
+LONG = (
+    "Dial requests fail at https://api.cloudcti.example/v2/click2dial/"
+    "dial?user=alice&location=acme-ams&trace=0123456789abcdef0123456789abcdef0123456789"
+)
+
+playwright = pytest.importorskip("playwright.async_api")
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[tuple[str, Scene]]:
+    async with real_console(sqlite_url(tmp_path)) as scene:
+        await example_scene(scene)
+        await scene.console.update(2, "Sanne", LONG)
+        await scene.console.schedule_maintenance(
+            NOW + timedelta(hours=1), NOW + timedelta(hours=2), ["crm"], ["acme"],
+            "CRM hotfix", "Sanne", emergency=True, justification="calls drop after 09:00",
+        )  # fmt: skip
+        async for base in serve(scene):
+            yield base, scene
+
+
+async def serve(scene: Scene) -> AsyncIterator[str]:
+    pages = CustomerPagesImpl(scene.config, scene.pipeline, scene.console)
+    app = build_web_app(scene.console, metrics_registry=None, customers=pages)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    executable = chromium()
+    async with playwright.async_playwright() as driver:
+        launched = await driver.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def shot(page: Any, name: str) -> None:
+    await asyncio.to_thread(ARTIFACTS.mkdir, parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+async def customer_link(scene: Scene, customer: str) -> str:
+    token = await scene.store.customer_links.make(customer, NOW, "test", rotate=True)
+    return f"/status/{token}"
+
+
+async def test_a_customer_opens_its_page_and_sees_no_other_customer(
+    site: tuple[str, Scene], browser: Any
+) -> None:
+    base, scene = site
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await page.goto(base + await customer_link(scene, "acme"))
+    text = await page.inner_text("body")
+    assert "ACME B.V.: service status" in text
+    assert "Click2Dial unavailable in Amsterdam" in text
+    assert "Emergency maintenance: calls drop after 09:00" in text
+    for other in OTHER_THAN_ACME:
+        assert other not in text, other
+    bars = await page.locator(".service .bars").first.locator(".bar").count()
+    assert bars == 90
+    await shot(page, "customer.png")
+
+
+@pytest.mark.parametrize("where", ["status", "incident", "customer"])
+async def test_at_390_px_a_page_does_not_scroll_sideways(
+    site: tuple[str, Scene], browser: Any, where: str
+) -> None:
+    base, scene = site
+    path = {"status": "/", "incident": "/incidents/2"}.get(where) or await customer_link(
+        scene, "acme"
+    )
+    page = await browser.new_page(viewport={"width": 390, "height": 844})
+    await page.goto(base + path)
+    await page.wait_for_load_state("load")
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    wide = await page.evaluate(
+        """() => [...document.querySelectorAll('body *')]
+            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+            .slice(0, 5).map(e => e.tagName + '.' + e.className)"""
+    )
+    await shot(page, f"{where}-390.png")
+    assert width <= 390, wide
+
+
+async def test_the_wall_screen_shows_at_least_50_user_services_on_a_1920_by_1080_screen(
+    tmp_path: Path, browser: Any
+) -> None:
+    # 3 customers x 2 locations x 5 users x 2 services: 60 user-services.
+    topology = {
+        "customers": [
+            {
+                "id": f"cust{c}",
+                "name": f"Customer {c}",
+                "locations": [
+                    {
+                        "id": f"cust{c}-loc{n}",
+                        "name": f"Site {n}",
+                        "users": [f"user{u}" for u in range(5)],
+                    }
+                    for n in range(2)
+                ],
+            }
+            for c in range(3)
+        ]
+    }
+    async with real_console(sqlite_url(tmp_path), topology=topology) as scene:
+        await scene.rounds("cust0", "cust0-loc0", [f"user{u}" for u in range(5)],
+                           Service.CLICK2DIAL, ok=False, count=3)  # fmt: skip
+        await scene.rounds("cust1", "cust1-loc1", ["user1"], Service.CRM, ok=True, count=2)
+        async for base in serve(scene):
+            page = await browser.new_page(viewport={"width": 1920, "height": 1080})
+            await page.goto(base + "/wall")
+            boxes = await page.evaluate(
+                """() => [...document.querySelectorAll('[data-user-tile]')].map(e => {
+                    const r = e.getBoundingClientRect();
+                    const size = getComputedStyle(e.querySelector('.who')).fontSize;
+                    return [r.bottom, parseFloat(size), e.getAttribute('data-state'), e.innerText];
+                })"""
+            )
+            await shot(page, "wall-1920.png")
+    assert len(boxes) == 60
+    on_screen = [b for b in boxes if b[0] <= 1080]
+    assert len(on_screen) >= 50
+    assert min(b[1] for b in boxes) >= 18  # read at a distance
+    down = [b for b in boxes if b[2] == "down"]
+    assert len(down) == 5 and all("DOWN" in b[3] for b in down)  # colour and text
+    assert any(b[2] == "ok" and "OPERATIONAL" in b[3] for b in boxes)
