@@ -58,10 +58,12 @@ class Api:
 
     async def status(self, request: web.Request) -> web.Response:
         view = await self._service.status()
-        return self._cache.get(
-            view.version,
-            "status.json",
-            lambda: cached.data(json.dumps(status_json(view, self._tz))),
+        return (
+            await self._cache.fetch(
+                view.version,
+                "status.json",
+                lambda: cached.data(json.dumps(status_json(view, self._tz))),
+            )
         ).response(request)
 
     async def incidents(self, request: web.Request) -> web.Response:

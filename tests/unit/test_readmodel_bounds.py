@@ -140,3 +140,31 @@ async def test_results_stored_while_the_store_is_read_wait_and_are_observed_afte
 
 async def _nothing(batch: list[ProbeResult]) -> None:
     return None
+
+
+async def test_a_view_is_rendered_once_off_the_event_loop_however_many_requests_wait() -> None:
+    import threading
+
+    from ctiwatch.web.readmodel import FragmentCache, data
+
+    cache = FragmentCache()
+    threads: list[int] = []
+    release = threading.Event()
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def render() -> Any:
+        threads.append(threading.get_ident())
+        loop.call_soon_threadsafe(started.set)
+        release.wait(5)
+        return data("{}")
+
+    waiting = [asyncio.create_task(cache.fetch(7, "status.json", render)) for _ in range(5)]
+    await started.wait()  # the loop runs while it renders
+    release.set()
+    answers = await asyncio.gather(*waiting)
+
+    assert len(threads) == 1 and threads[0] != threading.get_ident()
+    assert all(a is answers[0] for a in answers)
+    assert await cache.fetch(7, "status.json", render) is answers[0]  # cached
+    assert len(threads) == 1
