@@ -23,7 +23,7 @@ from ctiwatch.web.auth import (
     safe_next,
     set_cookie,
 )
-from ctiwatch.web.inputs import parse_limit
+from ctiwatch.web.inputs import check_query, parse_limit
 from ctiwatch.web.openapi import Param, operation
 from ctiwatch.web.pages import Pages
 from ctiwatch.web.render import jsonable, overall, status_json
@@ -150,6 +150,7 @@ class AccountPages:
         ),
     )
     async def audit_api(self, request: web.Request) -> web.Response:
+        check_query(request.query, ("limit", "actor"))
         limit = parse_limit(request.query.get("limit"), default=200, maximum=1000)
         entries = await self._accounts.audit_log(limit, request.query.get("actor") or None)
         return web.json_response(jsonable(AuditList(tuple(entries)), self._tz))

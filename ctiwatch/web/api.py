@@ -23,6 +23,7 @@ from ctiwatch.web.inputs import (
     ChangeMaintenanceBody,
     MaintenanceBody,
     QuestionBody,
+    check_query,
     parse_json,
     parse_limit,
 )
@@ -130,6 +131,7 @@ class Api:
         ),
     )
     async def incidents(self, request: web.Request) -> web.Response:
+        check_query(request.query, ("status", "customer", "limit"))
         status = request.query.get("status") or None
         if status is not None and status not in INCIDENT_FILTERS:
             allowed = ", ".join(INCIDENT_FILTERS)

@@ -578,3 +578,11 @@ async def test_a_window_turns_active_then_ended_with_the_clock(scene: Scene) -> 
     }
     scene.clock.set(start + timedelta(hours=3))
     assert [w.state for w in await scene.console.maintenance()] == ["ended"]
+
+
+async def test_api_refuses_an_unknown_query_parameter_naming_it(client: Client) -> None:
+    body = await get_json(client, "/api/v1/incidents?stauts=active", 400)
+    assert body == {
+        "error": "stauts: unknown query parameter (known: status, customer, limit)",
+        "field": "stauts",
+    }
