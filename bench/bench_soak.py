@@ -75,6 +75,7 @@ from alerting.outbox import OutboxMessage
 from alerting.rotation import on_call
 from alerting.sender import OutboxSender, this_process
 from classifier.observation import ProbeResult, TargetKey
+from ctiwatch.accounts import Accounts
 from ctiwatch.app import restore_monitor
 from ctiwatch.clock import LoopClock
 from ctiwatch.config import Config
@@ -768,8 +769,11 @@ class Soak:
                     flush=True,
                 )
                 console = ConsoleServiceImpl(config, pipeline)
+                accounts = Accounts(store, clock)
+                token, _ = await accounts.create_token("soak", "viewer", by="bench")
                 web_app = build_web_app(
                     console,
+                    accounts=accounts,
                     metrics_registry=metrics.registry,
                     health=supervisor.problems,
                     tz=config.sla.timezone,
@@ -802,6 +806,8 @@ class Soak:
                     str(seconds),
                     "--clients",
                     str(args.clients),
+                    "--token",
+                    token,
                     stdout=subprocess.PIPE,
                 )
                 running = [tasks.create_task(s.run(start=origin, until=until)) for s in second]

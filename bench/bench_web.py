@@ -29,6 +29,7 @@ import prometheus_client
 from aiohttp import web
 
 from classifier.observation import CENTRAL, ProbeResult, Service, Source, TargetKey
+from ctiwatch.accounts import Accounts
 from ctiwatch.app import restore_monitor
 from ctiwatch.clock import FixedClock
 from ctiwatch.config import Config
@@ -134,8 +135,9 @@ _RATE = re.compile(r"^Requests/sec:\s+([\d.]+)", re.M)
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-async def wrk(url: str) -> tuple[float, float, str]:
-    """Requests/s and p99 (ms) of ``url`` under wrk, and its output."""
+async def wrk(url: str, token: str = "") -> tuple[float, float, str]:
+    """Requests/s and p99 (ms) of ``url`` under wrk (as the API token ``token``: a viewer
+    behind a wall screen), and its output."""
     process = await asyncio.create_subprocess_exec(
         "wrk",
         "-t1",
@@ -144,6 +146,7 @@ async def wrk(url: str) -> tuple[float, float, str]:
         "--latency",
         "-H",
         "Accept-Encoding: gzip",
+        *(["-H", f"Authorization: Bearer {token}"] if token else []),
         url,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
@@ -165,7 +168,11 @@ async def run(url: str, backend: str) -> None:
         await populate(store, pipeline, console)
         view = await console.status()
         tiles = sum(len(loc.services) for c in view.customers for loc in c.locations)
-        app = build_web_app(console, metrics_registry=prometheus_client.CollectorRegistry())
+        accounts = Accounts(store, clock)
+        token, _ = await accounts.create_token("bench", "viewer", by="bench")
+        app = build_web_app(
+            console, accounts=accounts, metrics_registry=prometheus_client.CollectorRegistry()
+        )
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -173,10 +180,10 @@ async def run(url: str, backend: str) -> None:
         host, port = runner.addresses[0][:2]
         base = f"http://{host}:{port}"
         try:
-            figures = {route: await wrk(base + route) for route in ROUTES}
+            figures = {route: await wrk(base + route, token) for route in ROUTES}
             feeding = asyncio.create_task(feed(pipeline, topology()))
             try:
-                busy = await wrk(base + "/")
+                busy = await wrk(base + "/", token)
             finally:
                 feeding.cancel()
         finally:

@@ -30,7 +30,7 @@ def percentile(ordered: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def load(url: str, seconds: float, clients: int) -> dict[str, Any]:
+async def load(url: str, seconds: float, clients: int, token: str = "") -> dict[str, Any]:
 
     latencies: dict[str, list[float]] = {path: [] for path in WEB_PATHS}
     statuses: Counter[str] = Counter()
@@ -57,7 +57,10 @@ async def load(url: str, seconds: float, clients: int) -> dict[str, Any]:
     began = time.monotonic()
     connector = aiohttp.TCPConnector(limit=clients)
     timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=headers
+    ) as session:
         await asyncio.gather(*(client(i, session) for i in range(clients)))
     elapsed = time.monotonic() - began
     every = sorted(x for values in latencies.values() for x in values)
@@ -86,8 +89,10 @@ def main(argv: Sequence[str]) -> int:
     parser.add_argument("url")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--token", default="", help="API token (a viewer's) for the pages")
     args = parser.parse_args(list(argv))
-    print(json.dumps(asyncio.run(load(args.url, args.seconds, args.clients))), flush=True)
+    answer = asyncio.run(load(args.url, args.seconds, args.clients, args.token))
+    print(json.dumps(answer), flush=True)
     return 0
 
 

@@ -76,11 +76,13 @@ class ApiClient:
     @classmethod
     @asynccontextmanager
     async def connect(
-        cls, url: str, request_timeout: float = DEFAULT_TIMEOUT
+        cls, url: str, request_timeout: float = DEFAULT_TIMEOUT, *, token: str | None = None
     ) -> AsyncIterator[ApiClient]:
-        """A client with its own session; each request may take ``request_timeout`` seconds."""
+        """A client with its own session; each request may take ``request_timeout`` seconds.
+        ``token``: the API token sent as ``Authorization: Bearer``."""
         client_timeout = aiohttp.ClientTimeout(total=request_timeout)
-        async with aiohttp.ClientSession(timeout=client_timeout) as session:
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        async with aiohttp.ClientSession(timeout=client_timeout, headers=headers) as session:
             yield cls(base_url(url), session)
 
     # --- reading -----------------------------------------------------------------------------
@@ -114,31 +116,29 @@ class ApiClient:
         """POST ``action`` (ack, update, priority, resolve, reopen); the incident after it."""
         return await self._request("POST", f"/api/v1/incidents/{number}/{action}", body=body)
 
-    async def acknowledge(self, number: int, actor: str) -> dict[str, Any]:
-        return await self.act(number, "ack", {"actor": actor})
+    # Who acts is the token's name (the service records it); no name is sent.
 
-    async def update(self, number: int, actor: str, text: str) -> dict[str, Any]:
-        return await self.act(number, "update", {"actor": actor, "text": text})
+    async def acknowledge(self, number: int) -> dict[str, Any]:
+        return await self.act(number, "ack", {})
 
-    async def change_priority(
-        self, number: int, actor: str, priority: int, reason: str
-    ) -> dict[str, Any]:
-        body = {"actor": actor, "priority": priority, "reason": reason}
+    async def update(self, number: int, text: str) -> dict[str, Any]:
+        return await self.act(number, "update", {"text": text})
+
+    async def change_priority(self, number: int, priority: int, reason: str) -> dict[str, Any]:
+        body = {"priority": priority, "reason": reason}
         return await self.act(number, "priority", body)
 
-    async def resolve(
-        self, number: int, actor: str, reason: str = "", force: bool = False
-    ) -> dict[str, Any]:
+    async def resolve(self, number: int, reason: str = "", force: bool = False) -> dict[str, Any]:
         """While conditions in its scope still hold, only with ``force`` and a ``reason``."""
-        body: dict[str, Any] = {"actor": actor, "reason": reason, "force": force}
+        body: dict[str, Any] = {"reason": reason, "force": force}
         return await self.act(number, "resolve", body)
 
-    async def reopen(self, number: int, actor: str) -> dict[str, Any]:
-        return await self.act(number, "reopen", {"actor": actor})
+    async def reopen(self, number: int) -> dict[str, Any]:
+        return await self.act(number, "reopen", {})
 
-    async def open_question(self, customer: str, actor: str, text: str) -> int:
+    async def open_question(self, customer: str, text: str) -> int:
         """Open a P4 incident with a question; its number."""
-        body = {"actor": actor, "customer": customer, "text": text}
+        body = {"customer": customer, "text": text}
         answer = await self._request("POST", "/api/v1/questions", body=body)
         number = answer.get("number")
         if not isinstance(number, int):
@@ -164,8 +164,8 @@ class ApiClient:
     async def change_maintenance(self, window_id: int, body: Mapping[str, Any]) -> dict[str, Any]:
         return await self._request("POST", f"/api/v1/maintenance/{window_id}/change", body=body)
 
-    async def cancel_maintenance(self, window_id: int, actor: str, why: str) -> dict[str, Any]:
-        body = {"actor": actor, "why": why}
+    async def cancel_maintenance(self, window_id: int, why: str) -> dict[str, Any]:
+        body = {"why": why}
         return await self._request("POST", f"/api/v1/maintenance/{window_id}/cancel", body=body)
 
     # --- transport ---------------------------------------------------------------------------

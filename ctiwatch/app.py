@@ -45,6 +45,7 @@ from alerting.internal import AgentEvent, AgentPaging, agent_alert_kind
 from alerting.rotation import on_call
 from alerting.sender import DeliveryReport, OutboxSender, this_process
 from classifier.observation import CENTRAL, ProbeResult
+from ctiwatch.accounts import Accounts, LoginLimiter, LookupUnavailable
 from ctiwatch.clock import Clock, RealClock
 from ctiwatch.config import Config
 from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
@@ -71,6 +72,7 @@ from ctiwatch.storage import (
 from ctiwatch.storage.maintenance import AGENT_PAGING_KEY
 from ctiwatch.supervisor import Supervisor
 from ctiwatch.web.app import build_web_app
+from ctiwatch.web.auth import HostAllowList, default_hosts
 from ctiwatch.web.service import MqttView
 from ctiwatch.web.twilio_webhooks import add_twilio_routes
 from incidents.maintenance import duration_words
@@ -145,6 +147,15 @@ def _mqtt_view(ingestion: Ingestion) -> MqttView:
     return MqttView(ingestion.broker, "connecting")
 
 
+async def _admin_token(accounts: Accounts, request: web.Request) -> bool:
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    try:
+        token = await accounts.token(secret.strip()) if scheme.lower() == "bearer" else None
+    except LookupUnavailable:
+        return False
+    return token is not None and token.role == "admin"
+
+
 def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
@@ -164,6 +175,7 @@ class Ctiwatch:
         self.monitor: Monitor | None = None
         self.pipeline: Pipeline | None = None
         self.console: ConsoleServiceImpl | None = None
+        self.accounts: Accounts | None = None
         self.ingestion: Ingestion | None = None
         self.fake_twilio: FakeTwilio | None = None
         self.fake_smtp: FakeSmtp | None = None
@@ -214,9 +226,25 @@ class Ctiwatch:
             console = self.console = ConsoleServiceImpl(config, pipeline, agents=agents, mqtt=mqtt)
             customer_pages = CustomerPagesImpl(config, pipeline, console)
 
+            accounts = self.accounts = Accounts(
+                store,
+                self.clock,
+                session_lifetime=config.web.session_lifetime,
+                limiter=LoginLimiter(
+                    self.clock, config.web.login_max_failures, config.web.login_window
+                ),
+            )
+            await self._first_admin(accounts)
             if config.simulator.enabled:
                 core = SimulatorCore.from_config(config)
-                simulator = make_app(core, self.clock, random.Random())
+                # Its fault admin API is one of the demo fakes: there only with them, for admins.
+                simulator = make_app(
+                    core,
+                    self.clock,
+                    random.Random(),
+                    admin_api=config.alerting.fakes,
+                    admin_allowed=partial(_admin_token, accounts),
+                )
                 port = await self._serve(
                     stack, simulator, config.simulator.host, config.simulator.port
                 )
@@ -229,8 +257,12 @@ class Ctiwatch:
                 self.fake_smtp = FakeSmtp(host=smtp.host, port=smtp.port)
                 await self.fake_smtp.start()
                 stack.push_async_callback(self.fake_smtp.stop)
+            hosts = HostAllowList(config.web.hosts or default_hosts(config.web.port))
             web_app = build_web_app(
                 console,
+                accounts=accounts,
+                hosts=hosts,
+                https=config.web.https,
                 metrics_registry=self.metrics.registry,
                 health=self.problems,
                 versions=pipeline.version,
@@ -249,6 +281,8 @@ class Ctiwatch:
             )
             port = await self._serve(stack, web_app, config.web.host, config.web.port)
             self.web_url = _url(config.web.host, port)
+            if config.web.hosts is None and port != config.web.port:
+                hosts.set(default_hosts(port))  # port 0: the one the system gave
 
             connector = aiohttp.TCPConnector(limit=config.probes.concurrency)
             session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
@@ -324,15 +358,35 @@ class Ctiwatch:
             ) from exc
         return int(runner.addresses[0][1])
 
+    async def _first_admin(self, accounts: Accounts) -> None:
+        """The demo admin the configuration names, or a one-time admin password printed once
+        when there is no user at all."""
+        demo = self.config.web.demo_admin
+        if demo is not None:
+            await accounts.ensure_admin(demo.username, demo.password)
+            if demo.phone:
+                user = await accounts.user(demo.username)
+                if user is not None and user.phone is None:
+                    await accounts.set_phone(demo.username, demo.phone, by="ctiwatch")
+            return
+        one_time = await accounts.ensure_admin(None, None)
+        if one_time is not None:
+            log.warning(
+                "no user yet: created user 'admin' with the one-time password %s ; log in and "
+                "set your own with `ctiwatch users passwd admin`",
+                one_time,
+            )
+
     def _extra_routes(self, app: web.Application) -> None:
-        console, store = self.console, self.store
-        assert console is not None and store is not None
+        console, store, accounts = self.console, self.store, self.accounts
+        assert console is not None and store is not None and accounts is not None
         add_twilio_routes(
             app,
             console,
             self.config.alerting,
             replays=store.webhook_replays,
             clock=self.clock,
+            people=accounts.person_with_phone,
         )
         if self.fake_twilio is None and self.fake_smtp is None:
             return

@@ -32,6 +32,8 @@ COMMANDS = {
     "maintenance": "ctiwatch.commands.maintenance",
     "status": "ctiwatch.commands.status",
     "run": "ctiwatch.commands.run",
+    "users": "ctiwatch.commands.users",
+    "tokens": "ctiwatch.commands.users",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

@@ -657,9 +657,39 @@ class AgentConfig(Strict):
     batch_interval: PositiveDuration = timedelta(seconds=1)
 
 
+# The documented demo password: accepted only while the demo fakes are on.
+DEMO_PASSWORD = "ctiwatch-demo"
+
+
+class DemoAdminConfig(Strict):
+    """An admin created at start when missing (the demo's first login)."""
+
+    username: Identifier = "admin"
+    password: str = Field(min_length=10, max_length=1024)
+    phone: PhoneNumber | None = None  # an on-call number: its SMS replies act as this admin
+
+
 class WebConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    # Host headers the console answers to (``name`` any port, ``name:port`` that port); others
+    # get 421, which closes DNS rebinding. Default: localhost, 127.0.0.1 and [::1] on ``port``.
+    hosts: list[Annotated[str, Field(min_length=1, max_length=260)]] | None = None
+    https: bool = False  # served over https (behind a proxy): cookies get the Secure flag
+    session_lifetime: PositiveDuration = timedelta(hours=12)
+    login_max_failures: int = Field(default=5, ge=1, le=1000)
+    login_window: PositiveDuration = timedelta(minutes=15)
+    demo_admin: DemoAdminConfig | None = None
+
+    @field_validator("hosts")
+    @classmethod
+    def _no_blank_hosts(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("must name at least one host, or be left out for the default")
+        for host in value or ():
+            if any(ch.isspace() or ch in "/@" for ch in host):
+                raise ValueError(f"{host!r} is not a host or host:port")
+        return value
 
 
 class SimulatorConfig(Strict):
@@ -695,6 +725,16 @@ class Config(Strict):
     simulator: SimulatorConfig = SimulatorConfig()
     maintenance: MaintenanceConfig = MaintenanceConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _demo_password_only_with_fakes(self) -> Config:
+        admin = self.web.demo_admin
+        if admin is not None and admin.password == DEMO_PASSWORD and not self.alerting.fakes:
+            raise ValueError(
+                "web: demo_admin.password: the documented demo password is only allowed while "
+                "the demo fakes are on (alerting.fakes); set CTIWATCH_DEMO_PASSWORD"
+            )
+        return self
 
 
 # --- loading ---------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from ctiwatch.config import Config
 from ctiwatch.persist import SYSTEM_ACTOR, Pipeline, StepFailed
 from ctiwatch.readmodel import LiveRollups
 from ctiwatch.storage import (
+    AuditEntry,
     IncidentRecord,
     MaintenanceRecord,
     OutboxMessage,
@@ -507,25 +508,29 @@ class ConsoleServiceImpl:
 
     # --- people's actions ------------------------------------------------------------------------
 
-    async def acknowledge(self, number: int, actor: str) -> None:
+    async def acknowledge(self, number: int, actor: str, *, address: str = "") -> None:
         def action(now: datetime) -> Outcome:
             incident = self._open_incident(number, "acknowledge")
             if incident.status is IncidentStatus.ACKNOWLEDGED:
                 raise ServiceError(f"incident {number} is already acknowledged", status=409)
             return self._monitor.acknowledge(number, now, actor)
 
-        await self._act(number, "acknowledge", action)
+        await self._act(number, "acknowledge", action, self._audit(actor, address, "incident.ack"))
 
-    async def update(self, number: int, actor: str, text: str) -> None:
+    async def update(self, number: int, actor: str, text: str, *, address: str = "") -> None:
         text = required_text(text, "text")
 
         def action(now: datetime) -> Outcome:
             self._open_incident(number, "update")
             return self._monitor.update(number, now, actor, text)
 
-        await self._act(number, "update", action)
+        await self._act(
+            number, "update", action, self._audit(actor, address, "incident.update", text)
+        )
 
-    async def change_priority(self, number: int, actor: str, priority: int, reason: str) -> None:
+    async def change_priority(
+        self, number: int, actor: str, priority: int, reason: str, *, address: str = ""
+    ) -> None:
         reason = check_priority_change(priority, reason)
 
         def action(now: datetime) -> Outcome:
@@ -534,9 +539,18 @@ class ConsoleServiceImpl:
                 raise ServiceError(f"incident {number} is already P{priority}", "priority", 409)
             return self._monitor.change_priority(number, Priority(priority), now, actor, reason)
 
-        await self._act(number, "change the priority of", action)
+        audit = self._audit(actor, address, "incident.priority", f"P{priority}: {reason}")
+        await self._act(number, "change the priority of", action, audit)
 
-    async def resolve(self, number: int, actor: str, reason: str = "", force: bool = False) -> None:
+    async def resolve(
+        self,
+        number: int,
+        actor: str,
+        reason: str = "",
+        force: bool = False,
+        *,
+        address: str = "",
+    ) -> None:
         """A person's resolve; while conditions in scope hold only with ``force`` and a
         reason. Those conditions are then forgotten, not silenced (the monitor's rule)."""
         reason = check_resolve(reason, force)
@@ -549,35 +563,57 @@ class ConsoleServiceImpl:
                 holding = [_holding_words(e) for e in incident.active_scope()]
                 raise conditions_still_hold(number, holding) from None
 
-        await self._act(number, "resolve", action)
+        detail = f"forced: {reason}" if force else reason
+        await self._act(
+            number, "resolve", action, self._audit(actor, address, "incident.resolve", detail)
+        )
 
-    async def reopen(self, number: int, actor: str) -> None:
+    async def reopen(self, number: int, actor: str, *, address: str = "") -> None:
         def action(now: datetime) -> Outcome:
             incident = self._known_incident(number)
             if incident.is_open:
                 raise ServiceError(f"incident {number} is not resolved", status=409)
             return self._monitor.reopen(number, now, actor)
 
-        await self._act(number, "reopen", action)
+        await self._act(number, "reopen", action, self._audit(actor, address, "incident.reopen"))
 
-    async def open_question(self, customer: str, actor: str, text: str) -> int:
+    async def open_question(
+        self, customer: str, actor: str, text: str, *, address: str = ""
+    ) -> int:
         check_customer(customer, self._customers)
         text = required_text(text, "text")
         outcome = await self._act(
             None,
             "open a question for",
             lambda now: self._monitor.open_question(customer, now, actor, text),
+            self._audit(actor, address, "incident.question", f"{customer}: {text}"),
         )
         numbers = [e.incident for e in outcome.events if e.incident is not None]
         if not numbers:
             raise ServiceError("the question could not be opened", status=409)
         return numbers[0]
 
+    def _audit(
+        self, actor: str, address: str, action: str, detail: str = ""
+    ) -> Callable[[Outcome], AuditEntry | None]:
+        """The audit line of a person's action on an incident, made from what it did."""
+
+        def line(outcome: Outcome) -> AuditEntry | None:
+            numbers = sorted({e.incident for e in outcome.events if e.incident is not None})
+            target = ", ".join(f"incident {n}" for n in numbers)
+            return AuditEntry(self._clock.now(), actor, action, target, detail, address)
+
+        return line
+
     async def _act(
-        self, number: int | None, verb: str, action: Callable[[datetime], Outcome]
+        self,
+        number: int | None,
+        verb: str,
+        action: Callable[[datetime], Outcome],
+        audit: Callable[[Outcome], AuditEntry | None] | None = None,
     ) -> Outcome:
         try:
-            outcome = await self._pipeline.act(action)
+            outcome = await self._pipeline.act(action, audit)
         except IncidentError as exc:
             text = str(exc)
             raise ServiceError(text, status=404 if "does not exist" in text else 409) from exc
@@ -686,6 +722,7 @@ class ConsoleServiceImpl:
         recurrence: str | None = None,
         emergency: bool = False,
         justification: str = "",
+        address: str = "",
     ) -> MaintenanceView:
         now = self._clock.now()
         asked = self._judged(
@@ -704,6 +741,17 @@ class ConsoleServiceImpl:
             async with self._store.transaction() as tx:
                 stored = await tx.maintenance.add(replace(asked, created_by=actor))
                 await self._enqueue_notices(tx, stored, "scheduled", now)
+                detail = f"{start.isoformat()} – {end.isoformat()}: {asked.reason}"
+                await tx.audit.add(
+                    AuditEntry(
+                        now,
+                        actor,
+                        "maintenance.schedule",
+                        f"maintenance window {stored.id}",
+                        detail,
+                        address,
+                    )
+                )
         except (StorageError, SQLAlchemyError):
             raise step_not_stored("schedule") from None
         await self._reload_maintenance()
@@ -728,6 +776,7 @@ class ConsoleServiceImpl:
         recurrence: str | None = None,
         emergency: bool = False,
         justification: str = "",
+        address: str = "",
     ) -> MaintenanceView:
         actor = required_text(actor, "actor")
         why = required_text(why, "why")
@@ -761,13 +810,20 @@ class ConsoleServiceImpl:
                 await tx.outbox.drop_pending(notice_prefix(id))
                 # Customers the window no longer covers hear of the change too.
                 await self._enqueue_notices(tx, changed, "changed", now, why, also=before)
+                await tx.audit.add(
+                    AuditEntry(
+                        now, actor, "maintenance.change", f"maintenance window {id}", why, address
+                    )
+                )
         except (StorageError, SQLAlchemyError):
             raise step_not_stored("change") from None
         await self._reload_maintenance()
         log.info("maintenance window changed", extra={"window": id, "by": actor})
         return await self._window_view(changed, now, history=True)
 
-    async def cancel_maintenance(self, id: int, actor: str, why: str = "") -> MaintenanceView:
+    async def cancel_maintenance(
+        self, id: int, actor: str, why: str = "", *, address: str = ""
+    ) -> MaintenanceView:
         """The window stays stored (history) as cancelled by ``actor`` now; it no longer
         suppresses anything, its pending notices are dropped and its customers told."""
         actor = required_text(actor, "actor")
@@ -782,6 +838,11 @@ class ConsoleServiceImpl:
                 assert cancelled is not None
                 await tx.outbox.drop_pending(notice_prefix(id))
                 await self._enqueue_notices(tx, cancelled, "cancelled", now, why)
+                await tx.audit.add(
+                    AuditEntry(
+                        now, actor, "maintenance.cancel", f"maintenance window {id}", why, address
+                    )
+                )
         except (StorageError, SQLAlchemyError):
             raise step_not_stored("cancel") from None
         await self._reload_maintenance()

@@ -32,6 +32,7 @@ from ctiwatch.clock import Clock
 from ctiwatch.errors import Refused
 from ctiwatch.readmodel import StateVersion
 from ctiwatch.storage import (
+    AuditEntry,
     IncidentRecord,
     MaintenanceRecord,
     OutboxMessage,
@@ -477,16 +478,27 @@ class Pipeline:
     async def tick(self) -> Outcome:
         return await self._step(self.monitor.tick)
 
-    async def act(self, action: Callable[[datetime], Outcome]) -> Outcome:
-        """Run a person's action on the monitor (``action(now)``) and persist what it did.
+    async def act(
+        self,
+        action: Callable[[datetime], Outcome],
+        audit: Callable[[Outcome], AuditEntry | None] | None = None,
+    ) -> Outcome:
+        """Run a person's action on the monitor (``action(now)``) and persist what it did,
+        with the audit line ``audit(outcome)`` gives in the same transaction.
 
         Raises what the action raises (``IncidentError``: refused, nothing changed) or
         :class:`StepFailed` when it could not be stored (nothing changed either)."""
-        return await self._step(action)
+        return await self._step(action, audit)
 
     # --- atomic steps ----------------------------------------------------------------------------
 
-    async def _step(self, run: Callable[[datetime], Outcome], *, results: bool = False) -> Outcome:
+    async def _step(
+        self,
+        run: Callable[[datetime], Outcome],
+        audit: Callable[[Outcome], AuditEntry | None] | None = None,
+        *,
+        results: bool = False,
+    ) -> Outcome:
         """One step, all or nothing: the monitor's change and its incident, timeline and outbox
         rows commit together, or the monitor is put back to what the database holds. A
         committed step bumps :attr:`version` (major unless only results' figures moved)."""
@@ -505,7 +517,7 @@ class Pipeline:
                 await self._failed("the monitor failed on a step", exc)
                 raise StepFailed(str(exc)) from exc
             try:
-                await self.persist(outcome)
+                await self.persist(outcome, None if audit is None else audit(outcome))
             except Exception as exc:
                 await self._failed("a step could not be stored", exc)
                 raise StepFailed(f"could not be stored: {exc}") from exc
@@ -578,10 +590,12 @@ class Pipeline:
 
     # --- persistence ---------------------------------------------------------------------------
 
-    async def persist(self, outcome: Outcome) -> None:
-        """Store what one step did in one transaction; call with :attr:`lock` held."""
+    async def persist(self, outcome: Outcome, audit: AuditEntry | None = None) -> None:
+        """Store what one step did in one transaction (with ``audit``, the audit line of the
+        person's action it was); call with :attr:`lock` held."""
         incidents = self._touched(outcome)
-        if not incidents and not outcome.messages and not outcome.held and not outcome.released:
+        quiet = not outcome.messages and not outcome.held and not outcome.released
+        if not incidents and quiet and audit is None:
             return
         now = self.now()
         timeline: list[TimelineEntry] = []
@@ -606,6 +620,8 @@ class Pipeline:
             await tx.timeline.add_many(timeline)
             for message in outcome.messages:
                 await tx.outbox.enqueue(_outbox_message(outbox_fields(message)))
+            if audit is not None:
+                await tx.audit.add(audit)
             for message in outcome.held:
                 await tx.held.add(message)
             await tx.held.remove(outcome.released)

@@ -1,5 +1,6 @@
 """``incidents list|show|ack|update|priority|resolve|reopen|open``: people's actions on the
-running service, through its JSON API, so each lands on the timeline with who did it.
+running service, through its JSON API with an API token (``--token`` or ``$CTIWATCH_TOKEN``),
+so each lands on the timeline and the audit log under the token's name.
 
 Exit codes: 0 done; 1 the service cannot be reached, the incident does not exist or the action
 is not possible now; 2 bad input (refused by argparse or by the API, naming the field).
@@ -27,7 +28,7 @@ T = TypeVar("T")
 STATUS_FILTERS = ("open", "acknowledged", "active", "resolved")
 # The API's field names -> the option a person types.
 OPTIONS = {
-    "actor": "--as",
+    "token": "--token",
     "customer": "--customer",
     "text": "--text",
     "priority": "--to",
@@ -47,14 +48,8 @@ def register(sub: Any) -> None:
     )
     commands = incidents.add_subparsers(dest="incidents_command", required=True, metavar="ACTION")
     service = service_options()
+    # Who acts is the API token's name; a typed name is no longer taken.
     actor = argparse.ArgumentParser(add_help=False)
-    actor.add_argument(
-        "--as",
-        dest="actor",
-        type=actor_argument,
-        metavar="NAME",
-        help="who does it, shown on the timeline (default: $USER, else 'cli')",
-    )
 
     listing = commands.add_parser("list", parents=[service], help="incidents, newest first")
     listing.add_argument("--status", choices=STATUS_FILTERS, help="active: open or acknowledged")
@@ -130,6 +125,11 @@ def service_options() -> argparse.ArgumentParser:
     )
     options.add_argument("--config", metavar="FILE", help="configuration file")
     options.add_argument("--json", action="store_true", help="print the API's JSON")
+    options.add_argument(
+        "--token",
+        metavar="TOKEN",
+        help="API token (`ctiwatch tokens create`); default: $CTIWATCH_TOKEN",
+    )
     return options
 
 
@@ -183,17 +183,6 @@ def text_argument(text: str) -> str:
     return text.strip()
 
 
-def actor_argument(text: str) -> str:
-    actor = text_argument(text)
-    if len(actor) > 80:
-        raise argparse.ArgumentTypeError("at most 80 characters")
-    return actor
-
-
-def default_actor() -> str:
-    return os.environ.get("USER", "").strip()[:80] or "cli"
-
-
 # --- running against the service ----------------------------------------------------------
 
 
@@ -204,18 +193,24 @@ class Target:
         config = load_config(args.config)  # ConfigError: exit 2 with its lines
         self.url: str = args.url or url_for(config.web.host, config.web.port)
         self.tz = ZoneInfo(config.sla.timezone)
+        self.token: str | None = (
+            getattr(args, "token", None) or os.environ.get("CTIWATCH_TOKEN", "").strip() or None
+        )
 
 
 def call_service(
     url: str,
     work: Callable[[ApiClient], Awaitable[T]],
     options: Mapping[str, str] | None = None,
+    *,
+    token: str | None = None,
 ) -> T | int:
     """Run ``work`` against the service; an exit code (after one line on stderr) if it fails.
-    ``options``: the API's field names -> the command's options, to name the one at fault."""
+    ``options``: the API's field names -> the command's options, to name the one at fault.
+    ``token``: the API token (``--token`` / ``$CTIWATCH_TOKEN``, see :class:`Target`)."""
 
     async def run() -> T:
-        async with ApiClient.connect(url) as api:
+        async with ApiClient.connect(url, token=token) as api:
             return await work(api)
 
     try:
@@ -224,7 +219,10 @@ def call_service(
         print(f"error: {exc}; is `ctiwatch run` running there?", file=sys.stderr)
         return 1
     except ApiError as exc:
-        print(f"error: {describe_api_error(exc, options)}", file=sys.stderr)
+        message = describe_api_error(exc, options)
+        if exc.status == 401:
+            message += "; give an API token with --token or $CTIWATCH_TOKEN"
+        print(f"error: {message}", file=sys.stderr)
         return 2 if exc.status in (400, 415, 422) else 1
 
 
@@ -250,7 +248,7 @@ def show_answer(
     """Ask the service, then print what it answered: its JSON with ``--json``, else
     ``render``'s text in the configured time zone."""
     target = Target(args)
-    answer = call_service(target.url, work)
+    answer = call_service(target.url, work, token=target.token)
     if isinstance(answer, int):
         return answer
     if args.json:
@@ -276,10 +274,9 @@ def show_command(args: argparse.Namespace) -> int:
 
 def action_command(args: argparse.Namespace) -> int:
     target = Target(args)
-    actor: str = args.actor or default_actor()
     number: int = args.number
     action: str = args.action
-    body: dict[str, Any] = {"actor": actor}
+    body: dict[str, Any] = {}
     if action == "update":
         body["text"] = args.text
     elif action == "priority":
@@ -295,33 +292,33 @@ def action_command(args: argparse.Namespace) -> int:
         before = await api.incident(number) if action == "priority" else {}
         return before, await api.act(number, action, body)
 
-    answer = call_service(target.url, work)
+    answer = call_service(target.url, work, token=target.token)
     if isinstance(answer, int):
         return answer
     before, detail = answer
     if args.json:
         print_json(detail)
         return 0
-    print(confirmation(action, number, actor, before, detail, target.tz))
+    print(confirmation(action, number, last_actor(detail), before, detail, target.tz))
     return 0
 
 
 def open_command(args: argparse.Namespace) -> int:
     target = Target(args)
-    actor: str = args.actor or default_actor()
     customer: str = args.customer
     question: str = args.question
 
     async def work(api: ApiClient) -> dict[str, Any]:
-        number = await api.open_question(customer, actor, question)
+        number = await api.open_question(customer, question)
         return await api.incident(number)
 
-    detail = call_service(target.url, work)
+    detail = call_service(target.url, work, token=target.token)
     if isinstance(detail, int):
         return detail
     if args.json:
         print_json(detail)
         return 0
+    actor = last_actor(detail)
     line = f"incident {detail.get('number')}: opened by {actor} as a P4 question for {customer}"
     print(with_next_due(line, detail, target.tz))
     return 0
@@ -477,6 +474,14 @@ def with_next_due(line: str, detail: dict[str, Any], tz: ZoneInfo) -> str:
     if detail.get("repair_due"):
         running.append(f"repair due {local_time(detail['repair_due'], tz)}")
     return f"{line}; now {state}" + (f", {', '.join(running)}" if running else "")
+
+
+def last_actor(detail: dict[str, Any]) -> str:
+    """Who the service recorded for the action just done: the newest timeline entry's."""
+    for entry in reversed(detail.get("timeline") or []):
+        if isinstance(entry, dict) and entry.get("actor"):
+            return str(entry["actor"])
+    return "you"
 
 
 def confirmation(

@@ -18,9 +18,7 @@ from zoneinfo import ZoneInfo
 from ctiwatch.apiclient import ApiClient
 from ctiwatch.commands.incidents import (
     Target,
-    actor_argument,
     call_service,
-    default_actor,
     local_time,
     print_json,
     service_options,
@@ -31,7 +29,7 @@ from ctiwatch.commands.incidents import (
 
 # The API's field names -> the option a person types.
 OPTIONS = {
-    "actor": "--as",
+    "token": "--token",
     "start": "--start",
     "end": "--end",
     "services": "--service",
@@ -53,14 +51,8 @@ def register(sub: Any) -> None:
         dest="maintenance_command", required=True, metavar="ACTION"
     )
     service = service_options()
+    # Who acts is the API token's name (--token / $CTIWATCH_TOKEN), kept in the history.
     actor = argparse.ArgumentParser(add_help=False)
-    actor.add_argument(
-        "--as",
-        dest="actor",
-        type=actor_argument,
-        metavar="NAME",
-        help="who does it, kept in the window's history (default: $USER, else 'cli')",
-    )
     window = argparse.ArgumentParser(add_help=False)
     window.add_argument("--start", required=True, metavar="TIME", help="e.g. '2026-12-05 22:00'")
     window.add_argument("--end", required=True, metavar="TIME")
@@ -132,7 +124,6 @@ def wall_time(text: str, option: str, tz: ZoneInfo) -> str:
 
 def window_body(args: argparse.Namespace, tz: ZoneInfo) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "actor": args.actor or default_actor(),
         "start": wall_time(args.start, "--start", tz),
         "end": wall_time(args.end, "--end", tz),
         "services": args.services,
@@ -154,7 +145,7 @@ def _exit_2(message: str) -> int:
 
 def _run(args: argparse.Namespace, work: Any, verb: str) -> int:
     target = Target(args)
-    answer = call_service(target.url, work, options=OPTIONS)
+    answer = call_service(target.url, work, options=OPTIONS, token=target.token)
     if isinstance(answer, int):
         return answer
     if args.json:
@@ -186,12 +177,11 @@ def change_command(args: argparse.Namespace) -> int:
 
 
 def cancel_command(args: argparse.Namespace) -> int:
-    actor = args.actor or default_actor()
     window_id: int = args.id
     why: str = args.why or ""
 
     async def work(api: ApiClient) -> dict[str, Any]:
-        return await api.cancel_maintenance(window_id, actor, why)
+        return await api.cancel_maintenance(window_id, why)
 
     return _run(args, work, "cancelled")
 

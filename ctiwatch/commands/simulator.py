@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 from typing import Any
@@ -166,8 +167,11 @@ def _admin(base: str, method: str, path: str, payload: dict[str, Any] | None) ->
 
 async def _request(url: str, method: str, payload: dict[str, Any] | None) -> tuple[int, Any]:
     timeout = aiohttp.ClientTimeout(total=10)
+    # Inside `ctiwatch run` the admin API needs an admin's API token.
+    token = os.environ.get("CTIWATCH_TOKEN", "").strip()
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     async with (
-        aiohttp.ClientSession(timeout=timeout) as session,
+        aiohttp.ClientSession(timeout=timeout, headers=headers) as session,
         session.request(method, url, json=payload) as response,
     ):
         text = await response.text()

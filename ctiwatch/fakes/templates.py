@@ -109,6 +109,7 @@ PHONE = (
 <section class="card reply">
   <h2>Reply by SMS as an on-call person</h2>
   <form class="reply-form" method="post" action="{{ phone_url }}/reply">
+    <input type="hidden" name="csrf_token" value="{{ csrf }}">
     <div>
       <label for="from">From</label>
       <input type="text" id="from" name="from" value="{{ numbers[0] if numbers else '' }}"
@@ -160,6 +161,7 @@ PHONE = (
           <span class="sid">{{ c.sid }}</span></span>
         {% if c.gather_action %}
         <form method="post" action="{{ phone_url }}/press">
+          <input type="hidden" name="csrf_token" value="{{ csrf }}">
           <input type="hidden" name="call" value="{{ c.sid }}">
           <input type="hidden" name="digits" value="1">
           <button type="submit" class="small">Press 1</button>

@@ -33,6 +33,7 @@ from ctiwatch.fakes.smtp import FakeSmtp, ReceivedMail
 from ctiwatch.fakes.templates import TEMPLATES
 from ctiwatch.fakes.twilio import FakeCall, FakeMessage, FakeTwilio, WebhookResult
 from ctiwatch.timefmt import iso_local
+from ctiwatch.web.auth import principal_of
 from ctiwatch.web.render import TEMPLATES as CONSOLE_TEMPLATES
 
 TIME_FORMAT = "%a %d %b %H:%M:%S"  # Wed 25 Nov 18:02:10
@@ -135,7 +136,16 @@ def build_environment(zone: ZoneInfo) -> jinja2.Environment:
 
 
 def _page(env: jinja2.Environment, request: web.Request, template: str, **context: Any) -> str:
-    return env.get_template(template).render(path=request.path, notice=None, **context)
+    # Served inside the console: its forms carry the admin's session CSRF token.
+    user = principal_of(request)
+    return env.get_template(template).render(
+        path=request.path,
+        notice=None,
+        user=user,
+        csrf=user.csrf_token if user is not None else "",
+        kiosk=False,
+        **context,
+    )
 
 
 def _html_response(html: str, nonce: str) -> web.Response:

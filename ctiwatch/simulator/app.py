@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,17 +31,45 @@ class _ConnectionRefused(Exception):
 
 
 def make_app(
-    core: SimulatorCore, clock: Clock, rng: random.Random | None = None
+    core: SimulatorCore,
+    clock: Clock,
+    rng: random.Random | None = None,
+    *,
+    admin_api: bool = True,
+    admin_allowed: Callable[[web.Request], Awaitable[bool]] | None = None,
 ) -> web.Application:
-    """The simulator app; ``rng`` decides which calls of a ``rate`` fault are hit."""
-    app = web.Application(middlewares=[_refuse_middleware])
+    """The simulator app; ``rng`` decides which calls of a ``rate`` fault are hit.
+
+    ``admin_api``: serve the fault admin API (``/admin/faults``); ``admin_allowed(request)``,
+    when given, must say yes to every admin request (``ctiwatch run``: an admin's API token),
+    else 401."""
+    middlewares = [_refuse_middleware]
+    if admin_allowed is not None:
+        middlewares.append(_admin_guard(admin_allowed))
+    app = web.Application(middlewares=middlewares)
     app[STATE] = _State(core, clock, rng if rng is not None else random.Random())
-    app.router.add_post("/admin/faults", _add_fault)
-    app.router.add_get("/admin/faults", _list_faults)
-    app.router.add_delete("/admin/faults", _clear_faults)
-    app.router.add_delete("/admin/faults/{fault_id}", _remove_fault)
+    if admin_api:
+        app.router.add_post("/admin/faults", _add_fault)
+        app.router.add_get("/admin/faults", _list_faults)
+        app.router.add_delete("/admin/faults", _clear_faults)
+        app.router.add_delete("/admin/faults/{fault_id}", _remove_fault)
     app.router.add_route("*", "/{tail:.*}", _api)
     return app
+
+
+def _admin_guard(allowed: Callable[[web.Request], Awaitable[bool]]) -> Any:
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/admin/") and not await allowed(request):
+            return web.json_response(
+                {"errors": ["the simulator's admin API needs an admin's API token (Bearer)"]},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="ctiwatch"'},
+            )
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return guard
 
 
 @web.middleware

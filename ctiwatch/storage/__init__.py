@@ -4,6 +4,7 @@ SQLite (aiosqlite, WAL) by default, PostgreSQL (asyncpg) by URL. Callers use :cl
 and the frozen dataclasses of :mod:`ctiwatch.storage.records`; table classes stay inside.
 """
 
+from ctiwatch.storage.accounts import AuditEntry
 from ctiwatch.storage.dead_letters import is_transient
 from ctiwatch.storage.engine import StorageError, normalize_url
 from ctiwatch.storage.records import (
@@ -22,6 +23,7 @@ from ctiwatch.storage.store import Store, Transaction
 
 __all__ = [
     "AgentRecord",
+    "AuditEntry",
     "CallCounts",
     "DeadLetter",
     "IncidentRecord",

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from ctiwatch.storage import migrate
+from ctiwatch.storage.accounts import AccountRepository, TxAudit
 from ctiwatch.storage.dead_letters import DeadLetterRepository
 from ctiwatch.storage.engine import Database, StorageError, normalize_url, safe_url
 from ctiwatch.storage.held import HeldRepository, TxHeld
@@ -31,6 +32,7 @@ class Transaction:
     incidents: TxIncidents
     timeline: TxTimeline
     outbox: TxOutbox
+    audit: TxAudit
     maintenance: TxMaintenance
     held: TxHeld
 
@@ -48,6 +50,7 @@ class Store:
         self.agents = AgentRepository(db)
         self.webhook_replays = WebhookReplayRepository(db)
         self.dead_letters = DeadLetterRepository(db)
+        self.accounts = AccountRepository(db)
         self.held = HeldRepository(db)
         self.customer_links = CustomerLinkRepository(db)
 
@@ -104,6 +107,7 @@ class Store:
                 incidents=TxIncidents(self._db, conn),
                 timeline=TxTimeline(conn),
                 outbox=TxOutbox(self._db, conn),
+                audit=TxAudit(conn),
                 maintenance=TxMaintenance(conn),
                 held=TxHeld(self._db, conn),
             )

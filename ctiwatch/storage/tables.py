@@ -387,3 +387,17 @@ class CustomerLinkRow(SQLModel, table=True):
 
 
 CUSTOMER_LINKS = table_of(CustomerLinkRow)
+
+
+# Accounts, sessions, API tokens and the audit log live in their own module (same metadata).
+from ctiwatch.storage.account_tables import (  # noqa: E402
+    ApiTokenRow,
+    AuditRow,
+    SessionRow,
+    UserRow,
+)
+
+USERS = table_of(UserRow)
+SESSIONS = table_of(SessionRow)
+API_TOKENS = table_of(ApiTokenRow)
+AUDIT = table_of(AuditRow)

@@ -27,19 +27,22 @@ DONE_MESSAGES = {
 }
 
 
-async def perform(service: ConsoleService, number: int, action: str, body: Body) -> None:
-    """Run ``action`` on incident ``number``; ``body`` was validated with INCIDENT_ACTIONS."""
+async def perform(
+    service: ConsoleService, number: int, action: str, body: Body, actor: str, address: str
+) -> None:
+    """Run ``action`` on incident ``number`` as ``actor`` (the logged-in user or the token)
+    from ``address``; ``body`` was validated with INCIDENT_ACTIONS."""
     if isinstance(body, UpdateBody):
-        await service.update(number, body.actor, body.text)
+        await service.update(number, actor, body.text, address=address)
     elif isinstance(body, ResolveBody):
-        await service.resolve(number, body.actor, body.reason, force=body.force)
+        await service.resolve(number, actor, body.reason, force=body.force, address=address)
     elif isinstance(body, PriorityBody):
-        await service.change_priority(number, body.actor, body.priority, body.reason)
+        await service.change_priority(number, actor, body.priority, body.reason, address=address)
     elif isinstance(body, ActorBody):
         run = {
             "ack": service.acknowledge,
             "reopen": service.reopen,
         }[action]
-        await run(number, body.actor)
+        await run(number, actor, address=address)
     else:  # pragma: no cover - INCIDENT_ACTIONS lists every body type
         raise TypeError(f"no action for {type(body).__name__}")

@@ -1,8 +1,9 @@
 """The web application: status page, operations console, JSON API, health and metrics.
 
 Everything it shows or changes goes through one :class:`ConsoleService`; the app owns no state
-of its own. There is no login yet: the console trusts the network it is served on, and the name
-a person types is only recorded on the timeline.
+of its own. Who may see and do what is :mod:`ctiwatch.web.auth`'s: every route but the few
+public ones needs a login (pages) or an API token (``Authorization: Bearer``), and actions are
+recorded under that user's or token's name.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ import prometheus_client
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from ctiwatch.accounts import Accounts
 from ctiwatch.metrics import HttpMetrics
+from ctiwatch.web.account_pages import AccountPages
 from ctiwatch.web.api import Api, json_error
+from ctiwatch.web.auth import AuthSettings, HostAllowList, auth_middleware
 from ctiwatch.web.customer_pages import CustomerPageRoutes
 from ctiwatch.web.customers import CustomerPages
 from ctiwatch.web.events import EventStreams, Versions
@@ -31,13 +35,15 @@ from ctiwatch.web.service import ConsoleService, ServiceError
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-_UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def build_web_app(
     service: ConsoleService,
     *,
+    accounts: Accounts,
     metrics_registry: prometheus_client.CollectorRegistry | None,
+    hosts: HostAllowList | None = None,
+    https: bool = False,
     tz: str = "Europe/Amsterdam",
     extra_routes: Callable[[web.Application], None] | None = None,
     nav_links: Sequence[tuple[str, str]] = (),
@@ -52,7 +58,10 @@ def build_web_app(
     answers ``ok``, or 503 with the lines ``health()`` gives (components down). With
     ``versions`` (the pipeline's state version) ``/events`` streams its changes (SSE). With
     ``customers`` each customer's own page is at its link ``/status/<token>`` (and at
-    ``/status/c/<id>`` when public), with its feeds."""
+    ``/status/c/<id>`` when public), with its feeds.
+
+    ``accounts`` decides who is logged in; ``hosts`` is the Host allow-list (default:
+    localhost, 127.0.0.1 and [::1] on any port); ``https`` adds the Secure cookie flag."""
     zone = ZoneInfo(tz)
     environment = build_environment(zone)
     environment.globals["nav_links"] = tuple(nav_links)
@@ -62,10 +71,12 @@ def build_web_app(
     middlewares: list[Middleware] = []
     if metrics_registry is not None:
         middlewares.append(_metrics_middleware(metrics_registry))
-    middlewares += [_headers_middleware, _errors_middleware(pages), _same_origin_middleware]
+    settings = AuthSettings(accounts, hosts or HostAllowList(), https)
+    middlewares += [_headers_middleware, _errors_middleware(pages), auth_middleware(settings)]
     app = web.Application(middlewares=middlewares)
     app.add_routes(pages.routes())
     app.add_routes(Api(service, zone).routes())
+    app.add_routes(AccountPages(settings, pages, service, zone).routes())
     if customers is not None:
         app.add_routes(CustomerPageRoutes(customers, service, environment, zone).routes())
     app.add_routes([web.get("/healthz", _healthz(health)), web.static("/static", STATIC)])
@@ -126,9 +137,13 @@ def _errors_middleware(pages: Pages) -> Middleware:
         try:
             return await handler(request)
         except ServiceError as exc:
-            if _is_api(request):
-                return json_error(exc.status, exc.message, exc.field)
-            return pages.error_page(request, exc.status, exc.message)
+            if _is_api(request) or request.path == "/metrics":
+                response = json_error(exc.status, exc.message, exc.field)
+            else:
+                response = pages.error_page(request, exc.status, exc.message)
+            if exc.status == 401:
+                response.headers["WWW-Authenticate"] = 'Bearer realm="ctiwatch"'
+            return response
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise
@@ -143,17 +158,6 @@ def _errors_middleware(pages: Pages) -> Middleware:
             return pages.error_page(request, 500, "Something went wrong; it has been logged.")
 
     return errors
-
-
-@web.middleware
-async def _same_origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """No login yet, so at least refuse changes a browser sends on behalf of another site."""
-    if request.method in _UNSAFE:
-        origin = request.headers.get("Origin")
-        cross_site = request.headers.get("Sec-Fetch-Site") == "cross-site"
-        if cross_site or (origin is not None and origin.partition("://")[2] != request.host):
-            raise ServiceError("cross-site request refused", None, 403)
-    return await handler(request)
 
 
 @web.middleware

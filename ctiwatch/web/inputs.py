@@ -16,7 +16,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from ctiwatch.errors import problems
 from ctiwatch.web.service import ServiceError
 
-Actor = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 CustomerId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -25,11 +24,13 @@ ServiceName = Literal["click2dial", "crm"]
 
 
 class Body(BaseModel):
-    """Every action names the person doing it; it goes on the timeline."""
+    """An action's fields. Who does it is the logged-in user or the API token, never a typed
+    name: an ``actor`` field is still accepted (clients of the earlier API send it) and
+    ignored, for one release."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    actor: Actor
+    actor: Annotated[str, StringConstraints(max_length=200)] | None = None
 
 
 class ActorBody(Body):
@@ -155,6 +156,15 @@ def parse_local_time(value: str, field: str, tz: ZoneInfo) -> datetime:
             400,
         )
     return aware
+
+
+def check_query(query: Mapping[str, str], allowed: tuple[str, ...]) -> None:
+    """An API query string names only ``allowed`` parameters (like bodies: no unknown fields,
+    so a misspelt filter is refused instead of silently ignored)."""
+    for name in query:
+        if name not in allowed:
+            known = ", ".join(allowed)
+            raise ServiceError(f"{name}: unknown query parameter (known: {known})", name[:100])
 
 
 def parse_limit(value: str | None, default: int = 100, maximum: int = 500) -> int:

@@ -2,7 +2,8 @@
 
 Forms POST, then redirect (post/redirect/get) with ``?done=<code>``. A refused form renders
 the same page again with the message, the field marked and what was typed kept, answering
-with the error's status (400, 404, 409). The name a person types is remembered in a cookie.
+with the error's status (400, 404, 409). Who acts is the logged-in user (:mod:`.auth`); every
+form carries the session's CSRF token.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, unquote
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -19,6 +19,7 @@ from multidict import MultiDictProxy
 
 from ctiwatch.web import readmodel as cached
 from ctiwatch.web.actions import DONE_MESSAGES, INCIDENT_ACTIONS, perform
+from ctiwatch.web.auth import actor_name, principal_of, remote_address
 from ctiwatch.web.inputs import (
     B,
     CancelMaintenanceBody,
@@ -37,13 +38,11 @@ from ctiwatch.web.service import (
     check_status_filter,
 )
 
-ACTOR_COOKIE = "ctiwatch_actor"
 NONCE = web.RequestKey("csp_nonce", str)
-_YEAR = 365 * 24 * 3600
 
 # What each form's fields are called on the page: a refused form names the field the person
-# sees ("Your name: must not be empty"), the JSON API keeps the field's own name ("actor").
-_ACTOR_LABEL = {"actor": "Your name"}
+# sees ("Update: must not be empty"), the JSON API keeps the field's own name ("text").
+_ACTOR_LABEL: dict[str, str] = {}
 INCIDENT_LABELS = {**_ACTOR_LABEL, "text": "Update", "priority": "Priority", "reason": "Reason"}
 RESOLVE_LABELS = {**_ACTOR_LABEL, "reason": "Why resolve it now"}
 QUESTION_LABELS = {**_ACTOR_LABEL, "customer": "Customer", "text": "Question"}
@@ -87,7 +86,10 @@ class Pages:
     def render(
         self, request: web.Request, template: str, status: int = 200, **context: Any
     ) -> web.Response:
-        context.setdefault("actor", actor_of(request))
+        user = principal_of(request)
+        context.setdefault("user", user)
+        context["csrf"] = user.csrf_token if user is not None else ""
+        context.setdefault("kiosk", False)
         context.setdefault("error", None)
         context.setdefault("form", {})
         done = request.query.get("done", "")
@@ -154,7 +156,9 @@ class Pages:
 
     def shared(self, template: str, path: str, **context: Any) -> str:
         """``template`` as every visitor gets it (no name, notice or nonce): cacheable."""
+        # Nobody's page: no user menu, no CSRF token (it holds no form that changes anything).
         context.update(actor="", error=None, form={}, notice=None, nonce="", path=path)
+        context.update(user=None, csrf="", kiosk=context.get("kiosk", False))
         return self._env.get_template(template).render(**context)
 
     # --- incidents -----------------------------------------------------------------------
@@ -220,7 +224,14 @@ class Pages:
         typed = _strings(form)
         try:
             body = _resolve_body(form) if model is ResolveBody else _form_body(model, form)
-            await perform(self._service, number, action, body)
+            await perform(
+                self._service,
+                number,
+                action,
+                body,
+                actor_name(request),
+                remote_address(request),
+            )
         except ServiceError as exc:
             if exc.status == 404:
                 return self.error_page(request, 404, exc.message)
@@ -232,7 +243,7 @@ class Pages:
                 )
             error = form_error(exc, INCIDENT_LABELS)
             return await self._incident_page(request, number, exc.status, error, typed)
-        return _redirect(f"/incidents/{number}?done={action}", body.actor)
+        return _redirect(f"/incidents/{number}?done={action}")
 
     async def new_question(self, request: web.Request) -> web.Response:
         view = await self._service.status()
@@ -242,7 +253,9 @@ class Pages:
         form = await request.post()
         try:
             body = _form_body(QuestionBody, form)
-            number = await self._service.open_question(body.customer, body.actor, body.text)
+            number = await self._service.open_question(
+                body.customer, actor_name(request), body.text, address=remote_address(request)
+            )
         except ServiceError as exc:
             view = await self._service.status()
             return self.render(
@@ -253,7 +266,7 @@ class Pages:
                 error=form_error(exc, QUESTION_LABELS),
                 form=_strings(form),
             )
-        return _redirect(f"/incidents/{number}?done=question", body.actor)
+        return _redirect(f"/incidents/{number}?done=question")
 
     # --- maintenance ---------------------------------------------------------------------
 
@@ -288,7 +301,6 @@ class Pages:
         typed["locations"] = form.getall("locations", [])
         try:
             data: dict[str, Any] = {
-                "actor": form.get("actor", ""),
                 "start": parse_local_time(str(form.get("start", "")), "start", self._tz),
                 "end": parse_local_time(str(form.get("end", "")), "end", self._tz),
                 "services": typed["services"] or None,
@@ -306,27 +318,30 @@ class Pages:
                 list(body.services) if body.services else None,
                 body.customers,
                 body.reason,
-                body.actor,
+                actor_name(request),
                 locations=body.locations,
                 recurrence=body.recurrence,
                 emergency=body.emergency,
                 justification=body.justification,
+                address=remote_address(request),
             )
         except ServiceError as exc:
             error = form_error(exc, MAINTENANCE_LABELS)
             return await self._maintenance_page(request, exc.status, error, typed)
-        return _redirect("/maintenance?done=scheduled", body.actor)
+        return _redirect("/maintenance?done=scheduled")
 
     async def cancel_maintenance(self, request: web.Request) -> web.Response:
         window_id = int(request.match_info["id"])
         form = await request.post()
         try:
             body = _form_body(CancelMaintenanceBody, form)
-            await self._service.cancel_maintenance(window_id, body.actor, body.why)
+            await self._service.cancel_maintenance(
+                window_id, actor_name(request), body.why, address=remote_address(request)
+            )
         except ServiceError as exc:
             error = form_error(exc, MAINTENANCE_LABELS)
             return await self._maintenance_page(request, exc.status, error, _strings(form))
-        return _redirect("/maintenance?done=cancelled", body.actor)
+        return _redirect("/maintenance?done=cancelled")
 
 
 def form_error(error: ServiceError, labels: Mapping[str, str]) -> ServiceError:
@@ -339,10 +354,6 @@ def form_error(error: ServiceError, labels: Mapping[str, str]) -> ServiceError:
     pattern = rf"^{re.escape(error.field)}(?:\[[^\]]*\]|\.[^\s:\[]+)*(?=[: ])"
     message = re.sub(pattern, label, error.message, count=1)
     return ServiceError(message, error.field, error.status)
-
-
-def actor_of(request: web.Request) -> str:
-    return unquote(request.cookies.get(ACTOR_COOKIE, ""))[:80]
 
 
 def _strings(form: MultiDictProxy[Any]) -> dict[str, str]:
@@ -358,7 +369,7 @@ def _form_body(model: type[B], form: MultiDictProxy[Any]) -> B:
 def _resolve_body(form: MultiDictProxy[Any]) -> ResolveBody:
     """The incident page's one form also carries the priority's ``reason``: a resolve reads
     its own fields, ``resolve_reason`` and ``force``, sent by the confirmation."""
-    data: dict[str, Any] = {"actor": form.get("actor", "")}
+    data: dict[str, Any] = {}
     if "resolve_reason" in form:
         data["reason"] = form["resolve_reason"]
     if "force" in form:
@@ -366,9 +377,5 @@ def _resolve_body(form: MultiDictProxy[Any]) -> ResolveBody:
     return parse_form(ResolveBody, data)
 
 
-def _redirect(location: str, actor: str) -> web.Response:
-    response = web.Response(status=303, headers={"Location": location})
-    response.set_cookie(
-        ACTOR_COOKIE, quote(actor), max_age=_YEAR, path="/", httponly=True, samesite="Lax"
-    )
-    return response
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=303, headers={"Location": location})

@@ -410,22 +410,35 @@ class ConsoleService(Protocol):
 
     async def incident(self, number: int) -> IncidentDetail | None: ...
 
-    async def acknowledge(self, number: int, actor: str) -> None: ...
+    # Every action takes who does it (``actor``: a user's or a token's name) and from where
+    # (``address``); both go on the audit line written with the change.
 
-    async def update(self, number: int, actor: str, text: str) -> None: ...
+    async def acknowledge(self, number: int, actor: str, *, address: str = "") -> None: ...
+
+    async def update(self, number: int, actor: str, text: str, *, address: str = "") -> None: ...
 
     async def change_priority(
-        self, number: int, actor: str, priority: int, reason: str
+        self, number: int, actor: str, priority: int, reason: str, *, address: str = ""
     ) -> None: ...
 
-    async def resolve(self, number: int, actor: str, reason: str = "", force: bool = False) -> None:
+    async def resolve(
+        self,
+        number: int,
+        actor: str,
+        reason: str = "",
+        force: bool = False,
+        *,
+        address: str = "",
+    ) -> None:
         """Refuses (409, field ``force``) while conditions in scope hold, unless ``force``
         (which needs a ``reason``, 400 field ``reason``)."""
         ...
 
-    async def reopen(self, number: int, actor: str) -> None: ...
+    async def reopen(self, number: int, actor: str, *, address: str = "") -> None: ...
 
-    async def open_question(self, customer: str, actor: str, text: str) -> int:
+    async def open_question(
+        self, customer: str, actor: str, text: str, *, address: str = ""
+    ) -> int:
         """Open a P4 incident (a question, no impact on the service); returns its number."""
         ...
 
@@ -450,6 +463,7 @@ class ConsoleService(Protocol):
         recurrence: str | None = None,
         emergency: bool = False,
         justification: str = "",
+        address: str = "",
     ) -> MaintenanceView:
         """Refuses (400, naming the field) a window the SLA's rules refuse: one that touches
         support hours or starts sooner than the minimum notice, unless an emergency with a
@@ -472,11 +486,14 @@ class ConsoleService(Protocol):
         recurrence: str | None = None,
         emergency: bool = False,
         justification: str = "",
+        address: str = "",
     ) -> MaintenanceView:
         """The window becomes what is given, judged like a new one (the notice rule only when
         its start moves); what it was before is kept with who, when and ``why``."""
         ...
 
-    async def cancel_maintenance(self, id: int, actor: str, why: str = "") -> MaintenanceView:
+    async def cancel_maintenance(
+        self, id: int, actor: str, why: str = "", *, address: str = ""
+    ) -> MaintenanceView:
         """Keeps the window as ``cancelled`` (who, when, why); it suppresses nothing any more."""
         ...

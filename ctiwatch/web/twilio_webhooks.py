@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Protocol
 
@@ -128,8 +129,10 @@ def add_twilio_routes(
     *,
     replays: ReplayMemory,
     clock: Clock,
+    people: Callable[[str], Awaitable[str | None]] | None = None,
 ) -> None:
-    """Add the three webhook routes to ``app``."""
+    """Add the three webhook routes to ``app``. ``people(number)``: the user who owns an
+    on-call phone number; an action from it is theirs (else the number's, as before)."""
     validator = RequestValidator(config.twilio.auth_token)
     base_url = config.twilio.webhook_base_url.rstrip("/")
     staff = staff_numbers(config)
@@ -172,6 +175,10 @@ def add_twilio_routes(
             _logger.warning("refused a replayed Twilio webhook", extra={"webhook": key})
             raise web.HTTPConflict(text="this webhook was received before; no action taken")
 
+    async def who(number: str, how: str) -> str:
+        person = await people(number) if people is not None else None
+        return f"{person} ({how})" if person else f"{number} ({how})"
+
     async def sms(request: web.Request) -> web.Response:
         form = await signed_form(request)
         await first_time("sms", form.get("MessageSid", "") or form.get("SmsSid", ""))
@@ -190,7 +197,7 @@ def add_twilio_routes(
                 return _sms_reply(f"Not understood. {DIGITS} {USAGE}")
             return _sms_reply(f"Not understood. {USAGE}")
         verb, number = match.group(1).upper(), int(match.group(2))
-        actor = f"{sender} (SMS)"
+        actor = await who(sender, "SMS")
         try:
             if verb == "ACK":
                 await handler.acknowledge(number, actor)
@@ -214,7 +221,7 @@ def add_twilio_routes(
         if form.get("Digits", "") != "1":
             return _say(f"Incident {number} is not acknowledged. Goodbye.")
         try:
-            await handler.acknowledge(number, f"{callee} (phone)")
+            await handler.acknowledge(number, await who(callee, "phone"))
         except (ServiceError, LookupError) as exc:
             return _say(f"Incident {number}: {_refusal_text(exc)}")
         return _say(f"Incident {number} is acknowledged. Thank you. Goodbye.")

@@ -1,5 +1,9 @@
 """The status page in a real browser: headless Chromium loads it from a local port, runs its
-script (which fetches /fragments/status) and we read the DOM it ends with, and a screenshot.
+script (which fetches the status fragment) and we read the DOM it ends with, and a screenshot.
+
+Chromium is opened on the wall screen's kiosk link (``/kiosk/<token>``, a read-only viewer
+token): no login form, the operators' overview, live (the kiosk polls its own fragment,
+``/kiosk/<token>/fragment``).
 
 Chromium's ``--virtual-time-budget`` runs the page's timers in virtual time, so the 10-second
 refresh happens without waiting 10 seconds. Skipped when Chromium is missing, failed under CI
@@ -17,8 +21,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from auth_helpers import make_accounts
 from ci import unavailable
-from console_scene import example_scene, real_console, sqlite_url
+from console_scene import Scene, example_scene, real_console, sqlite_url
 
 from classifier.observation import Service
 from ctiwatch.console import ConsoleServiceImpl
@@ -34,17 +39,20 @@ def chromium() -> str:
 
 
 async def serve(
-    service: ConsoleServiceImpl, on_status_read: Callable[[int], Awaitable[None]] | None = None
+    scene: Scene, on_status_read: Callable[[int], Awaitable[None]] | None = None
 ) -> AsyncIterator[str]:
-    """Serve the console on a free port (no ``/events``: the script polls the fragment);
-    ``on_status_read(n)`` runs before the n-th fragment poll."""
-    app = build_web_app(service, metrics_registry=None)
+    """Serve the console on a free port; yields the URL of a kiosk link to its overview.
+    ``on_status_read(n)`` runs before the n-th poll of the kiosk's fragment."""
+    accounts = make_accounts(scene.store, scene.clock)
+    secret, _ = await accounts.create_token("wall", "viewer", kiosk=True, by="test")
+    service: ConsoleServiceImpl = scene.console
+    app = build_web_app(service, accounts=accounts, metrics_registry=None)
     reads = 0
 
     @web.middleware
     async def polls(request: web.Request, handler: Handler) -> web.StreamResponse:
         nonlocal reads
-        if request.path == "/fragments/status" and on_status_read is not None:
+        if request.path.endswith("/fragment") and on_status_read is not None:
             reads += 1
             await on_status_read(reads)
         return await handler(request)
@@ -56,7 +64,7 @@ async def serve(
     await site.start()
     host, port = runner.addresses[0][:2]
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://{host}:{port}/kiosk/{secret}"
     finally:
         await runner.cleanup()
 
@@ -93,15 +101,15 @@ async def run_chromium(profile: Path, *args: str) -> str:
 async def base_url(tmp_path: Path) -> AsyncIterator[str]:
     async with real_console(sqlite_url(tmp_path)) as scene:
         await example_scene(scene)
-        async for url in serve(scene.console):
+        async for url in serve(scene):
             yield url
 
 
 async def test_status_page_dom_after_its_script_ran(base_url: str, tmp_path: Path) -> None:
     dom = await run_chromium(
-        tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", base_url + "/"
+        tmp_path / "profile", "--virtual-time-budget=5000", "--dump-dom", base_url
     )
-    assert 'data-live="ok"' in dom  # the script fetched /fragments/status and said so
+    assert 'data-live="ok"' in dom  # the script fetched the fragment and said so
     assert "live · refreshes every 10 s" in dom
     assert 'data-tile="acme/acme-ams/click2dial" data-state="down"' in dom
     assert 'data-tile="globex/globex-utr/crm" data-state="ok"' in dom
@@ -122,10 +130,10 @@ async def test_status_page_shows_a_change_without_reloading(tmp_path: Path) -> N
                     "acme", "acme-ams", ["alice", "anna"], Service.CLICK2DIAL, ok=True, count=3
                 )
 
-        async for url in serve(scene.console, recover_on_second_poll):
+        async for url in serve(scene, recover_on_second_poll):
             # The first poll runs at load, the second 10 s (virtual) later and sees the change.
             dom = await run_chromium(
-                tmp_path / "profile", "--virtual-time-budget=15000", "--dump-dom", url + "/"
+                tmp_path / "profile", "--virtual-time-budget=15000", "--dump-dom", url
             )
     assert polls[:2] == [1, 2]
     assert 'data-tile="acme/acme-ams/click2dial" data-state="ok"' in dom
@@ -140,7 +148,7 @@ async def test_status_page_screenshot(base_url: str, tmp_path: Path) -> None:
         "--virtual-time-budget=3000",
         f"--screenshot={shot}",
         "--window-size=1280,900",
-        base_url + "/",
+        base_url,
     )
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -62,3 +62,11 @@ async def start(app: Ctiwatch, stop: asyncio.Event) -> asyncio.Task[None]:
         ready.cancel()
         task.result()  # raises why it could not start
     return task
+
+
+async def api_headers(app: Ctiwatch, role: str = "admin") -> dict[str, str]:
+    """``Authorization`` for the running app's API: a new token made through its accounts."""
+    assert app.accounts is not None, "the app is not running"
+    tokens = await app.accounts.tokens()
+    secret, _ = await app.accounts.create_token(f"test-{len(tokens) + 1}", role, by="test")
+    return {"Authorization": f"Bearer {secret}"}

@@ -26,6 +26,7 @@ from running_app import (
     HOST,
     MQTT_PORT,
     WAIT_SECONDS,
+    api_headers,
     broker_or_skip,
     free_ports,
     start,
@@ -177,7 +178,7 @@ async def test_agent_results_arrive_and_its_death_alerts_oncall_not_customers(
             await app.ingestion.subscribed.wait()
         agent_file = agent_config_file(tmp_path, config, name)
         agent = await spawn_agent(agent_file)
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=await api_headers(app)) as http:
             seen: dict[str, Any] = {}
 
             async def online_with_results() -> bool:
@@ -306,7 +307,7 @@ async def test_unreachable_broker_is_one_warning_a_note_on_the_status_page_and_n
         warnings = records("mqtt broker unreachable; retrying with backoff")
         assert [r.levelno for r in warnings] == [logging.WARNING]
 
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=await api_headers(app)) as http:
             status = await status_json(http, app)
             assert status["mqtt"]["broker"] == f"{HOST}:{closed}"
             assert status["mqtt"]["state"] == "unreachable"

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from running_app import WAIT_SECONDS, free_ports, start, until
+from running_app import WAIT_SECONDS, api_headers, free_ports, start, until
 
 from ctiwatch.app import Ctiwatch
 from ctiwatch.config import Config
@@ -103,7 +103,7 @@ async def test_location_outage_alerts_ack_by_sms_stops_escalation_and_survives_r
     app = Ctiwatch(config)
     task = await start(app, stop)
     try:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=await api_headers(app)) as http:
             await inject_outage(http, app)
             twilio, smtp = app.fake_twilio, app.fake_smtp
             assert twilio is not None and smtp is not None
@@ -158,7 +158,7 @@ async def test_location_outage_alerts_ack_by_sms_stops_escalation_and_survives_r
     app = Ctiwatch(config)
     task = await start(app, stop)
     try:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=await api_headers(app)) as http:
             await inject_outage(http, app)
             assert app.monitor is not None
             restarted = app.clock.now()
@@ -193,7 +193,7 @@ async def test_an_unanswered_call_pages_the_next_escalation_step_at_once(tmp_pat
     stop = asyncio.Event()
     task = await start(app, stop)
     try:
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=await api_headers(app)) as http:
             await inject_outage(http, app)
             twilio = app.fake_twilio
             assert twilio is not None

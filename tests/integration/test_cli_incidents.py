@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from auth_helpers import make_accounts, token_for
 from console_scene import FORGOTTEN, Scene, example_scene, real_console, sqlite_url
 
 from ctiwatch.web.app import build_web_app
@@ -29,16 +30,29 @@ class Served:
     url: str
     scene: Scene
     loop: asyncio.AbstractEventLoop
+    tokens: dict[str, str]  # name -> API token; $CTIWATCH_TOKEN is "tester"'s (maintainer)
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    """The API on 127.0.0.1:<free port>, its loop in a background thread."""
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
+    """The API on 127.0.0.1:<free port>, its loop in a background thread; API tokens for
+    alice, bob, carol (oncall) and tester (maintainer, the one in $CTIWATCH_TOKEN)."""
     loop = asyncio.new_event_loop()
     playing = real_console(sqlite_url(tmp_path))
     scene = loop.run_until_complete(playing.__aenter__())
     loop.run_until_complete(example_scene(scene))
-    runner = web.AppRunner(build_web_app(scene.console, metrics_registry=None))
+    accounts = make_accounts(scene.store, scene.clock)
+    tokens = {
+        name: loop.run_until_complete(token_for(accounts, name, role))
+        for name, role in (
+            ("alice", "oncall"),
+            ("bob", "oncall"),
+            ("carol", "oncall"),
+            ("tester", "maintainer"),
+        )
+    }
+    monkeypatch.setenv("CTIWATCH_TOKEN", tokens["tester"])
+    runner = web.AppRunner(build_web_app(scene.console, accounts=accounts, metrics_registry=None))
     loop.run_until_complete(runner.setup())
     site = web.TCPSite(runner, "127.0.0.1", 0)
     loop.run_until_complete(site.start())
@@ -46,7 +60,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:
-        yield Served(f"http://127.0.0.1:{port}", scene, loop)
+        yield Served(f"http://127.0.0.1:{port}", scene, loop, tokens)
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
@@ -55,8 +69,12 @@ def served(tmp_path: Path) -> Iterator[Served]:
         loop.close()
 
 
-def ctiwatch(*args: str, user: str = "tester") -> subprocess.CompletedProcess[str]:
+def ctiwatch(
+    *args: str, user: str = "tester", token: str | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "USER": user, "PYTHONIOENCODING": "utf-8"}
+    if token is not None:
+        env["CTIWATCH_TOKEN"] = token
     return subprocess.run(
         [sys.executable, "-m", "ctiwatch", *args],
         capture_output=True,
@@ -158,30 +176,33 @@ def test_incidents_show_json_is_the_api_document(served: Served) -> None:
 # --- acting ---------------------------------------------------------------------------------
 
 
-def test_people_act_on_an_incident_and_the_timeline_says_who(served: Served) -> None:
+def test_people_act_on_an_incident_and_the_timeline_says_whose_token_it_was(
+    served: Served,
+) -> None:
     url = ["--url", served.url]
+    alice, bob = served.tokens["alice"], served.tokens["bob"]
     steps = [
         (
-            ["ack", "2", "--as", "alice"],
+            ["ack", "2", "--token", alice],
             "incident 2: acknowledged by alice; now P1 acknowledged, "
             "update due 2026-12-01 14:00 CET",
         ),
         (
-            ["update", "2", "--text", "Carrier is rerouting", "--as", "alice"],
+            ["update", "2", "--text", "Carrier is rerouting", "--token", alice],
             "incident 2: update posted by alice; now P1 acknowledged, "
             "update due 2026-12-01 14:00 CET",
         ),
         (
-            ["priority", "2", "--to", "2", "--reason", "only Amsterdam", "--as", "bob"],
+            ["priority", "2", "--to", "2", "--reason", "only Amsterdam", "--token", bob],
             "incident 2: priority P1 -> P2 by bob; now P2 acknowledged, "
             "update due 2026-12-02 09:30 CET, repair due 2026-12-03 17:00 CET",
         ),
         (
-            ["resolve", "2", "--as", "bob", "--force", "--reason", "carrier fixed the trunk"],
+            ["resolve", "2", "--token", bob, "--force", "--reason", "carrier fixed the trunk"],
             "incident 2: resolved by bob; now P2 resolved",
         ),
         (
-            ["reopen", "2"],  # --as defaults to $USER
+            ["reopen", "2"],  # --token defaults to $CTIWATCH_TOKEN
             "incident 2: reopened by tester; now P2 open, response due 2026-12-02 09:30 CET, "
             "update due 2026-12-02 09:30 CET, repair due 2026-12-03 17:00 CET",
         ),
@@ -203,7 +224,7 @@ def test_people_act_on_an_incident_and_the_timeline_says_who(served: Served) -> 
 def test_incidents_open_asks_a_question_as_a_p4(served: Served) -> None:
     done = ctiwatch(
         "incidents", "open", "--customer", "globex", "--priority", "4",
-        "--question", "Why is the CRM slow?", "--as", "carol", "--url", served.url,
+        "--question", "Why is the CRM slow?", "--url", served.url, token=served.tokens["carol"],
     )  # fmt: skip
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == (
@@ -270,7 +291,7 @@ def test_action_not_possible_now_exits_1(served: Served) -> None:
 def test_resolve_while_conditions_hold_without_force_exits_1_naming_what_holds(
     served: Served,
 ) -> None:
-    done = ctiwatch("incidents", "resolve", "2", "--as", "bob", "--url", served.url)
+    done = ctiwatch("incidents", "resolve", "2", "--url", served.url)
     assert (done.returncode, done.stdout, done.stderr) == (
         1,
         "",
@@ -347,3 +368,18 @@ def test_status_json_is_the_api_document(served: Served) -> None:
         "detail": "1 down · 1 open incident",
     }
     assert document["generated_at"] == "2026-12-01T10:00:00+01:00"
+
+
+def test_without_a_token_the_cli_says_how_to_give_one(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CTIWATCH_TOKEN")
+    done = ctiwatch("incidents", "ack", "2", "--url", served.url)
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: log in or send an API token (Bearer); give an API token with --token or "
+        "$CTIWATCH_TOKEN\n"
+    )
+    revoked = ctiwatch("incidents", "list", "--url", served.url, "--token", "ctw_made-up")
+    assert revoked.returncode == 1
+    assert "the API token is not valid (unknown or revoked)" in revoked.stderr

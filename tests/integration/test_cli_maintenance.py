@@ -9,6 +9,7 @@ from test_cli_incidents import Served, ctiwatch, served  # noqa: F401  (the fixt
 
 
 def run(served: Served, *args: str) -> tuple[int, str, str]:  # noqa: F811
+    # $USER no longer names who acts: the API token ($CTIWATCH_TOKEN, "tester") does.
     result = ctiwatch("maintenance", *args, "--url", served.url, user="sanne")
     return result.returncode, result.stdout, result.stderr
 
@@ -23,7 +24,7 @@ def test_maintenance_add_list_change_cancel_keep_the_history(served: Served) -> 
         "maintenance window 1: scheduled",
         "  state:   scheduled",
     ]
-    assert "  r1 scheduled by sanne at 2026-12-01 10:00 CET" in out
+    assert "  r1 scheduled by tester at 2026-12-01 10:00 CET" in out
     code, out, err = run(served, "list")
     assert code == 0 and "CRM connector upgrade" in out and "scheduled" in out
     code, out, err = run(
@@ -37,7 +38,7 @@ def test_maintenance_add_list_change_cancel_keep_the_history(served: Served) -> 
     assert changed["history"][1]["before"]["end"] == "2026-12-04T01:00:00+00:00"
     code, out, err = run(served, "cancel", "1", "--why", "postponed")
     assert code == 0, err
-    assert "  r3 cancelled by sanne at 2026-12-01 10:00 CET: postponed" in out
+    assert "  r3 cancelled by tester at 2026-12-01 10:00 CET: postponed" in out
 
 
 def test_maintenance_add_inside_support_hours_exits_2_naming_the_option(

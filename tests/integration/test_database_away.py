@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 import aiomqtt
 import pytest
-from running_app import HOST, MQTT_PORT, broker_or_skip, start, until
+from running_app import HOST, MQTT_PORT, api_headers, broker_or_skip, start, until
 from sqlalchemy.engine import make_url
 from test_app_run import config_data, inject_outage
 
@@ -176,8 +176,12 @@ async def test_postgres_unreachable_keeps_every_result_and_catches_up_with_one_i
         assert pipeline is not None and ingestion is not None
         await until(lambda: _true(ingestion.subscribed.is_set()), "ingestion subscribed")
         await until(lambda: _true(len(probed) > 0), "a first probe round")
-        async with aiohttp.ClientSession() as http:
+        async with aiohttp.ClientSession(headers=await api_headers(app)) as http:
             assert await healthz(http, app) == (200, "ok")
+            # The token is checked once while the database answers: through the outage this
+            # process trusts what it saw (the fault injection and /metrics need it).
+            async with http.get(f"{app.web_url}/api/v1/incidents") as response:
+                assert response.status == 200
 
             proxy.cut()
             cut_at = len(batches)

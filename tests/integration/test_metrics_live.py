@@ -20,7 +20,7 @@ import aiohttp
 import aiomqtt
 from ci import unavailable
 from prometheus_client.parser import text_string_to_metric_families
-from running_app import HOST, MQTT_PORT, broker_or_skip, free_ports, start, until
+from running_app import HOST, MQTT_PORT, api_headers, broker_or_skip, free_ports, start, until
 
 from classifier.observation import ProbeResult, Service, Source, TargetKey
 from ctiwatch.app import Ctiwatch
@@ -99,7 +99,10 @@ def agent_result(user: str, at: datetime) -> ProbeResult:
 
 
 async def scrape(http: aiohttp.ClientSession, app: Ctiwatch) -> str:
-    async with http.get(f"{app.web_url}/metrics") as response:
+    """What Prometheus reads, with a viewer token as it would have."""
+    async with http.get(
+        f"{app.web_url}/metrics", headers=await api_headers(app, "viewer")
+    ) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain; version=")
         return await response.text()
@@ -130,7 +133,10 @@ async def test_metrics_of_the_running_service_pass_promtool_and_are_the_catalogu
                 "location": "acme-ams",
                 "kind": "outage",
             }
-            async with http.post(f"{app.simulator_url}/admin/faults", json=fault) as response:
+            admin = await api_headers(app)
+            async with http.post(
+                f"{app.simulator_url}/admin/faults", json=fault, headers=admin
+            ) as response:
                 assert response.status == 201, await response.text()
             ingestion = app.ingestion
             assert ingestion is not None

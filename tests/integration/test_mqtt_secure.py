@@ -37,7 +37,7 @@ import yaml
 from aiomqtt.client import ProtocolVersion
 from ci import unavailable
 from private_broker import HOST, MOSQUITTO, PrivateBroker
-from running_app import WAIT_SECONDS, free_ports, start, until
+from running_app import WAIT_SECONDS, api_headers, free_ports, start, until
 
 from classifier.observation import ProbeResult, Service, Source, TargetKey
 from ctiwatch.app import Ctiwatch
@@ -356,7 +356,7 @@ async def test_an_agent_logged_in_as_itself_over_tls_has_its_results_stored(
         assert ingestion.results_from("ams-1") >= 1
         assert ingestion.counts.rejected == {}
         async with (
-            aiohttp.ClientSession() as http,
+            aiohttp.ClientSession(headers=await api_headers(app)) as http,
             http.get(f"{app.web_url}/api/v1/status") as response,
         ):
             status = await response.json()

@@ -20,11 +20,13 @@ from ctiwatch.storage.migrate import head_revision, upgrade
 from ctiwatch.storage.tables import MAINTENANCE, metadata
 
 # The newest migration: a new one changes this line.
-HEAD = "0008"
+HEAD = "0009"
 
 TABLES = {
     "agents",
     "alembic_version",
+    "api_tokens",
+    "audit_log",
     "counters",
     "dead_letters",
     "held_messages",
@@ -37,7 +39,9 @@ TABLES = {
     "probe_results",
     "rollups_hour",
     "rollups_minute",
+    "sessions",
     "target_latest",
+    "users",
     "webhook_replays",
 }
 

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 from aiohttp import web
+from auth_helpers import add_user, make_accounts
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
@@ -89,7 +90,17 @@ async def setup(tmp_path: Path) -> AsyncIterator[Setup]:
         clock = FixedClock(NOW)
         store = await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'ctiwatch.db'}")
         app = web.Application()
-        add_twilio_routes(app, actions, config, replays=store.webhook_replays, clock=clock)
+        # B belongs to a user: what comes from B is theirs. A belongs to nobody.
+        accounts = make_accounts(store, clock)
+        await add_user(accounts, "sanne", "oncall", phone=B)
+        add_twilio_routes(
+            app,
+            actions,
+            config,
+            replays=store.webhook_replays,
+            clock=clock,
+            people=accounts.person_with_phone,
+        )
         add_fake_views(app, fake, None)
         runner = web.AppRunner(app)
         await runner.setup()
@@ -134,7 +145,8 @@ async def test_sms_reply_ack_acknowledges_the_incident(setup: Setup) -> None:
 async def test_sms_reply_resolve_is_a_forced_resolve_by_sms(setup: Setup) -> None:
     result = await setup.fake.reply_sms(B, "resolve #7")
     assert result.body == twiml_message("Incident 7 resolved.")
-    assert setup.actions.calls == [("resolve", 7, "+31622222222 (SMS)", "by SMS", True)]
+    # B is sanne's phone: the action is hers.
+    assert setup.actions.calls == [("resolve", 7, "sanne (SMS)", "by SMS", True)]
 
 
 async def test_sms_status_answers_with_the_open_incidents(setup: Setup) -> None:

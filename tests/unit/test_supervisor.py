@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from itertools import pairwise
+from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from ctiwatch.accounts import Accounts
 from ctiwatch.clock import FixedClock
+from ctiwatch.storage import Store
 from ctiwatch.supervisor import ComponentHealth, Supervisor
 from ctiwatch.web.app import build_web_app
 
@@ -35,7 +38,7 @@ async def test_a_failing_component_is_restarted_with_growing_delays_until_it_run
     assert supervisor.problems() == []
 
 
-async def test_healthz_answers_503_naming_a_component_waiting_to_restart() -> None:
+async def test_healthz_answers_503_naming_a_component_waiting_to_restart(tmp_path: Path) -> None:
     clock = FixedClock(T0)
     supervisor = Supervisor(clock, initial=1.0, maximum=60.0)
     failed = asyncio.Event()
@@ -52,10 +55,14 @@ async def test_healthz_answers_503_naming_a_component_waiting_to_restart() -> No
     kept = asyncio.create_task(supervisor.keep("mqtt", component))
     await failed.wait()
     await asyncio.sleep(0)
-    app = build_web_app(_NoConsole(), metrics_registry=None, health=supervisor.problems)
-    async with TestClient(TestServer(app)) as client:
-        response = await client.get("/healthz")
-        text = await response.text()
+    async with Store.open(f"sqlite+aiosqlite:///{tmp_path}/ctiwatch.db") as store:
+        accounts = Accounts(store, clock)
+        app = build_web_app(
+            _NoConsole(), accounts=accounts, metrics_registry=None, health=supervisor.problems
+        )
+        async with TestClient(TestServer(app)) as client:
+            response = await client.get("/healthz")  # public: no login
+            text = await response.text()
     kept.cancel()
 
     assert response.status == 503

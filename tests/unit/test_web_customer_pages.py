@@ -14,6 +14,7 @@ import icalendar
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from auth_helpers import add_user, log_in, make_accounts
 from console_scene import NOW, TOPOLOGY, Scene, example_scene, real_console
 
 from classifier.observation import Service
@@ -35,6 +36,12 @@ async def scene(storage_url: str) -> AsyncIterator[Scene]:
         yield playing
 
 
+def customer_app(scene: Scene, pages: CustomerPagesImpl) -> web.Application:
+    """The real web app, logins and all: a customer's page needs none, only its link."""
+    accounts = make_accounts(scene.store, scene.clock)
+    return build_web_app(scene.console, accounts=accounts, metrics_registry=None, customers=pages)
+
+
 def customer_pages(scene: Scene) -> CustomerPagesImpl:
     return CustomerPagesImpl(scene.config, scene.pipeline, scene.console)
 
@@ -48,7 +55,7 @@ async def pages(scene: Scene) -> CustomerPagesImpl:
 async def client(
     aiohttp_client: Callable[..., Awaitable[Client]], scene: Scene, pages: CustomerPagesImpl
 ) -> Client:
-    app = build_web_app(scene.console, metrics_registry=None, customers=pages)
+    app = customer_app(scene, pages)
     return await aiohttp_client(app)
 
 
@@ -107,12 +114,16 @@ async def test_an_unknown_link_and_the_plain_address_of_a_private_customer_are_n
         "/status/c/acme",
         "/status/c/acme/feed.atom",
         "/status/c/nobody",
-        "/feeds/acme/maintenance.ics",
-        "/feeds/acme/history.atom",
     ):
         response = await client.get(path)
         assert response.status == 404, path
         assert "ACME" not in await response.text()
+    # The old unguarded feed addresses are gone: to a stranger they are one more page
+    # behind the login.
+    for path in ("/feeds/acme/maintenance.ics", "/feeds/acme/history.atom"):
+        response = await client.get(path, allow_redirects=False)
+        assert response.status == 303, path
+        assert response.headers["Location"].startswith("/login?next="), path
 
 
 async def test_a_public_customer_is_at_its_plain_address_and_the_others_are_not(
@@ -123,7 +134,7 @@ async def test_a_public_customer_is_at_its_plain_address_and_the_others_are_not(
     }
     async with real_console(storage_url, topology=topology) as scene:
         await example_scene(scene)
-        app = build_web_app(scene.console, metrics_registry=None, customers=customer_pages(scene))
+        app = customer_app(scene, customer_pages(scene))
         client = await aiohttp_client(app)
         response = await client.get("/status/c/acme")
         assert response.status == 200
@@ -252,7 +263,7 @@ async def test_in_a_generated_topology_no_page_names_another_customer(
                     count=3,
                 )  # fmt: skip
         await scene.pipeline.tick()
-        app = build_web_app(scene.console, metrics_registry=None, customers=customer_pages(scene))
+        app = customer_app(scene, customer_pages(scene))
         client = await aiohttp_client(app)
         for c in customers:
             html = await (await client.get(await link(scene, c["id"]))).text()
@@ -299,8 +310,13 @@ async def test_ctiwatch_customers_link_prints_a_link_that_opens_the_page_and_rot
 
 
 async def test_the_operators_overview_gains_recognition_per_customer_location_user_and_history(
-    client: Client, scene: Scene
+    aiohttp_client: Callable[..., Awaitable[Client]], scene: Scene, pages: CustomerPagesImpl
 ) -> None:
+    accounts = make_accounts(scene.store, scene.clock)
+    app = build_web_app(scene.console, accounts=accounts, metrics_registry=None, customers=pages)
+    client = await aiohttp_client(app)
+    await add_user(accounts, "sanne", "viewer")
+    await log_in(client, "sanne")
     view = await scene.console.status()
     rows = [(r.level, r.name, r.calls, r.misses) for r in view.recognition]
     assert rows[:4] == [

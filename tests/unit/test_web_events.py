@@ -11,6 +11,7 @@ import prometheus_client
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
+from auth_helpers import bearer, make_accounts, token_for
 from console_scene import Scene, example_scene, real_console, sqlite_url
 
 from ctiwatch.web.app import build_web_app
@@ -34,9 +35,12 @@ def streams(scene: Scene) -> EventStreams:
 
 @pytest.fixture
 async def client(aiohttp_client: ClientFactory, scene: Scene, streams: EventStreams) -> Client:
-    app = build_web_app(scene.console, metrics_registry=prometheus_client.CollectorRegistry())
+    accounts = make_accounts(scene.store, scene.clock)
+    app = build_web_app(
+        scene.console, accounts=accounts, metrics_registry=prometheus_client.CollectorRegistry()
+    )
     streams.install(app)
-    return await aiohttp_client(app)
+    return await aiohttp_client(app, headers=bearer(await token_for(accounts, "wall", "viewer")))
 
 
 async def next_event(response: ClientResponse) -> list[str]:
@@ -122,8 +126,11 @@ async def test_without_javascript_the_page_reloads_itself(client: Client) -> Non
 async def test_the_app_streams_events_when_given_the_state_version(
     aiohttp_client: ClientFactory, scene: Scene
 ) -> None:
-    app = build_web_app(scene.console, metrics_registry=None, versions=scene.pipeline.version)
-    client = await aiohttp_client(app)
+    accounts = make_accounts(scene.store, scene.clock)
+    app = build_web_app(
+        scene.console, accounts=accounts, metrics_registry=None, versions=scene.pipeline.version
+    )
+    client = await aiohttp_client(app, headers=bearer(await token_for(accounts, "wall", "viewer")))
     response = await client.get("/events")
     assert response.status == 200
     assert await next_event(response) == ["retry: 5000"]

@@ -12,6 +12,7 @@ import prometheus_client
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from auth_helpers import add_user, csrf_of, log_in, make_accounts
 from console_scene import FORGOTTEN, NOW, Scene, example_scene, real_console, sqlite_url
 
 from classifier.observation import Service
@@ -34,10 +35,22 @@ async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
         yield playing
 
 
+async def logged_in(
+    aiohttp_client: ClientFactory, scene: Scene, user: str = "sanne", **options: Any
+) -> Client:
+    """A browser logged in as ``user`` (an admin) on an app built with ``options``."""
+    accounts = make_accounts(scene.store, scene.clock)
+    options.setdefault("metrics_registry", prometheus_client.CollectorRegistry())
+    app = build_web_app(scene.console, accounts=accounts, **options)
+    client = await aiohttp_client(app)
+    await add_user(accounts, user, "admin")
+    await log_in(client, user)
+    return client
+
+
 @pytest.fixture
 async def client(aiohttp_client: ClientFactory, scene: Scene) -> Client:
-    app = build_web_app(scene.console, metrics_registry=prometheus_client.CollectorRegistry())
-    return await aiohttp_client(app)
+    return await logged_in(aiohttp_client, scene)
 
 
 async def page(client: Client, path: str, status: int = 200) -> str:
@@ -48,7 +61,10 @@ async def page(client: Client, path: str, status: int = 200) -> str:
 
 
 async def post_form(client: Client, path: str, data: dict[str, Any]) -> Any:
-    return await client.post(path, data=data, allow_redirects=False)
+    """A form post of the logged-in browser: with the session's CSRF token."""
+    return await client.post(
+        path, data={**data, "csrf_token": csrf_of(client)}, allow_redirects=False
+    )
 
 
 # --- status page ----------------------------------------------------------------------------
@@ -228,8 +244,7 @@ async def test_disabled_mqtt_says_the_central_prober_runs_every_check(
 ) -> None:
     async with real_console(sqlite_url(tmp_path)) as empty:
         empty.mqtt = MqttView("127.0.0.1:1883", "disabled")
-        app = build_web_app(empty.console, metrics_registry=prometheus_client.CollectorRegistry())
-        html = await page(await aiohttp_client(app), "/")
+        html = await page(await logged_in(aiohttp_client, empty), "/")
     assert mqtt_line(html) == (
         "MQTT broker Disabled MQTT is off: no remote agents report; "
         "the central prober runs every check."
@@ -294,24 +309,23 @@ async def test_unknown_page_is_a_404_page(client: Client) -> None:
 # --- incident forms -------------------------------------------------------------------------
 
 
-async def test_acknowledge_form_redirects_and_remembers_the_name(
+async def test_acknowledge_form_redirects_and_records_the_logged_in_user_not_a_typed_name(
     client: Client, scene: Scene
 ) -> None:
-    response = await post_form(client, "/incidents/2/ack", {"actor": "Sanne de Vries"})
+    response = await post_form(client, "/incidents/2/ack", {"actor": "Mallory"})
     assert response.status == 303
     assert response.headers["Location"] == "/incidents/2?done=ack"
-    assert response.cookies["ctiwatch_actor"].value == "Sanne%20de%20Vries"
     detail = await scene.console.incident(2)
     assert detail is not None and detail.summary.status == "acknowledged"
-    assert detail.timeline[-1].actor == "Sanne de Vries"
+    assert detail.timeline[-1].actor == "sanne"
     html = await page(client, "/incidents/2?done=ack")
     assert "Incident acknowledged." in html
-    assert 'value="Sanne de Vries"' in html  # the name comes back from the cookie
+    assert 'name="actor"' not in html  # no name to type: who acts is who is logged in
     assert 'formaction="/incidents/2/ack"' not in html
 
 
 async def test_update_form_posts_the_text_on_the_timeline(client: Client, scene: Scene) -> None:
-    form = {"actor": "Sanne", "text": "Carrier confirms the fault.", "priority": "1", "reason": ""}
+    form = {"text": "Carrier confirms the fault.", "priority": "1", "reason": ""}
     response = await post_form(client, "/incidents/2/update", form)
     assert response.status == 303
     detail = await scene.console.incident(2)
@@ -322,41 +336,17 @@ async def test_update_form_posts_the_text_on_the_timeline(client: Client, scene:
     )
 
 
-async def test_update_form_without_text_shows_the_error_and_keeps_the_name(
-    client: Client,
-) -> None:
-    response = await post_form(client, "/incidents/2/update", {"actor": "Sanne", "text": "  "})
+async def test_update_form_without_text_shows_the_error(client: Client) -> None:
+    response = await post_form(client, "/incidents/2/update", {"text": "  "})
     assert response.status == 400
     html = await response.text()
     assert '<div class="alert error" role="alert" data-field="text">' in html
     assert "Update: must not be empty" in html
     assert 'class="invalid"' in html
-    assert 'value="Sanne"' in html
-
-
-async def test_form_without_a_name_names_the_your_name_field(client: Client) -> None:
-    response = await post_form(client, "/incidents/2/ack", {"actor": ""})
-    assert response.status == 400
-    html = await response.text()
-    assert '<div class="alert error" role="alert" data-field="actor">' in html
-    assert "Your name: must not be empty" in html
-    assert "actor: must not be empty" not in html
-
-
-async def test_maintenance_form_without_a_name_says_your_name_must_not_be_empty(
-    client: Client,
-) -> None:
-    form = {"actor": "  ", "start": "2026-12-01T22:00", "end": "2026-12-01T23:00",
-            "reason": "upgrade"}  # fmt: skip
-    response = await post_form(client, "/maintenance", form)
-    assert response.status == 400
-    html = await response.text()
-    assert '<div class="alert error" role="alert" data-field="actor">' in html
-    assert "Your name: must not be empty" in html
 
 
 async def test_maintenance_form_without_a_start_names_the_start_label(client: Client) -> None:
-    form = {"actor": "Sanne", "start": "", "end": "2026-12-01T23:00", "reason": "upgrade"}
+    form = {"start": "", "end": "2026-12-01T23:00", "reason": "upgrade"}
     response = await post_form(client, "/maintenance", form)
     assert response.status == 400
     assert "Start: is required" in await response.text()
@@ -365,7 +355,6 @@ async def test_maintenance_form_without_a_start_names_the_start_label(client: Cl
 @pytest.mark.parametrize(
     ("message", "field", "shown"),
     [
-        ("actor: must not be empty", "actor", "Your name: must not be empty"),
         ("services[0]: must be click2dial or crm", "services",
          "Services: must be click2dial or crm"),
         ("end must be after start", "end", "End must be after start"),
@@ -383,33 +372,33 @@ def test_form_errors_name_the_field_by_its_label_and_keep_field_and_status(
 
 async def test_console_forms_mark_the_fields_they_need_as_required(client: Client) -> None:
     maintenance = await page(client, "/maintenance")
-    for name in ("actor", "start", "end", "reason"):
+    for name in ("start", "end", "reason"):
         assert f'id="{name}" name="{name}" required' in maintenance
     question = await page(client, "/incidents/new")
-    for name in ("actor", "text"):
+    for name in ("text",):
         assert f'id="{name}" name="{name}" required' in question
 
 
 async def test_change_priority_form_lowers_the_priority_with_a_reason(
     client: Client, scene: Scene
 ) -> None:
-    form = {"actor": "Sanne", "priority": "2", "reason": "only some users affected"}
+    form = {"priority": "2", "reason": "only some users affected"}
     response = await post_form(client, "/incidents/2/priority", form)
     assert response.status == 303
     detail = await scene.console.incident(2)
     assert detail is not None and detail.summary.priority == 2
-    assert detail.timeline[-1].detail == "P1 → P2 by Sanne: only some users affected"
+    assert detail.timeline[-1].detail == "P1 → P2 by sanne: only some users affected"
 
 
 async def test_change_priority_form_without_reason_is_refused(client: Client) -> None:
-    form = {"actor": "Sanne", "priority": "2", "reason": ""}
+    form = {"priority": "2", "reason": ""}
     response = await post_form(client, "/incidents/2/priority", form)
     assert response.status == 400
     assert 'data-field="reason"' in await response.text()
 
 
 async def test_change_priority_form_with_priority_out_of_range_is_refused(client: Client) -> None:
-    form = {"actor": "Sanne", "priority": "7", "reason": "typo"}
+    form = {"priority": "7", "reason": "typo"}
     response = await post_form(client, "/incidents/2/priority", form)
     assert response.status == 400
     assert 'data-field="priority"' in await response.text()
@@ -418,7 +407,7 @@ async def test_change_priority_form_with_priority_out_of_range_is_refused(client
 async def test_resolve_form_while_conditions_hold_asks_to_confirm_with_a_reason(
     client: Client, scene: Scene
 ) -> None:
-    form = {"actor": "Sanne", "reason": "a priority reason typed earlier"}
+    form = {"reason": "a priority reason typed earlier"}
     response = await post_form(client, "/incidents/2/resolve", form)
     assert response.status == 409
     html = await response.text()
@@ -431,25 +420,25 @@ async def test_resolve_form_while_conditions_hold_asks_to_confirm_with_a_reason(
         "(seen by the central prober): 3 consecutive failed rounds for every user at "
         "acme-ams (2 users): HTTP 503 Service Unavailable</li>"
     ) in html
-    assert '<input type="hidden" name="actor" value="Sanne">' in html
+    assert f'<input type="hidden" name="csrf_token" value="{csrf_of(client)}">' in html
     assert '<input type="hidden" name="force" value="true">' in html
     assert '<textarea id="resolve_reason" name="resolve_reason" required' in html
     detail = await scene.console.incident(2)
     assert detail is not None and detail.summary.status == "open"
 
-    refused = await post_form(client, "/incidents/2/resolve", {"actor": "Sanne", "force": "true"})
+    refused = await post_form(client, "/incidents/2/resolve", {"force": "true"})
     assert refused.status == 400
     html = await refused.text()
     assert 'data-field="reason">Why resolve it now must not be empty</div>' in html
     assert 'id="confirm-resolve"' in html
 
-    confirmed = {"actor": "Sanne", "force": "true", "resolve_reason": "carrier fixed the trunk"}
+    confirmed = {"force": "true", "resolve_reason": "carrier fixed the trunk"}
     assert (await post_form(client, "/incidents/2/resolve", confirmed)).status == 303
     detail = await scene.console.incident(2)
     assert detail is not None and detail.summary.status == "resolved"
     assert (detail.timeline[-1].actor, detail.timeline[-1].detail) == (
-        "Sanne",
-        "resolved by Sanne: carrier fixed the trunk" + FORGOTTEN,
+        "sanne",
+        "resolved by sanne: carrier fixed the trunk" + FORGOTTEN,
     )
 
 
@@ -462,31 +451,31 @@ async def test_incident_page_says_resolving_asks_to_confirm_while_conditions_hol
 
 
 async def test_resolve_then_reopen_forms(client: Client, scene: Scene) -> None:
-    resolve = {"actor": "Sanne", "force": "true", "resolve_reason": "fixed"}
+    resolve = {"force": "true", "resolve_reason": "fixed"}
     assert (await post_form(client, "/incidents/2/resolve", resolve)).status == 303
     detail = await scene.console.incident(2)
     assert detail is not None and detail.summary.status == "resolved"
     html = await page(client, "/incidents/2")
     assert 'formaction="/incidents/2/reopen"' in html
-    assert (await post_form(client, "/incidents/2/reopen", {"actor": "Sanne"})).status == 303
+    assert (await post_form(client, "/incidents/2/reopen", {})).status == 303
     detail = await scene.console.incident(2)
     assert detail is not None and detail.summary.status == "open"
 
 
 async def test_acknowledging_a_resolved_incident_says_why_with_409(client: Client) -> None:
-    response = await post_form(client, "/incidents/1/ack", {"actor": "Sanne"})
+    response = await post_form(client, "/incidents/1/ack", {})
     assert response.status == 409
     assert "cannot acknowledge incident 1: it is resolved" in await response.text()
 
 
 async def test_form_on_unknown_incident_is_404(client: Client) -> None:
-    response = await post_form(client, "/incidents/99/ack", {"actor": "Sanne"})
+    response = await post_form(client, "/incidents/99/ack", {})
     assert response.status == 404
     assert "incident 99 does not exist" in await response.text()
 
 
 async def test_form_with_unknown_action_is_404(client: Client) -> None:
-    response = await post_form(client, "/incidents/2/explode", {"actor": "Sanne"})
+    response = await post_form(client, "/incidents/2/explode", {})
     assert response.status == 404
 
 
@@ -512,7 +501,7 @@ async def test_question_page_lists_the_customers(client: Client) -> None:
 
 
 async def test_question_form_opens_a_p4_incident(client: Client, scene: Scene) -> None:
-    form = {"actor": "Sanne", "customer": "globex", "text": "Can we add a location?"}
+    form = {"customer": "globex", "text": "Can we add a location?"}
     response = await post_form(client, "/incidents/new", form)
     assert response.status == 303
     assert response.headers["Location"] == "/incidents/3?done=question"
@@ -522,7 +511,7 @@ async def test_question_form_opens_a_p4_incident(client: Client, scene: Scene) -
 
 
 async def test_question_form_for_unknown_customer_names_the_field(client: Client) -> None:
-    form = {"actor": "Sanne", "customer": "nobody", "text": "Hello?"}
+    form = {"customer": "nobody", "text": "Hello?"}
     response = await post_form(client, "/incidents/new", form)
     assert response.status == 400
     html = await response.text()
@@ -544,7 +533,7 @@ async def test_maintenance_form_schedules_a_window_in_the_evening(
     client: Client, scene: Scene
 ) -> None:
     form = [
-        ("actor", "Sanne"),
+        ("csrf_token", csrf_of(client)),
         ("start", "2026-12-03T22:00"),
         ("end", "2026-12-04T02:00"),
         ("services", "crm"),
@@ -566,7 +555,7 @@ async def test_maintenance_form_schedules_a_window_in_the_evening(
 async def test_maintenance_form_inside_working_hours_is_refused_with_the_rule(
     client: Client, scene: Scene
 ) -> None:
-    form = {"actor": "Sanne", "start": "2026-12-01T16:00", "end": "2026-12-01T18:00",
+    form = {"start": "2026-12-01T16:00", "end": "2026-12-01T18:00",
             "reason": "upgrade"}  # fmt: skip
     response = await post_form(client, "/maintenance", form)
     assert response.status == 400
@@ -579,7 +568,7 @@ async def test_maintenance_form_inside_working_hours_is_refused_with_the_rule(
 
 async def test_maintenance_form_with_a_time_that_does_not_exist_names_it(client: Client) -> None:
     # 28 March 2027: clocks go from 02:00 to 03:00 in Amsterdam.
-    form = {"actor": "Sanne", "start": "2027-03-28T02:30", "end": "2027-03-28T05:00",
+    form = {"start": "2027-03-28T02:30", "end": "2027-03-28T05:00",
             "reason": "upgrade"}  # fmt: skip
     response = await post_form(client, "/maintenance", form)
     assert response.status == 400
@@ -587,7 +576,7 @@ async def test_maintenance_form_with_a_time_that_does_not_exist_names_it(client:
 
 
 async def test_maintenance_form_with_end_before_start_names_end(client: Client) -> None:
-    form = {"actor": "Sanne", "start": "2026-12-01T23:00", "end": "2026-12-01T22:00",
+    form = {"start": "2026-12-01T23:00", "end": "2026-12-01T22:00",
             "reason": "upgrade"}  # fmt: skip
     response = await post_form(client, "/maintenance", form)
     assert response.status == 400
@@ -598,21 +587,21 @@ async def test_cancel_maintenance_form(client: Client, scene: Scene) -> None:
     window = await scene.console.schedule_maintenance(
         NOW + timedelta(hours=60), NOW + timedelta(hours=62), None, None, "upgrade", "Sanne"
     )
-    response = await post_form(client, f"/maintenance/{window.id}/cancel", {"actor": "Piet"})
+    response = await post_form(client, f"/maintenance/{window.id}/cancel", {})
     assert response.status == 303
     (view,) = await scene.console.maintenance()
-    assert (view.state, view.cancelled_by, view.cancelled_at) == ("cancelled", "Piet", NOW)
-    response = await post_form(client, f"/maintenance/{window.id}/cancel", {"actor": "Sanne"})
+    assert (view.state, view.cancelled_by, view.cancelled_at) == ("cancelled", "sanne", NOW)
+    response = await post_form(client, f"/maintenance/{window.id}/cancel", {})
     assert response.status == 409
-    assert f"maintenance window {window.id} has been cancelled by Piet" in await response.text()
+    assert f"maintenance window {window.id} has been cancelled by sanne" in await response.text()
 
 
 async def test_header_links_to_the_demo_fakes_when_the_app_is_given_them(
     aiohttp_client: ClientFactory, scene: Scene
 ) -> None:
     links = [("Fake phone", "/fakes/phone"), ("Mailbox", "/fakes/mail")]
-    app = build_web_app(scene.console, metrics_registry=None, nav_links=links)
-    text = await page(await aiohttp_client(app), "/incidents")
+    client = await logged_in(aiohttp_client, scene, metrics_registry=None, nav_links=links)
+    text = await page(client, "/incidents")
     assert '<a href="/fakes/phone" class="">Fake phone</a>' in text
     assert '<a href="/fakes/mail" class="">Mailbox</a>' in text
 
@@ -626,7 +615,7 @@ async def test_maintenance_form_schedules_an_emergency_that_shows_its_justificat
     client: Client, scene: Scene
 ) -> None:
     form = [
-        ("actor", "Sanne"),
+        ("csrf_token", csrf_of(client)),
         ("start", "2026-12-01T11:00"),
         ("end", "2026-12-01T12:00"),
         ("locations", "acme-ams"),
@@ -646,7 +635,7 @@ async def test_maintenance_form_schedules_an_emergency_that_shows_its_justificat
 async def test_maintenance_form_without_enough_notice_is_refused_with_the_rule(
     client: Client, scene: Scene
 ) -> None:
-    form = {"actor": "Sanne", "start": "2026-12-02T22:00", "end": "2026-12-03T02:00",
+    form = {"start": "2026-12-02T22:00", "end": "2026-12-03T02:00",
             "reason": "upgrade"}  # fmt: skip
     response = await post_form(client, "/maintenance", form)
     assert response.status == 400

@@ -13,6 +13,7 @@ import prometheus_client
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from auth_helpers import bearer, make_accounts, token_for
 from console_scene import NOW, Scene, real_console
 
 from classifier.observation import Service
@@ -72,7 +73,9 @@ async def agent_sees_an_outage_central_does_not(scene: Scene) -> None:
 async def client(aiohttp_client: ClientFactory, scene: Scene) -> Client:
     await agent_sees_an_outage_central_does_not(scene)
     registry = prometheus_client.CollectorRegistry()
-    return await aiohttp_client(build_web_app(scene.console, metrics_registry=registry))
+    accounts = make_accounts(scene.store, scene.clock)
+    app = build_web_app(scene.console, accounts=accounts, metrics_registry=registry)
+    return await aiohttp_client(app, headers=bearer(await token_for(accounts, "viewer", "viewer")))
 
 
 async def get_json(client: Client, path: str) -> Any:

@@ -80,8 +80,10 @@
   }
 
   function listen() {
-    if (!window.EventSource) { poll(); return; }
-    var source = new EventSource("/events");
+    // A kiosk link polls its own fragment (data-events empty); the console listens to /events.
+    var events = live.getAttribute("data-events");
+    if (!window.EventSource || events === "") { poll(); return; }
+    var source = new EventSource(events || "/events");
     var opened = false;
     source.addEventListener("state", function (event) {
       live.setAttribute("data-state-version", event.data);
