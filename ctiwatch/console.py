@@ -865,7 +865,7 @@ class ConsoleServiceImpl:
                     kind=notice.kind,
                     subject=notice.subject,
                     body=notice.text,
-                    payload={"maintenance": window.id},
+                    payload={"maintenance": window.id, "html": notice.html},
                     created_at=now,
                     not_before=notice.due,
                 )
