@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -64,6 +64,7 @@ from ctiwatch.web.service import (
     conditions_still_hold,
     incident_not_found,
     incident_resolved,
+    next_deadline,
     required_text,
     seen_by,
     step_not_stored,
@@ -905,7 +906,7 @@ class ConsoleServiceImpl:
                     kind=notice.kind,
                     subject=notice.subject,
                     body=notice.text,
-                    payload={"maintenance": window.id},
+                    payload={"maintenance": window.id, "html": notice.html},
                     created_at=now,
                     not_before=notice.due,
                 )
@@ -995,6 +996,14 @@ class ConsoleServiceImpl:
             resolved_at=incident.resolved_at,
             resolved_by=None if incident.resolved_by is None else incident.resolved_by.value,
             breaches=tuple(b for b in _BREACHES if b in {n.value for n in incident.breaches}),
+            **self._next_deadline(
+                int(incident.priority),
+                resolved=not incident.is_open,
+                acknowledged=incident.acknowledged_at is not None,
+                response_due=incident.response_due,
+                update_due=incident.update_due,
+                repair_due=incident.repair_due,
+            ),
         )
 
     def _summary_of_record(self, record: IncidentRecord) -> IncidentSummary:
@@ -1014,7 +1023,36 @@ class ConsoleServiceImpl:
             resolved_at=record.resolved_at,
             resolved_by=resolved_by,
             breaches=tuple(b for b in _BREACHES if b in record.breaches),
+            **self._next_deadline(
+                int(record.priority),
+                resolved=record.status == "resolved" or record.resolved_at is not None,
+                acknowledged=record.acknowledged_at is not None,
+                response_due=record.response_due,
+                update_due=record.update_due,
+                repair_due=record.repair_due,
+            ),
         )
+
+    def _next_deadline(
+        self,
+        priority: int,
+        *,
+        resolved: bool,
+        acknowledged: bool,
+        response_due: datetime | None,
+        update_due: datetime | None,
+        repair_due: datetime | None,
+    ) -> dict[str, Any]:
+        name, due = next_deadline(
+            priority,
+            self._clock.now(),
+            resolved=resolved,
+            acknowledged=acknowledged,
+            response_due=response_due,
+            update_due=update_due,
+            repair_due=repair_due,
+        )
+        return {"next_deadline": name, "next_due": due}
 
     async def _window_view(
         self, window: MaintenanceRecord, now: datetime, *, history: bool = False

@@ -131,6 +131,14 @@ async def test_api_incidents_filters_by_status_and_customer(client: Client) -> N
     assert len(body["incidents"]) == 1
 
 
+async def test_api_incident_summaries_name_the_next_sla_deadline_in_local_time(
+    client: Client,
+) -> None:
+    body = await get_json(client, "/api/v1/incidents")
+    deadlines = {i["number"]: (i["next_deadline"], i["next_due"]) for i in body["incidents"]}
+    assert deadlines == {2: ("response", "2026-12-01T13:30:00+01:00"), 1: ("", None)}
+
+
 @pytest.mark.parametrize(
     ("query", "field", "message"),
     [
