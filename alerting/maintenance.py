@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+import jinja2
+
 from alerting.messages import one_line
 
 NoticeAction = Literal["scheduled", "changed", "cancelled"]
@@ -56,6 +58,7 @@ class Notice:
     subject: str
     text: str
     due: datetime
+    html: str = ""  # the same notice as styled HTML (inline CSS), sent beside the text
 
 
 def notice_prefix(window_id: int) -> str:
@@ -80,14 +83,17 @@ def notices(
     found: list[Notice] = []
     base = f"{notice_prefix(window.id)}r{window.revision}"
     for person in recipients:
+        subject = _subject(_ACTION_WORDS[action], window.occurrences[0], person, zone)
+        letter = _body(window, person, action, zone, why)
         found.append(
             Notice(
                 key=f"{base}:{action}:{person.email}",
                 to=person.email,
                 kind=f"maintenance_{action}",
-                subject=_subject(_ACTION_WORDS[action], window.occurrences[0], person, zone),
-                text=_body(window, person, action, zone, why),
+                subject=subject,
+                text=letter.text(),
                 due=now,
+                html=letter.html(subject),
             )
         )
         if action == "cancelled":
@@ -101,14 +107,17 @@ def notices(
             ):
                 if due <= now:
                     continue
+                subject = _subject(_OCCURRENCE_WORDS[kind], span, person, zone)
+                letter = _occurrence_body(window, span, person, kind, zone)
                 found.append(
                     Notice(
                         key=f"{base}:{kind}:{index}:{person.email}",
                         to=person.email,
                         kind=f"maintenance_{kind}",
-                        subject=_subject(_OCCURRENCE_WORDS[kind], span, person, zone),
-                        text=_occurrence_body(window, span, person, kind, zone),
+                        subject=subject,
+                        text=letter.text(),
                         due=due,
+                        html=letter.html(subject),
                     )
                 )
     return found
@@ -136,26 +145,97 @@ def _subject(words: str, span: tuple[datetime, datetime], person: Recipient, zon
     return one_line(f"[CloudCTI] {words}: {span_words(span, zone)} ({person.customer_name})")
 
 
-def _scope_lines(window: WindowFacts, person: Recipient) -> list[str]:
+def _scope_rows(window: WindowFacts, person: Recipient) -> list[tuple[str, str]]:
     services = ", ".join(window.services) if window.services else "every service"
     locations = ", ".join(person.locations) if person.locations else "every location"
-    lines = [f"Services:  {services}", f"Locations: {locations}", f"Reason:    {window.reason}"]
-    if window.emergency:
-        lines += [
-            "Emergency maintenance: exempt from the notice period and from the rule that "
-            "maintenance lies outside support hours.",
-            f"Justification: {window.justification}",
-        ]
-    return lines
+    return [("Services", services), ("Locations", locations), ("Reason", window.reason)]
+
+
+def _emergency_lines(window: WindowFacts) -> list[str]:
+    if not window.emergency:
+        return []
+    return [
+        "Emergency maintenance: exempt from the notice period and from the rule that "
+        "maintenance lies outside support hours.",
+        f"Justification: {window.justification}",
+    ]
 
 
 def _greeting(person: Recipient) -> str:
     return f"Dear {person.contact_name}," if person.contact_name else "Dear customer,"
 
 
+@dataclass(frozen=True, slots=True)
+class _Letter:
+    """A notice's parts, written out as plain text and as HTML from the same facts."""
+
+    greeting: str
+    opening: str
+    rows: list[tuple[str, str]]  # label, value ("" label: a continuation line)
+    notes: list[str]  # lines after the facts (emergency, why)
+    closing: str
+    footer: str
+
+    def text(self) -> str:
+        lines = [self.greeting, "", self.opening, ""]
+        for label, value in self.rows:
+            lines.append(f"{label + ':' if label else '':<10} {value}")
+        lines += self.notes
+        if self.closing:
+            lines += ["", self.closing]
+        lines += ["", self.footer, "", "CloudCTI"]
+        return "\n".join(lines) + "\n"
+
+    def html(self, subject: str) -> str:
+        return _html_template().render(subject=subject, letter=self, css=_CSS)
+
+
+_CSS = {
+    "body": "margin:0;padding:16px;background:#f3f4f6;font-family:Segoe UI,Helvetica,Arial,"
+    "sans-serif;font-size:14px;line-height:1.45;color:#111827",
+    "card": "max-width:640px;margin:0 auto;background:#ffffff;border:1px solid #e5e7eb;"
+    "border-radius:8px;padding:20px 24px",
+    "h1": "margin:0 0 12px;font-size:18px;line-height:1.3;color:#111827",
+    "p": "margin:0 0 10px",
+    "th": "text-align:left;vertical-align:top;padding:2px 16px 2px 0;font-weight:600;"
+    "color:#374151;white-space:nowrap",
+    "td": "padding:2px 0",
+    "note": "margin:10px 0;padding:8px 12px;background:#fef3c7;border-left:4px solid #d97706",
+    "foot": "margin:16px 0 0;font-size:12px;color:#6b7280",
+}
+
+_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>{{ subject }}</title></head>
+<body style="{{ css.body }}">
+<div style="{{ css.card }}">
+<h1 style="{{ css.h1 }}">{{ subject }}</h1>
+<p style="{{ css.p }}">{{ letter.greeting }}</p>
+<p style="{{ css.p }}">{{ letter.opening }}</p>
+<table role="presentation" cellspacing="0" cellpadding="0">
+{% for label, value in letter.rows %}
+<tr><th style="{{ css.th }}">{{ label }}</th><td style="{{ css.td }}">{{ value }}</td></tr>
+{% endfor %}
+</table>
+{% for note in letter.notes %}
+<p style="{{ css.note }}">{{ note }}</p>
+{% endfor %}
+{% if letter.closing %}<p style="{{ css.p }}">{{ letter.closing }}</p>{% endif %}
+<p style="{{ css.foot }}">{{ letter.footer }}<br>CloudCTI</p>
+</div>
+</body></html>
+"""
+
+
+def _html_template() -> jinja2.Template:
+    environment = jinja2.Environment(
+        autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined
+    )
+    return environment.from_string(_HTML)
+
+
 def _body(
     window: WindowFacts, person: Recipient, action: NoticeAction, zone: ZoneInfo, why: str
-) -> str:
+) -> _Letter:
     opening = {
         "scheduled": "CloudCTI has scheduled maintenance that affects your services.",
         "changed": "CloudCTI has changed a maintenance window that affects your services. "
@@ -163,27 +243,25 @@ def _body(
         "cancelled": "CloudCTI has cancelled the maintenance window below: it will not take "
         "place (any further occurrences are cancelled too).",
     }[action]
-    lines = [_greeting(person), "", opening, ""]
     first = window.occurrences[0]
-    lines.append(f"When:      {span_words(first, zone)}")
+    rows = [("When", span_words(first, zone))]
     if len(window.occurrences) > 1:
-        lines.append(f"Repeats:   {window.recurrence} ({len(window.occurrences)} occurrences)")
-        lines += [
-            f"           {span_words(s, zone)}" for s in window.occurrences[1:SHOWN_OCCURRENCES]
-        ]
+        rows.append(("Repeats", f"{window.recurrence} ({len(window.occurrences)} occurrences)"))
+        rows += [("", span_words(s, zone)) for s in window.occurrences[1:SHOWN_OCCURRENCES]]
         if len(window.occurrences) > SHOWN_OCCURRENCES:
-            lines.append(f"           ... and {len(window.occurrences) - SHOWN_OCCURRENCES} more")
-    lines += _scope_lines(window, person)
+            rows.append(("", f"... and {len(window.occurrences) - SHOWN_OCCURRENCES} more"))
+    rows += _scope_rows(window, person)
+    notes = _emergency_lines(window)
     if why:
-        lines.append(f"Why {action}: {why}")
+        notes.append(f"Why {action}: {why}")
+    closing = ""
     if action != "cancelled":
-        lines += [
-            "",
+        closing = (
             "During the window no incident is opened for the services it covers. You will get "
-            "a reminder before it starts, and a notice when it starts and when it ends.",
-        ]
-    lines += ["", f"Maintenance window {window.id}, revision {window.revision}.", "", "CloudCTI"]
-    return "\n".join(lines) + "\n"
+            "a reminder before it starts, and a notice when it starts and when it ends."
+        )
+    footer = f"Maintenance window {window.id}, revision {window.revision}."
+    return _Letter(_greeting(person), opening, rows, notes, closing, footer)
 
 
 def _occurrence_body(
@@ -192,14 +270,13 @@ def _occurrence_body(
     person: Recipient,
     kind: str,
     zone: ZoneInfo,
-) -> str:
+) -> _Letter:
     opening = {
         "reminder": "A reminder: CloudCTI maintenance that affects your services is coming up.",
         "started": "CloudCTI maintenance that affects your services has started.",
         "ended": "CloudCTI maintenance that affected your services has ended. Your services "
         "are monitored as usual again.",
     }[kind]
-    lines = [_greeting(person), "", opening, "", f"When:      {span_words(span, zone)}"]
-    lines += _scope_lines(window, person)
-    lines += ["", f"Maintenance window {window.id}, revision {window.revision}.", "", "CloudCTI"]
-    return "\n".join(lines) + "\n"
+    rows = [("When", span_words(span, zone)), *_scope_rows(window, person)]
+    footer = f"Maintenance window {window.id}, revision {window.revision}."
+    return _Letter(_greeting(person), opening, rows, _emergency_lines(window), "", footer)

@@ -209,6 +209,8 @@ def voice_text(trigger: Trigger, incident: IncidentView, policy: RoutingPolicy) 
 _REPORT_TXT = """\
 {{ heading }}
 
+Open in ctiwatch: {{ incident_url }}
+
 Customer
   Name:     {{ customer.label }} ({{ customer.id }})
   Contact:  {{ contact or "not known" }}
@@ -246,40 +248,68 @@ Probe evidence (log lines of the failing checks)
 Sent by ctiwatch. On-call staff acknowledge incident #{{ number }} by SMS: ACK {{ number }}
 """
 
+# The HTML parts: inline CSS only (mail clients drop <style> and external sheets), every value
+# escaped (autoescape), the same facts as the plain text beside them.
+_STYLES = {
+    "body": "margin:0;padding:16px;background:#f3f4f6;font-family:Segoe UI,Helvetica,Arial,"
+    "sans-serif;font-size:14px;line-height:1.45;color:#111827",
+    "card": "max-width:640px;margin:0 auto;background:#ffffff;border:1px solid #e5e7eb;"
+    "border-radius:8px;padding:20px 24px",
+    "h1": "margin:0 0 12px;font-size:20px;line-height:1.3;color:#111827",
+    "h2": "margin:18px 0 6px;font-size:13px;text-transform:uppercase;letter-spacing:.04em;"
+    "color:#6b7280",
+    "p": "margin:0 0 8px",
+    "th": "text-align:left;padding:2px 16px 2px 0;font-weight:600;color:#374151",
+    "td": "padding:2px 0",
+    "pre": "margin:0;padding:10px;background:#111827;color:#f9fafb;border-radius:6px;"
+    "font-size:12px;white-space:pre-wrap;word-break:break-word",
+    "button": "display:inline-block;padding:8px 14px;background:#1d4ed8;color:#ffffff;"
+    "text-decoration:none;border-radius:6px;font-weight:600",
+    "badge": "display:inline-block;padding:1px 8px;border-radius:10px;font-weight:600;"
+    "color:#ffffff;background:{colour}",
+    "foot": "margin:16px 0 0;font-size:12px;color:#6b7280",
+}
+PRIORITY_COLOURS = {1: "#b91c1c", 2: "#c2410c", 3: "#a16207", 4: "#4b5563"}
+
 _REPORT_HTML = """\
 <!doctype html>
 <html><head><meta charset="utf-8"><title>{{ subject }}</title></head>
-<body style="font-family: sans-serif">
-<h1>{{ heading }}</h1>
-<h2>Customer</h2>
-<p>{{ customer.label }} ({{ customer.id }})<br>Contact: {{ contact or "not known" }}</p>
-<h2>Description</h2>
-<p>{{ description }}</p>
-<h2>Priority</h2>
-<p>P{{ priority }} {{ priority_label }}{% if reason %}: {{ reason }}{% endif %}</p>
-<h2>Reported</h2>
-<p>{{ opened_at }}<br>Automatic: {{ "yes, by ctiwatch's probes" if automatic
+<body style="{{ css.body }}">
+<div style="{{ css.card }}">
+<h1 style="{{ css.h1 }}">{{ heading }}</h1>
+<p style="{{ css.p }}"><span style="{{ badge }}">P{{ priority }} {{ priority_label }}</span>
+{% if reason %} {{ reason }}{% endif %}</p>
+<p style="{{ css.p }}"><a href="{{ incident_url }}" style="{{ css.button }}">Open incident \
+#{{ number }} in ctiwatch</a></p>
+<h2 style="{{ css.h2 }}">Customer</h2>
+<p style="{{ css.p }}">{{ customer.label }} ({{ customer.id }})<br>Contact: {{ contact or \
+"not known" }}</p>
+<h2 style="{{ css.h2 }}">Description</h2>
+<p style="{{ css.p }}">{{ description }}</p>
+<h2 style="{{ css.h2 }}">Reported</h2>
+<p style="{{ css.p }}">{{ opened_at }}<br>Automatic: {{ "yes, by ctiwatch's probes" if automatic
    else "no, opened by a person" }}</p>
-<h2>Deadlines (SLA)</h2>
-<table>
-<tr><th align="left">Response due</th><td>{{ response_due }}</td></tr>
-<tr><th align="left">Update due</th><td>{{ update_due }}</td></tr>
-<tr><th align="left">Repair due</th><td>{{ repair_due }}</td></tr>
+<h2 style="{{ css.h2 }}">Deadlines (SLA)</h2>
+<table role="presentation" cellspacing="0" cellpadding="0">
+<tr><th style="{{ css.th }}">Response due</th><td style="{{ css.td }}">{{ response_due }}</td></tr>
+<tr><th style="{{ css.th }}">Update due</th><td style="{{ css.td }}">{{ update_due }}</td></tr>
+<tr><th style="{{ css.th }}">Repair due</th><td style="{{ css.td }}">{{ repair_due }}</td></tr>
 </table>
-<h2>Affected locations and users</h2>
-<ul>
+<h2 style="{{ css.h2 }}">Affected locations and users</h2>
+<ul style="{{ css.p }}">
 {% for row in affected %}<li>{{ row }}</li>
 {% else %}<li>none recorded</li>
 {% endfor %}
 </ul>
-<h2>Probe evidence</h2>
-<pre>
+<h2 style="{{ css.h2 }}">Probe evidence</h2>
+<pre style="{{ css.pre }}">
 {% for line in evidence %}{{ line }}
 {% else %}none recorded
 {% endfor %}
 </pre>
-<p>Sent by ctiwatch. On-call staff acknowledge incident #{{ number }} by SMS:
-<code>ACK {{ number }}</code></p>
+<p style="{{ css.foot }}">Sent by ctiwatch. On-call staff acknowledge incident #{{ number }} by \
+SMS: <code>ACK {{ number }}</code> &middot; <a href="{{ incident_url }}">{{ incident_url }}</a></p>
+</div>
 </body></html>
 """
 
@@ -291,6 +321,7 @@ Priority:  P{{ priority }} {{ priority_label }}
 Reported:  {{ opened_at }}
 Resolved:  {{ resolved_at }}{% if resolved_by %} by {{ resolved_by }}{% endif %}
 
+Open in ctiwatch: {{ incident_url }}
 
 Affected locations and users
 {% for row in affected %}
@@ -303,17 +334,27 @@ Affected locations and users
 _RESOLVED_HTML = """\
 <!doctype html>
 <html><head><meta charset="utf-8"><title>{{ subject }}</title></head>
-<body style="font-family: sans-serif">
-<h1>{{ heading }}</h1>
-<p>Customer: {{ customer.label }} ({{ customer.id }})<br>
-Priority: P{{ priority }} {{ priority_label }}<br>
-Reported: {{ opened_at }}<br>
-Resolved: {{ resolved_at }}{% if resolved_by %} by {{ resolved_by }}{% endif %}</p>
-<ul>
+<body style="{{ css.body }}">
+<div style="{{ css.card }}">
+<h1 style="{{ css.h1 }}">{{ heading }}</h1>
+<table role="presentation" cellspacing="0" cellpadding="0">
+<tr><th style="{{ css.th }}">Customer</th><td style="{{ css.td }}">{{ customer.label }} \
+({{ customer.id }})</td></tr>
+<tr><th style="{{ css.th }}">Priority</th><td style="{{ css.td }}"><span style="{{ badge }}">\
+P{{ priority }} {{ priority_label }}</span></td></tr>
+<tr><th style="{{ css.th }}">Reported</th><td style="{{ css.td }}">{{ opened_at }}</td></tr>
+<tr><th style="{{ css.th }}">Resolved</th><td style="{{ css.td }}">{{ resolved_at }}\
+{% if resolved_by %} by {{ resolved_by }}{% endif %}</td></tr>
+</table>
+<h2 style="{{ css.h2 }}">Affected locations and users</h2>
+<ul style="{{ css.p }}">
 {% for row in affected %}<li>{{ row }}</li>
 {% else %}<li>none recorded</li>
 {% endfor %}
 </ul>
+<p style="{{ css.p }}"><a href="{{ incident_url }}" style="{{ css.button }}">Open incident \
+#{{ number }} in ctiwatch</a></p>
+</div>
 </body></html>
 """
 
@@ -387,7 +428,15 @@ def _context(
         "repair_due": _due(incident.repair_due, incident.priority, tz),
         "affected": affected_rows(incident),
         "evidence": list(incident.evidence),
+        "incident_url": incident_url(policy, incident.number),
+        "css": _STYLES,
+        "badge": _STYLES["badge"].format(colour=PRIORITY_COLOURS.get(incident.priority, "#4b5563")),
     }
+
+
+def incident_url(policy: RoutingPolicy, number: int) -> str:
+    """The incident's page in the console: ``{public_url}/incidents/N``."""
+    return f"{policy.public_url.rstrip('/')}/incidents/{number}"
 
 
 def _render(name: str, context: Mapping[str, Any]) -> str:

@@ -55,7 +55,9 @@ import selectors
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
 import tracemalloc
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -451,6 +453,57 @@ class Report:
     failures: list[str] = field(default_factory=list)
 
 
+class StallSampler:
+    """With ``--stalls``: what the event loop was running whenever it stalled (phase 2).
+
+    A coroutine notes the time every few milliseconds; a thread looks every millisecond and,
+    while that note is older than ``threshold``, records the main thread's stack (this
+    repository's frames). A poor man's py-spy: the counts are milliseconds of stall."""
+
+    def __init__(self, threshold: float = 0.010) -> None:
+        self.threshold = threshold
+        self.beat = time.perf_counter()
+        self.stacks: Counter[str] = Counter()
+        self.stalled_ms = 0
+        self._main = threading.get_ident()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._root = str(Path(__file__).resolve().parent.parent)
+
+    async def heartbeat(self) -> None:
+        self._thread.start()
+        try:
+            while True:
+                self.beat = time.perf_counter()
+                await asyncio.sleep(0.002)
+        finally:
+            self._stop.set()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.001):
+            if time.perf_counter() - self.beat < self.threshold:
+                continue
+            frame = sys._current_frames().get(self._main)
+            if frame is None:
+                continue
+            self.stalled_ms += 1
+            mine = [
+                f"{Path(f.filename).relative_to(self._root)}:{f.lineno} {f.name}"
+                for f in traceback.extract_stack(frame)
+                if f.filename.startswith(self._root) and "/.venv/" not in f.filename
+            ]
+            self.stacks[" <- ".join(reversed(mine[-6:]))] += 1
+
+    def print(self) -> None:
+        print(
+            f"loop stalled (> {self.threshold * 1000:g} ms) for about {self.stalled_ms} ms in "
+            "all; where (ms):",
+            file=sys.stderr,
+        )
+        for stack, ms in self.stacks.most_common(25):
+            print(f"  {ms:6d}  {stack}", file=sys.stderr)
+
+
 class _ErrorCount(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.ERROR)
@@ -736,6 +789,8 @@ class Soak:
                 seconds = args.minutes * 60
                 until = origin + timedelta(seconds=seconds)
                 sampler = tasks.create_task(self.sample(2, SAMPLE_REAL_SECONDS, origin))
+                stalls = StallSampler() if args.stalls else None
+                watcher = tasks.create_task(stalls.heartbeat()) if stalls else None
                 self.lateness.clear()
                 second = schedulers(
                     spread=True,
@@ -759,6 +814,9 @@ class Soak:
                 out, _ = await load.communicate()
                 await asyncio.gather(*running)
                 sampler.cancel()
+                if stalls is not None and watcher is not None:
+                    watcher.cancel()
+                    stalls.print()
                 self.take_sample(2, origin)
                 report.phase2_wall_s = round((clock.now() - origin).total_seconds(), 1)
                 report.web = json.loads(out.decode() or "{}")
@@ -949,6 +1007,11 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print where memory grew in phase 1 after warm-up (slower; RSS figures then "
         "include tracemalloc's own)",
+    )
+    p.add_argument(
+        "--stalls",
+        action="store_true",
+        help="phase 2: print where the event loop stalled over 10 ms (a sampling thread)",
     )
     return p
 

@@ -516,11 +516,21 @@ class Accounts:
         password, which is returned (to be printed once)."""
         if username and password:
             if await self._repo.user(username) is None:
-                await self.add_user(username, "admin", password, by="ctiwatch")
+                try:
+                    await self.add_user(username, "admin", password, by="ctiwatch")
+                except AccountError:
+                    if await self._repo.user(username) is None:
+                        raise
+                    return None  # another worker starting at the same time created it
                 log.info("demo admin created", extra={"user": username})
             return None
         if await self._repo.count_users():
             return None
         one_time = secrets.token_urlsafe(12)
-        await self.add_user("admin", "admin", one_time, by="ctiwatch")
+        try:
+            await self.add_user("admin", "admin", one_time, by="ctiwatch")
+        except AccountError:
+            if await self._repo.user("admin") is None:
+                raise
+            return None  # another worker starting at the same time created it (and told it)
         return one_time

@@ -680,6 +680,8 @@ class WebConfig(Strict):
     login_max_failures: int = Field(default=5, ge=1, le=1000)
     login_window: PositiveDuration = timedelta(minutes=15)
     demo_admin: DemoAdminConfig | None = None
+    # Where people reach the console: links in e-mails (``/incidents/N``) start with it.
+    public_url: HttpUrl = "http://127.0.0.1:8080"
 
     @field_validator("hosts")
     @classmethod

@@ -10,11 +10,12 @@ key pressed during an alert call, delivery reports).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -63,6 +64,7 @@ from ctiwatch.web.service import (
     conditions_still_hold,
     incident_not_found,
     incident_resolved,
+    next_deadline,
     required_text,
     seen_by,
     step_not_stored,
@@ -85,6 +87,9 @@ log = logging.getLogger("ctiwatch.console")
 DEAD_LETTERS_SHOWN = 10  # the latest dead letters on the status page
 HISTORY_SHOWN = 10  # the latest resolved incidents on the status page
 FIGURES_EVERY = timedelta(seconds=1)  # new results alone rebuild the status view at most this often
+# ... and at most every (targets / this) seconds: a view of 10,000 targets (its page, its JSON)
+# is rebuilt every 5 s while results stream in, so the work a second stays about the same.
+FIGURES_TARGETS_PER_SECOND = 2_000
 VIEW_MAX_AGE = timedelta(seconds=5)  # "probed 12s ago", agents' counts: rebuilt at least this often
 _DOWN = frozenset({ConditionKind.LOCATION_UNAVAILABLE, ConditionKind.USER_UNAVAILABLE})
 _BREACHES: tuple[Breach, ...] = ("response", "update", "repair")
@@ -132,6 +137,14 @@ class ConsoleServiceImpl:
         # The read model: the results' figures in memory, fed by the pipeline, and the last
         # built view with the state version it was built at.
         self._live = LiveRollups(self._rate_window)
+        targets = len(Service) * sum(
+            len(location.users)
+            for customer in config.topology.customers
+            for location in customer.locations
+        )
+        self._figures_every = max(
+            FIGURES_EVERY, timedelta(seconds=targets / FIGURES_TARGETS_PER_SECOND)
+        )
         pipeline.observers.append(self._live.observe)
         self._building = asyncio.Lock()
         self._view: StatusView | None = None
@@ -148,7 +161,8 @@ class ConsoleServiceImpl:
         the pipeline nor reads raw results: the timers task ticks when something is due.
 
         A view is rebuilt when an incident, a condition, a window or an agent changed; when
-        only new results moved its figures, at most every :data:`FIGURES_EVERY`; and after
+        only new results moved its figures, at most every :data:`FIGURES_EVERY` (longer for
+        many targets, see :data:`FIGURES_TARGETS_PER_SECOND`); and after
         :data:`VIEW_MAX_AGE` or when a maintenance window starts or ends."""
         now = self._clock.now()
         view = self._view
@@ -173,7 +187,7 @@ class ConsoleServiceImpl:
         version = self._pipeline.version
         if version.major != major or self._agents_key() != agents:
             return False
-        return version.value == value or now - view.generated_at < FIGURES_EVERY
+        return version.value == value or now - view.generated_at < self._figures_every
 
     def _agents_key(self) -> tuple[object, ...]:
         """What of the agents and the broker changes a view at once (not the counts)."""
@@ -184,11 +198,7 @@ class ConsoleServiceImpl:
     async def _build_status(self, now: datetime) -> StatusView:
         live = self._live
         if not live.loaded:
-            since = now - self._rate_window - timedelta(minutes=1)
-            live.load(
-                await self._store.results.rollups("minute", since, now + timedelta(minutes=1)),
-                await self._store.results.latest(),
-            )
+            await self._load_live(now)
         live.prune(now)
         async with self._pipeline.lock:
             held = self._monitor.classifier.conditions(now)
@@ -205,8 +215,15 @@ class ConsoleServiceImpl:
             if at > now
         ]
         self._valid_until = min([now + VIEW_MAX_AGE, *boundaries])
+        # The conditions by place, so that a tile finds its own without scanning them all.
+        held_at: dict[tuple[str, str, Service], list[Condition]] = {}
+        for condition in held:
+            held_at.setdefault(
+                (condition.customer, condition.location, condition.service), []
+            ).append(condition)
         customers = []
         for customer in self._config.topology.customers:
+            await asyncio.sleep(0)  # a customer at a time: the loop runs between them
             incident = next(
                 (i for i in open_incidents if i.automatic and i.customer == customer.id), None
             )
@@ -214,13 +231,20 @@ class ConsoleServiceImpl:
             for location in customer.locations:
                 tiles = [
                     self._tile(
-                        customer.id, location.id, service, now, held, suppressed, active, incident
+                        customer.id,
+                        location.id,
+                        service,
+                        now,
+                        held_at.get((customer.id, location.id, service), []),
+                        suppressed,
+                        active,
+                        incident,
                     )
                     for service in Service
                 ]
                 locations.append(LocationStatus(location.id, location.name, tuple(tiles)))
             customers.append(CustomerStatus(customer.id, customer.name, tuple(locations)))
-        recognition, users = self._people(customers, held, now)
+        recognition, users = await self._people(customers, held_at, now)
         history = await self._resolved_history()
         self._builds += 1
         return StatusView(
@@ -243,6 +267,20 @@ class ConsoleServiceImpl:
             users=tuple(users),
         )
 
+    async def _load_live(self, now: datetime) -> None:
+        """The read model's first load: the stored minute rollups of the window and the
+        latest result of every target, streamed in chunks with the event loop running between
+        them. The queries start while no batch is being stored, and every batch after that
+        is observed: each result is counted once, from the store or from the pipeline."""
+        since = now - self._rate_window - timedelta(minutes=1)
+        async with contextlib.AsyncExitStack() as stack:
+            async with self._pipeline.results_held():
+                rows, times = await stack.enter_async_context(
+                    self._store.results.live_rows(since, now + timedelta(minutes=1))
+                )
+                self._live.start()
+            await self._live.load(rows, times)
+
     async def _resolved_history(self) -> tuple[IncidentSummary, ...]:
         """The latest resolved incidents, read again only when an incident changed."""
         major = self._pipeline.version.major
@@ -251,15 +289,20 @@ class ConsoleServiceImpl:
             self._history = (major, tuple(found))
         return self._history[1]
 
-    def _people(
-        self, customers: list[CustomerStatus], held: list[Condition], now: datetime
+    async def _people(
+        self,
+        customers: list[CustomerStatus],
+        held_at: dict[tuple[str, str, Service], list[Condition]],
+        now: datetime,
     ) -> tuple[list[RecognitionRow], list[UserTile]]:
         """Recognition per customer, location and user (the live rollups' trailing window)
-        and every user's every service as the wall screen shows it."""
+        and every user's every service as the wall screen shows it. A customer at a time,
+        the event loop running between them (10,000 user-services are tens of ms)."""
         live = self._live
         rows: list[RecognitionRow] = []
         users: list[UserTile] = []
         for customer, status in zip(self._config.topology.customers, customers, strict=True):
+            await asyncio.sleep(0)
             name = customer.name or customer.id
             mine: list[RecognitionRow] = []
             total = [0, 0]
@@ -285,11 +328,10 @@ class ConsoleServiceImpl:
                                     tiles[service.value].state,
                                     [
                                         c
-                                        for c in held
-                                        if c.customer == customer.id
-                                        and c.location == location.id
-                                        and c.service is service
-                                        and c.user == user.id
+                                        for c in held_at.get(
+                                            (customer.id, location.id, service), ()
+                                        )
+                                        if c.user == user.id
                                     ],
                                     live.user_last_result_at(
                                         customer.id, location.id, user.id, service
@@ -344,7 +386,7 @@ class ConsoleServiceImpl:
         def here(c: Condition) -> bool:
             return c.customer == customer and c.location == location and c.service is service
 
-        mine = [c for c in held if here(c)]
+        mine = [c for c in held if here(c)]  # held: this place's conditions
         last_result_at = self._live.last_result_at(customer, location, service)
         state: ServiceState
         if any(w.covers_place(service, customer, location) for w in active) or any(
@@ -866,7 +908,7 @@ class ConsoleServiceImpl:
                     kind=notice.kind,
                     subject=notice.subject,
                     body=notice.text,
-                    payload={"maintenance": window.id},
+                    payload={"maintenance": window.id, "html": notice.html},
                     created_at=now,
                     not_before=notice.due,
                 )
@@ -960,6 +1002,14 @@ class ConsoleServiceImpl:
             resolved_at=incident.resolved_at,
             resolved_by=None if incident.resolved_by is None else incident.resolved_by.value,
             breaches=tuple(b for b in _BREACHES if b in {n.value for n in incident.breaches}),
+            **self._next_deadline(
+                int(incident.priority),
+                resolved=not incident.is_open,
+                acknowledged=incident.acknowledged_at is not None,
+                response_due=incident.response_due,
+                update_due=incident.update_due,
+                repair_due=incident.repair_due,
+            ),
         )
 
     def _summary_of_record(self, record: IncidentRecord) -> IncidentSummary:
@@ -979,7 +1029,36 @@ class ConsoleServiceImpl:
             resolved_at=record.resolved_at,
             resolved_by=resolved_by,
             breaches=tuple(b for b in _BREACHES if b in record.breaches),
+            **self._next_deadline(
+                int(record.priority),
+                resolved=record.status == "resolved" or record.resolved_at is not None,
+                acknowledged=record.acknowledged_at is not None,
+                response_due=record.response_due,
+                update_due=record.update_due,
+                repair_due=record.repair_due,
+            ),
         )
+
+    def _next_deadline(
+        self,
+        priority: int,
+        *,
+        resolved: bool,
+        acknowledged: bool,
+        response_due: datetime | None,
+        update_due: datetime | None,
+        repair_due: datetime | None,
+    ) -> dict[str, Any]:
+        name, due = next_deadline(
+            priority,
+            self._clock.now(),
+            resolved=resolved,
+            acknowledged=acknowledged,
+            response_due=response_due,
+            update_due=update_due,
+            repair_due=repair_due,
+        )
+        return {"next_deadline": name, "next_due": due}
 
     async def _window_view(
         self, window: MaintenanceRecord, now: datetime, *, history: bool = False

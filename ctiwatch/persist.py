@@ -16,9 +16,10 @@ database answers again, then applies them to the monitor, and re-runs what could
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -274,6 +275,12 @@ class Pipeline:
         self.version = StateVersion()
         self.observers: list[Callable[[list[ProbeResult]], None]] = []
         self._dirty = False  # a step failed: memory may be ahead of the database
+        # Batches between "store" and "observers told" (see results_held()).
+        self._storing = 0
+        self._results_open = asyncio.Event()
+        self._results_open.set()
+        self._results_idle = asyncio.Event()
+        self._results_idle.set()
         # How many of each incident's timeline entries are stored already.
         self._stored_timeline: dict[int, int] = {
             incident.number: len(incident.timeline) for incident in monitor.engine.incidents()
@@ -319,9 +326,9 @@ class Pipeline:
         leadership = self.leadership
         if leadership is not None and not leadership.leading:
             # Another worker is the active monitor: it reads these back from the database.
-            await self.store.results.add_many(batch)
-            if self._observed is not None:
-                self._observed(batch)
+            async with self._storing_results():
+                await self.store.results.add_many(batch)
+                self._tell(batch)
             return
         if leadership is not None:
             own = self._own
@@ -332,22 +339,53 @@ class Pipeline:
         if len(self.backlog):
             self._keep(batch)
             return
-        try:
-            await self.store.results.add_many(batch)
-        except Exception as exc:
-            if not self._transient(exc):
-                raise
-            self._unreachable(exc)
-            self._keep(batch)
-            return
+        async with self._storing_results():
+            try:
+                await self.store.results.add_many(batch)
+            except Exception as exc:
+                if not self._transient(exc):
+                    raise
+                self._unreachable(exc)
+                self._keep(batch)
+                return
+            self._tell(batch)
         await self._apply(batch)
 
-    async def _apply(self, batch: list[ProbeResult], *, received: bool = True) -> None:
-        """Stored results to the monitor (``received``: by this process, counted)."""
-        if self._observed is not None and received:
+    @contextlib.asynccontextmanager
+    async def results_held(self) -> AsyncIterator[None]:
+        """Inside, no batch is being stored nor will be until the block ends: every batch is
+        either stored before it and told to the observers already, or stored after it and
+        told after it. The read model starts its queries and its observing in here."""
+        self._results_open.clear()
+        try:
+            while self._storing:
+                self._results_idle.clear()
+                await self._results_idle.wait()
+            yield
+        finally:
+            self._results_open.set()
+
+    @contextlib.asynccontextmanager
+    async def _storing_results(self) -> AsyncIterator[None]:
+        """Around storing a batch and telling the observers (see :meth:`results_held`)."""
+        while not self._results_open.is_set():
+            await self._results_open.wait()
+        self._storing += 1
+        try:
+            yield
+        finally:
+            self._storing -= 1
+            if not self._storing:
+                self._results_idle.set()
+
+    def _tell(self, batch: list[ProbeResult]) -> None:
+        if self._observed is not None:
             self._observed(batch)
         for observer in self.observers:
             observer(batch)
+
+    async def _apply(self, batch: list[ProbeResult]) -> None:
+        """Stored results (told to the observers already) to the monitor."""
         try:
             await self._step(lambda now: self.monitor.observe(batch, now), results=True)
         except StepFailed:  # logged; catch_up (or the next step) recovers it
@@ -424,14 +462,16 @@ class Pipeline:
     async def _catch_up_once(self) -> None:
         stored = 0
         while (batch := self.backlog.take()) is not None:
-            try:
-                await self._store_or_park(batch)
-            except BaseException:
-                self.backlog.put_back()
-                raise
-            self.backlog.done()
-            self._reachable()
-            stored += len(batch)
+            async with self._storing_results():
+                try:
+                    await self._store_or_park(batch)
+                except BaseException:
+                    self.backlog.put_back()
+                    raise
+                self.backlog.done()
+                self._reachable()
+                stored += len(batch)
+                self._tell(batch)
             await self._apply(batch)
         if self._dirty:
             async with self.lock:
@@ -629,7 +669,9 @@ class Pipeline:
                 if now - noted > MISSING_KEPT:
                     del missing[gap]
             if batch:
-                await self._apply(batch, received=False)
+                # Stored (and told to their own worker's pages) by another worker: only the
+                # monitor takes them; this worker's pages read them from the database.
+                await self._apply(batch)
             if len(rows) < 5_000:
                 await self.clock.sleep(poll.total_seconds())
 

@@ -152,7 +152,9 @@ def thresholds_from_config(cfg: ClassificationConfig) -> Thresholds:
     )
 
 
-def routing_from_config(cfg: AlertingConfig, timezone: str) -> RoutingPolicy:
+def routing_from_config(
+    cfg: AlertingConfig, timezone: str, public_url: str = "http://127.0.0.1:8080"
+) -> RoutingPolicy:
     """Whom routing reaches: the support address and lines, the on-call list, the P1 count
     that calls the contingency line."""
     return RoutingPolicy(
@@ -162,6 +164,7 @@ def routing_from_config(cfg: AlertingConfig, timezone: str) -> RoutingPolicy:
         contingency_min_p1_customers=cfg.contingency_min_p1_customers,
         oncall=tuple(cfg.oncall),
         timezone=timezone,
+        public_url=public_url.rstrip("/"),
         held_priorities=frozenset(cfg.paging.held_priorities),
         internal_any_hour=cfg.paging.agent_alerts == "any_hour",
     )
@@ -230,7 +233,7 @@ def monitor_settings(
     return MonitorSettings(
         customers=tuple(customer_topology(c) for c in (customers or config.topology.customers)),
         thresholds=thresholds_from_config(config.classification),
-        routing=routing_from_config(alerting, timezone),
+        routing=routing_from_config(alerting, timezone, config.web.public_url),
         rotation=rotation_from_config(alerting, timezone, oncall),
         escalation=tuple(
             EscalationStepSettings(step.name, step.after, tuple(step.numbers))

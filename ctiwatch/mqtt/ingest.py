@@ -3,8 +3,8 @@
 Several central workers can run this side by side: results and calls are read through an MQTT
 shared subscription (``$share/<group>/…``), so each message goes to one worker. Every message
 is validated; a bad one is logged with its reason and counted, never raised. Result ids are
-deduplicated (a bounded LRU here, the database's unique key behind it), and what is left goes
-to the same sink as the local probes' results: ``async (list[ProbeResult]) -> None``.
+deduplicated (a bounded filter of digests here, the database's unique key behind it), and what
+is left goes to the same sink as the local probes' results: ``async (list[ProbeResult]) -> None``.
 
 Every input is judged alone. A message that cannot be read is rejected with one log line and
 a counter, and nothing it contains reaches the sink. A batch the sink refuses is retried with

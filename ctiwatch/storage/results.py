@@ -16,7 +16,8 @@ rows through the ``(customer, location[, user], at)`` indexes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -307,6 +308,45 @@ class ResultRepository:
         query = query.order_by(c.bucket, c.customer, c.location, c.user, c.service)
         async with self._db.read() as conn:
             return [_rollup_from(row, resolution) for row in await conn.execute(query)]
+
+    @asynccontextmanager
+    async def live_rows(
+        self, since: datetime, until: datetime, chunk: int = 500
+    ) -> AsyncIterator[tuple[AsyncIterator[list[Any]], AsyncIterator[list[Any]]]]:
+        """For the read model's first build, streamed so that no step holds the event loop
+        long: the minute rollups with ``since <= bucket < until`` as lists of at most
+        ``chunk`` tuples ``(customer, location, user, service, bucket, count, failures,
+        calls, misses, latency_sum, latency_max, h00..h15)``, and the latest result's time of
+        every target as tuples ``(customer, location, user, service, at)``.
+
+        Both queries have started (their snapshot taken) when the block is entered: a batch
+        stored after that is in neither."""
+        c = ROLLUPS_MINUTE.c
+        minutes = select(
+            c.customer,
+            c.location,
+            c.user,
+            c.service,
+            c.bucket,
+            c["count"],
+            c.failures,
+            c.calls,
+            c.misses,
+            c.latency_sum,
+            c.latency_max,
+            *(c[name] for name in HISTOGRAM_COLUMNS),
+        ).where(c.bucket >= _aware("since", since), c.bucket < _aware("until", until))
+        t = TARGET_LATEST.c
+        latest = select(t.customer, t.location, t.user, t.service, t.at)
+        async with self._db.read() as first, self._db.read() as second:
+            rows = await first.stream(minutes)
+            times = await second.stream(latest)
+
+            async def chunks(result: Any) -> AsyncIterator[list[Any]]:
+                async for part in result.partitions(chunk):
+                    yield [tuple(row) for row in part]
+
+            yield chunks(rows), chunks(times)
 
 
 def _counts_query(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hmac
 import logging
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from ctiwatch.accounts import ROLES, AccountError, Accounts, LoginRefused
+from ctiwatch.accounts import ROLES, AccountError, Accounts, AuditEntry, LoginRefused
 from ctiwatch.web.auth import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -22,7 +23,8 @@ from ctiwatch.web.auth import (
     safe_next,
     set_cookie,
 )
-from ctiwatch.web.inputs import parse_limit
+from ctiwatch.web.inputs import check_query, parse_limit
+from ctiwatch.web.openapi import Param, operation
 from ctiwatch.web.pages import Pages
 from ctiwatch.web.render import jsonable, overall, status_json
 from ctiwatch.web.service import ConsoleService, ServiceError
@@ -30,6 +32,11 @@ from ctiwatch.web.service import ConsoleService, ServiceError
 log = logging.getLogger("ctiwatch.web.auth")
 
 _LOGIN_FORM_AGE = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class AuditList:
+    audit: tuple[AuditEntry, ...]  # newest first
 
 
 class AccountPages:
@@ -134,10 +141,19 @@ class AccountPages:
         entries = await self._accounts.audit_log(limit, request.query.get("actor") or None)
         return self._pages.render(request, "audit.html", entries=entries)
 
+    @operation(
+        summary="The audit log, newest first: who did what, when and from where",
+        response=AuditList,
+        params=(
+            Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            Param("actor", "query", {"type": "string"}, "Only this user's or token's lines"),
+        ),
+    )
     async def audit_api(self, request: web.Request) -> web.Response:
+        check_query(request.query, ("limit", "actor"))
         limit = parse_limit(request.query.get("limit"), default=200, maximum=1000)
         entries = await self._accounts.audit_log(limit, request.query.get("actor") or None)
-        return web.json_response({"audit": jsonable(entries, self._tz)})
+        return web.json_response(jsonable(AuditList(tuple(entries)), self._tz))
 
     # --- admin -------------------------------------------------------------------------------
 

@@ -7,10 +7,12 @@ with the local offset (``2026-12-01T10:30:00+01:00``).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from ctiwatch.web import readmodel as cached
 from ctiwatch.web.actions import INCIDENT_ACTIONS, perform
@@ -21,16 +23,60 @@ from ctiwatch.web.inputs import (
     ChangeMaintenanceBody,
     MaintenanceBody,
     QuestionBody,
+    check_query,
     parse_json,
     parse_limit,
 )
-from ctiwatch.web.render import incident_json, jsonable, status_json
+from ctiwatch.web.openapi import Merged, Param, id_param, openapi_route, operation
+from ctiwatch.web.render import Overall, incident_json, jsonable, status_json
 from ctiwatch.web.service import (
     INCIDENT_FILTERS,
     ConsoleService,
+    IncidentDetail,
+    IncidentSummary,
+    MaintenanceView,
     ServiceError,
+    StatusView,
     incident_not_found,
 )
+
+# --- what the API answers (beside the service's view models) ----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentList:
+    incidents: tuple[IncidentSummary, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceList:
+    maintenance: tuple[MaintenanceView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionOpened:
+    number: int
+    url: str  # the new incident's API path (also in the Location header)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusBanner:
+    overall: Overall
+
+
+# The status: the banner and the whole status view side by side.
+STATUS = Merged(StatusView, StatusBanner)
+# An incident: its summary's fields at the top level, then its scope, deadlines and timeline.
+INCIDENT = Merged(IncidentSummary, IncidentDetail, drop=("summary",))
+NUMBER = id_param("number", "The incident's number")
+WINDOW = id_param("id", "The maintenance window's id")
+ACTION_WORDS = {
+    "ack": "Acknowledge an incident (the response target is met)",
+    "update": "Post an update on an incident",
+    "priority": "Change an incident's priority, with a reason",
+    "resolve": "Resolve an incident (force and a reason while its conditions still hold)",
+    "reopen": "Reopen a resolved incident",
+}
 
 
 def json_error(status: int, message: str, field: str | None = None) -> web.Response:
@@ -48,24 +94,46 @@ class Api:
             web.get("/api/v1/status", self.status),
             web.get("/api/v1/incidents", self.incidents),
             web.get(r"/api/v1/incidents/{number:\d{1,9}}", self.incident),
-            web.post(r"/api/v1/incidents/{number:\d{1,9}}/{action}", self.incident_action),
+            *(
+                web.post(rf"/api/v1/incidents/{{number:\d{{1,9}}}}/{action}", self._action(action))
+                for action in INCIDENT_ACTIONS
+            ),
             web.post("/api/v1/questions", self.open_question),
             web.get("/api/v1/maintenance", self.maintenance),
             web.post("/api/v1/maintenance", self.schedule_maintenance),
             web.get(r"/api/v1/maintenance/{id:\d{1,9}}", self.maintenance_window),
             web.post(r"/api/v1/maintenance/{id:\d{1,9}}/change", self.change_maintenance),
             web.post(r"/api/v1/maintenance/{id:\d{1,9}}/cancel", self.cancel_maintenance),
+            openapi_route(),
         ]
 
+    @operation(summary="The live status: banner, tiles, incidents, agents", response=STATUS)
     async def status(self, request: web.Request) -> web.Response:
         view = await self._service.status()
-        return self._cache.get(
-            view.version,
-            "status.json",
-            lambda: cached.data(json.dumps(status_json(view, self._tz))),
+        return (
+            await self._cache.fetch(
+                view.version,
+                "status.json",
+                lambda: cached.data(json.dumps(status_json(view, self._tz))),
+            )
         ).response(request)
 
+    @operation(
+        summary="Incidents, newest first",
+        response=IncidentList,
+        params=(
+            Param(
+                "status",
+                "query",
+                {"type": "string", "enum": list(INCIDENT_FILTERS)},
+                "active: open or acknowledged; else one state",
+            ),
+            Param("customer", "query", {"type": "string"}, "A customer's id"),
+            Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 500}),
+        ),
+    )
     async def incidents(self, request: web.Request) -> web.Response:
+        check_query(request.query, ("status", "customer", "limit"))
         status = request.query.get("status") or None
         if status is not None and status not in INCIDENT_FILTERS:
             allowed = ", ".join(INCIDENT_FILTERS)
@@ -73,24 +141,42 @@ class Api:
         customer = request.query.get("customer") or None
         limit = parse_limit(request.query.get("limit"))
         found = await self._service.incidents(status, customer, limit)
-        return web.json_response({"incidents": jsonable(found, self._tz)})
+        return web.json_response(jsonable(IncidentList(tuple(found)), self._tz))
 
+    @operation(summary="One incident with its scope, deadlines and timeline", response=INCIDENT,
+               params=(NUMBER,))  # fmt: skip
     async def incident(self, request: web.Request) -> web.Response:
         number = int(request.match_info["number"])
         return web.json_response(await self._incident_body(number))
 
-    async def incident_action(self, request: web.Request) -> web.Response:
-        number = int(request.match_info["number"])
-        action = request.match_info["action"]
-        model = INCIDENT_ACTIONS.get(action)
-        if model is None:
-            raise ServiceError(f"unknown action {action!r}", None, 404)
-        body = await _body(request, model)
-        await perform(
-            self._service, number, action, body, actor_name(request), remote_address(request)
-        )
-        return web.json_response(await self._incident_body(number))
+    def _action(self, action: str) -> Handler:
+        model = INCIDENT_ACTIONS[action]
 
+        @operation(
+            summary=ACTION_WORDS[action],
+            body=model,
+            response=INCIDENT,
+            params=(NUMBER,),
+            errors=(409,),
+            description="Answers the incident as it is after the action.",
+        )
+        async def incident_action(request: web.Request) -> web.Response:
+            number = int(request.match_info["number"])
+            body = await _body(request, model)
+            await perform(
+                self._service, number, action, body, actor_name(request), remote_address(request)
+            )
+            return web.json_response(await self._incident_body(number))
+
+        return incident_action
+
+    @operation(
+        summary="Open a question (a P4 incident, no impact on the service)",
+        body=QuestionBody,
+        response=QuestionOpened,
+        status=201,
+        headers={"Location": "The new incident's API path"},
+    )
     async def open_question(self, request: web.Request) -> web.Response:
         body = await _body(request, QuestionBody)
         number = await self._service.open_question(
@@ -98,17 +184,29 @@ class Api:
         )
         location = f"/api/v1/incidents/{number}"
         return web.json_response(
-            {"number": number, "url": location}, status=201, headers={"Location": location}
+            jsonable(QuestionOpened(number, location), self._tz),
+            status=201,
+            headers={"Location": location},
         )
 
+    @operation(summary="Every maintenance window, newest start first", response=MaintenanceList)
     async def maintenance(self, request: web.Request) -> web.Response:
         windows = await self._service.maintenance()
-        return web.json_response({"maintenance": jsonable(windows, self._tz)})
+        return web.json_response(jsonable(MaintenanceList(tuple(windows)), self._tz))
 
+    @operation(summary="One maintenance window with its history", response=MaintenanceView,
+               params=(WINDOW,))  # fmt: skip
     async def maintenance_window(self, request: web.Request) -> web.Response:
         window = await self._service.maintenance_window(int(request.match_info["id"]))
         return web.json_response(jsonable(window, self._tz))
 
+    @operation(
+        summary="Schedule a maintenance window (the SLA's notice and support-hours rules apply)",
+        body=MaintenanceBody,
+        response=MaintenanceView,
+        status=201,
+        headers={"Location": "The new window's API path"},
+    )
     async def schedule_maintenance(self, request: web.Request) -> web.Response:
         body = await _body(request, MaintenanceBody)
         window = await self._service.schedule_maintenance(
@@ -129,6 +227,13 @@ class Api:
             jsonable(window, self._tz), status=201, headers={"Location": location}
         )
 
+    @operation(
+        summary="Change a maintenance window (what it was before is kept, with why)",
+        body=ChangeMaintenanceBody,
+        response=MaintenanceView,
+        params=(WINDOW,),
+        errors=(409,),
+    )
     async def change_maintenance(self, request: web.Request) -> web.Response:
         window_id = int(request.match_info["id"])
         body = await _body(request, ChangeMaintenanceBody)
@@ -149,6 +254,13 @@ class Api:
         )
         return web.json_response(jsonable(window, self._tz))
 
+    @operation(
+        summary="Cancel a maintenance window (kept as cancelled)",
+        body=CancelMaintenanceBody,
+        response=MaintenanceView,
+        params=(WINDOW,),
+        errors=(409,),
+    )
     async def cancel_maintenance(self, request: web.Request) -> web.Response:
         window_id = int(request.match_info["id"])
         body = await _body(request, CancelMaintenanceBody)

@@ -66,6 +66,8 @@ RULES: tuple[tuple[frozenset[str], re.Pattern[str], str], ...] = tuple(
             PUBLIC,
         ),
         ("POST", r"/logout", "viewer"),
+        # The API's OpenAPI document: like every API route, for a token (any role).
+        ("GET HEAD", r"/api/v1/openapi\.json", "viewer"),
         ("GET HEAD POST", r"/fakes(/.*)?", "admin"),
         ("GET HEAD POST", r"(/api/v1)?/audit", "admin"),
         ("GET HEAD POST", r"(/api/v1)?/admin(/.*)?", "admin"),

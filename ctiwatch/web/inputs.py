@@ -158,6 +158,15 @@ def parse_local_time(value: str, field: str, tz: ZoneInfo) -> datetime:
     return aware
 
 
+def check_query(query: Mapping[str, str], allowed: tuple[str, ...]) -> None:
+    """An API query string names only ``allowed`` parameters (like bodies: no unknown fields,
+    so a misspelt filter is refused instead of silently ignored)."""
+    for name in query:
+        if name not in allowed:
+            known = ", ".join(allowed)
+            raise ServiceError(f"{name}: unknown query parameter (known: {known})", name[:100])
+
+
 def parse_limit(value: str | None, default: int = 100, maximum: int = 500) -> int:
     if value is None or value == "":
         return default

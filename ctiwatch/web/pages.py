@@ -112,23 +112,27 @@ class Pages:
         status = await self._service.status()
         if "done" in request.query:
             return self.render(request, "status.html", view=status, banner=overall(status))
-        return self._cache.get(
-            status.version,
-            "status.html",
-            lambda: cached.page(
-                self.shared("status.html", "/", view=status, banner=overall(status))
-            ),
+        return (
+            await self._cache.fetch(
+                status.version,
+                "status.html",
+                lambda: cached.page(
+                    self.shared("status.html", "/", view=status, banner=overall(status))
+                ),
+            )
         ).response(request)
 
     async def status_fragment(self, request: web.Request) -> web.Response:
         """The live part of the status page (``#live``), for the page's script to swap in."""
         status = await self._service.status()
-        return self._cache.get(
-            status.version,
-            "status_live.html",
-            lambda: cached.page(
-                self.shared("status_live.html", "/", view=status, banner=overall(status))
-            ),
+        return (
+            await self._cache.fetch(
+                status.version,
+                "status_live.html",
+                lambda: cached.page(
+                    self.shared("status_live.html", "/", view=status, banner=overall(status))
+                ),
+            )
         ).response(request)
 
     async def wall(self, request: web.Request) -> web.Response:
@@ -140,10 +144,14 @@ class Pages:
 
     async def _cached_page(self, request: web.Request, template: str, path: str) -> web.Response:
         status = await self._service.status()
-        return self._cache.get(
-            status.version,
-            template,
-            lambda: cached.page(self.shared(template, path, view=status, banner=overall(status))),
+        return (
+            await self._cache.fetch(
+                status.version,
+                template,
+                lambda: cached.page(
+                    self.shared(template, path, view=status, banner=overall(status))
+                ),
+            )
         ).response(request)
 
     def shared(self, template: str, path: str, **context: Any) -> str:

@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 from classifier.observation import CALLS, CENTRAL, Service
 from ctiwatch.errors import Refused
+from sla.words import unset_target
 
 ServiceState = Literal["ok", "degraded", "down", "maintenance", "unknown"]
 AgentState = Literal["online", "offline", "stale"]
@@ -273,6 +274,43 @@ class IncidentSummary:
     resolved_at: datetime | None = None
     resolved_by: Literal["auto", "person"] | None = None
     breaches: tuple[Breach, ...] = ()
+    # The SLA deadline due next while it is open (:func:`next_deadline`): ``response``,
+    # ``update`` or ``repair`` with its time; the SLA's words for none ("best effort", "to be
+    # determined"), no time; empty once resolved.
+    next_deadline: str = ""
+    next_due: datetime | None = None
+
+
+def next_deadline(
+    priority: int,
+    now: datetime,
+    *,
+    resolved: bool,
+    acknowledged: bool,
+    response_due: datetime | None,
+    update_due: datetime | None,
+    repair_due: datetime | None,
+) -> tuple[str, datetime | None]:
+    """The SLA deadline an open incident meets next: the pending one (the response until it is
+    acknowledged, the next update, the repair) due first from ``now`` on, or, when every one is
+    overdue, the one overdue longest. None set: the SLA's word for it (``best effort``, P1's
+    ``to be determined``). A resolved incident has none: ``("", None)``."""
+    if resolved:
+        return "", None
+    pending = [
+        (due, name)
+        for name, due in (
+            ("response", None if acknowledged else response_due),
+            ("update", update_due),
+            ("repair", repair_due),
+        )
+        if due is not None
+    ]
+    if not pending:
+        return unset_target(priority), None
+    ahead = [item for item in pending if item[0] >= now]
+    due, name = min(ahead) if ahead else min(pending)
+    return name, due
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -88,6 +89,8 @@ async def test_report_arrives_with_everything_a_complete_report_holds(smtp: Fake
     assert mail.text == (
         "Incident report #12: ACME <B.V.>\n"
         "\n"
+        "Open in ctiwatch: http://127.0.0.1:8080/incidents/12\n"
+        "\n"
         "Customer\n"
         "  Name:     ACME <B.V.> (acme)\n"
         "  Contact:  Jan de Vries, jan@acme.example, +31201110000\n"
@@ -116,7 +119,9 @@ async def test_report_arrives_with_everything_a_complete_report_holds(smtp: Fake
         "\n"
         "Sent by ctiwatch. On-call staff acknowledge incident #12 by SMS: ACK 12\n"
     )
-    assert "<h1>Incident report #12: ACME &lt;B.V.&gt;</h1>" in mail.html
+    assert re.search(r"<h1 style=\"[^\"]*\">Incident report #12: ACME &lt;B.V.&gt;</h1>", mail.html)
+    assert '<a href="http://127.0.0.1:8080/incidents/12"' in mail.html
+    assert mail.message.get_content_type() == "multipart/alternative"
     assert "<li>click2dial down at acme-ams: alice, bob (P2)</li>" in mail.html
 
 

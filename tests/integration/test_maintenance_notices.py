@@ -209,3 +209,24 @@ async def test_each_occurrence_of_a_recurring_window_gets_its_notices(
         "maintenance_ended -> it@acme.example",
         "maintenance_started -> it@acme.example",
     ]
+
+
+async def test_a_notice_arrives_as_text_with_a_styled_html_part_beside_it_everything_escaped(
+    scene: Scene, smtp: FakeSmtp
+) -> None:
+    await scene.console.schedule_maintenance(
+        START, END, ["crm"], ["acme"], "Upgrade <b>CRM</b> & connector", "Sanne"
+    )
+    await deliver(scene, smtp, NOW)
+    mail = smtp.messages[-1].message
+    assert mail.get_content_type() == "multipart/alternative"
+    text_part = mail.get_body(preferencelist=("plain",))
+    html_part = mail.get_body(preferencelist=("html",))
+    assert text_part is not None and html_part is not None
+    assert "Reason:    Upgrade <b>CRM</b> & connector" in text_part.get_content()
+    html = html_part.get_content()
+    assert "Upgrade &lt;b&gt;CRM&lt;/b&gt; &amp; connector" in html
+    assert "<b>CRM</b>" not in html
+    assert "<style" not in html and "<link" not in html  # inline CSS only
+    assert 'style="' in html
+    assert "Thu 03 Dec 2026 22:00 – Fri 04 Dec 02:00 CET" in html

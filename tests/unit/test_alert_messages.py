@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from alerting.channels.twilio_voice import build_twiml
-from alerting.messages import email_report, scope_summary, sms_text, to_gsm7, voice_text
+from alerting.messages import (
+    email_report,
+    email_resolved,
+    scope_summary,
+    sms_text,
+    to_gsm7,
+    voice_text,
+)
 from alerting.model import (
     CustomerView,
     EscalationTarget,
@@ -167,3 +174,26 @@ def test_report_email_holds_everything_a_complete_report_holds() -> None:
     # The HTML part escapes what the probes saw.
     assert "FAIL status=503 &lt;html&gt;" in report.html
     assert "<html>\n" not in report.html.split("<body", 1)[1]
+
+
+def test_report_and_resolved_emails_link_to_the_incident_at_the_public_url() -> None:
+    policy = replace(POLICY, public_url="https://ctiwatch.example.net/")
+    report = email_report(INCIDENT, policy)
+    resolved = email_resolved(INCIDENT, trigger(TriggerKind.RESOLVED), policy)
+    for mail in (report, resolved):
+        assert "Open in ctiwatch: https://ctiwatch.example.net/incidents/12\n" in mail.text
+        assert '<a href="https://ctiwatch.example.net/incidents/12"' in mail.html
+    assert "http://127.0.0.1:8080/incidents/12" in email_report(INCIDENT, POLICY).text
+
+
+def test_report_email_html_is_styled_inline_and_escapes_the_customer_text() -> None:
+    hostile = replace(
+        INCIDENT,
+        customer=replace(INCIDENT.customer, name='<script>alert("x")</script>'),
+        description="a & b <i>",
+    )
+    html = email_report(hostile, POLICY).html
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html and "a &amp; b &lt;i&gt;" in html
+    assert "<style" not in html and "<link" not in html  # mail clients drop both
+    assert 'style="' in html.split("<body", 1)[1]

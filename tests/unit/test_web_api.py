@@ -131,6 +131,14 @@ async def test_api_incidents_filters_by_status_and_customer(client: Client) -> N
     assert len(body["incidents"]) == 1
 
 
+async def test_api_incident_summaries_name_the_next_sla_deadline_in_local_time(
+    client: Client,
+) -> None:
+    body = await get_json(client, "/api/v1/incidents")
+    deadlines = {i["number"]: (i["next_deadline"], i["next_due"]) for i in body["incidents"]}
+    assert deadlines == {2: ("response", "2026-12-01T13:30:00+01:00"), 1: ("", None)}
+
+
 @pytest.mark.parametrize(
     ("query", "field", "message"),
     [
@@ -320,8 +328,9 @@ async def test_api_action_on_unknown_incident_is_404(client: Client) -> None:
 
 
 async def test_api_unknown_action_is_404(client: Client) -> None:
+    # Each action is its own route (and operation in the OpenAPI document): no route, 404.
     body = await post_json(client, "/api/v1/incidents/1/explode", {"actor": "Sanne"}, 404)
-    assert body == {"error": "unknown action 'explode'", "field": None}
+    assert body == {"error": "not found", "field": None}
 
 
 async def test_api_question_opens_a_p4_incident(client: Client) -> None:
@@ -577,3 +586,11 @@ async def test_a_window_turns_active_then_ended_with_the_clock(scene: Scene) -> 
     }
     scene.clock.set(start + timedelta(hours=3))
     assert [w.state for w in await scene.console.maintenance()] == ["ended"]
+
+
+async def test_api_refuses_an_unknown_query_parameter_naming_it(client: Client) -> None:
+    body = await get_json(client, "/api/v1/incidents?stauts=active", 400)
+    assert body == {
+        "error": "stauts: unknown query parameter (known: status, customer, limit)",
+        "field": "stauts",
+    }

@@ -270,6 +270,29 @@ async def test_incidents_page_filters_by_status_and_customer(client: Client) -> 
     assert '<option value="acme" selected>ACME B.V.</option>' in html
 
 
+def sla_cell(html: str, number: int) -> str:
+    row = re.search(rf'<tr class="incident" data-incident="{number}">(.*?)</tr>', html, re.S)
+    assert row is not None, f"no row for incident {number}"
+    cell = re.search(r'<td class="sla"[^>]*>(.*?)</td>', row.group(1), re.S)
+    assert cell is not None
+    return cell.group(1)
+
+
+async def test_incidents_page_sla_column_shows_the_next_deadline_or_best_effort(
+    client: Client, scene: Scene
+) -> None:
+    html = await page(client, "/incidents")
+    # The open P1, not yet acknowledged: its response is due first (4 support hours from 09:30).
+    assert "Response due " in sla_cell(html, 2)
+    assert '<time datetime="2026-12-01T13:30:00+01:00">' in sla_cell(html, 2)
+    assert "—" in sla_cell(html, 1)  # resolved: nothing is due
+    question = await scene.console.open_question("globex", "sanne", "Can we add a location?")
+    await scene.console.acknowledge(question, "sanne")
+    html = await page(client, "/incidents")
+    assert "Best effort" in sla_cell(html, question)  # P4: update and repair set none
+    assert "<time" not in sla_cell(html, question)
+
+
 async def test_incidents_page_with_unknown_status_says_so(client: Client) -> None:
     html = await page(client, "/incidents?status=bogus", status=400)
     assert "unknown status &#39;bogus&#39;" in html
