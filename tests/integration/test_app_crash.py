@@ -87,12 +87,17 @@ class Life:
         return code
 
 
-async def start_life(config_file: Path) -> Life:
-    process = await asyncio.create_subprocess_exec(
+async def spawn_run(config_file: Path) -> asyncio.subprocess.Process:
+    """``ctiwatch run --config config_file`` as a process of its own, JSON log on stdout."""
+    return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "ctiwatch", "run", "--config", str(config_file),
         cwd=ROOT, env={**os.environ, "CTIWATCH_LOG_LEVEL": "INFO"},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
+
+
+async def start_life(config_file: Path) -> Life:
+    process = await spawn_run(config_file)
     life = Life(process)
 
     async def ready() -> bool:

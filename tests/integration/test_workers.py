@@ -13,11 +13,6 @@ worker's API shows the incident.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
-import signal
-import sys
 import time
 import uuid
 from collections import Counter
@@ -29,8 +24,16 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from running_app import HOST, WAIT_SECONDS, broker_or_skip, free_ports, until
-from test_app_crash import SID, TOKEN, TOPOLOGY, add_fault, outside  # noqa: F401 - fixture
+from running_app import HOST, broker_or_skip, free_ports, until
+from test_app_crash import (  # noqa: F401 - outside is a fixture
+    SID,
+    TOKEN,
+    TOPOLOGY,
+    Life,
+    add_fault,
+    outside,
+    spawn_run,
+)
 
 from alerting.channels.email import message_id
 from ctiwatch.accounts import Accounts
@@ -38,7 +41,6 @@ from ctiwatch.clock import RealClock
 from ctiwatch.fakes import FakeSmtp, FakeTwilio
 from ctiwatch.storage import Store
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 FROM = "+3197010000004"
 ONCALL = "+31611111111"
 SECOND_LINE = "+31622222222"
@@ -47,38 +49,13 @@ ESCALATE_AFTER = 14  # seconds after the opening: due after the leader is killed
 pytestmark = pytest.mark.postgres
 
 
-class Worker:
-    """One ``ctiwatch run`` process and the JSON log lines it wrote so far."""
+class Worker(Life):
+    """One worker: a ``ctiwatch run`` process, its name and where its web answers."""
 
     def __init__(self, name: str, process: asyncio.subprocess.Process, web_url: str) -> None:
+        super().__init__(process)
         self.name = name
-        self.process = process
         self.web_url = web_url
-        self.lines: list[dict[str, Any]] = []
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        while line := await self.process.stdout.readline():
-            with contextlib.suppress(ValueError):
-                self.lines.append(json.loads(line))
-
-    def said(self, text: str) -> bool:
-        return any(text in str(line.get("msg", "")) for line in self.lines)
-
-    async def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-        await self._reader
-
-    async def stop(self) -> int:
-        with contextlib.suppress(ProcessLookupError):
-            self.process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(WAIT_SECONDS):
-            code = await self.process.wait()
-        await self._reader
-        return code
 
 
 def worker_config(
@@ -114,12 +91,7 @@ def worker_config(
 
 
 async def start_worker(name: str, config_file: Path, web_url: str) -> Worker:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ctiwatch", "run", "--config", str(config_file),
-        cwd=ROOT, env={**os.environ, "CTIWATCH_LOG_LEVEL": "INFO"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    return Worker(name, process, web_url)
+    return Worker(name, await spawn_run(config_file), web_url)
 
 
 @pytest.fixture
