@@ -13,7 +13,8 @@ Sized for 10,000 targets on a small machine: a place keeps its minute buckets (w
 latency histogram) and their running total, so its figures cost the histogram's length, not
 the window's; a user (target) keeps only its counts, one packed 8-byte integer per minute in
 an ``array`` and a running total; nothing keeps a result object. The first load streams the
-stored minute rollups in chunks and yields to the event loop between them.
+stored minute rollups in chunks and yields to the event loop between them (and within one
+every :data:`LOAD_STEP_SECONDS`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import math
+import time
 from array import array
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ from ctiwatch.storage.records import (
 )
 
 MINUTE = timedelta(minutes=1)
+# The first load hands the event loop back at least this often (and after every chunk).
+LOAD_STEP_SECONDS = 0.002
 
 
 class StateVersion:
@@ -204,8 +208,11 @@ class _User:
 
     def figures(self, first: int, last: int) -> Figures:
         self.forget_before(first)
-        totals = list(self.total)
         minutes = self.minutes
+        if not minutes or minutes[-1] >> (4 * _FIELD) <= last:  # none ahead of the clock
+            total = self.total
+            return Figures(CallCounts(total[2], total[3]), None, total[0], total[1])
+        totals = list(self.total)
         for index in range(len(minutes) - 1, -1, -1):
             minute, counts = _unpack(minutes[index])
             if minute <= last:
@@ -264,6 +271,11 @@ class LiveRollups:
         self._users: dict[UserKey, _User] = {}
         self._latest: dict[UserKey, datetime] = {}
         self._place_latest: dict[PlaceKey, datetime] = {}
+        # What user_in said per user for the span asked last: a view is built every few
+        # seconds and most users had no result since, so their figures are not counted again.
+        # A result forgets its user's; a new span (a minute later) forgets all.
+        self._known: dict[UserKey, tuple[Figures, datetime | None]] = {}
+        self._known_span = (0, 0)
 
     def start(self) -> None:
         """Observe every batch from now on (the store's rows so far come through load)."""
@@ -280,8 +292,13 @@ class LiveRollups:
         latency_sum, latency_max, h00..h15)`` and of ``(customer, location, user, service,
         at)`` for the latest result of every target; between chunks the event loop runs
         (``pause``), and batches observed meanwhile are added beside them."""
+        clock = time.perf_counter
+        until = clock() + LOAD_STEP_SECONDS
         async for chunk in minute_rows:
             for row in chunk:
+                if pause and clock() >= until:
+                    await asyncio.sleep(0)
+                    until = clock() + LOAD_STEP_SECONDS
                 customer, location, user, service, bucket = row[:5]
                 minute = _minute_number(bucket)
                 count, failures, calls, misses = (int(v) for v in row[5:9])
@@ -299,11 +316,13 @@ class LiveRollups:
                 series.add(minute, (count, failures, calls, misses))
             if pause:
                 await asyncio.sleep(0)
+                until = clock() + LOAD_STEP_SECONDS
         async for chunk in latest_rows:
             for customer, location, user, service, at in chunk:
                 self._note_latest((customer, location, user, service), at)
             if pause:
                 await asyncio.sleep(0)
+        self._known = {}
         self.loaded = True
 
     def observe(self, batch: Iterable[ProbeResult]) -> None:
@@ -331,6 +350,7 @@ class LiveRollups:
             if series.minutes and series.minutes[0] >> (4 * _FIELD) < first:
                 series.forget_before(first)
             self._note_latest(key, result.at)
+            self._known.pop(key, None)
 
     def _note_latest(self, user: UserKey, at: datetime) -> None:
         if user not in self._latest or self._latest[user] < at:
@@ -365,6 +385,22 @@ class LiveRollups:
         if found is None:
             return _NO_FIGURES
         return found.figures(*_counted_minutes(now, self.window))
+
+    def span(self, now: datetime) -> tuple[int, int]:
+        """The minutes counted at ``now``, for :meth:`user_in` (one computation per view)."""
+        return _counted_minutes(now, self.window)
+
+    def user_in(self, key: UserKey, span: tuple[int, int]) -> tuple[Figures, datetime | None]:
+        """A user's figures over ``span`` (:meth:`span`) and its latest result's time: what
+        :meth:`user` and :meth:`user_last_result_at` say, for a view of every user."""
+        if span != self._known_span:
+            self._known, self._known_span = {}, span
+        known = self._known.get(key)
+        if known is None:
+            found = self._users.get(key)
+            figures = _NO_FIGURES if found is None else found.figures(*span)
+            known = self._known[key] = (figures, self._latest.get(key))
+        return known
 
     def last_result_at(self, customer: str, location: str, service: Service) -> datetime | None:
         return self._place_latest.get((customer, location, service.value))

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from ctiwatch.accounts import ROLES, AccountError, Accounts, AuditEntry, LoginRefused
+from ctiwatch.web.api import Api
 from ctiwatch.web.auth import (
     CSRF_FIELD,
     LOGIN_COOKIE,
@@ -26,7 +27,7 @@ from ctiwatch.web.auth import (
 from ctiwatch.web.inputs import check_query, parse_limit
 from ctiwatch.web.openapi import Param, operation
 from ctiwatch.web.pages import Pages
-from ctiwatch.web.render import jsonable, overall, status_json
+from ctiwatch.web.render import jsonable, overall
 from ctiwatch.web.service import ConsoleService, ServiceError
 
 log = logging.getLogger("ctiwatch.web.auth")
@@ -41,11 +42,17 @@ class AuditList:
 
 class AccountPages:
     def __init__(
-        self, settings: AuthSettings, pages: Pages, service: ConsoleService, tz: ZoneInfo
+        self,
+        settings: AuthSettings,
+        pages: Pages,
+        api: Api,
+        service: ConsoleService,
+        tz: ZoneInfo,
     ) -> None:
         self._settings = settings
         self._accounts: Accounts = settings.accounts
         self._pages = pages
+        self._api = api
         self._service = service
         self._tz = tz
 
@@ -227,4 +234,4 @@ class AccountPages:
 
     async def kiosk_status(self, request: web.Request) -> web.Response:
         await self._kiosk_token(request)
-        return web.json_response(status_json(await self._service.status(), self._tz))
+        return await self._api.status(request)  # the API's, rendered once per view

@@ -6,7 +6,6 @@ with the local offset (``2026-12-01T10:30:00+01:00``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +27,7 @@ from ctiwatch.web.inputs import (
     parse_limit,
 )
 from ctiwatch.web.openapi import Merged, Param, id_param, openapi_route, operation
-from ctiwatch.web.render import Overall, incident_json, jsonable, status_json
+from ctiwatch.web.render import Overall, StatusJson, incident_json, jsonable
 from ctiwatch.web.service import (
     INCIDENT_FILTERS,
     ConsoleService,
@@ -88,6 +87,7 @@ class Api:
         self._service = service
         self._tz = tz
         self._cache = cached.FragmentCache()
+        self._status_json = StatusJson(tz)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -112,9 +112,7 @@ class Api:
         view = await self._service.status()
         return (
             await self._cache.fetch(
-                view.version,
-                "status.json",
-                lambda: cached.data(json.dumps(status_json(view, self._tz))),
+                view.version, "status.json", lambda: cached.data_of(self._status_json.pieces(view))
             )
         ).response(request)
 

@@ -78,8 +78,9 @@ def build_web_app(
     middlewares += [_headers_middleware, _errors_middleware(pages), auth_middleware(settings)]
     app = web.Application(middlewares=middlewares)
     app.add_routes(pages.routes())
-    app.add_routes(Api(service, zone).routes())
-    app.add_routes(AccountPages(settings, pages, service, zone).routes())
+    api = Api(service, zone)
+    app.add_routes(api.routes())
+    app.add_routes(AccountPages(settings, pages, api, service, zone).routes())
     if customers is not None:
         app.add_routes(CustomerPageRoutes(customers, service, environment, zone).routes())
     app.add_routes([web.get("/healthz", _healthz(health, role)), web.static("/static", STATIC)])

@@ -8,13 +8,15 @@ form carries the session's CSRF token.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
+from markupsafe import Markup
 from multidict import MultiDictProxy
 
 from ctiwatch.web import readmodel as cached
@@ -35,6 +37,7 @@ from ctiwatch.web.service import (
     INCIDENT_FILTERS,
     ConsoleService,
     ServiceError,
+    StatusView,
     check_status_filter,
 )
 
@@ -66,6 +69,7 @@ class Pages:
         self._env = env
         self._tz = tz
         self._cache = cached.FragmentCache()
+        self._live: tuple[StatusView, asyncio.Future[str]] | None = None
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -112,28 +116,34 @@ class Pages:
         status = await self._service.status()
         if "done" in request.query:
             return self.render(request, "status.html", view=status, banner=overall(status))
-        return (
-            await self._cache.fetch(
-                status.version,
-                "status.html",
-                lambda: cached.page(
-                    self.shared("status.html", "/", view=status, banner=overall(status))
-                ),
+
+        async def render() -> cached.Rendered:
+            live = Markup(await self._live_html(status))
+            return await cached.page_of(
+                self.pieces("status.html", "/", view=status, banner=overall(status), live=live)
             )
-        ).response(request)
+
+        return (await self._cache.fetch(status.version, "status.html", render)).response(request)
 
     async def status_fragment(self, request: web.Request) -> web.Response:
         """The live part of the status page (``#live``), for the page's script to swap in."""
         status = await self._service.status()
-        return (
-            await self._cache.fetch(
-                status.version,
-                "status_live.html",
-                lambda: cached.page(
-                    self.shared("status_live.html", "/", view=status, banner=overall(status))
-                ),
-            )
-        ).response(request)
+
+        async def render() -> cached.Rendered:
+            return await cached.page_of([await self._live_html(status)])
+
+        return (await self._cache.fetch(status.version, "status_live.html", render)).response(
+            request
+        )
+
+    async def _live_html(self, status: StatusView) -> str:
+        """The live part as every visitor gets it, rendered once per view for both the page
+        and the fragment."""
+        done = self._live
+        if done is None or done[0] is not status:
+            pieces = self.pieces("status_live.html", "/", view=status, banner=overall(status))
+            done = self._live = (status, asyncio.ensure_future(cached.joined(pieces)))
+        return await asyncio.shield(done[1])
 
     async def wall(self, request: web.Request) -> web.Response:
         """The wall screen: every user's every service, dense and readable at a distance."""
@@ -144,22 +154,21 @@ class Pages:
 
     async def _cached_page(self, request: web.Request, template: str, path: str) -> web.Response:
         status = await self._service.status()
-        return (
-            await self._cache.fetch(
-                status.version,
-                template,
-                lambda: cached.page(
-                    self.shared(template, path, view=status, banner=overall(status))
-                ),
-            )
-        ).response(request)
 
-    def shared(self, template: str, path: str, **context: Any) -> str:
-        """``template`` as every visitor gets it (no name, notice or nonce): cacheable."""
+        async def render() -> cached.Rendered:
+            return await cached.page_of(
+                self.pieces(template, path, view=status, banner=overall(status))
+            )
+
+        return (await self._cache.fetch(status.version, template, render)).response(request)
+
+    def pieces(self, template: str, path: str, **context: Any) -> Iterator[str]:
+        """``template`` as every visitor gets it (no name, notice or nonce: cacheable), a
+        piece at a time (for :func:`cached.page_of`)."""
         # Nobody's page: no user menu, no CSRF token (it holds no form that changes anything).
         context.update(actor="", error=None, form={}, notice=None, nonce="", path=path)
         context.update(user=None, csrf="", kiosk=context.get("kiosk", False))
-        return self._env.get_template(template).render(**context)
+        return self._env.get_template(template).generate(**context)
 
     # --- incidents -----------------------------------------------------------------------
 

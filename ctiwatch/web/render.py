@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Sequence
+import json
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 import jinja2
+from markupsafe import Markup
 
 from classifier.observation import CENTRAL
 from ctiwatch.timefmt import iso_local
@@ -19,8 +22,10 @@ from ctiwatch.web.service import (
     SERVICE_STATES,
     CustomerStatus,
     IncidentDetail,
+    RecognitionRow,
     ServiceState,
     StatusView,
+    UserTile,
 )
 from sla.priority import Priority
 from sla.words import SERVICE_NAMES, percent, service_name, unset_target
@@ -106,6 +111,51 @@ def worst_state(customer: CustomerStatus) -> str:
     return max(states, key=lambda s: _SEVERITY[s], default="unknown")
 
 
+# --- Rows rendered once ---------------------------------------------------------------------
+
+
+R = TypeVar("R", bound=Hashable)
+
+
+class RowMemo(Generic[R]):
+    """What one small frozen row (a wall tile, a recognition row) renders to, by its value.
+
+    A view of 10,000 targets carries 10,000 user tiles and 5,000 recognition rows, and a new
+    view (every few seconds) changes few of them: each distinct row is rendered once, and a
+    page or document joins the texts kept for its rows, :data:`CHUNK` rows a piece (a
+    rendering hands the event loop back between pieces). Bounded: after a join of fewer than
+    half the kept rows, only that join's rows are kept."""
+
+    CHUNK = 250
+
+    def __init__(self, render: Callable[[R], str], separator: str = "") -> None:
+        self._render = render
+        self._separator = separator
+        self._texts: dict[R, str] = {}
+
+    def pieces(self, rows: Sequence[R]) -> Iterator[str]:
+        texts, render, separator = self._texts, self._render, self._separator
+        for start in range(0, len(rows), self.CHUNK):
+            part = []
+            for row in rows[start : start + self.CHUNK]:
+                text = texts.get(row)
+                if text is None:
+                    text = texts[row] = render(row)
+                part.append(text)
+            yield (separator if start else "") + separator.join(part)
+        if len(texts) > 2 * len(rows) + 64:
+            self._texts = {row: texts[row] for row in rows}
+
+    def html(self, rows: Sequence[R]) -> Iterator[Markup]:
+        """The rows' HTML, a piece at a time (``{% for part in ... %}{{ part }}``)."""
+        return (Markup(piece) for piece in self.pieces(rows))
+
+
+def state_counts(users: Iterable[UserTile]) -> dict[str, int]:
+    """How many user tiles are in each state (the wall screen's bar)."""
+    return dict(Counter(u.state for u in users))
+
+
 # --- Jinja ----------------------------------------------------------------------------------
 
 
@@ -137,6 +187,14 @@ def build_environment(tz: ZoneInfo) -> jinja2.Environment:
     env.globals["worst_state"] = worst_state
     env.globals["deadline_rows"] = deadline_rows
     env.globals["seen_down"] = seen_down
+    env.globals["state_counts"] = state_counts
+    # The wall's tiles and the overview's recognition rows, each rendered once per value.
+    env.globals["user_tiles"] = RowMemo[UserTile](
+        lambda u: env.get_template("wall_tile.html").render(u=u) + "\n"
+    ).html
+    env.globals["recognition_rows"] = RowMemo[RecognitionRow](
+        lambda r: env.get_template("recognition_row.html").render(r=r) + "\n"
+    ).html
     env.globals.update(
         SERVICE_NAMES=SERVICE_NAMES,
         PRIORITY_LABELS=PRIORITY_LABELS,
@@ -253,6 +311,44 @@ def status_json(status: StatusView, tz: ZoneInfo) -> dict[str, Any]:
     body: dict[str, Any] = {"overall": jsonable(banner, tz)}
     body.update(jsonable(status, tz))
     return body
+
+
+class StatusJson:
+    """``json.dumps(status_json(status, tz))``, the same text, in pieces: the view's tiles a
+    customer at a time, and its user tiles and recognition rows (nearly all of its size)
+    serialised once per distinct row (:class:`RowMemo`)."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self._tz = tz
+        self._users = RowMemo[UserTile](_row_json, ", ")
+        self._recognition = RowMemo[RecognitionRow](_row_json, ", ")
+
+    def __call__(self, status: StatusView) -> str:
+        return "".join(self.pieces(status))
+
+    def pieces(self, status: StatusView) -> Iterator[str]:
+        rest = dataclasses.replace(status, customers=(), recognition=(), users=())
+        body: dict[str, Any] = {"overall": jsonable(overall(status), self._tz)}
+        body.update(jsonable(rest, self._tz))
+        head = json.dumps(body)
+        # The first "customers" key is the view's own (the banner before it has none; a
+        # quote inside a string is escaped); recognition and users are its last fields.
+        at = head.index('"customers": []') + len('"customers": [')
+        tail = '"recognition": [], "users": []}'
+        assert head.endswith(tail), "recognition and users are the view's last fields"
+        yield head[:at]
+        for n, customer in enumerate(status.customers):
+            yield (", " if n else "") + json.dumps(jsonable(customer, self._tz))
+        yield head[at : -len(tail)] + '"recognition": ['
+        yield from self._recognition.pieces(status.recognition)
+        yield '], "users": ['
+        yield from self._users.pieces(status.users)
+        yield "]}"
+
+
+def _row_json(row: UserTile | RecognitionRow) -> str:
+    """A row without times, enums or nesting: its fields as a JSON object."""
+    return json.dumps({f.name: getattr(row, f.name) for f in dataclasses.fields(row)})
 
 
 def incident_json(detail: IncidentDetail, tz: ZoneInfo) -> dict[str, Any]:

@@ -104,3 +104,26 @@ async def test_a_state_version_wakes_whoever_waits_for_it() -> None:
     version.bump(major=False)
     assert (version.value, version.major) == (1, 0)
     assert await version.wait_after(0, within=5.0) == 1
+
+
+async def test_a_users_tile_and_row_follow_its_new_results_between_builds(scene: Scene) -> None:
+    def carol(view: Any) -> tuple[Any, Any]:
+        found = next(
+            u for u in view.users if (u.customer, u.user, u.service) == ("globex", "carol", "crm")
+        )
+        row = next(
+            r
+            for r in view.recognition
+            if (r.level, r.customer, r.name) == ("user", "globex", "carol")
+        )
+        return found, row
+
+    before_tile, before_row = carol(await scene.console.status())
+    await scene.calls("globex", "globex-utr", "carol", recognised=3, unrecognised=1)
+    scene.clock.set(NOW + timedelta(seconds=2))
+    view = await scene.console.status()
+    after_tile, after_row = carol(view)
+    assert (after_row.calls - before_row.calls, after_row.misses - before_row.misses) == (4, 1)
+    assert after_tile.recognition_rate == after_row.rate != before_tile.recognition_rate
+    scene.clock.set(NOW + timedelta(hours=1, minutes=2))  # the calls left the window
+    assert carol(await scene.console.status())[1].calls == 0
