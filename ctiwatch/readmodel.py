@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import math
+import operator
 import time
 from array import array
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -114,12 +115,13 @@ class _Place:
     def add(self, minute: int, values: Sequence[float]) -> None:
         """Add ``[count, failures, calls, misses, latency_max, latency_sum, h...]``."""
         bucket, total = self.bucket(minute), self.total
-        for index, value in enumerate(values):
-            if index == 4:  # latency_max: the total's is taken over the buckets when asked
-                bucket[4] = max(bucket[4], value)
-                continue
-            bucket[index] += value
-            total[index] += value
+        # Element by element in C; latency_max is a maximum (the total's is taken over the
+        # buckets when asked, its slot stays 0).
+        latency_max = max(bucket[4], values[4])
+        bucket[:] = map(operator.add, bucket, values)
+        bucket[4] = latency_max
+        total[:] = map(operator.add, total, values)
+        total[4] = 0.0
 
     def forget_before(self, first: int) -> None:
         buckets, total = self.buckets, self.total
@@ -185,6 +187,11 @@ class _User:
 
     def add(self, minute: int, counts: Sequence[int]) -> None:
         minutes, total = self.minutes, self.total
+        if not minutes or minutes[-1] >> (4 * _FIELD) < minute:  # the newest minute: append
+            minutes.append(_pack(minute, counts))
+            for index in range(4):
+                total[index] += min(max(counts[index], 0), _MAX)
+            return
         at = bisect.bisect_left(minutes, minute << (4 * _FIELD))
         if at < len(minutes) and minutes[at] >> (4 * _FIELD) == minute:
             _, had = _unpack(minutes[at])
@@ -294,14 +301,17 @@ class LiveRollups:
         (``pause``), and batches observed meanwhile are added beside them."""
         clock = time.perf_counter
         until = clock() + LOAD_STEP_SECONDS
+        minutes: dict[datetime, int] = {}  # a window holds few distinct buckets
         async for chunk in minute_rows:
             for row in chunk:
                 if pause and clock() >= until:
                     await asyncio.sleep(0)
                     until = clock() + LOAD_STEP_SECONDS
                 customer, location, user, service, bucket = row[:5]
-                minute = _minute_number(bucket)
-                count, failures, calls, misses = (int(v) for v in row[5:9])
+                minute = minutes.get(bucket)
+                if minute is None:
+                    minute = minutes[bucket] = _minute_number(bucket)
+                count, failures, calls, misses = map(int, row[5:9])
                 place = self._places.get((customer, location, service))
                 if place is None:
                     place = self._places[(customer, location, service)] = _Place()
