@@ -126,7 +126,7 @@ class RowMemo(Generic[R]):
     rendering hands the event loop back between pieces). Bounded: after a join of fewer than
     half the kept rows, only that join's rows are kept."""
 
-    CHUNK = 250
+    CHUNK = 100
 
     def __init__(self, render: Callable[[R], str], separator: str = "") -> None:
         self._render = render
@@ -188,13 +188,23 @@ def build_environment(tz: ZoneInfo) -> jinja2.Environment:
     env.globals["deadline_rows"] = deadline_rows
     env.globals["seen_down"] = seen_down
     env.globals["state_counts"] = state_counts
-    # The wall's tiles and the overview's recognition rows, each rendered once per value.
-    env.globals["user_tiles"] = RowMemo[UserTile](
-        lambda u: env.get_template("wall_tile.html").render(u=u) + "\n"
-    ).html
-    env.globals["recognition_rows"] = RowMemo[RecognitionRow](
-        lambda r: env.get_template("recognition_row.html").render(r=r) + "\n"
-    ).html
+    # The wall's tiles and the overview's recognition rows, each rendered once per value (by
+    # a template loaded once: get_template would look at the file again for every row).
+    tile_template: list[jinja2.Template] = []
+    row_template: list[jinja2.Template] = []
+
+    def tile_html(u: UserTile) -> str:
+        if not tile_template:
+            tile_template.append(env.get_template("wall_tile.html"))
+        return tile_template[0].render(u=u) + "\n"
+
+    def row_html(r: RecognitionRow) -> str:
+        if not row_template:
+            row_template.append(env.get_template("recognition_row.html"))
+        return row_template[0].render(r=r) + "\n"
+
+    env.globals["user_tiles"] = RowMemo[UserTile](tile_html).html
+    env.globals["recognition_rows"] = RowMemo[RecognitionRow](row_html).html
     env.globals.update(
         SERVICE_NAMES=SERVICE_NAMES,
         PRIORITY_LABELS=PRIORITY_LABELS,
