@@ -121,3 +121,18 @@ def test_a_users_figures_follow_its_new_results_and_the_minutes_passing() -> Non
     assert calls_misses(NOW) == (2, 1)
     assert calls_misses(NOW + timedelta(minutes=1)) == (1, 1)  # the first left the window
     assert live.user_in(("acme", "ams", "u2", "crm"), live.span(NOW))[1] is None
+
+
+def test_a_hostile_name_in_a_kept_row_is_escaped_on_the_wall_and_in_the_overview() -> None:
+    from ctiwatch.web.render import build_environment
+
+    env = build_environment(AMSTERDAM)
+    hostile = "<script>alert(1)</script>"
+    tiles = (UserTile("c1", hostile, "ams", "A&B", hostile, "crm", "down", None),)
+    rows = (RecognitionRow("user", "c1", hostile, 0.5, 2, 1),)
+    for _ in range(2):  # rendered, then from the kept text
+        wall = "".join(env.globals["user_tiles"](tiles))
+        overview = "".join(env.globals["recognition_rows"](rows))
+        assert "<script>" not in wall + overview
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in wall and "A&amp;B" in wall
+        assert "&lt;script&gt;" in overview and 'data-level="user"' in overview
