@@ -307,15 +307,18 @@ class TemplateConfig(Strict):
     recognised: ConditionText | None = None
 
 
-def _default_template(kind: str) -> TemplateConfig:
+def default_template_config(kind: str) -> TemplateConfig:
+    """``kind``'s default template as configuration."""
     return TemplateConfig.model_validate(dict(DEFAULT_SPECS[kind]))
 
 
 class TemplatesConfig(Strict):
     """The check of each service; the defaults are what the built-in simulator serves."""
 
-    click2dial: TemplateConfig = Field(default_factory=lambda: _default_template("click2dial"))
-    crm: TemplateConfig = Field(default_factory=lambda: _default_template("crm"))
+    click2dial: TemplateConfig = Field(
+        default_factory=lambda: default_template_config("click2dial")
+    )
+    crm: TemplateConfig = Field(default_factory=lambda: default_template_config("crm"))
 
     @model_validator(mode="before")
     @classmethod

@@ -24,18 +24,25 @@ from ctiwatch.config import (
     ProbesConfig,
     SlaConfig,
     TemplateConfig,
+    default_template_config,
 )
 from pipeline.settings import CustomerTopology, EscalationStepSettings, MonitorSettings
 from probes.base import ProbeContext, ProbeTarget, random_ids
-from probes.template import RequestTemplate
+from probes.template import DEFAULT_TEMPLATES, RequestTemplate
 from sla.calendar import SupportCalendar
 from sla.clock import Clock
 from sla.priority import Priority
 from sla.targets import SlaPolicy, Target
 
 
-def template_from_config(cfg: TemplateConfig) -> RequestTemplate:
-    """A service's request template; its conditions were parsed when the file was loaded."""
+def template_from_config(cfg: TemplateConfig, kind: str | None = None) -> RequestTemplate:
+    """A service's request template; its conditions were parsed when the file was loaded.
+
+    A template that is exactly ``kind``'s default (left out, or written out unchanged) is the
+    built-in one, judged by the service's own check with the evidence it always printed; a
+    template that changes any part is judged by its conditions."""
+    if kind is not None and kind in DEFAULT_TEMPLATES and cfg == default_template_config(kind):
+        return DEFAULT_TEMPLATES[kind]
     return RequestTemplate(
         method=cfg.method,
         url=cfg.url,
@@ -49,7 +56,7 @@ def template_from_config(cfg: TemplateConfig) -> RequestTemplate:
 def templates_from_config(probes: ProbesConfig) -> dict[Service, RequestTemplate]:
     """Each service's template (``probes.templates``)."""
     return {
-        service: template_from_config(getattr(probes.templates, service.value))
+        service: template_from_config(getattr(probes.templates, service.value), service.value)
         for service in Service
     }
 

@@ -108,6 +108,123 @@ def test_a_refusing_platform_gives_todays_evidence(status: int, kind: str) -> No
     assert result.evidence.endswith(f" [STATUS] ({status}) == 2xx; 0 ms; 1 attempt")
 
 
+# Every answer the built-in checks tell apart, with the evidence ctiwatch printed before
+# templates existed (0cfe110^: probes/click2dial.py and probes/crm.py), word for word.
+TODAYS_CLICK2DIAL = [
+    (
+        201,
+        b'{"call_id":"c1","state":"ringing","contact":{"name":"ctiwatch test contact"}}',
+        (True, True),
+        "[STATUS] (201) == 2xx, [STATE] (ringing), "
+        "[CONTACT] (ctiwatch test contact) == ctiwatch test contact",
+    ),
+    (
+        200,
+        b'{"call_id":"c1","state":"connected","contact":{"name":"Bob"}}',
+        (True, False),
+        "[STATUS] (200) == 2xx, [STATE] (connected), [CONTACT] (Bob) == ctiwatch test contact",
+    ),
+    (
+        201,
+        b'{"call_id":"c1","state":"dialing"}',
+        (True, False),
+        "[STATUS] (201) == 2xx, [STATE] (dialing), [CONTACT] (none) == ctiwatch test contact",
+    ),
+    (503, b'{"error":"down"}', (False, None), "[STATUS] (503) == 2xx"),
+    (201, b"<html>", (False, None), "[STATUS] (201) == 2xx, [BODY] (<html>) is JSON"),
+    (201, b"[1]", (False, None), "[STATUS] (201) == 2xx, [BODY] is a JSON object"),
+    (
+        201,
+        b'{"state":"ringing"}',
+        (False, None),
+        "[STATUS] (201) == 2xx, [CALL_ID] (None) is set",
+    ),
+    (
+        201,
+        b'{"call_id":7,"state":"ringing"}',
+        (False, None),
+        "[STATUS] (201) == 2xx, [CALL_ID] (7) is set",
+    ),
+    (
+        201,
+        b'{"call_id":"c1","state":"failed"}',
+        (False, None),
+        "[STATUS] (201) == 2xx, [STATE] (failed) in dialing|ringing|connected",
+    ),
+]
+TODAYS_CRM = [
+    (
+        200,
+        b'{"contacts":[{"name":"ctiwatch test contact"}]}',
+        (True, True),
+        "[STATUS] (200) == 2xx, [CONTACT] (ctiwatch test contact) == ctiwatch test contact",
+    ),
+    (
+        200,
+        b'{"contacts":[{"name":"Bob"},{"name":"Carol"}]}',
+        (True, False),
+        "[STATUS] (200) == 2xx, [CONTACT] (Bob, Carol) == ctiwatch test contact",
+    ),
+    (
+        200,
+        b'{"contacts":[]}',
+        (True, False),
+        "[STATUS] (200) == 2xx, [CONTACT] (none) == ctiwatch test contact",
+    ),
+    (404, b"", (False, None), "[STATUS] (404) == 2xx"),
+    (200, b"x" * 100, (False, None), f"[STATUS] (200) == 2xx, [BODY] ({'x' * 80}...) is JSON"),
+    (200, b'{"matches":[]}', (False, None), "[STATUS] (200) == 2xx, [BODY] has a contacts list"),
+    (
+        200,
+        b'{"contacts":{"name":"x"}}',
+        (False, None),
+        "[STATUS] (200) == 2xx, [BODY] has a contacts list",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("service", "status", "body", "verdict", "evidence"),
+    [(Service.CLICK2DIAL, *case) for case in TODAYS_CLICK2DIAL]
+    + [(Service.CRM, *case) for case in TODAYS_CRM],
+)
+def test_the_default_templates_give_exactly_todays_evidence(
+    service: Service, status: int, body: bytes, verdict: tuple[bool, bool | None], evidence: str
+) -> None:
+    # The production path: targets from a configuration that names no template.
+    targets = targets_from_config(config_from_data({"topology": topology()}))
+    (target,) = [t for t in targets if t.key.service is service]
+    result, transport = run(target, HttpResponse(status, body, JSON))
+    (request,) = transport.requests
+    assert (result.ok, result.recognised) == verdict
+    assert result.evidence == f"{request.method} {request.url} {evidence}; 0 ms; 1 attempt"
+
+
+@pytest.mark.parametrize("service", list(Service))
+def test_a_default_template_written_out_unchanged_is_the_built_in_one(service: Service) -> None:
+    written = config_from_data(
+        {
+            "probes": {"templates": {service.value: dict(DEFAULT_SPECS[service.value])}},
+            "topology": topology(),
+        }
+    )
+    (target,) = [t for t in targets_from_config(written) if t.key.service is service]
+    assert target.template is DEFAULT_TEMPLATES[service.value]
+
+
+def test_a_default_template_changed_in_one_part_prints_actual_and_expected() -> None:
+    # The same conditions with one more header: the user's template, judged by its conditions.
+    (target, _) = configured({"click2dial": {"headers": {"X-Trace": "{user}"}}})
+    body = b'{"call_id":"c1","state":"ringing","contact":{"name":"Bob"}}'
+    result, _ = run(target, HttpResponse(201, body, JSON))
+    assert (result.ok, result.recognised) == (True, False)
+    assert result.evidence.endswith(
+        '[STATUS] (201) == 2xx, [BODY].call_id (c1) != "", '
+        "[BODY].state (ringing) == any(dialing, ringing, connected), "
+        "[BODY].contact.name (Bob) == ctiwatch test contact; 0 ms; 1 attempt"
+    )
+
+
 def test_a_scenario_gives_the_same_output_with_the_default_templates_written_out() -> None:
     scenario = load_scenario(ROOT / "config" / "scenarios" / "degraded-recognition.yaml")
     default = load_config(None)
