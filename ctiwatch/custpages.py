@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from classifier.conditions import ConditionKind
-from classifier.observation import Service
+from classifier.observation import CALL_SERVICES, Service
 from ctiwatch.config import Config, CustomerConfig
 from ctiwatch.console import ConsoleServiceImpl
 from ctiwatch.persist import Pipeline
@@ -198,7 +198,7 @@ class CustomerPagesImpl:
         ]
         result: dict[date, dict[Place, DayUptime]] = {d: {} for d in days}
         for location in config.locations:
-            for service in Service:
+            for service in CALL_SERVICES:
                 place = (location.id, service)
                 spans: list[Span] = [
                     (w.start, w.end)

@@ -297,7 +297,7 @@ class BoundTemplate:
     ) -> tuple[bool, bool | None, str]:
         not_after = response.tls_not_after
         cert = None if not_after is None else (not_after - ctx.clock.now()).total_seconds()
-        answer = Answer(response.status, response.body, round(latency * 1000.0, 3), cert)
+        answer = Answer(response.status, response.body, round(latency * 1000.0, 3), cert, not_after)
         shown = []
         for condition in self.conditions:
             ok, text = condition.evaluate(answer)

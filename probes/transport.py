@@ -1,4 +1,10 @@
-"""The real transport: one shared ``aiohttp.ClientSession`` (keep-alive, connection pool)."""
+"""The real transport: one shared ``aiohttp.ClientSession`` (keep-alive, connection pool).
+
+Make the session with :func:`probe_session`: its responses note the server's certificate
+expiry as the answer starts (:class:`TlsResponse`). aiohttp hands a small answer's connection
+back to the pool as soon as its body is in, so by the time a caller looks at
+``response.connection`` it is usually gone, and the certificate with it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 import aiohttp
+from aiohttp.connector import Connection
 from yarl import URL
 
 from probes.base import HttpRequest, HttpResponse, TransportError
@@ -17,6 +24,23 @@ _CACHE_LIMIT = 65_536
 # The probe's own ``asyncio.timeout`` bounds every attempt; the session's default total
 # timeout would only add a second timer to every request.
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=None)
+
+
+class TlsResponse(aiohttp.ClientResponse):
+    """A response that keeps the expiry of the server's verified TLS certificate."""
+
+    tls_not_after: datetime | None = None
+
+    async def start(self, connection: Connection) -> aiohttp.ClientResponse:
+        transport = connection.transport
+        if transport is not None:
+            self.tls_not_after = _not_after(transport.get_extra_info("peercert"))
+        return await super().start(connection)
+
+
+def probe_session(connector: aiohttp.BaseConnector | None = None) -> aiohttp.ClientSession:
+    """The probes' session: its responses carry the certificate expiry (``TlsResponse``)."""
+    return aiohttp.ClientSession(connector=connector, response_class=TlsResponse)
 
 
 class _Prepared(NamedTuple):
@@ -68,7 +92,11 @@ class AiohttpTransport:
                 allow_redirects=False,
                 timeout=_NO_TIMEOUT,
             ) as response:
-                not_after = _certificate_expiry(response) if request.url[:6] == "https:" else None
+                not_after = None
+                if request.url[:6] == "https:":
+                    not_after = getattr(response, "tls_not_after", None)
+                    if not_after is None:  # a session of another response class
+                        not_after = _certificate_expiry(response)
                 body = await response.read()
                 return HttpResponse(response.status, body, response.headers, not_after)
         except aiohttp.ClientError as exc:
@@ -90,8 +118,15 @@ def _certificate_expiry(response: aiohttp.ClientResponse) -> datetime | None:
     connection = response.connection
     if connection is None or connection.transport is None:
         return None
-    peer = connection.transport.get_extra_info("peercert")
+    return _not_after(connection.transport.get_extra_info("peercert"))
+
+
+def _not_after(peer: object) -> datetime | None:
+    # ``peercert`` is a dict only for a certificate that was verified.
     not_after = peer.get("notAfter") if isinstance(peer, dict) else None
     if not isinstance(not_after, str):
         return None
-    return datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
+    try:
+        return datetime.fromtimestamp(ssl.cert_time_to_seconds(not_after), UTC)
+    except ValueError:
+        return None

@@ -161,7 +161,7 @@ def test_http_probe_checks_status_body_and_certificate_expiry() -> None:
     assert (result.ok, result.recognised, result.status) == (False, None, 200)
     assert result.evidence == (
         'GET https://status.test/status [STATUS] (200) == 200, [BODY] (all ok) contains "ok", '
-        "[CERTIFICATE_EXPIRATION] (10.0d) >= 14d; 0 ms; 1 attempt"
+        "[CERTIFICATE_EXPIRATION] (10.0d, expires 2026-12-11 09:00 UTC) >= 14d; 0 ms; 1 attempt"
     )
 
 
