@@ -21,6 +21,8 @@ from yarl import URL
 from probes.base import HttpRequest, HttpResponse, TransportError
 
 _CACHE_LIMIT = 65_536
+# The most of an answer's body a probe reads: an API's answer or a health page is far smaller.
+MAX_BODY = 1 << 20
 # The probe's own ``asyncio.timeout`` bounds every attempt; the session's default total
 # timeout would only add a second timer to every request.
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=None)
@@ -61,9 +63,26 @@ class AiohttpTransport:
     redone for every send.
     """
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
+    def __init__(self, session: aiohttp.ClientSession, max_body: int = MAX_BODY) -> None:
         self._session = session
+        self._max_body = max_body
         self._prepared: dict[int, _Prepared] = {}
+
+    async def _bounded(self, response: aiohttp.ClientResponse, length: int | None) -> bytes:
+        """The body of an answer that did not say how long it is (or said too long), read up
+        to ``max_body``: an endpoint that sends without end is a failed round, not a process
+        out of memory."""
+        limit = self._max_body
+        if length is not None:
+            raise TransportError(f"the answer's body is {length} bytes, over {limit}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(65_536):
+            size += len(chunk)
+            if size > limit:
+                raise TransportError(f"the answer's body is over {limit} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _prepare(self, request: HttpRequest) -> _Prepared:
         prepared = self._prepared.get(id(request))
@@ -97,7 +116,11 @@ class AiohttpTransport:
                     not_after = getattr(response, "tls_not_after", None)
                     if not_after is None:  # a session of another response class
                         not_after = _certificate_expiry(response)
-                body = await response.read()
+                length = response.content_length
+                if length is not None and length <= self._max_body:
+                    body = await response.read()
+                else:
+                    body = await self._bounded(response, length)
                 return HttpResponse(response.status, body, response.headers, not_after)
         except aiohttp.ClientError as exc:
             raise TransportError(_describe(exc)) from exc

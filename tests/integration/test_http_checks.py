@@ -179,3 +179,36 @@ async def test_a_plain_http_check_prints_actual_and_expected() -> None:
         r"[0-9.]+ ms; 1 attempt",
         result.evidence,
     ), result.evidence
+
+
+async def test_an_endless_or_huge_answer_is_a_failed_round_not_a_full_memory() -> None:
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()  # chunked: no Content-Length
+        await response.prepare(request)
+        chunk = b"x" * 65_536
+        for _ in range(64):  # 4 MiB, over the 1 MiB the probe reads
+            await response.write(chunk)
+        return response
+
+    async def huge(request: web.Request) -> web.Response:
+        return web.Response(body=b"y" * (2 << 20))
+
+    app = web.Application()
+    app.router.add_get("/{customer}/endless", endless)
+    app.router.add_get("/{customer}/huge", huge)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        (chunked,) = check_targets(f"http://127.0.0.1:{port}/{{customer}}/endless")
+        (declared,) = check_targets(f"http://127.0.0.1:{port}/{{customer}}/huge")
+        first = await probe(chunked)
+        second = await probe(declared)
+    finally:
+        await runner.cleanup()
+    assert (first.ok, first.status) == (False, None)
+    assert "no answer: the answer's body is over 1048576 bytes;" in first.evidence
+    assert (second.ok, second.status) == (False, None)
+    assert "no answer: the answer's body is 2097152 bytes, over 1048576;" in second.evidence
