@@ -197,9 +197,11 @@ def test_a_failing_check_is_its_own_condition_at_its_priority_never_a_location_p
     cfg = config(own=[{"id": "sso", "url": "/sso/health", "priority": 2}])
     monitor = Monitor(monitor_settings(cfg), policy_from_config(cfg.sla))
     at = START
+    messages = []
     for minute in range(3):  # the customer's only checks both fail: still no P1
         at = START + timedelta(minutes=minute)
-        monitor.observe([failing("portal", at), failing("sso", at)], at)
+        outcome = monitor.observe([failing("portal", at), failing("sso", at)], at)
+        messages += outcome.messages
     held = monitor.classifier.conditions(at)
     assert [(c.user, c.kind, int(c.priority)) for c in held] == [
         ("portal", ConditionKind.CHECK_FAILED, 3),
@@ -209,6 +211,10 @@ def test_a_failing_check_is_its_own_condition_at_its_priority_never_a_location_p
     incident = monitor.engine.incident(1)
     assert (incident.customer, int(incident.priority)) == ("acme", 2)
     assert "check sso failing" in incident.title
+    sms = [m.text for m in messages if m.channel == "sms"]
+    assert sms and all("checks portal, sso failing" in text for text in sms), sms
+    (report,) = [m.text for m in messages if m.channel == "email"]
+    assert "check portal failing (P3)" in report and "check sso failing (P2)" in report
     # Three good rounds clear a check, as they clear a user.
     for minute in range(3, 6):
         at = START + timedelta(minutes=minute)
