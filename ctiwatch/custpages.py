@@ -291,7 +291,10 @@ def _public_title(record: IncidentRecord, names: dict[str, str]) -> str:
     except (KeyError, TypeError, ValueError):
         scope = []
     worst: dict[tuple[Service, str], int] = {}
+    checks = sorted({entry.user or "" for entry in scope if entry.service is Service.HTTP})
     for entry in scope:
+        if entry.service is Service.HTTP:
+            continue
         key = (entry.service, entry.location)
         rank = _UNAVAILABLE.get(entry.kind, 2)
         worst[key] = min(worst.get(key, 2), rank)
@@ -300,6 +303,7 @@ def _public_title(record: IncidentRecord, names: dict[str, str]) -> str:
         f"{service_name(service.value)} {words[rank]} in {names.get(location, 'one location')}"
         for (service, location), rank in sorted(worst.items(), key=lambda kv: kv[0][0].value)
     ]
+    parts += [f"check {name} failing" for name in checks]
     if not parts:
         return "Service problem"
     shown = "; ".join(parts[:3])

@@ -19,6 +19,8 @@ from classifier.conditions import ConditionKind
 from classifier.observation import CHECKS, ProbeResult, Service, TargetKey
 from ctiwatch.clock import FixedClock
 from ctiwatch.config import ConfigError, config_from_data
+from ctiwatch.custpages import _public_title
+from ctiwatch.persist import incident_record
 from ctiwatch.settings import monitor_settings, policy_from_config, targets_from_config
 from pipeline.monitor import Monitor
 from probes import HttpRequest, HttpResponse, ProbeContext, sequential_ids
@@ -215,6 +217,9 @@ def test_a_failing_check_is_its_own_condition_at_its_priority_never_a_location_p
     assert sms and all("checks portal, sso failing" in text for text in sms), sms
     (report,) = [m.text for m in messages if m.channel == "email"]
     assert "check portal failing (P3)" in report and "check sso failing (P2)" in report
+    # The customer's own status page says it in words, without a location.
+    public = _public_title(incident_record(incident, at), {"acme-ams": "Amsterdam"})
+    assert public == "check portal failing; check sso failing"
     # Three good rounds clear a check, as they clear a user.
     for minute in range(3, 6):
         at = START + timedelta(minutes=minute)
