@@ -234,3 +234,21 @@ def test_results_of_checks_no_customer_has_are_ignored() -> None:
         at = START + timedelta(minutes=minute)
         monitor.observe([failing("unknown", at)], at)
     assert monitor.classifier.conditions(START + timedelta(minutes=3)) == []
+
+
+def test_a_failing_check_held_before_a_restart_clears_after_good_rounds() -> None:
+    cfg = config()
+    before = Monitor(monitor_settings(cfg), policy_from_config(cfg.sla))
+    at = START
+    for minute in range(3):
+        at = START + timedelta(minutes=minute)
+        before.observe([failing("portal", at)], at)
+    (held,) = before.classifier.conditions(at)
+    # A new process: the classifier takes the stored incident's condition back.
+    after = Monitor(monitor_settings(cfg), policy_from_config(cfg.sla))
+    after.classifier.resume([held], at)
+    assert after.classifier.conditions(at) == [held]
+    for minute in range(3, 6):
+        at = START + timedelta(minutes=minute)
+        after.classifier.observe(failing("portal", at, ok=True))
+    assert after.classifier.conditions(at) == []
