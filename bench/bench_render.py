@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from classifier.observation import CENTRAL, ProbeResult, Service, Source, TargetKey
+from classifier.observation import CALL_SERVICES, CENTRAL, ProbeResult, Service, Source, TargetKey
 from ctiwatch.app import restore_monitor
 from ctiwatch.clock import FixedClock
 from ctiwatch.config import Config
@@ -69,7 +69,7 @@ def results(clock: FixedClock, share: int, tick: int) -> list[ProbeResult]:
                 n += 1
                 if n % share:
                     continue
-                for service in Service:
+                for service in CALL_SERVICES:
                     crm = service is Service.CRM
                     found.append(
                         ProbeResult(
@@ -147,7 +147,8 @@ async def _main() -> None:
     print(
         f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
         f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-        f"{CUSTOMERS * LOCATIONS * USERS * len(Service):,} targets; CPU ms, least of {REPEAT}",
+        f"{CUSTOMERS * LOCATIONS * USERS * len(CALL_SERVICES):,} targets; "
+        f"CPU ms, least of {REPEAT}",
         flush=True,
     )
     with tempfile.TemporaryDirectory() as folder:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from alerting.maintenance import NoticeAction, Recipient, WindowFacts, notice_prefix, notices
 from classifier.conditions import Condition, ConditionKind
-from classifier.observation import Service
+from classifier.observation import CALL_SERVICES, Service
 from ctiwatch.config import Config
 from ctiwatch.persist import SYSTEM_ACTOR, NotLeader, Pipeline, StepFailed
 from ctiwatch.readmodel import LiveRollups
@@ -137,7 +137,7 @@ class ConsoleServiceImpl:
         # The read model: the results' figures in memory, fed by the pipeline, and the last
         # built view with the state version it was built at.
         self._live = LiveRollups(self._rate_window)
-        targets = len(Service) * sum(
+        targets = len(CALL_SERVICES) * sum(
             len(location.users)
             for customer in config.topology.customers
             for location in customer.locations
@@ -247,7 +247,7 @@ class ConsoleServiceImpl:
                         active,
                         incident,
                     )
-                    for service in Service
+                    for service in CALL_SERVICES
                 ]
                 locations.append(LocationStatus(location.id, location.name, tuple(tiles)))
             customers.append(CustomerStatus(customer.id, customer.name, tuple(locations)))
@@ -307,7 +307,7 @@ class ConsoleServiceImpl:
         the event loop running between them (10,000 user-services are tens of ms)."""
         live = self._live
         span = live.span(now)
-        services = [(service, service.value) for service in Service]
+        services = [(service, service.value) for service in CALL_SERVICES]
         # The last build's tiles and rows, kept when unchanged: a build then makes objects
         # only for what changed (fewer allocations, fewer garbage collections at 10,000).
         known_tiles, known_rows = self._known_tiles, self._known_rows
