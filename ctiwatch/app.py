@@ -53,6 +53,7 @@ from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.custpages import CustomerPagesImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
 from ctiwatch.leadership import Leadership
+from ctiwatch.membership import Membership
 from ctiwatch.metrics import Metrics
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion, Refused
 from ctiwatch.mqtt.schema import encode_result
@@ -190,6 +191,8 @@ class Ctiwatch:
         # Several workers (PostgreSQL): the lease that makes this one the active monitor.
         self.identity: WorkerIdentity = this_process(config.alerting.node)
         self.leadership: Leadership | None = None
+        # Several workers: this worker's heartbeat and its share of the targets to probe.
+        self.membership: Membership | None = None
         self.metrics.watch_leader(lambda: self.leadership)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -317,14 +320,33 @@ class Ctiwatch:
             channels = await stack.enter_async_context(
                 open_channels(config.alerting, now=self.clock.now)
             )
+            targets = targets_from_config(config)
+            membership: Membership | None = None
+            if leadership is not None:
+                # The workers share the probing: each target is this worker's or another's
+                # (rendezvous hashing over the live workers), on the same instants everywhere.
+                membership = self.membership = Membership(
+                    store.members,
+                    self.clock,
+                    str(self.identity),
+                    [t.key for t in targets],
+                    lease=config.workers.lease,
+                    renew_every=config.workers.renew_every,
+                    address=self.web_url,
+                    gone=self._earlier_life,
+                )
+                await membership.beat()  # the workers already running, before the first round
+                stack.push_async_callback(membership.leave)
             scheduler = Scheduler(
-                targets_from_config(config),
+                targets,
                 AiohttpTransport(session),
                 context_from_config(config.probes, self.clock, random_ids),
                 interval=config.probes.interval,
                 on_results=self._probe_results,
                 concurrency=config.probes.concurrency,
                 spread=True,
+                share=None if membership is None else membership.mine,
+                aligned=membership is not None,
             )
             sender = OutboxSender(
                 store.outbox,
@@ -357,6 +379,10 @@ class Ctiwatch:
                         tasks.create_task(keep("lease", leadership.run), name="lease"),
                         tasks.create_task(self._roles(leadership, pipeline, store), name="roles"),
                     ]
+                if membership is not None:
+                    running.append(
+                        tasks.create_task(keep("membership", membership.run), name="membership")
+                    )
                 if ingestion is not None:
                     running.append(tasks.create_task(keep("mqtt", ingestion.run), name="mqtt"))
                 self._announce()
@@ -416,9 +442,7 @@ class Ctiwatch:
                     log.info("running as the active monitor", extra={"role": self.role()})
                 else:
                     running = [
-                        tasks.create_task(
-                            keep("follow", partial(pipeline.follow, workers.poll * 3))
-                        )
+                        tasks.create_task(keep("follow", partial(pipeline.follow, workers.poll)))
                     ]
                     log.info(
                         "running as a worker beside the active monitor",
