@@ -91,6 +91,7 @@ FAKES_PREFIX = "/fakes"
 RETENTION_EVERY = timedelta(hours=1)
 SENDER_IDLE_SECONDS = 2.0
 SENDER_BATCH = 20
+STOP_DRAIN_SECONDS = 5.0  # how long a stop waits for the last probe results to be stored
 _REPORT_KINDS = {"sent": "alert_sent", "failed": "alert_failed", "retry": "alert_delayed"}
 
 
@@ -193,6 +194,7 @@ class Ctiwatch:
         self.leadership: Leadership | None = None
         # Several workers: this worker's heartbeat and its share of the targets to probe.
         self.membership: Membership | None = None
+        self._storing_probes: set[asyncio.Task[None]] = set()  # probe batches being stored
         self.metrics.watch_leader(lambda: self.leadership)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -397,6 +399,10 @@ class Ctiwatch:
                     log.info("ctiwatch stopping")
                     for task in running:
                         task.cancel()
+            # A round's results handed over just before the stop are stored (or kept, the
+            # database away) before the store closes, not lost with the cancelled probes.
+            if self._storing_probes:
+                await asyncio.wait(set(self._storing_probes), timeout=STOP_DRAIN_SECONDS)
         log.info("ctiwatch stopped")
 
     def role(self) -> str:
@@ -546,6 +552,14 @@ class Ctiwatch:
     async def _probe_results(self, batch: list[ProbeResult]) -> None:
         pipeline = self.pipeline
         assert pipeline is not None
+        # In a task of its own, shielded: stopping cancels the probes, not a batch being stored.
+        storing = asyncio.create_task(self._handle_probe_results(pipeline, batch))
+        self._storing_probes.add(storing)
+        storing.add_done_callback(self._storing_probes.discard)
+        await asyncio.shield(storing)
+
+    @staticmethod
+    async def _handle_probe_results(pipeline: Pipeline, batch: list[ProbeResult]) -> None:
         try:
             await pipeline.on_results(batch)
         except Exception:
