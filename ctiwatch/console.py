@@ -271,10 +271,14 @@ class ConsoleServiceImpl:
         """The read model's first load: the stored minute rollups of the window and the
         latest result of every target, streamed in chunks with the event loop running between
         them. The queries start while no batch is being stored, and every batch after that
-        is observed: each result is counted once, from the store or from the pipeline."""
+        is observed: each result is counted once, from the store or from the pipeline (with
+        several workers, the rows the others store later are read back and told to it)."""
         since = now - self._rate_window - timedelta(minutes=1)
         async with contextlib.AsyncExitStack() as stack:
             async with self._pipeline.results_held():
+                if self._pipeline.leadership is not None:
+                    newest = await self._store.results.newest_id()
+                    self._pipeline.pages_loaded_through(newest)
                 rows, times = await stack.enter_async_context(
                     self._store.results.live_rows(since, now + timedelta(minutes=1))
                 )
