@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from running_app import until
 
-from classifier.observation import ProbeResult, Service, TargetKey
+from classifier.observation import CALL_SERVICES, ProbeResult, Service, TargetKey
 from ctiwatch.app import restore_monitor
 from ctiwatch.clock import FixedClock
 from ctiwatch.config import Config
@@ -69,7 +69,7 @@ async def test_a_follower_shows_every_targets_latest_state_from_what_the_others_
     others = [
         TargetKey(service, "acme", "acme-ams", user)
         for user in ("alice", "bob")
-        for service in Service
+        for service in CALL_SERVICES
         if (user, service) != ("alice", Service.CRM)
     ] + [TargetKey(Service.CRM, "globex", "globex-utr", "frank")]
     async with Store.open(url) as store:

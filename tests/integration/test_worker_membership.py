@@ -14,7 +14,7 @@ from running_app import HOST
 from sqlalchemy.engine import make_url
 from test_database_away import CuttableProxy
 
-from classifier.observation import Service, TargetKey
+from classifier.observation import CALL_SERVICES, TargetKey
 from ctiwatch.clock import FixedClock
 from ctiwatch.membership import Membership, owner
 from ctiwatch.storage import Store
@@ -26,7 +26,7 @@ KEYS = [
     TargetKey(service, customer, f"{customer}-ams", f"user{n}")
     for customer in ("acme", "globex")
     for n in range(15)
-    for service in Service
+    for service in CALL_SERVICES
 ]
 
 

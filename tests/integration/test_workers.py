@@ -36,7 +36,7 @@ from test_app_crash import (  # noqa: F401 - outside is a fixture
 )
 
 from alerting.channels.email import message_id
-from classifier.observation import CENTRAL, Service, TargetKey
+from classifier.observation import CALL_SERVICES, CENTRAL, TargetKey
 from ctiwatch.accounts import Accounts
 from ctiwatch.clock import RealClock
 from ctiwatch.fakes import FakeSmtp, FakeTwilio
@@ -271,7 +271,7 @@ async def test_three_workers_probe_each_target_once_per_round_and_take_over_a_ki
         for customer in TOPOLOGY["customers"]
         for location in customer["locations"]
         for user in location["users"]
-        for service in Service
+        for service in CALL_SERVICES
     ]
     try:
         async with Store.open(url, migrate=False) as store:

@@ -12,7 +12,7 @@ from typing import Any
 
 from test_scheduler_virtual_time import START, fake_probe, run_virtual, target
 
-from classifier.observation import ProbeResult, Service, TargetKey
+from classifier.observation import CALL_SERVICES, ProbeResult, TargetKey
 from ctiwatch.clock import LoopClock
 from ctiwatch.membership import owner, shares
 from probes import ProbeContext, Scheduler, sequential_ids
@@ -22,7 +22,7 @@ KEYS = [
     TargetKey(service, customer, f"{customer}-loc{n % 3}", f"user{n}")
     for customer in ("acme", "globex", "initech")
     for n in range(50)
-    for service in Service
+    for service in CALL_SERVICES
 ]
 
 
@@ -59,7 +59,7 @@ def run_workers(
     """Schedulers named by ``members`` (worker → the live members it sees), each started at
     ``START + starts[worker]``, on the same targets, each probing its share; results tagged
     with the worker that took them."""
-    targets = [target(f"user{n}", service) for n in range(20) for service in Service]
+    targets = [target(f"user{n}", service) for n in range(20) for service in CALL_SERVICES]
     taken: list[tuple[str, ProbeResult]] = []
     schedulers: dict[str, Scheduler] = {}
 
@@ -120,7 +120,7 @@ def test_when_a_worker_is_gone_the_others_take_its_targets_at_their_next_instant
         if now >= START + timedelta(seconds=35):  # c died; a and b read the members again
             seen["a"] = seen["b"] = ["a", "b"]
 
-    targets = [target(f"user{n}", service) for n in range(20) for service in Service]
+    targets = [target(f"user{n}", service) for n in range(20) for service in CALL_SERVICES]
 
     async def main() -> None:
         async def one(name: str, until: timedelta) -> None:
