@@ -17,6 +17,7 @@ import jinja2
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from ctiwatch.accounts import Principal
 from ctiwatch.web import readmodel as cached
 from ctiwatch.web.actions import DONE_MESSAGES, INCIDENT_ACTIONS, perform
 from ctiwatch.web.auth import actor_name, principal_of, remote_address
@@ -39,6 +40,7 @@ from ctiwatch.web.service import (
 )
 
 NONCE = web.RequestKey("csp_nonce", str)
+VIEWERS_KEPT = 1_000  # viewers' header parts kept rendered (then forgotten all at once)
 
 # What each form's fields are called on the page: a refused form names the field the person
 # sees ("Update: must not be empty"), the JSON API keeps the field's own name ("text").
@@ -66,6 +68,8 @@ class Pages:
         self._env = env
         self._tz = tz
         self._cache = cached.FragmentCache()
+        # The viewers' own header parts, by who and where: a few hundred bytes each.
+        self._viewers: dict[tuple[Principal | None, str], bytes] = {}
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -112,15 +116,35 @@ class Pages:
         status = await self._service.status()
         if "done" in request.query:
             return self.render(request, "status.html", view=status, banner=overall(status))
-        return (
-            await self._cache.fetch(
-                status.version,
-                "status.html",
-                lambda: cached.page(
-                    self.shared("status.html", "/", view=status, banner=overall(status))
-                ),
+        shared = await self._cache.fetch(
+            status.version,
+            "status.html",
+            lambda: cached.framed(
+                self.shared(
+                    "status.html",
+                    "/",
+                    view=status,
+                    banner=overall(status),
+                    viewer_slot=cached.SLOT,
+                )
+            ),
+        )
+        return shared.response(request, self.viewer(request))
+
+    def viewer(self, request: web.Request) -> bytes:
+        """The viewer's own part of the header (``viewer.html``) for a shared page: their
+        name, role, admin links and log-out form with their CSRF token."""
+        user = principal_of(request)
+        key = (user, request.path)
+        found = self._viewers.get(key)
+        if found is None:
+            if len(self._viewers) >= VIEWERS_KEPT:
+                self._viewers.clear()
+            context = {"user": user, "csrf": user.csrf_token if user else "", "path": request.path}
+            found = self._viewers[key] = (
+                self._env.get_template("viewer.html").render(**context).encode()
             )
-        ).response(request)
+        return found
 
     async def status_fragment(self, request: web.Request) -> web.Response:
         """The live part of the status page (``#live``), for the page's script to swap in."""
@@ -156,7 +180,8 @@ class Pages:
 
     def shared(self, template: str, path: str, **context: Any) -> str:
         """``template`` as every visitor gets it (no name, notice or nonce): cacheable."""
-        # Nobody's page: no user menu, no CSRF token (it holds no form that changes anything).
+        # Nobody's page: no name, no CSRF token; a page that shows who is looking has a
+        # ``viewer_slot`` for :meth:`viewer`'s part, spliced in per request.
         context.update(actor="", error=None, form={}, notice=None, nonce="", path=path)
         context.update(user=None, csrf="", kiosk=context.get("kiosk", False))
         return self._env.get_template(template).render(**context)

@@ -88,6 +88,51 @@ async def test_status_page_shows_banner_tiles_open_incidents_and_agents(client: 
     assert '<script src="/static/status.js" defer></script>' in html
 
 
+_VIEWER_PART = re.compile(r'(<nav class="own".*?</nav>\s*)?<form class="who".*?</form>', re.S)
+
+
+async def test_the_shared_status_page_shows_each_viewer_their_own_menu_and_no_one_elses(
+    aiohttp_client: ClientFactory, scene: Scene
+) -> None:
+    accounts = make_accounts(scene.store, scene.clock)
+    app = build_web_app(
+        scene.console, accounts=accounts, metrics_registry=prometheus_client.CollectorRegistry()
+    )
+    browser = await aiohttp_client(app)
+    await add_user(accounts, "sanne", "admin")
+    await add_user(accounts, "piet", "viewer")
+    kiosk, _ = await accounts.create_token("wall", "viewer", kiosk=True, by="test")
+
+    sanne_csrf = await log_in(browser, "sanne")
+    sanne_page = await page(browser, "/")
+    assert '<span id="whoami" data-role="admin">sanne · admin</span>' in sanne_page
+    assert f'name="csrf_token" value="{sanne_csrf}"' in sanne_page
+    assert '<a href="/audit"' in sanne_page and '<a href="/admin"' in sanne_page
+
+    browser.session.cookie_jar.clear()
+    piet_csrf = await log_in(browser, "piet")
+    piet_page = await page(browser, "/")
+    assert '<span id="whoami" data-role="viewer">piet · viewer</span>' in piet_page
+    assert f'name="csrf_token" value="{piet_csrf}"' in piet_page
+    assert "sanne" not in piet_page and sanne_csrf not in piet_page
+    assert '<a href="/audit"' not in piet_page and '<a href="/admin"' not in piet_page
+    # One shared page: only the viewer's part differs, gzip or not.
+    assert _VIEWER_PART.sub("", sanne_page) == _VIEWER_PART.sub("", piet_page)
+    plain = await browser.get("/", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers
+    assert await plain.text() == piet_page
+
+    browser.session.cookie_jar.clear()
+    anonymous = await browser.get("/", allow_redirects=False)
+    assert anonymous.status == 303 and anonymous.headers["Location"] == "/login?next=/"
+    assert "piet" not in await anonymous.text()
+    wall = await page(browser, f"/kiosk/{kiosk}")
+    assert 'id="whoami"' not in wall and 'name="csrf_token"' not in wall
+    assert "piet" not in wall and "sanne" not in wall
+    again = await page(browser, "/login")  # nobody's page after all that: no one is named
+    assert "piet · viewer" not in again and "sanne · admin" not in again
+
+
 async def test_status_page_shows_times_in_amsterdam_local_time(client: Client) -> None:
     html = await page(client, "/")
     assert '<time id="generated" datetime="2026-12-01T10:00:00+01:00">10:00:00</time>' in html
