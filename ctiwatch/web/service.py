@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 from classifier.observation import CALLS, CENTRAL, Service
 from ctiwatch.errors import Refused
+from sla.timers import due_next
 from sla.words import unset_target
 
 ServiceState = Literal["ok", "degraded", "down", "maintenance", "unknown"]
@@ -297,19 +298,21 @@ def next_deadline(
     ``to be determined``). A resolved incident has none: ``("", None)``."""
     if resolved:
         return "", None
-    pending = [
-        (due, name)
-        for name, due in (
-            ("response", None if acknowledged else response_due),
-            ("update", update_due),
-            ("repair", repair_due),
-        )
-        if due is not None
-    ]
-    if not pending:
+    found = due_next(
+        (
+            (due, name)
+            for name, due in (
+                ("response", None if acknowledged else response_due),
+                ("update", update_due),
+                ("repair", repair_due),
+            )
+            if due is not None
+        ),
+        now,
+    )
+    if found is None:
         return unset_target(priority), None
-    ahead = [item for item in pending if item[0] >= now]
-    due, name = min(ahead) if ahead else min(pending)
+    due, name = found
     return name, due
 
 
