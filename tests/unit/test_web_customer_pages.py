@@ -276,11 +276,17 @@ async def test_in_a_generated_topology_no_page_names_another_customer(
 
 
 async def test_ctiwatch_customers_link_prints_a_link_that_opens_the_page_and_rotate_kills_it(
-    client: Client, scene: Scene, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+    client: Client,
+    scene: Scene,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import asyncio
 
     from ctiwatch.cli import main
+
+    monkeypatch.setenv("LOGNAME", "piet")  # the system's user is who acts on the CLI
 
     file = tmp_path / "cli.yaml"
     customers = "\n".join(
@@ -307,6 +313,12 @@ async def test_ctiwatch_customers_link_prints_a_link_that_opens_the_page_and_rot
     old, new = (link.partition("/status/")[2] for link in (first, second))
     assert (await client.get(f"/status/{old}")).status == 404
     assert (await client.get(f"/status/{new}")).status == 200
+    # Each link made is on the audit log, in its own transaction; a refused one is not.
+    audit = await scene.store.accounts.audit_log(actor="piet (cli)")
+    assert [(a.action, a.target) for a in reversed(audit)] == [
+        ("customer.link", "customer acme"),
+        ("customer.link.rotate", "customer acme"),
+    ]
 
 
 async def test_the_operators_overview_gains_recognition_per_customer_location_user_and_history(
