@@ -20,6 +20,7 @@ from console_scene import NOW, TOPOLOGY, Scene, example_scene, real_console
 from classifier.observation import Service
 from ctiwatch.custpages import CustomerPagesImpl
 from ctiwatch.web.app import build_web_app
+from ctiwatch.web.service import WindowRequest
 
 Client = TestClient[web.Request, web.Application]
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -147,16 +148,31 @@ async def test_the_calendar_feed_under_the_link_holds_the_customers_windows(
     client: Client, scene: Scene
 ) -> None:
     await scene.console.schedule_maintenance(
-        START, START + timedelta(hours=3), ["crm"], ["acme"], "CRM <upgrade> & more", "Sanne",
-        recurrence="FREQ=WEEKLY;COUNT=2",
-    )  # fmt: skip
+        WindowRequest(
+            START,
+            START + timedelta(hours=3),
+            ["crm"],
+            ["acme"],
+            "CRM <upgrade> & more",
+            recurrence="FREQ=WEEKLY;COUNT=2",
+        ),
+        "Sanne",
+    )
     await scene.console.schedule_maintenance(
-        START, START + timedelta(hours=1), None, ["globex"], "Globex only", "Sanne"
+        WindowRequest(START, START + timedelta(hours=1), None, ["globex"], "Globex only"), "Sanne"
     )
     emergency = await scene.console.schedule_maintenance(
-        NOW + timedelta(hours=1), NOW + timedelta(hours=2), None, None, "hotfix", "Sanne",
-        emergency=True, justification="calls drop; line 2\nwith a break",
-    )  # fmt: skip
+        WindowRequest(
+            NOW + timedelta(hours=1),
+            NOW + timedelta(hours=2),
+            None,
+            None,
+            "hotfix",
+            emergency=True,
+            justification="calls drop; line 2\nwith a break",
+        ),
+        "Sanne",
+    )
     await scene.console.cancel_maintenance(emergency.id, "Piet", "not needed")
     response = await client.get(await link(scene, "acme") + "/maintenance.ics")
     assert response.status == 200
@@ -178,7 +194,10 @@ async def test_the_history_feed_under_the_link_is_atom_with_the_customers_window
     client: Client, scene: Scene
 ) -> None:
     await scene.console.schedule_maintenance(
-        START, START + timedelta(hours=3), None, ["acme"], "Upgrade <b>now</b> & then", "Sanne"
+        WindowRequest(
+            START, START + timedelta(hours=3), None, ["acme"], "Upgrade <b>now</b> & then"
+        ),
+        "Sanne",
     )
     response = await client.get(await link(scene, "acme") + "/feed.atom")
     assert response.status == 200
@@ -198,11 +217,19 @@ async def test_the_page_shows_upcoming_maintenance_with_the_emergency_justificat
     client: Client, scene: Scene
 ) -> None:
     await scene.console.schedule_maintenance(
-        NOW + timedelta(hours=1), NOW + timedelta(hours=2), ["crm"], None, "hotfix", "Sanne",
-        emergency=True, justification="calls drop after the upgrade",
-    )  # fmt: skip
+        WindowRequest(
+            NOW + timedelta(hours=1),
+            NOW + timedelta(hours=2),
+            ["crm"],
+            None,
+            "hotfix",
+            emergency=True,
+            justification="calls drop after the upgrade",
+        ),
+        "Sanne",
+    )
     await scene.console.schedule_maintenance(
-        START, START + timedelta(hours=1), None, ["globex"], "Globex only", "Sanne"
+        WindowRequest(START, START + timedelta(hours=1), None, ["globex"], "Globex only"), "Sanne"
     )
     html = await (await client.get(await link(scene, "acme"))).text()
     assert "Emergency maintenance: calls drop after the upgrade" in html
