@@ -94,7 +94,9 @@ class Framed:
     tail_gz: bytes
     head_crc: int
     tail_crc: int
-    tail_shift: int  # x^(8·len(tail)) mod the CRC polynomial: moves a CRC past the tail
+    # Moves a CRC past the tail (x^(8·len(tail)) mod the CRC polynomial, a linear map),
+    # as four 256-entry tables, one per byte of the CRC: four look-ups a request.
+    tail_shift: tuple[tuple[int, ...], ...]
     policy: str
 
     def response(self, request: web.Request, viewer: bytes) -> web.Response:
@@ -110,7 +112,10 @@ class Framed:
         return response
 
     def gzipped(self, viewer: bytes) -> bytes:
-        crc = _multmodp(self.tail_shift, zlib.crc32(viewer, self.head_crc)) ^ self.tail_crc
+        before = zlib.crc32(viewer, self.head_crc)
+        t0, t1, t2, t3 = self.tail_shift
+        shifted = t0[before & 255] ^ t1[(before >> 8) & 255]
+        crc = shifted ^ t2[(before >> 16) & 255] ^ t3[before >> 24] ^ self.tail_crc
         size = (len(self.head) + len(viewer) + len(self.tail)) & 0xFFFFFFFF
         return b"".join(
             (self.head_gz, _stored_blocks(viewer), self.tail_gz, struct.pack("<II", crc, size))
@@ -135,7 +140,7 @@ def framed(html: str) -> Framed:
         tail_gz,
         zlib.crc32(head),
         zlib.crc32(tail),
-        _x8nmodp(len(tail)),
+        _shift_tables(_x8nmodp(len(tail))),
         policy,
     )
 
@@ -177,6 +182,20 @@ def _x8nmodp(n: int) -> int:
         n >>= 1
         power = _multmodp(power, power)
     return p
+
+
+def _shift_tables(operator: int) -> tuple[tuple[int, ...], ...]:
+    """``crc -> operator·crc`` as four tables by byte: the map is linear over GF(2), so the
+    image of a CRC is the XOR of its bytes' images."""
+    tables = []
+    for byte in range(4):
+        basis = [_multmodp(operator, 1 << (8 * byte + bit)) for bit in range(8)]
+        table = [0] * 256
+        for value in range(1, 256):
+            low = value & -value  # its lowest set bit, and the rest already computed
+            table[value] = table[value ^ low] ^ basis[low.bit_length() - 1]
+        tables.append(tuple(table))
+    return tuple(tables)
 
 
 def crc32_combine(crc1: int, crc2: int, len2: int) -> int:
