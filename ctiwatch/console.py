@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from alerting.maintenance import NoticeAction, Recipient, WindowFacts, notice_prefix, notices
 from classifier.conditions import Condition, ConditionKind
-from classifier.observation import Service
+from classifier.observation import CALL_SERVICES, Service
 from ctiwatch.config import Config
 from ctiwatch.persist import SYSTEM_ACTOR, NotLeader, Pipeline, StepFailed
 from ctiwatch.readmodel import LiveRollups
@@ -138,7 +138,7 @@ class ConsoleServiceImpl:
         # The read model: the results' figures in memory, fed by the pipeline, and the last
         # built view with the state version it was built at.
         self._live = LiveRollups(self._rate_window)
-        targets = len(Service) * sum(
+        targets = len(CALL_SERVICES) * sum(
             len(location.users)
             for customer in config.topology.customers
             for location in customer.locations
@@ -241,7 +241,7 @@ class ConsoleServiceImpl:
                         active,
                         incident,
                     )
-                    for service in Service
+                    for service in CALL_SERVICES
                 ]
                 locations.append(LocationStatus(location.id, location.name, tuple(tiles)))
             customers.append(CustomerStatus(customer.id, customer.name, tuple(locations)))
@@ -272,10 +272,14 @@ class ConsoleServiceImpl:
         """The read model's first load: the stored minute rollups of the window and the
         latest result of every target, streamed in chunks with the event loop running between
         them. The queries start while no batch is being stored, and every batch after that
-        is observed: each result is counted once, from the store or from the pipeline."""
+        is observed: each result is counted once, from the store or from the pipeline (with
+        several workers, the rows the others store later are read back and told to it)."""
         since = now - self._rate_window - timedelta(minutes=1)
         async with contextlib.AsyncExitStack() as stack:
             async with self._pipeline.results_held():
+                if self._pipeline.leadership is not None:
+                    newest = await self._store.results.newest_id()
+                    self._pipeline.pages_loaded_through(newest)
                 rows, times = await stack.enter_async_context(
                     self._store.results.live_rows(since, now + timedelta(minutes=1))
                 )
@@ -313,7 +317,7 @@ class ConsoleServiceImpl:
                 tiles = {t.service: t for t in shown.services}
                 for user in location.users:
                     counts = [0, 0]
-                    for service in Service:
+                    for service in CALL_SERVICES:
                         got = live.user(customer.id, location.id, user.id, service, now).counts
                         counts[0] += got.calls
                         counts[1] += got.misses
