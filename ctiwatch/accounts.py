@@ -9,6 +9,7 @@ address on the injected clock. Every change writes an audit line in the same tra
 from __future__ import annotations
 
 import asyncio
+import getpass
 import hashlib
 import logging
 import re
@@ -183,6 +184,19 @@ class LoginLimiter:
 
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
+
+
+def cli_actor() -> str:
+    """Who acts from the command line, directly on the database (``ctiwatch users``,
+    ``tokens``, ``customers link``, ``agents retire|silence|activate``): the operating
+    system's user, marked ``(cli)``, on every audit line and stored decision. Never a typed
+    name: whoever can run these can read the configuration and the database anyway, and the
+    system account is what says who they are."""
+    try:
+        name = getpass.getuser().strip()
+    except (KeyError, OSError):  # no login name and no passwd entry (a bare container)
+        name = ""
+    return f"{name or 'unknown'} (cli)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.custpages import CustomerPagesImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
 from ctiwatch.leadership import Leadership
+from ctiwatch.membership import Membership
 from ctiwatch.metrics import Metrics
 from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion, Refused
 from ctiwatch.mqtt.schema import encode_result
@@ -90,6 +91,7 @@ FAKES_PREFIX = "/fakes"
 RETENTION_EVERY = timedelta(hours=1)
 SENDER_IDLE_SECONDS = 2.0
 SENDER_BATCH = 20
+STOP_DRAIN_SECONDS = 5.0  # how long a stop waits for the last probe results to be stored
 _REPORT_KINDS = {"sent": "alert_sent", "failed": "alert_failed", "retry": "alert_delayed"}
 
 
@@ -190,6 +192,9 @@ class Ctiwatch:
         # Several workers (PostgreSQL): the lease that makes this one the active monitor.
         self.identity: WorkerIdentity = this_process(config.alerting.node)
         self.leadership: Leadership | None = None
+        # Several workers: this worker's heartbeat and its share of the targets to probe.
+        self.membership: Membership | None = None
+        self._storing_probes: set[asyncio.Task[None]] = set()  # probe batches being stored
         self.metrics.watch_leader(lambda: self.leadership)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -317,14 +322,33 @@ class Ctiwatch:
             channels = await stack.enter_async_context(
                 open_channels(config.alerting, now=self.clock.now)
             )
+            targets = targets_from_config(config)
+            membership: Membership | None = None
+            if leadership is not None:
+                # The workers share the probing: each target is this worker's or another's
+                # (rendezvous hashing over the live workers), on the same instants everywhere.
+                membership = self.membership = Membership(
+                    store.members,
+                    self.clock,
+                    str(self.identity),
+                    [t.key for t in targets],
+                    lease=config.workers.lease,
+                    renew_every=config.workers.renew_every,
+                    address=self.web_url,
+                    gone=self._earlier_life,
+                )
+                await membership.beat()  # the workers already running, before the first round
+                stack.push_async_callback(membership.leave)
             scheduler = Scheduler(
-                targets_from_config(config),
+                targets,
                 AiohttpTransport(session),
                 context_from_config(config.probes, self.clock, random_ids),
                 interval=config.probes.interval,
                 on_results=self._probe_results,
                 concurrency=config.probes.concurrency,
                 spread=True,
+                share=None if membership is None else membership.mine,
+                aligned=membership is not None,
             )
             sender = OutboxSender(
                 store.outbox,
@@ -357,6 +381,10 @@ class Ctiwatch:
                         tasks.create_task(keep("lease", leadership.run), name="lease"),
                         tasks.create_task(self._roles(leadership, pipeline, store), name="roles"),
                     ]
+                if membership is not None:
+                    running.append(
+                        tasks.create_task(keep("membership", membership.run), name="membership")
+                    )
                 if ingestion is not None:
                     running.append(tasks.create_task(keep("mqtt", ingestion.run), name="mqtt"))
                 self._announce()
@@ -371,6 +399,10 @@ class Ctiwatch:
                     log.info("ctiwatch stopping")
                     for task in running:
                         task.cancel()
+            # A round's results handed over just before the stop are stored (or kept, the
+            # database away) before the store closes, not lost with the cancelled probes.
+            if self._storing_probes:
+                await asyncio.wait(set(self._storing_probes), timeout=STOP_DRAIN_SECONDS)
         log.info("ctiwatch stopped")
 
     def role(self) -> str:
@@ -416,9 +448,7 @@ class Ctiwatch:
                     log.info("running as the active monitor", extra={"role": self.role()})
                 else:
                     running = [
-                        tasks.create_task(
-                            keep("follow", partial(pipeline.follow, workers.poll * 3))
-                        )
+                        tasks.create_task(keep("follow", partial(pipeline.follow, workers.poll)))
                     ]
                     log.info(
                         "running as a worker beside the active monitor",
@@ -522,6 +552,14 @@ class Ctiwatch:
     async def _probe_results(self, batch: list[ProbeResult]) -> None:
         pipeline = self.pipeline
         assert pipeline is not None
+        # In a task of its own, shielded: stopping cancels the probes, not a batch being stored.
+        storing = asyncio.create_task(self._handle_probe_results(pipeline, batch))
+        self._storing_probes.add(storing)
+        storing.add_done_callback(self._storing_probes.discard)
+        await asyncio.shield(storing)
+
+    @staticmethod
+    async def _handle_probe_results(pipeline: Pipeline, batch: list[ProbeResult]) -> None:
         try:
             await pipeline.on_results(batch)
         except Exception:

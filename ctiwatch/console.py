@@ -56,6 +56,7 @@ from ctiwatch.web.service import (
     StatusView,
     TimelineEntry,
     UserTile,
+    WindowRequest,
     check_customer,
     check_priority_change,
     check_resolve,
@@ -278,10 +279,14 @@ class ConsoleServiceImpl:
         """The read model's first load: the stored minute rollups of the window and the
         latest result of every target, streamed in chunks with the event loop running between
         them. The queries start while no batch is being stored, and every batch after that
-        is observed: each result is counted once, from the store or from the pipeline."""
+        is observed: each result is counted once, from the store or from the pipeline (with
+        several workers, the rows the others store later are read back and told to it)."""
         since = now - self._rate_window - timedelta(minutes=1)
         async with contextlib.AsyncExitStack() as stack:
             async with self._pipeline.results_held():
+                if self._pipeline.leadership is not None:
+                    newest = await self._store.results.newest_id()
+                    self._pipeline.pages_loaded_through(newest)
                 rows, times = await stack.enter_async_context(
                     self._store.results.live_rows(since, now + timedelta(minutes=1), chunk=200)
                 )
@@ -676,43 +681,22 @@ class ConsoleServiceImpl:
             raise ServiceError(f"maintenance window {id} does not exist", status=404)
         return await self._window_view(window, self._clock.now(), history=True)
 
-    def _judged(
-        self,
-        start: datetime,
-        end: datetime,
-        services: list[str] | None,
-        customers: list[str] | None,
-        reason: str,
-        *,
-        now: datetime,
-        locations: list[str] | None,
-        recurrence: str | None,
-        emergency: bool,
-        justification: str,
-        notice: bool = True,
-    ) -> MaintenanceRecord:
+    def _judged(self, window: WindowRequest, now: datetime, *, notice: bool) -> MaintenanceRecord:
         """The window a person asks for, judged by the SLA's rules (refused: ServiceError
         naming the field); ``notice``: whether the minimum notice applies."""
         reason = check_window(
-            start,
-            end,
-            services,
-            customers,
-            reason,
-            now=now,
-            known_customers=self._customers,
-            locations=locations,
-            known_locations=self._locations,
+            window, now=now, known_customers=self._customers, known_locations=self._locations
         )
-        justification = required_text(justification, "justification") if emergency else ""
-        rule = recurrence.strip() if recurrence else None
+        emergency = window.emergency
+        justification = required_text(window.justification, "justification") if emergency else ""
+        rule = window.recurrence.strip() if window.recurrence else None
         try:
             spans = judge_window(
                 self._calendar,
-                start,
-                end,
+                window.start,
+                window.end,
                 now=now,
-                min_notice=self._config.maintenance.min_notice if notice else timedelta(0),
+                min_notice=self._config.maintenance.min_notice if notice else None,
                 emergency=emergency,
                 justification=justification,
                 recurrence=rule,
@@ -721,14 +705,14 @@ class ConsoleServiceImpl:
         except MaintenanceRefused as exc:
             raise ServiceError(exc.message, exc.field) from None
         return MaintenanceRecord(
-            starts_at=start.astimezone(UTC),
-            ends_at=end.astimezone(UTC),
+            starts_at=window.start.astimezone(UTC),
+            ends_at=window.end.astimezone(UTC),
             reason=reason,
             created_by="",
             created_at=now,
-            services=tuple(services or ()),
-            customers=tuple(customers or ()),
-            locations=tuple(locations or ()),
+            services=tuple(window.services or ()),
+            customers=tuple(window.customers or ()),
+            locations=tuple(window.locations or ()),
             recurrence=rule,
             occurrences=tuple(spans) if rule else (),
             emergency=emergency,
@@ -736,38 +720,15 @@ class ConsoleServiceImpl:
         )
 
     async def schedule_maintenance(
-        self,
-        start: datetime,
-        end: datetime,
-        services: list[str] | None,
-        customers: list[str] | None,
-        reason: str,
-        actor: str,
-        *,
-        locations: list[str] | None = None,
-        recurrence: str | None = None,
-        emergency: bool = False,
-        justification: str = "",
-        address: str = "",
+        self, window: WindowRequest, actor: str, *, address: str = ""
     ) -> MaintenanceView:
         now = self._clock.now()
-        asked = self._judged(
-            start,
-            end,
-            services,
-            customers,
-            reason,
-            now=now,
-            locations=locations,
-            recurrence=recurrence,
-            emergency=emergency,
-            justification=justification,
-        )
+        asked = self._judged(window, now, notice=True)
         try:
             async with self._store.transaction() as tx:
                 stored = await tx.maintenance.add(replace(asked, created_by=actor))
                 await self._enqueue_notices(tx, stored, "scheduled", now)
-                detail = f"{start.isoformat()} – {end.isoformat()}: {asked.reason}"
+                detail = f"{window.start.isoformat()} – {window.end.isoformat()}: {asked.reason}"
                 await tx.audit.add(
                     AuditEntry(
                         now,
@@ -783,51 +744,29 @@ class ConsoleServiceImpl:
         await self._reload_maintenance()
         log.info(
             "maintenance window scheduled",
-            extra={"window": stored.id, "start": start.isoformat(), "end": end.isoformat()},
+            extra={
+                "window": stored.id,
+                "start": window.start.isoformat(),
+                "end": window.end.isoformat(),
+            },
         )
         return await self._window_view(stored, now, history=True)
 
     async def change_maintenance(
-        self,
-        id: int,
-        actor: str,
-        why: str,
-        start: datetime,
-        end: datetime,
-        services: list[str] | None,
-        customers: list[str] | None,
-        reason: str,
-        *,
-        locations: list[str] | None = None,
-        recurrence: str | None = None,
-        emergency: bool = False,
-        justification: str = "",
-        address: str = "",
+        self, id: int, window: WindowRequest, actor: str, why: str, *, address: str = ""
     ) -> MaintenanceView:
         actor = required_text(actor, "actor")
         why = required_text(why, "why")
         now = self._clock.now()
         before = await self._changeable(id, now, "change")
-        moved = start != before.starts_at
+        moved = window.start != before.starts_at
         if moved and before.starts_at <= now:
             raise ServiceError(
                 f"maintenance window {id} has started: its start cannot move (change its end, "
                 "or cancel it)",
                 "start",
             )
-        asked = self._judged(
-            start,
-            end,
-            services,
-            customers,
-            reason,
-            now=now,
-            locations=locations,
-            recurrence=recurrence,
-            emergency=emergency,
-            justification=justification,
-            notice=moved,
-        )
+        asked = self._judged(window, now, notice=moved)
         try:
             async with self._store.transaction() as tx:
                 changed = await tx.maintenance.change(id, asked, actor, now, why)

@@ -43,6 +43,7 @@ from classifier.observation import (
 )
 from classifier.windows import MinuteCounts
 from ctiwatch.clock import Clock
+from sla.timers import due_next
 
 if TYPE_CHECKING:
     from alerting.sender import DeliveryReport
@@ -286,7 +287,6 @@ HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 CHANNELS = ("sms", "voice", "email")
 ALERT_OUTCOMES = ("sent", "failed", "retry", "fallback")
 _LAG_SOURCES = {Source.PROBE: "probe", Source.AGENT: "agent", Source.CALL: "call"}
-_DEADLINES = ("response", "update", "repair")
 
 
 # Counters and histograms without their ``_created`` series: half the series, no use on a
@@ -572,10 +572,12 @@ class _State(Collector):
             for incident in sorted(monitor.engine.open_incidents(), key=lambda i: i.number):
                 priority = int(incident.priority)
                 counts[priority] = counts.get(priority, 0) + 1
-                due = _next_deadline(incident, now)
+                due = due_next(
+                    ((c.due, c.name.value) for c in incident.clocks.values() if c.running), now
+                )
                 if due is None:
                     continue
-                name, at = due
+                at, name = due
                 deadlines.add_metric(
                     [
                         str(incident.number),
@@ -632,21 +634,6 @@ class _State(Collector):
 
 def _target_labels(target: TargetKey, source: str) -> list[str]:
     return [*_key(target), source or CENTRAL]
-
-
-def _next_deadline(incident: Incident, now: datetime) -> tuple[str, datetime] | None:
-    """The running SLA clock due first from ``now`` on; when every running one is overdue, the
-    one overdue longest (negative seconds)."""
-    running = [
-        (clock.due, clock.name.value)
-        for clock in incident.clocks.values()
-        if clock.running and clock.name.value in _DEADLINES
-    ]
-    if not running:
-        return None
-    ahead = [item for item in running if item[0] >= now]
-    due, name = min(ahead) if ahead else min(running)
-    return name, due
 
 
 def _incident_target(incident: Incident) -> str:

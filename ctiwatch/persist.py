@@ -158,6 +158,16 @@ class NotLeader(StepFailed):
 OWN_RESULTS_KEPT = 200_000  # result ids the active monitor applied itself, not read back again
 MISSING_KEPT = timedelta(seconds=60)  # how long an id below the cursor may still show up
 MAINTENANCE_EVERY = 5  # polls between reads of the maintenance windows (other workers' changes)
+READ_BACK_BATCH = 5_000  # result rows read back at once (more waiting: read again at once)
+
+
+@dataclass(slots=True)
+class _ReadBack:
+    """Where a worker is in reading the results the others stored."""
+
+    cursor: int | None = None  # the highest row id read (None: not started)
+    missing: dict[int, datetime] = field(default_factory=dict)  # ids skipped, since when
+    full: bool = False  # the last read was a full batch: more are waiting
 
 
 Transient = Callable[[BaseException], bool]
@@ -251,6 +261,9 @@ class Pipeline:
         # Several workers: only the leader's steps change the monitor, each fenced.
         self.leadership = leadership
         self._own: OrderedDict[str, None] = OrderedDict()
+        # What this worker read of the results the others stored, whatever its role.
+        self._reader = _ReadBack()
+        self._told_after = 0  # rows up to this id are in the pages' first load
         self._leader_address = ""  # the active monitor's web address, when another worker's
         self.store = store
         self.clock = clock
@@ -324,18 +337,15 @@ class Pipeline:
         if not batch:
             return
         leadership = self.leadership
+        if leadership is not None:
+            self._note_own(batch)  # told and applied here: not again when read back
         if leadership is not None and not leadership.leading:
             # Another worker is the active monitor: it reads these back from the database.
             async with self._storing_results():
                 await self.store.results.add_many(batch)
                 self._tell(batch)
+            self._follow_results(batch)
             return
-        if leadership is not None:
-            own = self._own
-            for result in batch:
-                own[result.result_id] = None
-            while len(own) > OWN_RESULTS_KEPT:
-                own.popitem(last=False)
         if len(self.backlog):
             self._keep(batch)
             return
@@ -609,21 +619,106 @@ class Pipeline:
 
     # --- several workers ------------------------------------------------------------------------
 
-    async def reload(self) -> None:
+    def _note_own(self, batch: list[ProbeResult]) -> None:
+        own = self._own
+        for result in batch:
+            own[result.result_id] = None
+        while len(own) > OWN_RESULTS_KEPT:
+            own.popitem(last=False)
+
+    def _follow_results(self, batch: list[ProbeResult]) -> None:
+        """On a worker beside the active monitor: results to its own classifier, for its
+        pages only (the incidents are the active monitor's, read back by :meth:`follow`)."""
+        classifier = self.monitor.classifier
+        before = classifier.version
+        for result in batch:
+            classifier.observe(result)
+        self.version.bump(major=classifier.version != before)
+
+    def pages_loaded_through(self, row_id: int) -> None:
+        """The pages' read model was loaded from the store with every result row up to
+        ``row_id``: of the rows read back, only later ones are told to it (once each)."""
+        self._told_after = max(self._told_after, row_id)
+
+    async def _read_back(self) -> list[ProbeResult]:
+        """The results the other workers stored since the last read, each once: rows above
+        the cursor and rows below it that committed late (ids skipped by an earlier read,
+        looked for again for :data:`MISSING_KEPT`). They are told to the pages here."""
+        reader = self._reader
+        if reader.cursor is None:
+            # From now on; what is stored already is in the pages' first load (or, for the
+            # monitor, in the rounds it reads again when it takes over).
+            newest = await self.store.results.newest_id()
+            reader.cursor = self._told_after if self._told_after else newest
+        rows = await self.store.results.stored_after(reader.cursor, missing=sorted(reader.missing))
+        reader.full = len(rows) >= READ_BACK_BATCH
+        now = self.clock.now()
+        batch: list[ProbeResult] = []
+        told: list[ProbeResult] = []
+        for row_id, result in rows:
+            reader.missing.pop(row_id, None)
+            cursor = reader.cursor
+            if row_id > cursor:
+                for gap in range(cursor + 1, min(row_id, cursor + 1_000)):
+                    reader.missing[gap] = now
+                reader.cursor = row_id
+            if result.result_id in self._own:
+                continue
+            batch.append(result)
+            if row_id > self._told_after:
+                told.append(result)
+        for gap, noted in list(reader.missing.items()):
+            if now - noted > MISSING_KEPT:
+                del reader.missing[gap]
+        if told:
+            async with self._storing_results():
+                for observer in self.observers:  # the pages (this worker's metrics: own only)
+                    observer(told)
+        return batch
+
+    async def _read_latest_rounds(self, since: datetime) -> None:
+        """For a worker that just took over: the results stored from ``since`` up to the read
+        cursor again, applied to the monitor only (the pages have them already), so its
+        classifier goes on from where the previous leader's was."""
+        through = self._reader.cursor
+        if through is None:
+            through = self._reader.cursor = await self.store.results.newest_id()
+        after = 0
+        while True:
+            rows = await self.store.results.stored_after(after, since=since)
+            batch = [result for row_id, result in rows if row_id <= through]
+            if batch:
+                await self._apply(batch)
+            if len(rows) < READ_BACK_BATCH or rows[-1][0] >= through:
+                return
+            after = rows[-1][0]
+
+    async def reload(self, *, keep_classifier: bool = False) -> None:
         """The monitor as the database holds it now, started again as after a restart: what a
-        worker does when it becomes the active monitor (and, every few seconds, what the
-        others do for their pages)."""
+        worker does when it becomes the active monitor. ``keep_classifier``: what the others
+        do every few seconds for their pages; their classifier, fed with every worker's
+        results, goes on."""
         async with self.lock:
             now = self.now()
             stored = await load_state(self.store, now)
-            self.monitor.take_over(
-                stored.incidents,
-                stored.next_number,
-                stored.escalations,
-                now,
-                held=stored.held,
-                maintenance=engine_windows(stored.windows),
-            )
+            if keep_classifier:
+                self.monitor.restore(
+                    stored.incidents,
+                    stored.next_number,
+                    stored.escalations,
+                    now,
+                    held=stored.held,
+                )
+                self.monitor.set_maintenance(engine_windows(stored.windows))
+            else:
+                self.monitor.take_over(
+                    stored.incidents,
+                    stored.next_number,
+                    stored.escalations,
+                    now,
+                    held=stored.held,
+                    maintenance=engine_windows(stored.windows),
+                )
             self._stored_timeline = {i.number: len(i.timeline) for i in stored.incidents}
             self._dirty = False
         self.version.bump()
@@ -631,15 +726,11 @@ class Pipeline:
 
     async def lead(self, poll: timedelta, lookback: timedelta) -> None:
         """While this worker is the active monitor: read the results the other workers stored
-        (and those stored from ``lookback`` before taking over, so the classifier sees the
-        latest rounds again) and apply them, every ``poll``; forever (cancelled on losing the
-        lease). Every few polls the maintenance windows are read again too: another worker's
-        console may have scheduled one. Ids below the cursor not seen yet (a transaction that
-        committed late) are looked for again for :data:`MISSING_KEPT`."""
-        since = self.clock.now() - lookback
-        cursor = 0
-        first = True
-        missing: dict[int, datetime] = {}
+        and apply them (and, first, those stored from ``lookback`` before taking over, so the
+        classifier sees the latest rounds again), every ``poll``; forever (cancelled on losing
+        the lease). Every few polls the maintenance windows are read again too: another
+        worker's console may have scheduled one."""
+        await self._read_latest_rounds(self.clock.now() - lookback)
         windows = await self.store.maintenance.list()
         polls = 0
         while True:
@@ -650,44 +741,37 @@ class Pipeline:
                 if stored != windows:
                     windows = stored
                     await self.set_maintenance(stored)
-            rows = await self.store.results.stored_after(
-                cursor, missing=sorted(missing), since=since
-            )
-            now = self.clock.now()
-            batch: list[ProbeResult] = []
-            for row_id, result in rows:
-                missing.pop(row_id, None)
-                if row_id > cursor:
-                    if not first:
-                        for gap in range(cursor + 1, min(row_id, cursor + 1_000)):
-                            missing[gap] = now
-                    cursor = row_id
-                if result.result_id not in self._own:
-                    batch.append(result)
-            first = False
-            for gap, noted in list(missing.items()):
-                if now - noted > MISSING_KEPT:
-                    del missing[gap]
+            batch = await self._read_back()
             if batch:
-                # Stored (and told to their own worker's pages) by another worker: only the
-                # monitor takes them; this worker's pages read them from the database.
                 await self._apply(batch)
-            if len(rows) < 5_000:
+            if not self._reader.full:
                 await self.clock.sleep(poll.total_seconds())
 
-    async def follow(self, every: timedelta) -> None:
-        """While another worker is the active monitor: read the incidents back every
-        ``every``, so this worker's pages show what the active monitor stored."""
+    async def follow(self, poll: timedelta, every: int = 3) -> None:
+        """While another worker is the active monitor: every ``poll`` read the results the
+        others stored, into this worker's classifier and pages (its status tiles show every
+        target, not only those it probes), and every ``every`` polls the incidents, so its
+        pages show what the active monitor stored."""
+        polls = 0
         while True:
             leadership = self.leadership
             if leadership is not None and not leadership.leading:
                 try:
-                    current = await leadership.current()
-                    self._leader_address = "" if current is None else current.address
-                    await self.reload()
+                    batch = await self._read_back()
+                    if batch:
+                        self._follow_results(batch)
                 except Exception as exc:
-                    log.warning("incidents not read back", extra={"error": str(exc)})
-            await self.clock.sleep(every.total_seconds())
+                    log.warning("results not read back", extra={"error": str(exc)})
+                if polls % every == 0:
+                    try:
+                        current = await leadership.current()
+                        self._leader_address = "" if current is None else current.address
+                        await self.reload(keep_classifier=True)
+                    except Exception as exc:
+                        log.warning("incidents not read back", extra={"error": str(exc)})
+                polls += 1
+            if not self._reader.full:
+                await self.clock.sleep(poll.total_seconds())
 
     async def set_maintenance(self, windows: Iterable[MaintenanceRecord]) -> None:
         async with self.lock:

@@ -240,7 +240,7 @@ def judge_window(
     end: datetime,
     *,
     now: datetime,
-    min_notice: timedelta = DEFAULT_MIN_NOTICE,
+    min_notice: timedelta | None = DEFAULT_MIN_NOTICE,
     emergency: bool = False,
     justification: str = "",
     recurrence: str | None = None,
@@ -251,7 +251,8 @@ def judge_window(
     ``justification``; a ``recurrence`` that is not a rule ctiwatch takes; unless it is an
     emergency, an occurrence that touches support hours (``start``/``end`` for the first,
     ``recurrence`` for a later one) or a start sooner than ``min_notice`` after ``now``
-    (``start``). Emergencies are exempt from both rules, and say so.
+    (``start``). Emergencies are exempt from both rules, and say so. ``min_notice`` None: the
+    notice rule does not apply (a change that keeps the start, perhaps of a running window).
     """
     if emergency and not justification.strip():
         raise MaintenanceRefused(
@@ -281,7 +282,7 @@ def judge_window(
                 "recurrence",
             ) from None
     notice = start - now
-    if notice < min_notice:
+    if min_notice is not None and notice < min_notice:
         raise MaintenanceRefused(
             f"start: a window must be announced at least {duration_words(min_notice)} before it "
             f"starts; this one starts in {duration_words(notice)} (an emergency is exempt, "

@@ -22,6 +22,13 @@
   one batch; a round that waited comes in a batch when it ends.
 * All time comes from the context's clock: in a ``VirtualTimeLoop`` the schedule, timeouts and
   backoffs run in virtual time.
+* Several workers (``share``): before each round the scheduler asks ``share(target)`` whether
+  the round is this worker's; a round that is another's is not run (counted in
+  ``stats.elsewhere``) and the target's next round is scheduled as usual, so a target that
+  moves to this worker is probed at its next instant. With ``aligned=True`` a target's rounds
+  fall on the instants ``epoch + offset + k * interval`` (the first one at or after the start),
+  the same on every worker: a target handed from one worker to another is probed once in the
+  round of the hand-over, not twice or never.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from classifier.observation import ProbeResult, TargetKey
 from probes.base import Probe, ProbeContext, ProbeTarget, Resumed, Transport
@@ -45,6 +52,8 @@ __all__ = [
     "SchedulerStats",
     "spread_offset",
 ]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 ResultSink = Callable[[list[ProbeResult]], Awaitable[None] | None]
 
@@ -62,6 +71,7 @@ class SchedulerStats:
     skipped: int = 0  # rounds not run because the target's previous round was still running
     deadline_exceeded: int = 0
     probe_errors: int = 0  # a probe raised instead of returning a result (a bug)
+    elsewhere: int = 0  # rounds left to another worker (``share`` said they are not ours)
 
 
 class Scheduler:
@@ -77,6 +87,8 @@ class Scheduler:
         spread: bool = True,
         deadline: float | None = None,
         probes: Mapping[str, Probe] = PROBES,
+        share: Callable[[TargetKey], bool] | None = None,
+        aligned: bool = False,
     ) -> None:
         self._interval = (
             interval if isinstance(interval, timedelta) else timedelta(seconds=interval)
@@ -95,6 +107,8 @@ class Scheduler:
         self._sink = on_results
         self._concurrency = concurrency
         self._spread = spread
+        self._share = share
+        self._aligned = aligned
         self._deadline = ctx.worst_case + 1.0 if deadline is None else deadline
         if self._deadline <= 0:
             raise ValueError("deadline must be positive")
@@ -135,7 +149,8 @@ class Scheduler:
         # The rounds waiting for their instant: (due, index into the plan). A target is either
         # here or running, never both, so it never overlaps itself.
         queue = [
-            (origin + self.offset(target.key), index) for index, (target, _, _) in enumerate(plan)
+            (self._first_round(origin, target.key), index)
+            for index, (target, _, _) in enumerate(plan)
         ]
         if until is not None:
             queue = [entry for entry in queue if entry[0] < until]
@@ -168,6 +183,7 @@ class Scheduler:
         transport = self._transport
         ctx = self._ctx
         deadline = self._deadline
+        share = self._share
 
         def on_wait(carrying: bool) -> None:
             # A round waits: the rounds due now go on in a new task, which carries the burst
@@ -201,11 +217,24 @@ class Scheduler:
             try:
                 while True:
                     target, probe, guarded = plan[index]
-                    waited = False
-                    try:
-                        steps = probe(target, transport, ctx).__await__()
-                        if guarded:
-                            async with asyncio.timeout(deadline):
+                    if share is not None and not share(target.key):
+                        stats.elsewhere += 1  # another worker's round
+                    else:
+                        waited = False
+                        try:
+                            steps = probe(target, transport, ctx).__await__()
+                            if guarded:
+                                async with asyncio.timeout(deadline):
+                                    try:
+                                        waiting = steps.send(None)
+                                    except StopIteration as finished:
+                                        result = finished.value
+                                    else:
+                                        waited = True
+                                        on_wait(carrying)
+                                        carrying = False
+                                        result = await Resumed[ProbeResult](steps, waiting)
+                            else:
                                 try:
                                     waiting = steps.send(None)
                                 except StopIteration as finished:
@@ -215,45 +244,36 @@ class Scheduler:
                                     on_wait(carrying)
                                     carrying = False
                                     result = await Resumed[ProbeResult](steps, waiting)
-                        else:
-                            try:
-                                waiting = steps.send(None)
-                            except StopIteration as finished:
-                                result = finished.value
-                            else:
-                                waited = True
-                                on_wait(carrying)
-                                carrying = False
-                                result = await Resumed[ProbeResult](steps, waiting)
-                    except TimeoutError:
-                        stats.deadline_exceeded += 1
-                        result = self._failure(
-                            target, due, f"round deadline of {deadline:g} s exceeded"
-                        )
-                    except Exception as exc:  # a probe bug must not stop the other targets
-                        stats.probe_errors += 1
-                        result = self._failure(
-                            target, due, f"probe error: {type(exc).__name__}: {exc}"
-                        )
-                    stats.rounds += 1
-                    if result.at != due:  # the fields spelled out: dataclasses.replace is slow
-                        r = result
-                        result = ProbeResult(
-                            r.result_id,
-                            r.target,
-                            due,
-                            r.ok,
-                            r.recognised,
-                            r.latency_ms,
-                            r.status,
-                            r.evidence,
-                            r.source,
-                            r.attempts,
-                            r.source_id,
-                        )
-                    self._pending.append(result)
-                    if waited or not carrying:
-                        wake.set()
+                        except TimeoutError:
+                            stats.deadline_exceeded += 1
+                            result = self._failure(
+                                target, due, f"round deadline of {deadline:g} s exceeded"
+                            )
+                        except Exception as exc:  # a probe bug must not stop the other targets
+                            stats.probe_errors += 1
+                            result = self._failure(
+                                target, due, f"probe error: {type(exc).__name__}: {exc}"
+                            )
+                        stats.rounds += 1
+                        # The fields spelled out: dataclasses.replace is slow.
+                        if result.at != due:
+                            r = result
+                            result = ProbeResult(
+                                r.result_id,
+                                r.target,
+                                due,
+                                r.ok,
+                                r.recognised,
+                                r.latency_ms,
+                                r.status,
+                                r.evidence,
+                                r.source,
+                                r.attempts,
+                                r.source_id,
+                            )
+                        self._pending.append(result)
+                        if waited or not carrying:
+                            wake.set()
                     due += interval
                     now = clock.now()
                     if due < now:  # the round overran: skip the rounds already missed
@@ -328,6 +348,18 @@ class Scheduler:
         finally:
             self._pending = []
             self._running = False
+
+    def _first_round(self, origin: datetime, key: TargetKey) -> datetime:
+        """When a target's first round is due: ``origin`` plus its offset, or with ``aligned``
+        the first instant of its grid (``epoch + offset + k * interval``) at or after
+        ``origin``."""
+        offset = self.offset(key)
+        if not self._aligned:
+            return origin + offset
+        interval = self._interval
+        phase = _EPOCH + offset
+        rounds = -((phase - origin) // interval)  # ceil((origin - phase) / interval)
+        return phase + rounds * interval
 
     def _failure(self, target: ProbeTarget, due: datetime, evidence: str) -> ProbeResult:
         return ProbeResult(

@@ -10,7 +10,7 @@ scheduler can sleep until ``next_timer_at``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -152,3 +152,16 @@ def next_timer_at(
     """The earliest instant a not-yet-fired warning or breach is due (may be in the past)."""
     pending = _pending(clocks, fired)
     return pending[0].at if pending else None
+
+
+def due_next(
+    deadlines: Iterable[tuple[datetime, str]], now: datetime
+) -> tuple[datetime, str] | None:
+    """Of an open incident's pending deadlines (due, name), the one it meets next: the one due
+    first from ``now`` on, or, when every one is overdue, the one overdue longest. None when
+    none is pending. The one rule for the console, the API, the CLI and ``/metrics``."""
+    pending = list(deadlines)
+    if not pending:
+        return None
+    ahead = [item for item in pending if item[0] >= now]
+    return min(ahead) if ahead else min(pending)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -21,9 +20,10 @@ from zoneinfo import ZoneInfo
 
 from alerting.internal import AgentPaging
 from alerting.rotation import parse_instant
+from ctiwatch.accounts import cli_actor
 from ctiwatch.clock import RealClock
 from ctiwatch.config import load_config
-from ctiwatch.storage import StorageError, Store
+from ctiwatch.storage import AuditEntry, StorageError, Store
 from ctiwatch.storage.maintenance import AGENT_PAGING_KEY
 
 
@@ -34,8 +34,9 @@ def register(sub: Any) -> None:
     common.add_argument(
         "--config", metavar="FILE", help="configuration file (default: embedded defaults)"
     )
+    # Who decides is the operating system's user (stored with the decision and on the audit
+    # line), never a typed name.
     person = argparse.ArgumentParser(add_help=False)
-    person.add_argument("--as", dest="actor", metavar="NAME", help="who decides (default: $USER)")
     person.add_argument("--reason", default="", help="why, stored with the decision")
 
     listing = commands.add_parser("list", parents=[common], help="every agent ever heard of")
@@ -69,18 +70,10 @@ def register(sub: Any) -> None:
     activate.set_defaults(func=activate_command)
 
 
-def _actor(args: argparse.Namespace) -> str:
-    if args.actor:
-        return str(args.actor)
-    try:
-        return getpass.getuser() or "cli"
-    except (KeyError, OSError):
-        return "cli"
-
-
 def retire_command(args: argparse.Namespace) -> int:
-    decided = AgentPaging(retired=True, by=_actor(args), reason=args.reason)
-    return _decide(args, decided, f"agent {args.name} retired: its going offline pages no one")
+    decided = AgentPaging(retired=True, by=cli_actor(), reason=args.reason)
+    done = f"agent {args.name} retired: its going offline pages no one"
+    return _decide(args, decided, "agent.retire", args.reason, done)
 
 
 def silence_command(args: argparse.Namespace) -> int:
@@ -94,22 +87,30 @@ def silence_command(args: argparse.Namespace) -> int:
     if until <= RealClock().now():
         print(f"error: --until: {args.until!r} is not in the future", file=sys.stderr)
         return 2
-    decided = AgentPaging(silenced_until=until.astimezone(UTC), by=_actor(args), reason=args.reason)
+    decided = AgentPaging(silenced_until=until.astimezone(UTC), by=cli_actor(), reason=args.reason)
     shown = until.astimezone(ZoneInfo(zone)).isoformat(timespec="minutes")
-    return _decide(args, decided, f"agent {args.name} silenced until {shown}")
+    detail = f"until {shown}" + (f": {args.reason}" if args.reason else "")
+    return _decide(
+        args, decided, "agent.silence", detail, f"agent {args.name} silenced until {shown}"
+    )
 
 
 def activate_command(args: argparse.Namespace) -> int:
-    decided = AgentPaging(by=_actor(args), reason=args.reason)
-    return _decide(args, decided, f"agent {args.name} active: it pages on-call again")
+    decided = AgentPaging(by=cli_actor(), reason=args.reason)
+    done = f"agent {args.name} active: it pages on-call again"
+    return _decide(args, decided, "agent.activate", args.reason, done)
 
 
-def _decide(args: argparse.Namespace, decided: AgentPaging, done: str) -> int:
+def _decide(
+    args: argparse.Namespace, decided: AgentPaging, action: str, detail: str, done: str
+) -> int:
+    """Store ``decided`` with its audit line (``action``, ``detail``) in one transaction."""
     config = load_config(args.config)
+    audit = AuditEntry(RealClock().now(), decided.by, action, f"agent {args.name}", detail)
 
     async def store_it() -> bool:
         async with Store.open(config.storage.url) as store:
-            return await store.agents.set_paging(args.name, decided.to_dict())
+            return await store.agents.set_paging(args.name, decided.to_dict(), audit=audit)
 
     try:
         known = asyncio.run(store_it())

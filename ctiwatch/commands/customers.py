@@ -3,7 +3,8 @@
 The link (``<base>/status/<token>``) is printed once, when it is made: only the token's hash
 is stored. ``--rotate`` makes a new one and the old link stops working at once (404); without
 it a customer that has a link keeps it (exit 1, it cannot be shown again). ``list`` shows which
-customers have a link and which are public (``topology.customers[].public``).
+customers have a link and which are public (``topology.customers[].public``). Making or
+rotating a link writes an audit line: the operating system's user, marked ``(cli)``.
 
 Exit codes: 0 done; 1 the database cannot be reached, or the customer has a link already;
 2 bad input (an unknown customer, naming it).
@@ -13,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import sys
 from typing import Any
 
+from ctiwatch.accounts import cli_actor
 from ctiwatch.clock import RealClock
 from ctiwatch.config import load_config
-from ctiwatch.storage import StorageError, Store
+from ctiwatch.storage import AuditEntry, StorageError, Store
 
 
 def register(sub: Any) -> None:
@@ -46,13 +47,6 @@ def register(sub: Any) -> None:
     listing.set_defaults(func=list_command)
 
 
-def _actor() -> str:
-    try:
-        return getpass.getuser() or "cli"
-    except (KeyError, OSError):
-        return "cli"
-
-
 def link_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     customer = config.topology.customer(args.customer)
@@ -66,9 +60,12 @@ def link_command(args: argparse.Namespace) -> int:
         return 2
 
     async def make() -> str | None:
+        now, actor = RealClock().now(), cli_actor()
+        action = "customer.link.rotate" if args.rotate else "customer.link"
+        audit = AuditEntry(now, actor, action, f"customer {customer.id}")
         async with Store.open(config.storage.url) as store:
             return await store.customer_links.make(
-                customer.id, RealClock().now(), _actor(), rotate=args.rotate
+                customer.id, now, actor, rotate=args.rotate, audit=audit
             )
 
     try:

@@ -12,14 +12,13 @@ import argparse
 import asyncio
 import getpass
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from ctiwatch.accounts import ROLES, AccountError, Accounts
+from ctiwatch.accounts import ROLES, AccountError, Accounts, cli_actor
 from ctiwatch.apiclient import url_for
 from ctiwatch.app import prepare_sqlite_folder
 from ctiwatch.clock import RealClock
@@ -75,10 +74,6 @@ def register(sub: Any) -> None:
     revoke.set_defaults(func=tokens_revoke)
 
 
-def _who() -> str:
-    return f"{os.environ.get('USER', '').strip() or 'cli'} (cli)"
-
-
 def _run(args: argparse.Namespace, work: Callable[[Accounts, Config], Awaitable[T]]) -> T | int:
     config = load_config(args.config)  # ConfigError: exit 2 with its lines
 
@@ -121,7 +116,7 @@ def users_add(args: argparse.Namespace) -> int:
 
     async def work(accounts: Accounts, config: Config) -> int:
         user = await accounts.add_user(
-            args.username, args.role, password, phone=args.phone, by=_who()
+            args.username, args.role, password, phone=args.phone, by=cli_actor()
         )
         print(f"user {user.username} added ({user.role})")
         return 0
@@ -168,7 +163,7 @@ def users_passwd(args: argparse.Namespace) -> int:
         return 2
 
     async def work(accounts: Accounts, config: Config) -> int:
-        await accounts.set_password(args.username, password, by=_who())
+        await accounts.set_password(args.username, password, by=cli_actor())
         print(f"password of {args.username} changed; their sessions ended")
         return 0
 
@@ -177,7 +172,7 @@ def users_passwd(args: argparse.Namespace) -> int:
 
 def users_disable(args: argparse.Namespace) -> int:
     async def work(accounts: Accounts, config: Config) -> int:
-        await accounts.disable_user(args.username, by=_who())
+        await accounts.disable_user(args.username, by=cli_actor())
         print(f"user {args.username} disabled; their sessions ended")
         return 0
 
@@ -187,7 +182,7 @@ def users_disable(args: argparse.Namespace) -> int:
 def tokens_create(args: argparse.Namespace) -> int:
     async def work(accounts: Accounts, config: Config) -> int:
         secret, token = await accounts.create_token(
-            args.name, args.role, kiosk=args.kiosk, by=_who()
+            args.name, args.role, kiosk=args.kiosk, by=cli_actor()
         )
         print(f"token {token.name} ({token.role}) created; it is shown only this once:")
         print(secret)
@@ -238,7 +233,7 @@ def tokens_list(args: argparse.Namespace) -> int:
 
 def tokens_revoke(args: argparse.Namespace) -> int:
     async def work(accounts: Accounts, config: Config) -> int:
-        await accounts.revoke_token(args.name, by=_who())
+        await accounts.revoke_token(args.name, by=cli_actor())
         print(f"token {args.name} revoked")
         return 0
 

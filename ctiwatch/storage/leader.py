@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ctiwatch.storage.engine import Database, StorageError
@@ -194,4 +194,86 @@ class LeaderRepository:
         )
         async with self._db.write() as conn:
             result = await conn.execute(query)
+        return bool(result.rowcount)
+
+
+MEMBER_PREFIX = "worker/"  # a member's row in ``leader``: ``worker/<holder>``
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A worker as its heartbeat row says: who, since when, until when it counts as alive."""
+
+    holder: str
+    expires_at: datetime
+    joined_at: datetime
+    address: str = ""
+
+
+class MemberRepository:
+    """``store.members``: which workers are alive, for sharing the probing between them.
+
+    Each worker keeps a row of its own in the lease table (``name`` = ``worker/<holder>``,
+    ``generation`` 0), its heartbeat: ``expires_at`` moves on at every beat and the row counts
+    while it lies ahead. No row is ever fenced or taken over: a worker writes only its own."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def beat(
+        self,
+        holder: str,
+        now: datetime,
+        duration: timedelta,
+        *,
+        address: str = "",
+        forget_before: datetime | None = None,
+    ) -> None:
+        """``holder`` is alive until ``now + duration`` (its row created at its first beat).
+        With ``forget_before``, the rows of members expired before it are deleted (a row per
+        process start would otherwise pile up)."""
+        _aware("now", now)
+        until = now + duration
+        insert = self._db.insert(LEADER).values(
+            name=MEMBER_PREFIX + holder,
+            holder=holder,
+            generation=0,
+            expires_at=until,
+            acquired_at=now,
+            address=address,
+        )
+        upsert = insert.on_conflict_do_update(
+            index_elements=["name"], set_={"expires_at": until, "address": address}
+        )
+        async with self._db.write() as conn:
+            await conn.execute(upsert)
+            if forget_before is not None:
+                await conn.execute(
+                    delete(LEADER).where(
+                        LEADER.c.name.startswith(MEMBER_PREFIX, autoescape=True),
+                        LEADER.c.expires_at < _aware("forget_before", forget_before),
+                    )
+                )
+
+    async def alive(self, now: datetime) -> list[Member]:
+        """The members whose heartbeat has not run out at ``now``, by holder."""
+        _aware("now", now)
+        query = (
+            select(LEADER)
+            .where(
+                LEADER.c.name.startswith(MEMBER_PREFIX, autoescape=True),
+                LEADER.c.expires_at > now,
+            )
+            .order_by(LEADER.c.holder)
+        )
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Member(r.holder, r.expires_at, r.acquired_at, r.address or "") for r in rows]
+
+    async def leave(self, holder: str) -> bool:
+        """A clean stop: ``holder``'s row is gone, so the others take its share at once."""
+        async with self._db.write() as conn:
+            result = await conn.execute(
+                delete(LEADER).where(LEADER.c.name == MEMBER_PREFIX + holder)
+            )
         return bool(result.rowcount)

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from ctiwatch.storage.accounts import AuditEntry, add_audit
 from ctiwatch.storage.engine import Database
 from ctiwatch.storage.tables import CUSTOMER_LINKS
 
@@ -47,10 +48,17 @@ class CustomerLinkRepository:
             return (await conn.execute(query)).first() is not None
 
     async def make(
-        self, customer: str, at: datetime, by: str, *, rotate: bool = False
+        self,
+        customer: str,
+        at: datetime,
+        by: str,
+        *,
+        rotate: bool = False,
+        audit: AuditEntry | None = None,
     ) -> str | None:
-        """A new token for ``customer`` (stored hashed), returned once; None when the customer
-        has a link and ``rotate`` is False (the existing link cannot be shown again)."""
+        """A new token for ``customer`` (stored hashed), returned once, with its ``audit`` line
+        in the same transaction; None (nothing written) when the customer has a link and
+        ``rotate`` is False (the existing link cannot be shown again)."""
         token = new_token()
         values = {"token_hash": token_hash(token), "created_at": at, "created_by": by}
         async with self._db.write() as conn:
@@ -69,6 +77,8 @@ class CustomerLinkRepository:
                 )
             else:
                 await conn.execute(CUSTOMER_LINKS.insert().values(customer=customer, **values))
+            if audit is not None:
+                await add_audit(conn, audit)
         return token
 
     async def revoke(self, customer: str) -> bool:

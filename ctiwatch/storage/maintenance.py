@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ctiwatch.storage.accounts import AuditEntry, add_audit
 from ctiwatch.storage.engine import Database
 from ctiwatch.storage.records import (
     AGENT_STATUSES,
@@ -308,9 +309,12 @@ class AgentRepository:
                 )
             )
 
-    async def set_paging(self, name: str, paging: Mapping[str, Any]) -> bool:
+    async def set_paging(
+        self, name: str, paging: Mapping[str, Any], *, audit: AuditEntry | None = None
+    ) -> bool:
         """Store what people decided about agent ``name``'s pages (``meta["paging"]``, kept by
-        later health updates); ``False`` when no agent of that name was ever heard of."""
+        later health updates), with its ``audit`` line in the same transaction; ``False``
+        (nothing written) when no agent of that name was ever heard of."""
         async with self._db.write() as conn:
             row = (await conn.execute(select(AGENTS).where(AGENTS.c.name == name))).first()
             if row is None:
@@ -318,6 +322,8 @@ class AgentRepository:
             meta = dict(row.meta or {})
             meta[AGENT_PAGING_KEY] = dict(paging)
             await conn.execute(update(AGENTS).where(AGENTS.c.name == name).values(meta=meta))
+            if audit is not None:
+                await add_audit(conn, audit)
         return True
 
     async def get(self, name: str) -> AgentRecord | None:

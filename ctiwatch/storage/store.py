@@ -17,7 +17,7 @@ from ctiwatch.storage.dead_letters import DeadLetterRepository
 from ctiwatch.storage.engine import Database, StorageError, normalize_url, safe_url
 from ctiwatch.storage.held import HeldRepository, TxHeld
 from ctiwatch.storage.incidents import IncidentRepository, TxIncidents, TxTimeline
-from ctiwatch.storage.leader import Fence, LeaderRepository, check_fence
+from ctiwatch.storage.leader import Fence, LeaderRepository, MemberRepository, check_fence
 from ctiwatch.storage.links import CustomerLinkRepository
 from ctiwatch.storage.maintenance import AgentRepository, MaintenanceRepository, TxMaintenance
 from ctiwatch.storage.outbox import OutboxRepository, TxOutbox, delivered_before
@@ -54,6 +54,7 @@ class Store:
         self.accounts = AccountRepository(db)
         self.held = HeldRepository(db)
         self.leader = LeaderRepository(db)
+        self.members = MemberRepository(db)
         self.customer_links = CustomerLinkRepository(db)
 
     @classmethod

@@ -23,6 +23,7 @@ DONE_MESSAGES = {
     "reopen": "Incident reopened.",
     "question": "Question opened as a P4 incident.",
     "scheduled": "Maintenance window scheduled.",
+    "changed": "Maintenance window changed.",
     "cancelled": "Maintenance window cancelled.",
 }
 

@@ -208,17 +208,7 @@ class Api:
     async def schedule_maintenance(self, request: web.Request) -> web.Response:
         body = await _body(request, MaintenanceBody)
         window = await self._service.schedule_maintenance(
-            body.start,
-            body.end,
-            list(body.services) if body.services else None,
-            body.customers,
-            body.reason,
-            actor_name(request),
-            locations=body.locations,
-            recurrence=body.recurrence or None,
-            emergency=body.emergency,
-            justification=body.justification,
-            address=remote_address(request),
+            body.window(), actor_name(request), address=remote_address(request)
         )
         location = f"/api/v1/maintenance/{window.id}"
         return web.json_response(
@@ -236,19 +226,7 @@ class Api:
         window_id = int(request.match_info["id"])
         body = await _body(request, ChangeMaintenanceBody)
         window = await self._service.change_maintenance(
-            window_id,
-            actor_name(request),
-            body.why,
-            body.start,
-            body.end,
-            list(body.services) if body.services else None,
-            body.customers,
-            body.reason,
-            locations=body.locations,
-            recurrence=body.recurrence or None,
-            emergency=body.emergency,
-            justification=body.justification,
-            address=remote_address(request),
+            window_id, body.window(), actor_name(request), body.why, address=remote_address(request)
         )
         return web.json_response(jsonable(window, self._tz))
 

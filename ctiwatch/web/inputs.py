@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from ctiwatch.errors import problems
-from ctiwatch.web.service import ServiceError
+from ctiwatch.web.service import ServiceError, WindowRequest
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -72,6 +72,20 @@ class MaintenanceBody(Body):
     )
     emergency: bool = False
     justification: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+
+    def window(self) -> WindowRequest:
+        """The window asked for, as the service judges it."""
+        return WindowRequest(
+            self.start,
+            self.end,
+            self.services or None,
+            self.customers or None,
+            self.reason,
+            locations=self.locations or None,
+            recurrence=self.recurrence or None,
+            emergency=self.emergency,
+            justification=self.justification,
+        )
 
 
 class ChangeMaintenanceBody(MaintenanceBody):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,12 +20,14 @@ from aiohttp import web
 from markupsafe import Markup
 from multidict import MultiDictProxy
 
+from ctiwatch.accounts import Principal
 from ctiwatch.web import readmodel as cached
 from ctiwatch.web.actions import DONE_MESSAGES, INCIDENT_ACTIONS, perform
 from ctiwatch.web.auth import actor_name, principal_of, remote_address
 from ctiwatch.web.inputs import (
     B,
     CancelMaintenanceBody,
+    ChangeMaintenanceBody,
     MaintenanceBody,
     QuestionBody,
     ResolveBody,
@@ -36,12 +39,15 @@ from ctiwatch.web.render import overall
 from ctiwatch.web.service import (
     INCIDENT_FILTERS,
     ConsoleService,
+    MaintenanceView,
     ServiceError,
     StatusView,
     check_status_filter,
 )
+from sla.words import service_name
 
 NONCE = web.RequestKey("csp_nonce", str)
+VIEWERS_KEPT = 1_000  # viewers' header parts kept rendered (then forgotten all at once)
 
 # What each form's fields are called on the page: a refused form names the field the person
 # sees ("Update: must not be empty"), the JSON API keeps the field's own name ("text").
@@ -61,6 +67,7 @@ MAINTENANCE_LABELS = {
     "justification": "Justification",
     "why": "Why cancel",
 }
+CHANGE_LABELS = {**MAINTENANCE_LABELS, "why": "Why change"}
 
 
 class Pages:
@@ -70,6 +77,8 @@ class Pages:
         self._tz = tz
         self._cache = cached.FragmentCache()
         self._live: tuple[StatusView, asyncio.Future[str]] | None = None
+        # The viewers' own header parts, by who and where: a few hundred bytes each.
+        self._viewers: dict[tuple[Principal | None, str], bytes] = {}
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -84,6 +93,8 @@ class Pages:
             web.post(r"/incidents/{number:\d{1,9}}/{action}", self.incident_action),
             web.get("/maintenance", self.maintenance),
             web.post("/maintenance", self.schedule_maintenance),
+            web.get(r"/maintenance/{id:\d{1,9}}", self.maintenance_window),
+            web.post(r"/maintenance/{id:\d{1,9}}/change", self.change_maintenance),
             web.post(r"/maintenance/{id:\d{1,9}}/cancel", self.cancel_maintenance),
         ]
 
@@ -117,13 +128,36 @@ class Pages:
         if "done" in request.query:
             return self.render(request, "status.html", view=status, banner=overall(status))
 
-        async def render() -> cached.Rendered:
+        async def render() -> cached.Framed:
             live = Markup(await self._live_html(status))
-            return await cached.page_of(
-                self.pieces("status.html", "/", view=status, banner=overall(status), live=live)
+            return await cached.framed_of(
+                self.pieces(
+                    "status.html",
+                    "/",
+                    view=status,
+                    banner=overall(status),
+                    viewer_slot=cached.SLOT,
+                    live=live,
+                )
             )
 
-        return (await self._cache.fetch(status.version, "status.html", render)).response(request)
+        shared = await self._cache.fetch(status.version, "status.html", render)
+        return shared.response(request, self.viewer(request))
+
+    def viewer(self, request: web.Request) -> bytes:
+        """The viewer's own part of the header (``viewer.html``) for a shared page: their
+        name, role, admin links and log-out form with their CSRF token."""
+        user = principal_of(request)
+        key = (user, request.path)
+        found = self._viewers.get(key)
+        if found is None:
+            if len(self._viewers) >= VIEWERS_KEPT:
+                self._viewers.clear()
+            context = {"user": user, "csrf": user.csrf_token if user else "", "path": request.path}
+            found = self._viewers[key] = (
+                self._env.get_template("viewer.html").render(**context).encode()
+            )
+        return found
 
     async def status_fragment(self, request: web.Request) -> web.Response:
         """The live part of the status page (``#live``), for the page's script to swap in."""
@@ -165,7 +199,8 @@ class Pages:
     def pieces(self, template: str, path: str, **context: Any) -> Iterator[str]:
         """``template`` as every visitor gets it (no name, notice or nonce: cacheable), a
         piece at a time (for :func:`cached.page_of`)."""
-        # Nobody's page: no user menu, no CSRF token (it holds no form that changes anything).
+        # Nobody's page: no name, no CSRF token; a page that shows who is looking has a
+        # ``viewer_slot`` for :meth:`viewer`'s part, spliced in per request.
         context.update(actor="", error=None, form={}, notice=None, nonce="", path=path)
         context.update(user=None, csrf="", kiosk=context.get("kiosk", False))
         return self._env.get_template(template).generate(**context)
@@ -304,40 +339,150 @@ class Pages:
 
     async def schedule_maintenance(self, request: web.Request) -> web.Response:
         form = await request.post()
-        typed: dict[str, Any] = _strings(form)
-        typed["services"] = form.getall("services", [])
-        typed["customers"] = form.getall("customers", [])
-        typed["locations"] = form.getall("locations", [])
+        typed = _window_typed(form)
         try:
-            data: dict[str, Any] = {
-                "start": parse_local_time(str(form.get("start", "")), "start", self._tz),
-                "end": parse_local_time(str(form.get("end", "")), "end", self._tz),
-                "services": typed["services"] or None,
-                "customers": typed["customers"] or None,
-                "locations": typed["locations"] or None,
-                "reason": form.get("reason", ""),
-                "recurrence": str(form.get("recurrence", "")).strip() or None,
-                "emergency": "emergency" in form,
-                "justification": form.get("justification", ""),
-            }
-            body = parse_form(MaintenanceBody, data)
+            body = parse_form(MaintenanceBody, self._window_data(form))
             await self._service.schedule_maintenance(
-                body.start,
-                body.end,
-                list(body.services) if body.services else None,
-                body.customers,
-                body.reason,
-                actor_name(request),
-                locations=body.locations,
-                recurrence=body.recurrence,
-                emergency=body.emergency,
-                justification=body.justification,
-                address=remote_address(request),
+                body.window(), actor_name(request), address=remote_address(request)
             )
         except ServiceError as exc:
             error = form_error(exc, MAINTENANCE_LABELS)
             return await self._maintenance_page(request, exc.status, error, typed)
         return _redirect("/maintenance?done=scheduled")
+
+    async def maintenance_window(self, request: web.Request) -> web.Response:
+        """One window: its history (who, when, why, what it was) and, while it is scheduled
+        or running, the form that changes it (filled with the window as it is) and cancels it."""
+        window_id = int(request.match_info["id"])
+        try:
+            window = await self._service.maintenance_window(window_id)
+        except ServiceError as exc:
+            return self.error_page(request, exc.status, exc.message)
+        return await self._window_page(request, window, 200, None, self._window_form(window))
+
+    async def change_maintenance(self, request: web.Request) -> web.Response:
+        """The window becomes what the form says, judged by the same rules as a new one (the
+        service's), kept with what it was, who and why."""
+        window_id = int(request.match_info["id"])
+        form = await request.post()
+        typed = _window_typed(form)
+        try:
+            window = await self._service.maintenance_window(window_id)
+        except ServiceError as exc:
+            return self.error_page(request, exc.status, exc.message)
+        try:
+            data = self._window_data(form, as_it_was=self._window_form(window))
+            body = parse_form(ChangeMaintenanceBody, {**data, "why": form.get("why", "")})
+            await self._service.change_maintenance(
+                window_id,
+                body.window(),
+                actor_name(request),
+                body.why,
+                address=remote_address(request),
+            )
+        except ServiceError as exc:
+            if exc.status == 404:
+                return self.error_page(request, 404, exc.message)
+            error = form_error(exc, CHANGE_LABELS)
+            return await self._window_page(request, window, exc.status, error, typed)
+        return _redirect(f"/maintenance/{window_id}?done=changed")
+
+    async def _window_page(
+        self,
+        request: web.Request,
+        window: MaintenanceView,
+        status: int,
+        error: ServiceError | None,
+        form: Mapping[str, Any],
+    ) -> web.Response:
+        view = await self._service.status()
+        user = principal_of(request)
+        return self.render(
+            request,
+            "maintenance_window.html",
+            status=status,
+            window=window,
+            history=[
+                {
+                    "revision": h.revision,
+                    "action": h.action,
+                    "actor": h.actor,
+                    "at": h.at,
+                    "reason": h.reason,
+                    "was": self._was(h.before),
+                }
+                for h in window.history
+            ],
+            changeable=window.state in ("scheduled", "active")
+            and user is not None
+            and user.may("maintainer"),
+            customers=view.customers,
+            error=error,
+            form=form,
+        )
+
+    def _window_form(self, window: MaintenanceView) -> dict[str, Any]:
+        """The change form filled with ``window`` as it is (local wall times)."""
+        return {
+            "start": _local_input(window.start, self._tz),
+            "end": _local_input(window.end, self._tz),
+            "services": list(window.services or ()),
+            "customers": list(window.customers or ()),
+            "locations": list(window.locations or ()),
+            "recurrence": window.recurrence or "",
+            "emergency": "on" if window.emergency else "",
+            "justification": window.justification,
+            "reason": window.reason,
+            "_start": window.start,
+            "_end": window.end,
+        }
+
+    def _window_data(
+        self, form: MultiDictProxy[Any], as_it_was: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A window form's fields as :class:`MaintenanceBody` reads them. A time left as it
+        was shown (minutes) keeps the window's own instant: a start given to the second by
+        the API does not "move" because the form shows minutes."""
+        times: dict[str, datetime] = {}
+        for name in ("start", "end"):
+            text = str(form.get(name, ""))
+            if as_it_was is not None and text.strip() == as_it_was[name]:
+                times[name] = as_it_was[f"_{name}"]
+            else:
+                times[name] = parse_local_time(text, name, self._tz)
+        return {
+            **times,
+            "services": form.getall("services", []) or None,
+            "customers": form.getall("customers", []) or None,
+            "locations": form.getall("locations", []) or None,
+            "reason": form.get("reason", ""),
+            "recurrence": str(form.get("recurrence", "")).strip() or None,
+            "emergency": "emergency" in form,
+            "justification": form.get("justification", ""),
+        }
+
+    def _was(self, before: Mapping[str, Any] | None) -> str:
+        """What a window was before a change, in words (its revision keeps it as JSON)."""
+        if not before:
+            return ""
+        try:
+            start = datetime.fromisoformat(str(before["start"])).astimezone(self._tz)
+            end = datetime.fromisoformat(str(before["end"])).astimezone(self._tz)
+        except (KeyError, ValueError):
+            return ""
+        services = ", ".join(service_name(s) for s in before.get("services") or ())
+        parts = [
+            f"{start:%a %d %b %Y %H:%M} – {end:%a %d %b %H:%M}",
+            services or "all services",
+            ", ".join(before.get("customers") or ()) or "all customers",
+        ]
+        if before.get("locations"):
+            parts.append(", ".join(before["locations"]))
+        if before.get("recurrence"):
+            parts.append(f"repeats {before['recurrence']}")
+        if before.get("emergency"):
+            parts.append("emergency")
+        return "; ".join(parts) + f": {before.get('reason', '')}"
 
     async def cancel_maintenance(self, request: web.Request) -> web.Response:
         window_id = int(request.match_info["id"])
@@ -363,6 +508,19 @@ def form_error(error: ServiceError, labels: Mapping[str, str]) -> ServiceError:
     pattern = rf"^{re.escape(error.field)}(?:\[[^\]]*\]|\.[^\s:\[]+)*(?=[: ])"
     message = re.sub(pattern, label, error.message, count=1)
     return ServiceError(message, error.field, error.status)
+
+
+def _window_typed(form: MultiDictProxy[Any]) -> dict[str, Any]:
+    """What was typed into a window form, to show it again with a refusal."""
+    typed: dict[str, Any] = _strings(form)
+    for name in ("services", "customers", "locations"):
+        typed[name] = form.getall(name, [])
+    return typed
+
+
+def _local_input(at: datetime, tz: ZoneInfo) -> str:
+    """``at`` as a ``datetime-local`` input shows it: local wall time to the minute."""
+    return at.astimezone(tz).strftime("%Y-%m-%dT%H:%M")
 
 
 def _strings(form: MultiDictProxy[Any]) -> dict[str, str]:

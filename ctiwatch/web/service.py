@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 from classifier.observation import CALLS, CENTRAL, Service
 from ctiwatch.errors import Refused
+from sla.timers import due_next
 from sla.words import unset_target
 
 ServiceState = Literal["ok", "degraded", "down", "maintenance", "unknown"]
@@ -88,21 +89,36 @@ def check_customer(customer: str, known: Collection[str], field: str = "customer
         raise ServiceError(f"unknown customer {customer!r}", field)
 
 
+@dataclass(frozen=True, slots=True)
+class WindowRequest:
+    """A maintenance window as a person asks for it: a new one, or what a change makes of
+    one. ``services``, ``customers`` and ``locations`` None (or empty) mean every one;
+    ``recurrence`` is an RFC 5545 RRULE; an ``emergency`` needs a ``justification``.
+    The console, the API and the CLI (through the API) all send this to the service, which
+    judges it once (:func:`check_window`, then the SLA's rules)."""
+
+    start: datetime
+    end: datetime
+    services: Sequence[str] | None
+    customers: Sequence[str] | None
+    reason: str
+    locations: Sequence[str] | None = None
+    recurrence: str | None = None
+    emergency: bool = False
+    justification: str = ""
+
+
 def check_window(
-    start: datetime,
-    end: datetime,
-    services: Sequence[str] | None,
-    customers: Sequence[str] | None,
-    reason: str,
+    window: WindowRequest,
     *,
     now: datetime,
     known_customers: Collection[str],
-    locations: Sequence[str] | None = None,
     known_locations: Collection[str] = (),
 ) -> str:
     """A maintenance window a person asks for, all but the SLA's rules (support hours, notice,
     emergency, recurrence: :func:`incidents.maintenance.judge_window`, the service knows its
     calendar); returns the reason stripped."""
+    start, end = window.start, window.end
     for name, value in (("start", start), ("end", end)):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ServiceError(f"{name} must have a time zone offset", name)
@@ -112,15 +128,15 @@ def check_window(
         raise ServiceError("the window has already ended", "end")
     if end - start > MAX_MAINTENANCE:
         raise ServiceError("a window may last at most 7 days", "end")
-    for service in services or ():
+    for service in window.services or ():
         if service not in SERVICES:
             raise ServiceError(f"unknown service {service!r}", "services")
-    for customer in customers or ():
+    for customer in window.customers or ():
         check_customer(customer, known_customers, "customers")
-    for location in locations or ():
+    for location in window.locations or ():
         if location not in known_locations:
             raise ServiceError(f"unknown location {location!r}", "locations")
-    return required_text(reason, "reason")
+    return required_text(window.reason, "reason")
 
 
 def window_state(
@@ -297,19 +313,21 @@ def next_deadline(
     ``to be determined``). A resolved incident has none: ``("", None)``."""
     if resolved:
         return "", None
-    pending = [
-        (due, name)
-        for name, due in (
-            ("response", None if acknowledged else response_due),
-            ("update", update_due),
-            ("repair", repair_due),
-        )
-        if due is not None
-    ]
-    if not pending:
+    found = due_next(
+        (
+            (due, name)
+            for name, due in (
+                ("response", None if acknowledged else response_due),
+                ("update", update_due),
+                ("repair", repair_due),
+            )
+            if due is not None
+        ),
+        now,
+    )
+    if found is None:
         return unset_target(priority), None
-    ahead = [item for item in pending if item[0] >= now]
-    due, name = min(ahead) if ahead else min(pending)
+    due, name = found
     return name, due
 
 
@@ -489,19 +507,7 @@ class ConsoleService(Protocol):
         ...
 
     async def schedule_maintenance(
-        self,
-        start: datetime,
-        end: datetime,
-        services: list[str] | None,
-        customers: list[str] | None,
-        reason: str,
-        actor: str,
-        *,
-        locations: list[str] | None = None,
-        recurrence: str | None = None,
-        emergency: bool = False,
-        justification: str = "",
-        address: str = "",
+        self, window: WindowRequest, actor: str, *, address: str = ""
     ) -> MaintenanceView:
         """Refuses (400, naming the field) a window the SLA's rules refuse: one that touches
         support hours or starts sooner than the minimum notice, unless an emergency with a
@@ -510,24 +516,11 @@ class ConsoleService(Protocol):
         ...
 
     async def change_maintenance(
-        self,
-        id: int,
-        actor: str,
-        why: str,
-        start: datetime,
-        end: datetime,
-        services: list[str] | None,
-        customers: list[str] | None,
-        reason: str,
-        *,
-        locations: list[str] | None = None,
-        recurrence: str | None = None,
-        emergency: bool = False,
-        justification: str = "",
-        address: str = "",
+        self, id: int, window: WindowRequest, actor: str, why: str, *, address: str = ""
     ) -> MaintenanceView:
-        """The window becomes what is given, judged like a new one (the notice rule only when
-        its start moves); what it was before is kept with who, when and ``why``."""
+        """Window ``id`` becomes ``window``, judged like a new one (the notice rule only when
+        its start moves); what it was before is kept with who, when and ``why``. Refuses
+        (409) a cancelled or ended window, (404) an unknown one."""
         ...
 
     async def cancel_maintenance(

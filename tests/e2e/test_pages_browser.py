@@ -23,6 +23,7 @@ from test_status_page_browser import chromium
 from classifier.observation import Service
 from ctiwatch.custpages import CustomerPagesImpl
 from ctiwatch.web.app import build_web_app
+from ctiwatch.web.service import WindowRequest
 
 ARTIFACTS = Path(os.environ.get("CTIWATCH_SCREENSHOTS") or Path(__file__).parent / "artifacts")
 OTHER_THAN_ACME = ("Globex", "globex", "Utrecht", "bob", "carol", "agent-utr-1", "HTTP 503")
@@ -40,9 +41,17 @@ async def site(tmp_path: Path) -> AsyncIterator[tuple[str, Scene]]:
         await example_scene(scene)
         await scene.console.update(2, "Sanne", LONG)
         await scene.console.schedule_maintenance(
-            NOW + timedelta(hours=1), NOW + timedelta(hours=2), ["crm"], ["acme"],
-            "CRM hotfix", "Sanne", emergency=True, justification="calls drop after 09:00",
-        )  # fmt: skip
+            WindowRequest(
+                NOW + timedelta(hours=1),
+                NOW + timedelta(hours=2),
+                ["crm"],
+                ["acme"],
+                "CRM hotfix",
+                emergency=True,
+                justification="calls drop after 09:00",
+            ),
+            "Sanne",
+        )
         async for base in serve(scene):
             yield base, scene
 

@@ -16,7 +16,7 @@ from ctiwatch.config import Config
 from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.persist import Pipeline
 from ctiwatch.storage import AgentRecord, OutboxMessage, Store
-from ctiwatch.web.service import AgentView, MqttView, ServiceError
+from ctiwatch.web.service import AgentView, MqttView, ServiceError, WindowRequest
 
 AMS = ZoneInfo("Europe/Amsterdam")
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=AMS)  # Tuesday, inside support hours
@@ -53,11 +53,13 @@ async def test_maintenance_starting_inside_support_hours_is_refused_naming_start
 ) -> None:
     with pytest.raises(ServiceError) as caught:
         await console.schedule_maintenance(
-            datetime(2026, 12, 2, 16, 30, tzinfo=AMS),
-            datetime(2026, 12, 2, 20, 0, tzinfo=AMS),
-            None,
-            None,
-            "upgrade",
+            WindowRequest(
+                datetime(2026, 12, 2, 16, 30, tzinfo=AMS),
+                datetime(2026, 12, 2, 20, 0, tzinfo=AMS),
+                None,
+                None,
+                "upgrade",
+            ),
             "Ops",
         )
     assert (caught.value.status, caught.value.field) == (400, "start")
@@ -68,11 +70,13 @@ async def test_maintenance_running_into_the_next_opening_is_refused_naming_end(
 ) -> None:
     with pytest.raises(ServiceError) as caught:
         await console.schedule_maintenance(
-            datetime(2026, 12, 2, 22, 0, tzinfo=AMS),
-            datetime(2026, 12, 3, 8, 31, tzinfo=AMS),
-            ["crm"],
-            None,
-            "upgrade",
+            WindowRequest(
+                datetime(2026, 12, 2, 22, 0, tzinfo=AMS),
+                datetime(2026, 12, 3, 8, 31, tzinfo=AMS),
+                ["crm"],
+                None,
+                "upgrade",
+            ),
             "Ops",
         )
     assert (caught.value.status, caught.value.field) == (400, "end")
@@ -83,11 +87,13 @@ async def test_maintenance_over_a_christmas_holiday_is_stored_and_kept_when_canc
     console: ConsoleServiceImpl,
 ) -> None:
     window = await console.schedule_maintenance(
-        datetime(2026, 12, 24, 17, 0, tzinfo=AMS),
-        datetime(2026, 12, 27, 12, 0, tzinfo=AMS),  # Christmas, Boxing Day, a Sunday
-        ["click2dial"],
-        ["acme"],
-        " CRM upgrade ",
+        WindowRequest(
+            datetime(2026, 12, 24, 17, 0, tzinfo=AMS),
+            datetime(2026, 12, 27, 12, 0, tzinfo=AMS),
+            ["click2dial"],
+            ["acme"],
+            " CRM upgrade ",
+        ),
         "Ops",
     )
     assert window.state == "scheduled"

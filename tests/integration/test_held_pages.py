@@ -15,7 +15,7 @@ from ctiwatch.cli import main
 from ctiwatch.clock import FixedClock
 from ctiwatch.config import Config
 from ctiwatch.persist import Pipeline
-from ctiwatch.storage import AgentRecord, Store
+from ctiwatch.storage import AgentRecord, AuditEntry, Store
 
 ONCALL = ["+31611111111", "+31622222222"]
 NIGHT = datetime(2026, 12, 1, 21, 0, tzinfo=UTC)  # Tue 22:00 Amsterdam
@@ -80,8 +80,9 @@ async def _agent(storage_url: str) -> AgentRecord | None:
 
 
 def test_people_retire_and_silence_an_agent_with_ctiwatch_agents(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("LOGNAME", "sanne")  # who decides: the system's user, never a typed name
     storage_url = f"sqlite+aiosqlite:///{tmp_path}/ctiwatch.db"
     file = tmp_path / "ctiwatch.yaml"
     file.write_text(f"storage:\n  url: {storage_url}\n", encoding="utf-8")
@@ -90,7 +91,10 @@ def test_people_retire_and_silence_an_agent_with_ctiwatch_agents(
     def run(*args: str) -> int:
         return main(["agents", *args, "--config", str(file)])
 
-    assert run("retire", "ams-agent-1", "--as", "Sanne", "--reason", "site closed") == 0
+    with pytest.raises(SystemExit):
+        run("retire", "ams-agent-1", "--as", "Sanne")
+    capsys.readouterr()
+    assert run("retire", "ams-agent-1", "--reason", "site closed") == 0
     assert run("retire", "rtm-agent-9") == 1
     assert run("silence", "ams-agent-1", "--until", "tomorrow") == 2
     assert run("silence", "ams-agent-1", "--until", "2020-01-01") == 2
@@ -102,7 +106,7 @@ def test_people_retire_and_silence_an_agent_with_ctiwatch_agents(
         "error: --until: '2020-01-01' is not in the future",
     ]
     assert run("list") == 0
-    assert "retired by Sanne: site closed (pages no one)" in capsys.readouterr().out
+    assert "retired by sanne (cli): site closed (pages no one)" in capsys.readouterr().out
 
     assert run("silence", "ams-agent-1", "--until", "2099-01-01T12:00") == 0
     assert capsys.readouterr().out == "agent ams-agent-1 silenced until 2099-01-01T12:00+01:00\n"
@@ -112,3 +116,15 @@ def test_people_retire_and_silence_an_agent_with_ctiwatch_agents(
     assert record.meta["paging"]["retired"] is False
     assert record.meta["paging"]["silenced_until"] == "2099-01-01T11:00:00+00:00"
     assert run("activate", "ams-agent-1") == 0
+    # Every decision is on the audit log with the change; the refused ones are not.
+    audit = asyncio.run(_audit(storage_url))
+    assert [(a.actor, a.action, a.target, a.detail) for a in reversed(audit)] == [
+        ("sanne (cli)", "agent.retire", "agent ams-agent-1", "site closed"),
+        ("sanne (cli)", "agent.silence", "agent ams-agent-1", "until 2099-01-01T12:00+01:00"),
+        ("sanne (cli)", "agent.activate", "agent ams-agent-1", ""),
+    ]
+
+
+async def _audit(storage_url: str) -> list[AuditEntry]:
+    async with Store.open(storage_url) as store:
+        return await store.accounts.audit_log()

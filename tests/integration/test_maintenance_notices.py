@@ -15,6 +15,7 @@ from alerting.channels.email import SmtpEmail
 from alerting.sender import OutboxSender
 from ctiwatch.config import SmtpConfig
 from ctiwatch.fakes import FakeSmtp
+from ctiwatch.web.service import WindowRequest
 
 TOPOLOGY = {
     "customers": [
@@ -72,7 +73,7 @@ async def test_notices_go_to_the_covered_customers_at_schedule_reminder_start_an
     scene: Scene, smtp: FakeSmtp
 ) -> None:
     window = await scene.console.schedule_maintenance(
-        START, END, ["crm"], ["acme", "globex"], "CRM connector upgrade", "Sanne"
+        WindowRequest(START, END, ["crm"], ["acme", "globex"], "CRM connector upgrade"), "Sanne"
     )
     assert await deliver(scene, smtp, NOW) == [
         "maintenance_scheduled -> it@acme.example",
@@ -110,7 +111,7 @@ async def test_a_window_scoped_to_a_location_tells_only_that_customer(
     scene: Scene, smtp: FakeSmtp
 ) -> None:
     await scene.console.schedule_maintenance(
-        START, END, None, None, "router swap", "Sanne", locations=["globex-utr"]
+        WindowRequest(START, END, None, None, "router swap", locations=["globex-utr"]), "Sanne"
     )
     assert await deliver(scene, smtp, NOW) == ["maintenance_scheduled -> ops@globex.example"]
     assert "Locations: Utrecht" in smtp.messages[0].text
@@ -120,15 +121,17 @@ async def test_a_change_is_told_and_replaces_the_pending_notices_keeping_the_rec
     scene: Scene, smtp: FakeSmtp
 ) -> None:
     window = await scene.console.schedule_maintenance(
-        START, END, None, ["acme"], "upgrade", "Sanne"
+        WindowRequest(START, END, None, ["acme"], "upgrade"), "Sanne"
     )
     await deliver(scene, smtp, NOW)
     later = NOW + timedelta(hours=2)
     scene.clock.set(later)
     changed = await scene.console.change_maintenance(
-        window.id, "Piet", "the vendor needs an extra hour",
-        START, END + timedelta(hours=1), None, ["acme"], "upgrade",
-    )  # fmt: skip
+        window.id,
+        WindowRequest(START, END + timedelta(hours=1), None, ["acme"], "upgrade"),
+        "Piet",
+        "the vendor needs an extra hour",
+    )
     assert (changed.revision, changed.end) == (2, END + timedelta(hours=1))
     assert [(h.revision, h.action, h.actor, h.at, h.reason) for h in changed.history] == [
         (1, "scheduled", "Sanne", NOW, ""),
@@ -158,7 +161,9 @@ async def test_a_change_is_told_and_replaces_the_pending_notices_keeping_the_rec
 async def test_a_cancelled_window_is_told_and_nothing_more_is_sent(
     scene: Scene, smtp: FakeSmtp
 ) -> None:
-    window = await scene.console.schedule_maintenance(START, END, None, ["acme"], "upgrade", "S")
+    window = await scene.console.schedule_maintenance(
+        WindowRequest(START, END, None, ["acme"], "upgrade"), "S"
+    )
     await deliver(scene, smtp, NOW)
     cancelled = await scene.console.cancel_maintenance(window.id, "Piet", "postponed to January")
     assert (cancelled.state, cancelled.history[-1].action) == ("cancelled", "cancelled")
@@ -172,9 +177,17 @@ async def test_an_emergency_inside_support_hours_says_so_in_every_notice(
 ) -> None:
     start = NOW + timedelta(hours=1)  # Tue 11:00, inside support hours, no notice
     view = await scene.console.schedule_maintenance(
-        start, start + timedelta(minutes=30), ["click2dial"], ["globex"], "hotfix", "Sanne",
-        emergency=True, justification="calls drop for every Globex user since 09:50",
-    )  # fmt: skip
+        WindowRequest(
+            start,
+            start + timedelta(minutes=30),
+            ["click2dial"],
+            ["globex"],
+            "hotfix",
+            emergency=True,
+            justification="calls drop for every Globex user since 09:50",
+        ),
+        "Sanne",
+    )
     assert (view.emergency, view.justification) == (
         True,
         "calls drop for every Globex user since 09:50",
@@ -191,9 +204,11 @@ async def test_each_occurrence_of_a_recurring_window_gets_its_notices(
     scene: Scene, smtp: FakeSmtp
 ) -> None:
     await scene.console.schedule_maintenance(
-        START, END, None, ["acme"], "weekly patching", "Sanne",
-        recurrence="FREQ=WEEKLY;COUNT=2",
-    )  # fmt: skip
+        WindowRequest(
+            START, END, None, ["acme"], "weekly patching", recurrence="FREQ=WEEKLY;COUNT=2"
+        ),
+        "Sanne",
+    )
     assert await deliver(scene, smtp, NOW) == ["maintenance_scheduled -> it@acme.example"]
     assert "Repeats:   FREQ=WEEKLY;COUNT=2 (2 occurrences)" in smtp.messages[0].text
     week = timedelta(days=7)
@@ -215,7 +230,7 @@ async def test_a_notice_arrives_as_text_with_a_styled_html_part_beside_it_everyt
     scene: Scene, smtp: FakeSmtp
 ) -> None:
     await scene.console.schedule_maintenance(
-        START, END, ["crm"], ["acme"], "Upgrade <b>CRM</b> & connector", "Sanne"
+        WindowRequest(START, END, ["crm"], ["acme"], "Upgrade <b>CRM</b> & connector"), "Sanne"
     )
     await deliver(scene, smtp, NOW)
     mail = smtp.messages[-1].message

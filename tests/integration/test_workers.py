@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +36,11 @@ from test_app_crash import (  # noqa: F401 - outside is a fixture
 )
 
 from alerting.channels.email import message_id
+from classifier.observation import CALL_SERVICES, CENTRAL, TargetKey
 from ctiwatch.accounts import Accounts
 from ctiwatch.clock import RealClock
 from ctiwatch.fakes import FakeSmtp, FakeTwilio
+from ctiwatch.membership import owner
 from ctiwatch.storage import Store
 
 FROM = "+3197010000004"
@@ -224,6 +226,125 @@ async def test_three_workers_one_killed_while_leading_one_incident_pages_once_ta
     for incident in shown:
         assert incident["number"] == 1 and incident["status"] == "open"
         assert datetime.fromisoformat(incident["opened_at"]) == before.opened_at
+
+
+def sees_workers(worker: Worker, count: int) -> bool:
+    """Whether the worker's last word on the members is that ``count`` workers are alive."""
+    said = [str(line.get("msg", "")) for line in worker.lines]
+    last = [m for m in said if m.startswith("probing ") and " workers)" in m]
+    return bool(last) and last[-1].endswith(f"({count} workers)")
+
+
+async def central_rounds(url: str, after: datetime) -> Counter[tuple[TargetKey, datetime]]:
+    """How many central results each (target, scheduled instant) has from ``after`` on."""
+    async with Store.open(url, migrate=False) as store:
+        rows = await store.results.stored_after(0, since=after, limit=100_000)
+    return Counter((r.target, r.at) for _, r in rows if r.source_id == CENTRAL)
+
+
+async def user_states(http: aiohttp.ClientSession, worker: Worker) -> dict[tuple[str, str], str]:
+    async with http.get(f"{worker.web_url}/api/v1/status") as response:
+        assert response.status == 200, await response.text()
+        body = await response.json()
+    return {(u["user"], u["service"]): u["state"] for u in body["users"]}
+
+
+async def test_three_workers_probe_each_target_once_per_round_and_take_over_a_killed_ones_share(
+    tmp_path: Path,
+    workers_database: str,
+    outside: tuple[FakeTwilio, FakeSmtp, str],  # noqa: F811 - test_app_crash's fixture
+) -> None:
+    """Probing spread over the live workers: each target is probed once per interval, by one
+    worker, whatever the number of workers; a killed worker's targets are probed by the others
+    once its heartbeat has run out (lease 3 s); every worker's status shows every target."""
+    twilio, smtp, simulator = outside
+    url = workers_database
+    prefix = f"ctiwatch-test-{uuid.uuid4().hex[:8]}/v1"
+    workers: list[Worker] = []
+    for i in (1, 2, 3):
+        config_file, web_url = worker_config(
+            tmp_path, f"worker-{i}", url, twilio, smtp, simulator, prefix
+        )
+        workers.append(await start_worker(f"worker-{i}", config_file, web_url))
+    keys = [
+        TargetKey(service, customer["id"], location["id"], user)
+        for customer in TOPOLOGY["customers"]
+        for location in customer["locations"]
+        for user in location["users"]
+        for service in CALL_SERVICES
+    ]
+    try:
+        async with Store.open(url, migrate=False) as store:
+            secret, _ = await Accounts(store, RealClock()).create_token("test", "admin", by="test")
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+
+            async def all_see_three() -> bool:
+                for w in workers:
+                    if w.process.returncode is not None:
+                        pytest.fail(f"{w.name} ended with {w.process.returncode}: {w.lines[-5:]}")
+                return all(sees_workers(w, 3) for w in workers)
+
+            await until(all_see_three, "three workers seeing each other")
+            settled = datetime.now(UTC) + timedelta(seconds=1)  # rounds in flight are done
+            async with Store.open(url, migrate=False) as store:
+                members = [m.holder for m in await store.members.alive(datetime.now(UTC))]
+            assert len(members) == 3
+            share = {m: [k for k in keys if owner(k, members) == m] for m in members}
+
+            async def every_target_probed_a_few_times() -> bool:
+                rounds = await central_rounds(url, settled)
+                return all(sum(1 for t, _ in rounds if t == k) >= 3 for k in keys)
+
+            await until(every_target_probed_a_few_times, "a few rounds of every target")
+            rounds = await central_rounds(url, settled)
+            assert set(rounds.values()) == {1}  # no target twice in a round
+            # Every worker's pages show every target, not only those it probes.
+            for w in workers:
+
+                async def complete(w: Worker = w) -> bool:
+                    return set((await user_states(http, w)).values()) == {"ok"}
+
+                await until(complete, f"{w.name}'s status showing every target")
+
+            # The worker with the largest share is killed; the others take its targets over.
+            victim_holder = max(members, key=lambda m: len(share[m]))
+            victim = next(w for w in workers if victim_holder.startswith(f"{w.name}/"))
+            orphans = share[victim_holder]
+            assert orphans
+            await victim.kill()
+            killed_at = datetime.now(UTC)
+            survivors = [w for w in workers if w is not victim]
+
+            async def orphans_probed_again() -> bool:
+                rounds = await central_rounds(url, killed_at)
+                return all(any(t == k for t, _ in rounds) for k in orphans)
+
+            await until(orphans_probed_again, "the killed worker's targets probed again")
+            rounds = await central_rounds(url, killed_at)
+            first = max(min(at for t, at in rounds if t == k) for k in orphans)
+            takeover_s = (first - killed_at).total_seconds()
+            print(f"a killed worker's targets probed again after {takeover_s:.1f}s (lease 3s)")
+            assert takeover_s < 30
+
+            async def two_see_two() -> bool:
+                return all(sees_workers(w, 2) for w in survivors)
+
+            await until(two_see_two, "the survivors seeing two workers")
+            settled = datetime.now(UTC) + timedelta(seconds=1)
+
+            async def a_few_more_rounds() -> bool:
+                rounds = await central_rounds(url, settled)
+                return all(sum(1 for t, _ in rounds if t == k) >= 3 for k in keys)
+
+            await until(a_few_more_rounds, "a few rounds of every target by two workers")
+            assert set((await central_rounds(url, settled)).values()) == {1}
+    finally:
+        codes = [await w.stop() for w in workers if w.process.returncode is None]
+        for w in workers:
+            if w.process.returncode is None:
+                await w.kill()
+    assert codes == [0, 0]
 
 
 async def role(http: aiohttp.ClientSession, worker: Worker) -> str:

@@ -118,6 +118,18 @@ def test_the_minimum_notice_is_configurable() -> None:
     assert "at least 25h before it starts; this one starts in 24h" in error.message
 
 
+def test_without_the_notice_rule_a_running_window_may_be_judged_again() -> None:
+    # A change that keeps the start of a window that has begun: no notice applies, the
+    # support-hours rule still does.
+    now = at(3, 23)  # Thu 3 Dec 23:00, an hour into the window
+    assert judge_window(CALENDAR, at(3, 22), at(4, 2), now=now, min_notice=None) == [
+        (at(3, 22), at(4, 2))
+    ]
+    assert refused(calendar=CALENDAR, start=at(3, 22), end=at(3, 23), now=now).field == "start"
+    error = refused(calendar=CALENDAR, start=at(3, 22), end=at(4, 9), now=now, min_notice=None)
+    assert error.field == "end"
+
+
 def test_an_emergency_with_a_justification_may_touch_support_hours_without_notice() -> None:
     now = at(1, 10)
     found = judge_window(

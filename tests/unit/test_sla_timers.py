@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sla.deadlines import compute_deadlines
@@ -13,6 +13,7 @@ from sla.timers import (
     SlaClock,
     TimerEvent,
     TimerEventKind,
+    due_next,
     due_timer_events,
     next_timer_at,
     restart_update_clock,
@@ -155,3 +156,23 @@ def test_a_stopped_clock_keeps_its_due_time_and_raises_nothing() -> None:
     assert next_timer_at(stopped, set()) is None
     again = stopped[ClockName.RESPONSE].stop(ams("2026-12-01T12:00"))
     assert again.stopped_at == ams("2026-12-01T11:00")  # the first stop counts
+
+
+def test_the_deadline_met_next_is_the_first_ahead_else_the_one_overdue_longest() -> None:
+    now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    hour = timedelta(hours=1)
+    assert due_next([], now) is None
+    assert due_next([(now + 2 * hour, "repair"), (now + hour, "update")], now) == (
+        now + hour,
+        "update",
+    )
+    # An overdue one does not hide the one still ahead ...
+    assert due_next([(now - hour, "response"), (now + hour, "repair")], now) == (
+        now + hour,
+        "repair",
+    )
+    # ... and when all are overdue, the one overdue longest.
+    assert due_next([(now - hour, "update"), (now - 2 * hour, "response")], now) == (
+        now - 2 * hour,
+        "response",
+    )

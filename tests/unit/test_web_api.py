@@ -18,7 +18,7 @@ from console_scene import FORGOTTEN, Scene, example_scene, real_console
 
 from ctiwatch.console import ConsoleServiceImpl
 from ctiwatch.web.app import build_web_app
-from ctiwatch.web.service import StatusView
+from ctiwatch.web.service import StatusView, WindowRequest
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
@@ -575,7 +575,7 @@ async def test_a_failing_service_gives_a_clean_500_not_a_traceback(
 async def test_a_window_turns_active_then_ended_with_the_clock(scene: Scene) -> None:
     start = datetime(2026, 12, 3, 21, 0, tzinfo=UTC)
     view = await scene.console.schedule_maintenance(
-        start, start + timedelta(hours=2), None, None, "upgrade", "Sanne"
+        WindowRequest(start, start + timedelta(hours=2), None, None, "upgrade"), "Sanne"
     )
     assert view.state == "scheduled"
     scene.clock.set(start + timedelta(minutes=1))

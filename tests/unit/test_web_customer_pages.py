@@ -20,6 +20,7 @@ from console_scene import NOW, TOPOLOGY, Scene, example_scene, real_console
 from classifier.observation import Service
 from ctiwatch.custpages import CustomerPagesImpl
 from ctiwatch.web.app import build_web_app
+from ctiwatch.web.service import WindowRequest
 
 Client = TestClient[web.Request, web.Application]
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -147,16 +148,31 @@ async def test_the_calendar_feed_under_the_link_holds_the_customers_windows(
     client: Client, scene: Scene
 ) -> None:
     await scene.console.schedule_maintenance(
-        START, START + timedelta(hours=3), ["crm"], ["acme"], "CRM <upgrade> & more", "Sanne",
-        recurrence="FREQ=WEEKLY;COUNT=2",
-    )  # fmt: skip
+        WindowRequest(
+            START,
+            START + timedelta(hours=3),
+            ["crm"],
+            ["acme"],
+            "CRM <upgrade> & more",
+            recurrence="FREQ=WEEKLY;COUNT=2",
+        ),
+        "Sanne",
+    )
     await scene.console.schedule_maintenance(
-        START, START + timedelta(hours=1), None, ["globex"], "Globex only", "Sanne"
+        WindowRequest(START, START + timedelta(hours=1), None, ["globex"], "Globex only"), "Sanne"
     )
     emergency = await scene.console.schedule_maintenance(
-        NOW + timedelta(hours=1), NOW + timedelta(hours=2), None, None, "hotfix", "Sanne",
-        emergency=True, justification="calls drop; line 2\nwith a break",
-    )  # fmt: skip
+        WindowRequest(
+            NOW + timedelta(hours=1),
+            NOW + timedelta(hours=2),
+            None,
+            None,
+            "hotfix",
+            emergency=True,
+            justification="calls drop; line 2\nwith a break",
+        ),
+        "Sanne",
+    )
     await scene.console.cancel_maintenance(emergency.id, "Piet", "not needed")
     response = await client.get(await link(scene, "acme") + "/maintenance.ics")
     assert response.status == 200
@@ -178,7 +194,10 @@ async def test_the_history_feed_under_the_link_is_atom_with_the_customers_window
     client: Client, scene: Scene
 ) -> None:
     await scene.console.schedule_maintenance(
-        START, START + timedelta(hours=3), None, ["acme"], "Upgrade <b>now</b> & then", "Sanne"
+        WindowRequest(
+            START, START + timedelta(hours=3), None, ["acme"], "Upgrade <b>now</b> & then"
+        ),
+        "Sanne",
     )
     response = await client.get(await link(scene, "acme") + "/feed.atom")
     assert response.status == 200
@@ -198,11 +217,19 @@ async def test_the_page_shows_upcoming_maintenance_with_the_emergency_justificat
     client: Client, scene: Scene
 ) -> None:
     await scene.console.schedule_maintenance(
-        NOW + timedelta(hours=1), NOW + timedelta(hours=2), ["crm"], None, "hotfix", "Sanne",
-        emergency=True, justification="calls drop after the upgrade",
-    )  # fmt: skip
+        WindowRequest(
+            NOW + timedelta(hours=1),
+            NOW + timedelta(hours=2),
+            ["crm"],
+            None,
+            "hotfix",
+            emergency=True,
+            justification="calls drop after the upgrade",
+        ),
+        "Sanne",
+    )
     await scene.console.schedule_maintenance(
-        START, START + timedelta(hours=1), None, ["globex"], "Globex only", "Sanne"
+        WindowRequest(START, START + timedelta(hours=1), None, ["globex"], "Globex only"), "Sanne"
     )
     html = await (await client.get(await link(scene, "acme"))).text()
     assert "Emergency maintenance: calls drop after the upgrade" in html
@@ -276,11 +303,17 @@ async def test_in_a_generated_topology_no_page_names_another_customer(
 
 
 async def test_ctiwatch_customers_link_prints_a_link_that_opens_the_page_and_rotate_kills_it(
-    client: Client, scene: Scene, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+    client: Client,
+    scene: Scene,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import asyncio
 
     from ctiwatch.cli import main
+
+    monkeypatch.setenv("LOGNAME", "piet")  # the system's user is who acts on the CLI
 
     file = tmp_path / "cli.yaml"
     customers = "\n".join(
@@ -307,6 +340,12 @@ async def test_ctiwatch_customers_link_prints_a_link_that_opens_the_page_and_rot
     old, new = (link.partition("/status/")[2] for link in (first, second))
     assert (await client.get(f"/status/{old}")).status == 404
     assert (await client.get(f"/status/{new}")).status == 200
+    # Each link made is on the audit log, in its own transaction; a refused one is not.
+    audit = await scene.store.accounts.audit_log(actor="piet (cli)")
+    assert [(a.action, a.target) for a in reversed(audit)] == [
+        ("customer.link", "customer acme"),
+        ("customer.link.rotate", "customer acme"),
+    ]
 
 
 async def test_the_operators_overview_gains_recognition_per_customer_location_user_and_history(

@@ -19,7 +19,7 @@ from classifier.observation import Service
 from ctiwatch.console import AgentHealthView
 from ctiwatch.web.app import build_web_app
 from ctiwatch.web.pages import MAINTENANCE_LABELS, form_error
-from ctiwatch.web.service import MqttView, ServiceError
+from ctiwatch.web.service import MqttView, ServiceError, WindowRequest
 
 # Tuesday 1 December 2026, 10:00 in Amsterdam (CET, UTC+1). example_scene: ACME is down at
 # Amsterdam (incident 1, P1, opened 09:30 local), Globex is fine, incident 2 (Globex) resolved.
@@ -88,6 +88,51 @@ async def test_status_page_shows_banner_tiles_open_incidents_and_agents(client: 
     assert '<script src="/static/status.js" defer></script>' in html
 
 
+_VIEWER_PART = re.compile(r'(<nav class="own".*?</nav>\s*)?<form class="who".*?</form>', re.S)
+
+
+async def test_the_shared_status_page_shows_each_viewer_their_own_menu_and_no_one_elses(
+    aiohttp_client: ClientFactory, scene: Scene
+) -> None:
+    accounts = make_accounts(scene.store, scene.clock)
+    app = build_web_app(
+        scene.console, accounts=accounts, metrics_registry=prometheus_client.CollectorRegistry()
+    )
+    browser = await aiohttp_client(app)
+    await add_user(accounts, "sanne", "admin")
+    await add_user(accounts, "piet", "viewer")
+    kiosk, _ = await accounts.create_token("wall", "viewer", kiosk=True, by="test")
+
+    sanne_csrf = await log_in(browser, "sanne")
+    sanne_page = await page(browser, "/")
+    assert '<span id="whoami" data-role="admin">sanne · admin</span>' in sanne_page
+    assert f'name="csrf_token" value="{sanne_csrf}"' in sanne_page
+    assert '<a href="/audit"' in sanne_page and '<a href="/admin"' in sanne_page
+
+    browser.session.cookie_jar.clear()
+    piet_csrf = await log_in(browser, "piet")
+    piet_page = await page(browser, "/")
+    assert '<span id="whoami" data-role="viewer">piet · viewer</span>' in piet_page
+    assert f'name="csrf_token" value="{piet_csrf}"' in piet_page
+    assert "sanne" not in piet_page and sanne_csrf not in piet_page
+    assert '<a href="/audit"' not in piet_page and '<a href="/admin"' not in piet_page
+    # One shared page: only the viewer's part differs, gzip or not.
+    assert _VIEWER_PART.sub("", sanne_page) == _VIEWER_PART.sub("", piet_page)
+    plain = await browser.get("/", headers={"Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers
+    assert await plain.text() == piet_page
+
+    browser.session.cookie_jar.clear()
+    anonymous = await browser.get("/", allow_redirects=False)
+    assert anonymous.status == 303 and anonymous.headers["Location"] == "/login?next=/"
+    assert "piet" not in await anonymous.text()
+    wall = await page(browser, f"/kiosk/{kiosk}")
+    assert 'id="whoami"' not in wall and 'name="csrf_token"' not in wall
+    assert "piet" not in wall and "sanne" not in wall
+    again = await page(browser, "/login")  # nobody's page after all that: no one is named
+    assert "piet · viewer" not in again and "sanne · admin" not in again
+
+
 async def test_status_page_shows_times_in_amsterdam_local_time(client: Client) -> None:
     html = await page(client, "/")
     assert '<time id="generated" datetime="2026-12-01T10:00:00+01:00">10:00:00</time>' in html
@@ -100,7 +145,10 @@ async def test_status_page_shows_services_in_an_active_window_as_maintenance(
 ) -> None:
     evening = datetime(2026, 12, 3, 20, 0, tzinfo=UTC)  # Thu 21:00 in Amsterdam
     await scene.console.schedule_maintenance(
-        evening, evening + timedelta(hours=2), ["crm"], ["globex"], "CRM connector upgrade", "Sanne"
+        WindowRequest(
+            evening, evening + timedelta(hours=2), ["crm"], ["globex"], "CRM connector upgrade"
+        ),
+        "Sanne",
     )
     scene.clock.set(evening + timedelta(hours=1))
     html = await page(client, "/")
@@ -608,7 +656,8 @@ async def test_maintenance_form_with_end_before_start_names_end(client: Client) 
 
 async def test_cancel_maintenance_form(client: Client, scene: Scene) -> None:
     window = await scene.console.schedule_maintenance(
-        NOW + timedelta(hours=60), NOW + timedelta(hours=62), None, None, "upgrade", "Sanne"
+        WindowRequest(NOW + timedelta(hours=60), NOW + timedelta(hours=62), None, None, "upgrade"),
+        "Sanne",
     )
     response = await post_form(client, f"/maintenance/{window.id}/cancel", {})
     assert response.status == 303
@@ -666,3 +715,173 @@ async def test_maintenance_form_without_enough_notice_is_refused_with_the_rule(
     assert 'data-field="start"' in html
     assert "announced at least 48h before it starts; this one starts in 36h" in html
     assert await scene.console.maintenance() == []
+
+
+# --- changing a window from the console ------------------------------------------------------
+
+
+async def _evening_window(scene: Scene) -> Any:
+    """Thu 3 Dec 22:00-00:00 in Amsterdam (60 h ahead: outside support hours, with notice)."""
+    return await scene.console.schedule_maintenance(
+        WindowRequest(NOW + timedelta(hours=60), NOW + timedelta(hours=62), None, None, "upgrade"),
+        "Piet",
+    )
+
+
+def _change(window: Any, **fields: Any) -> list[tuple[str, str]]:
+    """The change form as the page fills it, with ``fields`` typed over it."""
+    form: dict[str, Any] = {
+        "start": "2026-12-03T22:00",
+        "end": "2026-12-04T00:00",
+        "reason": "upgrade",
+        "why": "the vendor needs an extra hour",
+        **fields,
+    }
+    return [
+        (name, item)
+        for name, value in form.items()
+        for item in (value if isinstance(value, list) else [value])
+    ]
+
+
+async def test_a_maintainer_changes_a_window_from_its_page_and_its_history_says_who_when_why(
+    client: Client, scene: Scene
+) -> None:
+    window = await _evening_window(scene)
+    listing = await page(client, "/maintenance")
+    assert f'<a class="change" href="/maintenance/{window.id}">Change</a>' in listing
+    html = await page(client, f"/maintenance/{window.id}")
+    assert f'action="/maintenance/{window.id}/change"' in html
+    assert 'name="start" required value="2026-12-03T22:00"' in html  # the window as it is
+    assert 'name="end" required value="2026-12-04T00:00"' in html
+    assert f'name="csrf_token" value="{csrf_of(client)}"' in html
+
+    typed = _change(window, end="2026-12-04T01:00", services=["crm"], customers=["acme"])
+    response = await client.post(
+        f"/maintenance/{window.id}/change",
+        data=[("csrf_token", csrf_of(client)), *typed],
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    assert response.headers["Location"] == f"/maintenance/{window.id}?done=changed"
+    changed = await scene.console.maintenance_window(window.id)
+    assert (changed.revision, changed.end, changed.services, changed.customers) == (
+        2,
+        NOW + timedelta(hours=63),
+        ("crm",),
+        ("acme",),
+    )
+    assert [(h.action, h.actor, h.at, h.reason) for h in changed.history] == [
+        ("scheduled", "Piet", NOW, ""),
+        ("changed", "sanne", NOW, "the vendor needs an extra hour"),
+    ]
+    audit = await scene.store.accounts.audit_log(actor="sanne")
+    assert (audit[0].action, audit[0].target, audit[0].detail) == (
+        "maintenance.change",
+        f"maintenance window {window.id}",
+        "the vendor needs an extra hour",
+    )
+    shown = await page(client, f"/maintenance/{window.id}?done=changed")
+    assert "Maintenance window changed." in shown
+    assert (
+        "Before: Thu 03 Dec 2026 22:00 – Fri 04 Dec 00:00; all services; all customers: upgrade"
+        in shown
+    )
+    assert 'name="end" required value="2026-12-04T01:00"' in shown
+
+
+async def test_a_change_the_rules_refuse_is_shown_in_the_form_naming_the_field(
+    client: Client, scene: Scene
+) -> None:
+    window = await _evening_window(scene)
+
+    async def change(**fields: Any) -> tuple[int, str]:
+        response = await client.post(
+            f"/maintenance/{window.id}/change",
+            data=[("csrf_token", csrf_of(client)), *_change(window, **fields)],
+            allow_redirects=False,
+        )
+        return response.status, await response.text()
+
+    status, html = await change(end="2026-12-04T09:00")  # into Friday's support hours
+    assert status == 400
+    assert 'role="alert" data-field="end"' in html and "08:30" in html
+    assert 'name="end" required value="2026-12-04T09:00"' in html  # what was typed stays
+    status, html = await change(why="  ")
+    assert status == 400
+    assert 'data-field="why">Why change: must not be empty' in html
+    status, html = await change(start="2026-13-45T99:99")
+    assert status == 400 and 'data-field="start"' in html
+    status, html = await change(customers=["nobody"])
+    assert status == 400 and "unknown customer &#39;nobody&#39;" in html
+    # Wed 22:00-23:00: 36 h ahead, too little notice (the start moves, so the notice counts).
+    status, html = await change(start="2026-12-02T22:00", end="2026-12-02T23:00")
+    assert status == 400 and 'data-field="start"' in html and "48h" in html
+    assert (await scene.console.maintenance_window(window.id)).revision == 1  # nothing changed
+    await scene.console.cancel_maintenance(window.id, "Piet", "postponed")
+    status, html = await change()
+    assert status == 409 and "has been cancelled by Piet" in html
+    response = await client.get("/maintenance/999")
+    assert response.status == 404
+    assert "maintenance window 999 does not exist" in await response.text()
+
+
+async def test_a_viewer_sees_a_windows_history_but_no_form_and_may_not_change_it(
+    aiohttp_client: ClientFactory, scene: Scene
+) -> None:
+    window = await _evening_window(scene)
+    accounts = make_accounts(scene.store, scene.clock)
+    app = build_web_app(
+        scene.console, accounts=accounts, metrics_registry=prometheus_client.CollectorRegistry()
+    )
+    browser = await aiohttp_client(app)
+    await add_user(accounts, "piet", "viewer")
+    csrf = await log_in(browser, "piet")
+    html = await page(browser, f"/maintenance/{window.id}")
+    assert 'id="history"' in html and "Scheduled</strong> by Piet" in html
+    assert 'id="change"' not in html and 'id="cancel"' not in html
+    response = await browser.post(
+        f"/maintenance/{window.id}/change",
+        data=[("csrf_token", csrf), *_change(window)],
+        allow_redirects=False,
+    )
+    assert response.status == 403
+    assert (await scene.console.maintenance_window(window.id)).revision == 1
+
+
+async def test_a_change_without_the_sessions_csrf_token_is_refused(
+    client: Client, scene: Scene
+) -> None:
+    window = await _evening_window(scene)
+    response = await client.post(
+        f"/maintenance/{window.id}/change", data=_change(window), allow_redirects=False
+    )
+    assert response.status == 403
+    assert (await scene.console.maintenance_window(window.id)).revision == 1
+
+
+async def test_a_running_window_keeps_its_start_to_the_second_when_its_end_is_changed(
+    client: Client, scene: Scene
+) -> None:
+    start = NOW + timedelta(hours=60, seconds=30)  # the API takes seconds; the form shows minutes
+    window = await scene.console.schedule_maintenance(
+        WindowRequest(start, start + timedelta(hours=2), None, None, "upgrade"), "Piet"
+    )
+    scene.clock.set(start + timedelta(hours=1))
+    html = await page(client, f"/maintenance/{window.id}")
+    assert "It has started: its start cannot move." in html
+    response = await client.post(
+        f"/maintenance/{window.id}/change",
+        data=[("csrf_token", csrf_of(client)), *_change(window, end="2026-12-04T01:00")],
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+    changed = await scene.console.maintenance_window(window.id)
+    assert (changed.state, changed.start, changed.revision) == ("active", start, 2)
+    response = await client.post(
+        f"/maintenance/{window.id}/change",
+        data=[("csrf_token", csrf_of(client)), *_change(window, start="2026-12-03T22:30")],
+        allow_redirects=False,
+    )
+    assert response.status == 400
+    assert "has started: its start cannot move" in await response.text()

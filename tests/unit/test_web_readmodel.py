@@ -3,6 +3,8 @@ state version, never ticking the pipeline, never reading raw results per request
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,9 +12,12 @@ from typing import Any
 
 import pytest
 from console_scene import NOW, Scene, example_scene, real_console, sqlite_url
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from classifier.observation import Service
 from ctiwatch.readmodel import StateVersion
+from ctiwatch.web.readmodel import SLOT, crc32_combine, framed
 
 
 @pytest.fixture
@@ -127,3 +132,42 @@ async def test_a_users_tile_and_row_follow_its_new_results_between_builds(scene:
     assert after_tile.recognition_rate == after_row.rate != before_tile.recognition_rate
     scene.clock.set(NOW + timedelta(hours=1, minutes=2))  # the calls left the window
     assert carol(await scene.console.status())[1].calls == 0
+
+
+# --- a shared page with the viewer's part spliced in -------------------------------------------
+
+
+@given(
+    head=st.binary(max_size=3_000),
+    viewer=st.binary(max_size=70_000),
+    tail=st.binary(max_size=3_000),
+)
+@settings(max_examples=60, deadline=None)
+def test_crc32_of_a_whole_is_combined_from_its_parts(
+    head: bytes, viewer: bytes, tail: bytes
+) -> None:
+    whole = zlib.crc32(head + viewer + tail)
+    first = crc32_combine(zlib.crc32(head), zlib.crc32(viewer), len(viewer))
+    assert crc32_combine(first, zlib.crc32(tail), len(tail)) == whole
+
+
+@given(viewer=st.text(max_size=70_000), filler=st.integers(min_value=0, max_value=5_000))
+@settings(max_examples=40, deadline=None)
+def test_a_framed_page_is_one_valid_gzip_stream_with_the_viewers_part_inside(
+    viewer: str, filler: int
+) -> None:
+    html = f"<html><style>b {{}}</style>{'ab' * filler}{SLOT}<p>{'xyz' * filler}</p></html>"
+    shared = framed(html)
+    gzipped = shared.gzipped(viewer.encode())
+    expected = html.replace(SLOT, viewer).encode()
+    assert gzip.decompress(gzipped) == expected  # checks the CRC-32 and the size
+    strict = zlib.decompressobj(wbits=31)
+    assert strict.decompress(gzipped) == expected and strict.eof and not strict.unused_data
+    assert shared.policy is not None and "'sha256-" in shared.policy
+
+
+def test_a_framed_page_has_exactly_one_viewer_slot() -> None:
+    with pytest.raises(ValueError, match="exactly one viewer slot"):
+        framed("<html></html>")
+    with pytest.raises(ValueError, match="exactly one viewer slot"):
+        framed(f"<html>{SLOT}{SLOT}</html>")
