@@ -86,6 +86,8 @@ log = logging.getLogger("ctiwatch.console")
 
 DEAD_LETTERS_SHOWN = 10  # the latest dead letters on the status page
 HISTORY_SHOWN = 10  # the latest resolved incidents on the status page
+# Twilio statuses that say a page reached its person (the timeline says so).
+REACHED_STATUSES = frozenset({"delivered", "completed", "read"})
 FIGURES_EVERY = timedelta(seconds=1)  # new results alone rebuild the status view at most this often
 # ... and at most every (targets / this) seconds: a view of 10,000 targets (its page, its JSON)
 # is rebuilt every 5 s while results stream in, so the work a second stays about the same.
@@ -960,10 +962,14 @@ class ConsoleServiceImpl:
     async def delivery_status(
         self, provider_id: str, status: str, recipient: str, failed: bool
     ) -> None:
-        """Twilio's delivery report: failures go on the incident's timeline."""
+        """Twilio's delivery report: every one is logged; a page that reached its person
+        (``delivered``, ``completed``) goes on the incident's timeline, and one that failed
+        or was not answered too, with the next escalation step paged at once."""
         extra = {"provider_id": provider_id, "status": status, "to": recipient}
         if not failed:
             log.info("delivery report", extra=extra)
+            if status in REACHED_STATUSES:
+                await self._note_reached(provider_id, status, recipient)
             return
         log.warning("alert not delivered", extra=extra)
         message = await self._store.outbox.by_provider_id(provider_id)
@@ -982,6 +988,23 @@ class ConsoleServiceImpl:
             ) from None
         except StepFailed:
             raise step_not_stored("note the failed delivery on") from None
+
+    async def _note_reached(self, provider_id: str, status: str, recipient: str) -> None:
+        message = await self._store.outbox.by_provider_id(provider_id)
+        if message is None or message.incident_number is None:
+            return
+        entry = StoredEntry(
+            incident_number=message.incident_number,
+            at=self._clock.now(),
+            kind="alert_delivered",
+            detail=f"{message.kind} {message.channel} to {recipient or message.recipient}: "
+            f"Twilio reports {status}",
+        )
+        try:
+            async with self._store.transaction() as tx:
+                await tx.timeline.add(entry)
+        except (StorageError, SQLAlchemyError):
+            raise step_not_stored("note the delivery on") from None
 
     # --- views ---------------------------------------------------------------------------------
 
