@@ -878,10 +878,13 @@ class ConsoleServiceImpl:
         """The notices of ``action`` to the contacts of the customers ``window`` (and
         ``also``, what it was before a change) covers, in the same transaction."""
         assert window.id is not None
-        recipients = self._recipients(window)
+        tokens = await self._store.customer_links.tokens()
+        recipients = self._recipients(window, tokens)
         if also is not None:
-            known = {r.email for r in recipients}
-            recipients += [r for r in self._recipients(also) if r.email not in known]
+            known = {(r.customer, r.email) for r in recipients}
+            recipients += [
+                r for r in self._recipients(also, tokens) if (r.customer, r.email) not in known
+            ]
         facts = WindowFacts(
             id=window.id,
             revision=window.revision,
@@ -917,8 +920,9 @@ class ConsoleServiceImpl:
             )
         self._pipeline.outbox_ready.set()
 
-    def _recipients(self, window: MaintenanceRecord) -> list[Recipient]:
-        """The contacts (with an e-mail address) of the customers the window covers."""
+    def _recipients(self, window: MaintenanceRecord, tokens: dict[str, str]) -> list[Recipient]:
+        """The contacts (with an e-mail address) of the customers the window covers, each
+        with the link of its own customer's status page (``tokens``: customer -> link token)."""
         found: list[Recipient] = []
         for customer in self._config.topology.customers:
             if window.customers and customer.id not in window.customers:
@@ -939,9 +943,22 @@ class ConsoleServiceImpl:
                     locations=tuple(loc.name or loc.id for loc in locations)
                     if window.locations
                     else (),
+                    status_url=self._status_url(customer.id, customer.public, tokens),
                 )
             )
         return found
+
+    def _status_url(self, customer: str, public: bool, tokens: dict[str, str]) -> str:
+        """``customer``'s own status page at ``web.public_url``: its public address when config
+        makes it public, else its link; "" when it has neither or there is no public_url."""
+        base = self._config.web.public_url
+        if not base:
+            return ""
+        base = base.rstrip("/")
+        if public:
+            return f"{base}/status/c/{customer}"
+        token = tokens.get(customer)
+        return f"{base}/status/{token}" if token else ""
 
     async def _reload_maintenance(self) -> None:
         await self._pipeline.set_maintenance(await self._store.maintenance.list())
