@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import secrets
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -68,6 +68,7 @@ MODE_WORDS: dict[str, str] = {
     "failed": "cannot be reached (calls fail, SMS undelivered)",
 }
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _Dated = TypeVar("_Dated", FakeMessage, FakeCall)
 
 
@@ -118,22 +119,39 @@ def threads(twilio: FakeTwilio) -> list[Thread]:
     return sorted(found, key=lambda t: t.messages[0].at, reverse=True)
 
 
+class BadInput(Exception):
+    """A form of the fake phone that cannot be taken: the page again, the reason (naming the
+    field) on top, with this HTTP status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+async def _form(request: web.Request) -> Any:
+    try:
+        return await request.post()
+    except web.HTTPException:
+        raise  # e.g. 413: aiohttp's own answer
+    except Exception:  # whatever the parser trips on, it is the body's fault
+        raise BadInput("the body is not a readable form") from None
+
+
 def _field(form: Any, name: str, limit: int) -> str:
     value = form.get(name, "")
     if not isinstance(value, str):
-        raise web.HTTPBadRequest(text=f"{name}: must be text")
+        raise BadInput(f"{name}: must be text")
     value = value.strip()
     if len(value) > limit:
-        raise web.HTTPBadRequest(text=f"{name}: at most {limit} characters")
+        raise BadInput(f"{name}: at most {limit} characters")
     return value
 
 
 def _number(form: Any, name: str) -> str:
     value = _field(form, name, 16)
     if not _E164.fullmatch(value):
-        raise web.HTTPBadRequest(
-            text=f"{name}: must be a phone number in E.164 form, such as +31612345678"
-        )
+        raise BadInput(f"{name}: must be a phone number in E.164 form, such as +31612345678")
     return value
 
 
@@ -267,10 +285,10 @@ def add_fake_views(
     if twilio is not None:
         fake = twilio
 
-        async def phone(request: web.Request) -> web.Response:
+        def render_phone(request: web.Request, error: str = "", status: int = 200) -> web.Response:
             nonce = secrets.token_urlsafe(16)
-            result = request.query.get("result", "")[:2000]
-            told = request.query.get("told", "")[:200]
+            result = error or request.query.get("result", "")[:2000]
+            told = "" if error else request.query.get("told", "")[:200]
             html = _page(
                 env,
                 request,
@@ -285,13 +303,29 @@ def add_fake_views(
                 phones=fake.answer_modes,
                 webhooks=fake.webhooks[::-1],
                 numbers=reply_numbers(oncall, fake),
-                result=_twiml_text(result) if result else "",
+                result=_twiml_text(result) if result and not error else result,
                 result_ok=_result_ok(result),
                 told=told,
                 mode_words=MODE_WORDS,
                 **links,
             )
-            return _html_response(html, nonce)
+            response = _html_response(html, nonce)
+            response.set_status(status)
+            return response
+
+        async def phone(request: web.Request) -> web.Response:
+            return render_phone(request)
+
+        def refusing(handler: Handler) -> Handler:
+            """Bad input: the phone page again with the reason on top (4xx), never a trace."""
+
+            async def handle(request: web.Request) -> web.StreamResponse:
+                try:
+                    return await handler(request)
+                except BadInput as exc:
+                    return render_phone(request, exc.message, exc.status)
+
+            return handle
 
         async def phone_json(request: web.Request) -> web.Response:
             return web.json_response(
@@ -307,43 +341,43 @@ def add_fake_views(
             )
 
         async def reply(request: web.Request) -> web.Response:
-            form = await request.post()
+            form = await _form(request)
             sender, body = _number(form, "from"), _field(form, "body", MAX_BODY)
             if not body:
-                raise web.HTTPBadRequest(text="body: the text of the SMS is required")
+                raise BadInput("body: the text of the SMS is required")
             result = await fake.reply_sms(sender, body)
             raise web.HTTPSeeOther(
                 app.router["fake-phone"].url_for().with_query(result=_answered(result))
             )
 
         async def press(request: web.Request) -> web.Response:
-            form = await request.post()
+            form = await _form(request)
             call, digits = _field(form, "call", 80), _field(form, "digits", 8) or "1"
             if not _DIGITS.fullmatch(digits):
-                raise web.HTTPBadRequest(text="digits: the keys 0-9, * and # only")
+                raise BadInput("digits: the keys 0-9, * and # only")
             try:
                 result = await fake.press(call, digits)
             except LookupError as exc:
-                raise web.HTTPNotFound(text=f"call: {exc}") from exc
+                raise BadInput(f"call: {exc}", 404) from exc
             raise web.HTTPSeeOther(
                 app.router["fake-phone"].url_for().with_query(result=_answered(result))
             )
 
         async def answer(request: web.Request) -> web.Response:
-            form = await request.post()
+            form = await _form(request)
             number, mode = _number(form, "number"), _field(form, "mode", 20)
             if mode not in ANSWER_MODES:
-                raise web.HTTPBadRequest(text=f"mode: must be one of {', '.join(ANSWER_MODES)}")
+                raise BadInput(f"mode: must be one of {', '.join(ANSWER_MODES)}")
             fake.answer_calls(number, mode)
             raise web.HTTPSeeOther(
                 app.router["fake-phone"].url_for().with_query(told=f"{number} {MODE_WORDS[mode]}")
             )
 
         app.router.add_get(f"{prefix}/phone", phone, name="fake-phone")
-        app.router.add_post(f"{prefix}/phone/answer", answer)
+        app.router.add_post(f"{prefix}/phone/answer", refusing(answer))
         app.router.add_get(f"{prefix}/phone.json", phone_json)
-        app.router.add_post(f"{prefix}/phone/reply", reply)
-        app.router.add_post(f"{prefix}/phone/press", press)
+        app.router.add_post(f"{prefix}/phone/reply", refusing(reply))
+        app.router.add_post(f"{prefix}/phone/press", refusing(press))
 
     if smtp is not None:
         mailbox_server = smtp

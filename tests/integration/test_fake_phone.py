@@ -305,8 +305,31 @@ async def test_bad_input_to_the_fake_phone_is_refused_naming_the_field(
 ) -> None:
     async with phone.http.post(phone.base + path, data=form) as response:
         assert response.status == 400
-        assert (await response.text()).startswith(f"{field}: ")
+        page = await response.text()
+    # The phone page again, the reason on top.
+    assert '<div class="alert error" role="status">' in page
+    assert f"<div>{field}: " in page
+    assert "<h1>Fake phone</h1>" in page
     assert phone.fake.replies == [] and phone.fake.answer_modes == {}
+
+
+async def test_a_form_the_fake_phone_cannot_read_is_a_bad_request_not_a_trace(
+    phone: Phone,
+) -> None:
+    body = b"--x\r\nContent-Disposition: form-data\r\n\r\nACK 1\r\n--x--\r\n"
+    for path in ("/fake/phone/reply", "/fake/phone/answer", "/fake/phone/press"):
+        async with phone.http.post(
+            phone.base + path,
+            data=body,
+            headers={"Content-Type": "multipart/form-data; boundary=abc"},
+        ) as response:
+            assert response.status == 400
+            assert "the body is not a readable form" in await response.text()
+    async with phone.http.post(
+        phone.base + "/fake/phone/press", data={"call": "CA404", "digits": "1"}
+    ) as response:
+        assert response.status == 404
+        assert "<div>call: no call CA404</div>" in await response.text()
 
 
 async def test_the_phone_page_tells_a_phone_how_to_answer(phone: Phone) -> None:
