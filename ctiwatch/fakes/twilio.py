@@ -268,7 +268,8 @@ class FakeTwilio:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession()
+        # A webhook that does not answer must not hold the phone up for aiohttp's 5 minutes.
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         runner = web.AppRunner(self.app, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._port)
