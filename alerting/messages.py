@@ -208,9 +208,10 @@ def voice_text(trigger: Trigger, incident: IncidentView, policy: RoutingPolicy) 
 
 _REPORT_TXT = """\
 {{ heading }}
-{% if incident_url %}
 
+{% if incident_url %}
 Open in ctiwatch: {{ incident_url }}
+
 {% endif %}
 Customer
   Name:     {{ customer.label }} ({{ customer.id }})
@@ -322,9 +323,10 @@ Customer:  {{ customer.label }} ({{ customer.id }})
 Priority:  P{{ priority }} {{ priority_label }}
 Reported:  {{ opened_at }}
 Resolved:  {{ resolved_at }}{% if resolved_by %} by {{ resolved_by }}{% endif %}
-{% if incident_url %}
 
+{% if incident_url %}
 Open in ctiwatch: {{ incident_url }}
+
 {% endif %}
 Affected locations and users
 {% for row in affected %}
