@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= config/ctiwatch.yaml
 CORE := sla classifier incidents alerting pipeline probes ctiwatch
 
-.PHONY: install run test lint fmt typecheck unit system-deps services bench bench-deps soak mqtt-secure clean
+.PHONY: install run test lint fmt typecheck unit system-deps services bench bench-deps soak mqtt-secure mqtt-secure-compose clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,7 @@ unit: $(STAMP)
 
 test: $(STAMP) system-deps services lint typecheck
 	docker-compose -f docker-compose.yml config -q
+	MQTT_PASSWORD=x MQTT_AGENT_PASSWORD=x docker-compose -f docker-compose.yml -f docker-compose.secure.yml config -q
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
@@ -82,6 +83,15 @@ bench-deps:
 # (random passwords, printed once). Never for production.
 mqtt-secure:
 	bash scripts/mqtt-secure.sh var/mqtt ctiwatch agent-globex-utr
+
+# TEST MATERIAL for docker-compose.secure.yml in var/mqtt-compose/: a CA, a server certificate for
+# the compose service name `mosquitto`, the logins ctiwatch and agent-rtm (random passwords,
+# printed once: export them as MQTT_PASSWORD and MQTT_AGENT_PASSWORD). The broker in the
+# container runs as uid 1883 (the image's "mosquitto"): it is given its key and password file.
+mqtt-secure-compose:
+	bash scripts/mqtt-secure.sh var/mqtt-compose --host mosquitto --host localhost --host 127.0.0.1 ctiwatch agent-rtm
+	@chown 1883:1883 var/mqtt-compose/server.key var/mqtt-compose/passwd 2>/dev/null || \
+	  echo "run: sudo chown 1883:1883 var/mqtt-compose/server.key var/mqtt-compose/passwd"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis var ctiwatch.db*

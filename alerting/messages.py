@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from alerting.model import IncidentView, RoutingPolicy, Trigger, TriggerKind
+from classifier.observation import Service
 from sla.priority import Priority
 from sla.words import unset_target
 
@@ -108,6 +109,10 @@ def scope_summary(incident: IncidentView) -> str:
         groups.setdefault((entry.service, entry.condition, entry.location), []).append(entry.user)
     parts = []
     for (service, condition, location), users in groups.items():
+        if service == Service.HTTP:  # a customer's checks: named, they are few
+            names = sorted({user for user in users if user})
+            parts.append(f"{'check' if len(names) == 1 else 'checks'} {', '.join(names)} failing")
+            continue
         if any(user is None for user in users):
             who = "all users"
         else:
@@ -400,6 +405,11 @@ def affected_rows(incident: IncidentView) -> list[str]:
     rows = []
     for (service, condition, location), members in groups.items():
         users = sorted({u for u, _ in members if u is not None})
+        if service == Service.HTTP:
+            for name in users:
+                top = min(p for u, p in members if u == name)
+                rows.append(f"check {name} failing (P{top})")
+            continue
         who = "all users" if any(u is None for u, _ in members) else ", ".join(users)
         top = min(p for _, p in members)
         rows.append(f"{service} {condition} at {location}: {who} (P{top})")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]
 
-from classifier.observation import ProbeResult, Service, TargetKey
+from classifier.observation import CALL_SERVICES, ProbeResult, TargetKey
 from ctiwatch.storage import Store
 
 CUSTOMERS = 50
@@ -42,7 +42,7 @@ def _targets() -> list[TargetKey]:
         for c in range(CUSTOMERS)
         for loc in range(LOCATIONS_PER_CUSTOMER)
         for u in range(USERS_PER_LOCATION)
-        for service in Service
+        for service in CALL_SERVICES
     ]
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import prometheus_client
 
-from classifier.observation import ProbeResult, Service, TargetKey
+from classifier.observation import CALL_SERVICES, ProbeResult, Service, TargetKey
 from ctiwatch.clock import FixedClock
 from ctiwatch.config import config_from_data
 from ctiwatch.metrics import Metrics
@@ -55,7 +55,7 @@ def _setup(customers: int, users: int) -> tuple[Metrics, list[ProbeResult], Fixe
         )
         for c in range(customers)
         for u in range(users)
-        for service in Service
+        for service in CALL_SERVICES
     ]
     return metrics, batch, clock
 
@@ -97,7 +97,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|")
     for customers, users in ((10, 10), (100, 10), (500, 10)):
-        targets = customers * users * len(Service)
+        targets = customers * users * len(CALL_SERVICES)
         micro, collect, text, size = measure(customers, users, rounds=5)
         print(
             f"| {targets} | {customers} | {micro:.2f} | {collect:.1f} | {text:.1f} "

@@ -50,7 +50,7 @@ from typing import Any
 
 import aiohttp
 
-from classifier.observation import ProbeResult, Service, TargetKey
+from classifier.observation import CALL_SERVICES, ProbeResult, Service, TargetKey
 from ctiwatch.clock import LoopClock, RealClock, VirtualTimeLoop
 from ctiwatch.simulator import SimulatorCore, SimulatorTransport
 from probes import (
@@ -388,7 +388,7 @@ def virtual_benchmark() -> None:
         clock = LoopClock(asyncio.get_running_loop())
         core = SimulatorCore(TOKEN)
         scheduler = Scheduler(
-            _targets("http://simulator", VIRTUAL_TARGETS // 2, list(Service)),
+            _targets("http://simulator", VIRTUAL_TARGETS // 2, list(CALL_SERVICES)),
             SimulatorTransport(core, clock, random.Random(1)),
             ProbeContext(clock, new_id=sequential_ids()),
             interval=60,

@@ -28,7 +28,7 @@ import asyncpg
 import prometheus_client
 from aiohttp import web
 
-from classifier.observation import CENTRAL, ProbeResult, Service, Source, TargetKey
+from classifier.observation import CALL_SERVICES, CENTRAL, ProbeResult, Service, Source, TargetKey
 from ctiwatch.accounts import Accounts
 from ctiwatch.app import restore_monitor
 from ctiwatch.clock import FixedClock
@@ -98,7 +98,7 @@ async def populate(store: Store, pipeline: Pipeline, console: ConsoleServiceImpl
             result(customer, location, user, service, location not in down)
             for customer, location, users in places
             for user in users
-            for service in Service
+            for service in CALL_SERVICES
         ]
         await pipeline.on_results(batch)
     # History: a question opened and resolved, cloned into 10,000 resolved incidents.

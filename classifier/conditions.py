@@ -24,6 +24,9 @@ class ConditionKind(StrEnum):
     LOCATION_DEGRADED = "location_degraded"
     FREQUENT_MISSES = "frequent_misses"
     SOME_MISSES = "some_misses"
+    # A generic HTTP check (``Service.HTTP``) failed ``failed_rounds`` rounds in a row: never
+    # a location-wide P1, its priority is the check's own (default P3).
+    CHECK_FAILED = "check_failed"
 
     @property
     def rule(self) -> Rule:
@@ -45,6 +48,7 @@ _RULES = {
     ConditionKind.LOCATION_DEGRADED: Rule.DEGRADED,
     ConditionKind.FREQUENT_MISSES: Rule.MISSES,
     ConditionKind.SOME_MISSES: Rule.MISSES,
+    ConditionKind.CHECK_FAILED: Rule.UNAVAILABLE,
 }
 _PRIORITIES = {
     ConditionKind.LOCATION_UNAVAILABLE: Priority.CRITICAL,
@@ -52,6 +56,7 @@ _PRIORITIES = {
     ConditionKind.LOCATION_DEGRADED: Priority.HIGH,
     ConditionKind.FREQUENT_MISSES: Priority.HIGH,
     ConditionKind.SOME_MISSES: Priority.NORMAL,
+    ConditionKind.CHECK_FAILED: Priority.NORMAL,
 }
 
 

@@ -10,6 +10,15 @@ from enum import StrEnum
 class Service(StrEnum):
     CLICK2DIAL = "click2dial"
     CRM = "crm"
+    # A generic HTTP check of another endpoint of the platform (``probes.checks``): one per
+    # customer and check, its ``user`` the check's name (see ``CHECKS``).
+    HTTP = "http"
+
+
+# The services the SLA's table is about: every test user of every location is probed for each.
+CALL_SERVICES: tuple[Service, ...] = (Service.CLICK2DIAL, Service.CRM)
+# The ``location`` of a check's target (checks belong to a customer, not to a location).
+CHECKS = "checks"
 
 
 class Source(StrEnum):

@@ -82,16 +82,27 @@ from classifier.conditions import (
     ConditionKind,
     Rule,
 )
-from classifier.observation import CENTRAL, ProbeResult, Service, Source, TargetKey
+from classifier.observation import (
+    CALL_SERVICES,
+    CENTRAL,
+    CHECKS,
+    ProbeResult,
+    Service,
+    Source,
+    TargetKey,
+)
 from classifier.thresholds import Thresholds
 from classifier.windows import MinuteCounts, RecentInstants
+from sla.priority import Priority
 from sla.words import percent
 
 EVIDENCE_LINES = 5
 _PER_TARGET_LINES = 3
-_DEFAULT_SERVICES = (Service.CLICK2DIAL, Service.CRM)
+_DEFAULT_SERVICES = CALL_SERVICES
 
 Topology = Mapping[str, Mapping[str, Sequence[str]]]
+# customer -> check name -> the priority of its failure (``probes.checks``).
+Checks = Mapping[str, Mapping[str, Priority]]
 _Line = tuple[datetime, str, str]  # at, user, evidence
 
 
@@ -138,12 +149,16 @@ class _Location:
         "rate_timer",
         "service",
         "targets",
+        "whole",
     )
 
     def __init__(self, customer: str, service: Service, location: str) -> None:
         self.customer = customer
         self.service = service
         self.location = location
+        # The location rules (P1 for every user down, the held P2 of an outage arriving user
+        # by user) are about a service at a place; a customer's checks are separate endpoints.
+        self.whole = service is not Service.HTTP
         self.targets: list[_Target] = []
         self.central = _Group(self, CENTRAL)
         self.groups: dict[str, _Group] = {CENTRAL: self.central}
@@ -259,6 +274,7 @@ class Classifier:
         thresholds: Thresholds,
         topology: Topology,
         services: Iterable[Service] = _DEFAULT_SERVICES,
+        checks: Checks | None = None,
     ) -> None:
         self._t = thresholds
         fraction = thresholds.degraded_fraction
@@ -275,6 +291,18 @@ class Classifier:
                         target = _Target(group, user, thresholds.frequent_misses)
                         group.targets.append(target)
                         self._targets[TargetKey(group.service, customer, location, user)] = target
+        # Each customer's checks: one place (location ``CHECKS``) whose users are the checks.
+        self._check_priority: dict[tuple[str, str], Priority] = {}
+        for customer, named in (checks or {}).items():
+            if not named:
+                continue
+            group = _Location(customer, Service.HTTP, CHECKS)
+            self._groups[(customer, Service.HTTP, CHECKS)] = group
+            for name, priority in named.items():
+                target = _Target(group, name, thresholds.frequent_misses)
+                group.targets.append(target)
+                self._targets[TargetKey(Service.HTTP, customer, CHECKS, name)] = target
+                self._check_priority[(customer, name)] = priority
         self._active: dict[ConditionKey, Condition] = {}
         self._pending: dict[ConditionKey, Condition | None] = {}
         self._timers: list[tuple[datetime, int, _Target | _Location]] = []
@@ -387,7 +415,7 @@ class Classifier:
                 target = next((t for t in place.targets if t.user == condition.user), None)
                 if target is None:
                     continue
-                if kind is ConditionKind.USER_UNAVAILABLE:
+                if kind in (ConditionKind.USER_UNAVAILABLE, ConditionKind.CHECK_FAILED):
                     self._assume_down(self._series_of(target, condition.source), condition.since)
                 else:
                     target.last_miss_at = max(now, target.last_miss_at or now)
@@ -578,6 +606,14 @@ class Classifier:
                     self._put(self._user_condition(member))
 
     def _settle(self, group: _Group, series: _Series, at: datetime) -> None:
+        if not group.place.whole:  # a check: its own condition, nothing location-wide
+            if not series.down:
+                self._drop(series.unavailable_key)
+            elif series.unavailable_key in self._active:
+                self._show(series.unavailable_key, recovering=series.goods > 0)
+            else:
+                self._put(self._check_condition(series))
+            return
         members = len(group.members)
         if group.location_down:
             if group.down == 0:
@@ -629,6 +665,27 @@ class Classifier:
             evidence=lines,
             recovering=series.goods > 0,
             source=source,
+        )
+
+    def _check_condition(self, series: _Series) -> Condition:
+        place = series.group.place
+        name = series.target.user
+        last = series.fail_lines[-1][2] if series.fail_lines else "no answer"
+        assert series.down_since is not None
+        return Condition(
+            customer=place.customer,
+            service=place.service,
+            location=place.location,
+            user=name,
+            kind=ConditionKind.CHECK_FAILED,
+            priority=self._check_priority.get(
+                (place.customer, name), ConditionKind.CHECK_FAILED.priority
+            ),
+            since=series.down_since,
+            reason=f"{self._t.failed_rounds} consecutive failed rounds of check {name}: {last}",
+            evidence=tuple(_log_line(place.location, line) for line in series.fail_lines),
+            recovering=series.goods > 0,
+            source=series.group.source,
         )
 
     def _location_condition(self, group: _Group, at: datetime) -> Condition:

@@ -82,7 +82,7 @@ from incidents.maintenance import duration_words
 from pipeline.monitor import Monitor, Outcome
 from probes.base import random_ids
 from probes.scheduler import Scheduler
-from probes.transport import AiohttpTransport
+from probes.transport import AiohttpTransport, probe_session
 
 log = logging.getLogger("ctiwatch.app")
 
@@ -313,7 +313,7 @@ class Ctiwatch:
                 hosts.set(default_hosts(port))  # port 0: the one the system gave
 
             connector = aiohttp.TCPConnector(limit=config.probes.concurrency)
-            session = await stack.enter_async_context(aiohttp.ClientSession(connector=connector))
+            session = await stack.enter_async_context(probe_session(connector))
             channels = await stack.enter_async_context(
                 open_channels(config.alerting, now=self.clock.now)
             )

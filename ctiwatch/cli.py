@@ -34,6 +34,7 @@ COMMANDS = {
     "run": "ctiwatch.commands.run",
     "users": "ctiwatch.commands.users",
     "tokens": "ctiwatch.commands.users",
+    "mqtt": "ctiwatch.commands.mqtt",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

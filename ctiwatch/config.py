@@ -39,7 +39,7 @@ from ctiwatch.errors import (
     item_label,
     show_value,
 )
-from probes.conditions import Condition, ConditionError, parse_condition
+from probes.conditions import Condition, ConditionError, parse_condition, placeholders_in
 from probes.template import DEFAULT_SPECS, check_body, check_headers, check_method, check_url
 from sla.targets import SlaPolicy, default_targets
 
@@ -231,12 +231,15 @@ class CustomerConfig(Strict):
     name: str = ""
     contact: ContactConfig = ContactConfig()
     locations: list[LocationConfig] = Field(min_length=1)
+    # This customer's own HTTP checks of other endpoints (besides ``probes.checks``).
+    checks: list[CheckConfig] = Field(default_factory=list)
     # The customer's status page is also at /status/c/<id>, for anyone (its link works too).
     public: bool = False
 
     @model_validator(mode="after")
     def _unique_locations(self) -> CustomerConfig:
         _require_unique("locations", [loc.id for loc in self.locations])
+        _require_unique("checks", [check.id for check in self.checks])
         return self
 
 
@@ -307,15 +310,70 @@ class TemplateConfig(Strict):
     recognised: ConditionText | None = None
 
 
-def _default_template(kind: str) -> TemplateConfig:
+_CHECK_PLACEHOLDERS = frozenset({"customer"})
+
+
+class CheckConfig(Strict):
+    """A generic HTTP check of another endpoint of the platform (``probes.checks`` for every
+    customer, ``checks`` of a customer for that one): a request, conditions on its answer
+    (``probes.conditions``) and a warning threshold for the TLS certificate's expiry. Its
+    failure, ``classification.failed_rounds`` rounds in a row, is a condition of the
+    customer's incident at ``priority`` (never the P1 of a location without a service)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    id: Identifier
+    method: Annotated[str, AfterValidator(check_method)] = "GET"
+    url: Annotated[str, AfterValidator(check_url)]
+    headers: Annotated[dict[str, str], AfterValidator(check_headers)] = Field(default_factory=dict)
+    body: Annotated[Any, AfterValidator(check_body)] = None
+    conditions: list[ConditionText] = Field(
+        default_factory=lambda: [parse_condition("[STATUS] == 2xx")], min_length=1
+    )
+    # Fail the check when the server's certificate expires within this many days (the
+    # evidence shows the expiry date); unset: the certificate is not judged.
+    certificate_warning_days: int | None = Field(default=None, ge=1, le=3650)
+    priority: int = Field(default=3, ge=2, le=4)
+
+    @model_validator(mode="after")
+    def _customer_placeholders_only(self) -> CheckConfig:
+        # A check belongs to a customer: it has no location, user, number or contact.
+        texts = [("url", self.url)]
+        texts += [(f"headers.{name}", value) for name, value in self.headers.items()]
+        texts += [("body", text) for text in _texts_of(self.body)]
+        texts += [(f"conditions[{c.text}]", c.text) for c in self.conditions]
+        for where, text in texts:
+            for name in placeholders_in(text):
+                if name not in _CHECK_PLACEHOLDERS:
+                    raise ValueError(
+                        f"{where}: a check belongs to a customer: only {{customer}} stands for "
+                        f"a value here, not {{{name}}}"
+                    )
+        return self
+
+
+def _texts_of(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, list):
+        return [text for item in node for text in _texts_of(item)]
+    if isinstance(node, dict):
+        return [text for item in node.values() for text in _texts_of(item)]
+    return []
+
+
+def default_template_config(kind: str) -> TemplateConfig:
+    """``kind``'s default template as configuration."""
     return TemplateConfig.model_validate(dict(DEFAULT_SPECS[kind]))
 
 
 class TemplatesConfig(Strict):
     """The check of each service; the defaults are what the built-in simulator serves."""
 
-    click2dial: TemplateConfig = Field(default_factory=lambda: _default_template("click2dial"))
-    crm: TemplateConfig = Field(default_factory=lambda: _default_template("crm"))
+    click2dial: TemplateConfig = Field(
+        default_factory=lambda: default_template_config("click2dial")
+    )
+    crm: TemplateConfig = Field(default_factory=lambda: default_template_config("crm"))
 
     @model_validator(mode="before")
     @classmethod
@@ -342,6 +400,13 @@ class ProbesConfig(Strict):
     raw_retention: PositiveDuration = timedelta(days=14)
     rollup_retention: PositiveDuration = timedelta(days=400)
     templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
+    # HTTP checks of other endpoints, run for every customer (``{customer}`` in them).
+    checks: list[CheckConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_checks(self) -> ProbesConfig:
+        _require_unique("checks", [check.id for check in self.checks])
+        return self
 
     @field_validator("interval")
     @classmethod
@@ -755,6 +820,18 @@ class Config(Strict):
     maintenance: MaintenanceConfig = MaintenanceConfig()
     workers: WorkersConfig = WorkersConfig()
     logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _checks_named_once(self) -> Config:
+        common = {check.id for check in self.probes.checks}
+        for customer in self.topology.customers:
+            for check in customer.checks:
+                if check.id in common:
+                    raise ValueError(
+                        f"topology: customer {customer.id!r}: check {check.id!r} is also in "
+                        "probes.checks (every customer has those): give it another id"
+                    )
+        return self
 
     @model_validator(mode="after")
     def _demo_password_only_with_fakes(self) -> Config:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from alerting.maintenance import NoticeAction, Recipient, WindowFacts, notice_prefix, notices
 from classifier.conditions import Condition, ConditionKind
-from classifier.observation import Service
+from classifier.observation import CALL_SERVICES, Service
 from ctiwatch.config import Config
 from ctiwatch.persist import SYSTEM_ACTOR, NotLeader, Pipeline, StepFailed
 from ctiwatch.readmodel import LiveRollups
@@ -139,7 +139,7 @@ class ConsoleServiceImpl:
         # The read model: the results' figures in memory, fed by the pipeline, and the last
         # built view with the state version it was built at.
         self._live = LiveRollups(self._rate_window)
-        targets = len(Service) * sum(
+        targets = len(CALL_SERVICES) * sum(
             len(location.users)
             for customer in config.topology.customers
             for location in customer.locations
@@ -242,7 +242,7 @@ class ConsoleServiceImpl:
                         active,
                         incident,
                     )
-                    for service in Service
+                    for service in CALL_SERVICES
                 ]
                 locations.append(LocationStatus(location.id, location.name, tuple(tiles)))
             customers.append(CustomerStatus(customer.id, customer.name, tuple(locations)))
@@ -314,7 +314,7 @@ class ConsoleServiceImpl:
                 tiles = {t.service: t for t in shown.services}
                 for user in location.users:
                     counts = [0, 0]
-                    for service in Service:
+                    for service in CALL_SERVICES:
                         got = live.user(customer.id, location.id, user.id, service, now).counts
                         counts[0] += got.calls
                         counts[1] += got.misses

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from classifier.conditions import ConditionKind
-from classifier.observation import Service
+from classifier.observation import CALL_SERVICES, Service
 from ctiwatch.config import Config, CustomerConfig
 from ctiwatch.console import ConsoleServiceImpl
 from ctiwatch.persist import Pipeline
@@ -198,7 +198,7 @@ class CustomerPagesImpl:
         ]
         result: dict[date, dict[Place, DayUptime]] = {d: {} for d in days}
         for location in config.locations:
-            for service in Service:
+            for service in CALL_SERVICES:
                 place = (location.id, service)
                 spans: list[Span] = [
                     (w.start, w.end)
@@ -291,7 +291,10 @@ def _public_title(record: IncidentRecord, names: dict[str, str]) -> str:
     except (KeyError, TypeError, ValueError):
         scope = []
     worst: dict[tuple[Service, str], int] = {}
+    checks = sorted({entry.user or "" for entry in scope if entry.service is Service.HTTP})
     for entry in scope:
+        if entry.service is Service.HTTP:
+            continue
         key = (entry.service, entry.location)
         rank = _UNAVAILABLE.get(entry.kind, 2)
         worst[key] = min(worst.get(key, 2), rank)
@@ -300,6 +303,7 @@ def _public_title(record: IncidentRecord, names: dict[str, str]) -> str:
         f"{service_name(service.value)} {words[rank]} in {names.get(location, 'one location')}"
         for (service, location), rank in sorted(worst.items(), key=lambda kv: kv[0][0].value)
     ]
+    parts += [f"check {name} failing" for name in checks]
     if not parts:
         return "Service problem"
     shown = "; ".join(parts[:3])

@@ -32,7 +32,15 @@ import prometheus_client
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from classifier.observation import CENTRAL, ProbeResult, Service, Source, TargetKey
+from classifier.observation import (
+    CALL_SERVICES,
+    CENTRAL,
+    CHECKS,
+    ProbeResult,
+    Service,
+    Source,
+    TargetKey,
+)
 from classifier.windows import MinuteCounts
 from ctiwatch.clock import Clock
 
@@ -428,7 +436,11 @@ class Metrics:
             for customer in monitor.settings.customers
             for location, users in customer.locations.items()
             for user in users
-            for service in Service
+            for service in CALL_SERVICES
+        ) | frozenset(
+            TargetKey(Service.HTTP, customer.id, CHECKS, check)
+            for customer in monitor.settings.customers
+            for check in customer.checks
         )
 
     def watch_leader(self, leadership: Callable[[], Leading | None]) -> None:

@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 
 from alerting.model import CustomerView, RoutingPolicy
 from alerting.rotation import Override, Rotation, parse_instant
-from classifier.observation import Service, TargetKey
+from classifier.observation import CALL_SERVICES, CHECKS, Service, TargetKey
 from classifier.thresholds import Thresholds
 from ctiwatch.config import (
     AlertingConfig,
+    CheckConfig,
     ClassificationConfig,
     Config,
     ConfigError,
@@ -24,18 +25,26 @@ from ctiwatch.config import (
     ProbesConfig,
     SlaConfig,
     TemplateConfig,
+    default_template_config,
 )
 from pipeline.settings import CustomerTopology, EscalationStepSettings, MonitorSettings
 from probes.base import ProbeContext, ProbeTarget, random_ids
-from probes.template import RequestTemplate
+from probes.http import check_template
+from probes.template import DEFAULT_TEMPLATES, RequestTemplate
 from sla.calendar import SupportCalendar
 from sla.clock import Clock
 from sla.priority import Priority
 from sla.targets import SlaPolicy, Target
 
 
-def template_from_config(cfg: TemplateConfig) -> RequestTemplate:
-    """A service's request template; its conditions were parsed when the file was loaded."""
+def template_from_config(cfg: TemplateConfig, kind: str | None = None) -> RequestTemplate:
+    """A service's request template; its conditions were parsed when the file was loaded.
+
+    A template that is exactly ``kind``'s default (left out, or written out unchanged) is the
+    built-in one, judged by the service's own check with the evidence it always printed; a
+    template that changes any part is judged by its conditions."""
+    if kind is not None and kind in DEFAULT_TEMPLATES and cfg == default_template_config(kind):
+        return DEFAULT_TEMPLATES[kind]
     return RequestTemplate(
         method=cfg.method,
         url=cfg.url,
@@ -49,14 +58,16 @@ def template_from_config(cfg: TemplateConfig) -> RequestTemplate:
 def templates_from_config(probes: ProbesConfig) -> dict[Service, RequestTemplate]:
     """Each service's template (``probes.templates``)."""
     return {
-        service: template_from_config(getattr(probes.templates, service.value))
-        for service in Service
+        service: template_from_config(getattr(probes.templates, service.value), service.value)
+        for service in CALL_SERVICES
     }
 
 
-def targets_from_config(config: Config) -> list[ProbeTarget]:
+def targets_from_config(config: Config, *, checks: bool = True) -> list[ProbeTarget]:
     """Every customer x location x user x service, in configuration order, each with its
-    service's template."""
+    service's template; then, with ``checks``, the customer's HTTP checks (``checks_of``).
+    Agents and ``simulate`` leave the checks out: an agent probes its locations, and the
+    simulator serves CloudCTI's call services only."""
     probes = config.probes
     templates = templates_from_config(probes)
     targets: list[ProbeTarget] = []
@@ -64,7 +75,7 @@ def targets_from_config(config: Config) -> list[ProbeTarget]:
         for location in customer.locations:
             base_url = location.base_url or probes.base_url
             for user in location.users:
-                for service in Service:
+                for service in CALL_SERVICES:
                     targets.append(
                         ProbeTarget(
                             key=TargetKey(service, customer.id, location.id, user.id),
@@ -76,7 +87,36 @@ def targets_from_config(config: Config) -> list[ProbeTarget]:
                             template=templates[service],
                         )
                     )
+        for check in checks_of(config, customer) if checks else ():
+            targets.append(check_target(probes, customer.id, check))
     return targets
+
+
+def checks_of(config: Config, customer: CustomerConfig) -> list[CheckConfig]:
+    """The customer's HTTP checks: every customer's (``probes.checks``), then its own."""
+    return [*config.probes.checks, *customer.checks]
+
+
+def check_target(probes: ProbesConfig, customer: str, check: CheckConfig) -> ProbeTarget:
+    """One customer's run of a check: target ``(http, customer, checks, <check id>)``.
+
+    No ``Authorization`` of ``probes.api_token``: a check may ask any host, so it sends only
+    the headers it names (its own keys, from the environment)."""
+    return ProbeTarget(
+        key=TargetKey(Service.HTTP, customer, CHECKS, check.id),
+        base_url=probes.base_url,
+        api_token="",
+        caller_number="",
+        expected_contact="",
+        template=check_template(
+            method=check.method,
+            url=check.url,
+            conditions=check.conditions,
+            headers=check.headers,
+            body=check.body,
+            certificate_warning_days=check.certificate_warning_days,
+        ),
+    )
 
 
 def context_from_config(
@@ -207,7 +247,10 @@ def rotation_from_config(
     )
 
 
-def customer_topology(customer: CustomerConfig) -> CustomerTopology:
+def customer_topology(
+    customer: CustomerConfig, common: Sequence[CheckConfig] = ()
+) -> CustomerTopology:
+    """What the monitor knows of a customer; ``common``: the checks of every customer."""
     contact = customer.contact
     return CustomerTopology(
         view=CustomerView(
@@ -218,6 +261,7 @@ def customer_topology(customer: CustomerConfig) -> CustomerTopology:
             contact_phone=contact.phone,
         ),
         locations={loc.id: tuple(u.id for u in loc.users) for loc in customer.locations},
+        checks={check.id: Priority(check.priority) for check in [*common, *customer.checks]},
     )
 
 
@@ -231,7 +275,10 @@ def monitor_settings(
     alerting = config.alerting
     timezone = config.sla.timezone
     return MonitorSettings(
-        customers=tuple(customer_topology(c) for c in (customers or config.topology.customers)),
+        customers=tuple(
+            customer_topology(c, config.probes.checks)
+            for c in (customers or config.topology.customers)
+        ),
         thresholds=thresholds_from_config(config.classification),
         routing=routing_from_config(alerting, timezone, config.web.public_url),
         rotation=rotation_from_config(alerting, timezone, oncall),

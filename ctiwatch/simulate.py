@@ -203,7 +203,7 @@ class _Runner:
             Topics(config.mqtt.topic_prefix),
             AgentTracker(config.probes.interval),
         )
-        targets = targets_from_config(config)
+        targets = targets_from_config(config, checks=False)
         schedulers = []
         for agent in scenario.agents:
             wanted = set(agent.locations)
@@ -270,7 +270,7 @@ class _Runner:
         transport = SimulatorTransport(core, self.clock, random.Random(scenario.seed))
         ctx = context_from_config(config.probes, self.clock, sequential_ids())
         scheduler = Scheduler(
-            targets_from_config(config),
+            targets_from_config(config, checks=False),
             transport,
             ctx,
             interval=config.probes.interval,

@@ -768,5 +768,7 @@ def headline(condition: Condition) -> str:
         return f"{service} unavailable for {user} at {where}"
     if kind is ConditionKind.LOCATION_DEGRADED:
         return f"{service}: calls at {where} often unrecognised (reduced performance)"
+    if kind is ConditionKind.CHECK_FAILED:
+        return f"check {user} failing"
     how = "often" if kind is ConditionKind.FREQUENT_MISSES else "sometimes"
     return f"{service}: calls of {user} at {where} {how} unrecognised"

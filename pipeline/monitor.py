@@ -65,6 +65,7 @@ _CONDITION_WORDS = {
     ConditionKind.LOCATION_DEGRADED: "degraded",
     ConditionKind.FREQUENT_MISSES: "calls unrecognised",
     ConditionKind.SOME_MISSES: "calls unrecognised",
+    ConditionKind.CHECK_FAILED: "failing",
 }
 
 
@@ -110,7 +111,8 @@ class Monitor:
         self._keep_resolved = keep_resolved
         self.customers = {c.id: c.view for c in settings.customers}
         topology = {c.id: c.locations for c in settings.customers}
-        self.classifier = Classifier(settings.thresholds, topology)
+        checks = {c.id: c.checks for c in settings.customers}
+        self.classifier = Classifier(settings.thresholds, topology, checks=checks)
         self.engine = IncidentEngine(policy, incidents, next_number, keep_resolved)
         self.routing = settings.routing
         self.rotation: Rotation = settings.rotation
@@ -188,7 +190,8 @@ class Monitor:
         monitor (or one that shows what the active monitor stored). The classifier starts
         empty and holds the restored incidents' conditions again (:meth:`resume`)."""
         topology = {c.id: c.locations for c in self.settings.customers}
-        self.classifier = Classifier(self.settings.thresholds, topology)
+        checks = {c.id: c.checks for c in self.settings.customers}
+        self.classifier = Classifier(self.settings.thresholds, topology, checks=checks)
         self.engine = IncidentEngine(self.policy, incidents, next_number)
         self._escalations = dict(escalations)
         self._held = list(held)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from alerting.model import CustomerView, RoutingPolicy
 from alerting.rotation import Rotation
 from classifier.thresholds import Thresholds
+from sla.priority import Priority
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +18,8 @@ class CustomerTopology:
 
     view: CustomerView
     locations: Mapping[str, Sequence[str]]  # location id -> test user ids
+    # The customer's HTTP checks (``probes.checks`` and its own): name -> priority of a failure.
+    checks: Mapping[str, Priority] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

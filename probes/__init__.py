@@ -17,10 +17,8 @@ from probes.base import (
     run_http_probe,
     sequential_ids,
 )
-from probes.click2dial import probe_click2dial
-from probes.crm import probe_crm
 from probes.http import make_http_probe, probe_http
-from probes.registry import PROBES
+from probes.registry import PROBES, probe_click2dial, probe_crm
 from probes.scheduler import ResultSink, Scheduler, SchedulerStats, spread_offset
 from probes.transport import AiohttpTransport
 from sla.clock import Clock

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import re
 from collections.abc import Awaitable, Callable, Generator, Mapping
@@ -397,3 +398,22 @@ async def run_http_probe(
         Source.PROBE,
         attempts,
     )
+
+
+def json_answer(response: HttpResponse) -> tuple[Any, str | None]:
+    """The decoded JSON of a 2xx answer, or ``None`` and the condition that failed (as evidence).
+
+    The built-in checks of click2dial and crm share this part; each then checks its shape.
+    """
+    status = response.status
+    if not 200 <= status < 300:
+        return None, f"[STATUS] ({status}) == 2xx"
+    try:
+        return json.loads(response.body), None
+    except ValueError:
+        return None, f"[STATUS] ({status}) == 2xx, [BODY] ({body_excerpt(response.body)}) is JSON"
+
+
+def body_excerpt(body: bytes, limit: int = 80) -> str:
+    text = body[:limit].decode("utf-8", "replace").replace("\n", " ")
+    return text + ("..." if len(body) > limit else "")

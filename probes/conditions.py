@@ -35,6 +35,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -173,6 +174,10 @@ class Condition:
             shown = actual if "\r" not in actual else _excerpt(actual)
         else:
             shown = show(actual, self.left)
+            if self.left.kind == "CERTIFICATE_EXPIRATION" and answer.cert_not_after is not None:
+                # The date itself: what a person renewing the certificate plans with.
+                expires = answer.cert_not_after.astimezone(UTC)
+                shown = f"{shown}, expires {expires:%Y-%m-%d %H:%M} UTC"
         return self.holds(actual), self._prefix + shown + self._suffix
 
 
@@ -180,15 +185,21 @@ class Answer:
     """One answer as conditions read it: status, body (decoded once, when a path asks),
     the attempt's latency and the certificate's remaining time in seconds."""
 
-    __slots__ = ("_json", "body", "cert_seconds", "latency_ms", "status")
+    __slots__ = ("_json", "body", "cert_not_after", "cert_seconds", "latency_ms", "status")
 
     def __init__(
-        self, status: int, body: bytes, latency_ms: float, cert_seconds: float | None
+        self,
+        status: int,
+        body: bytes,
+        latency_ms: float,
+        cert_seconds: float | None,
+        cert_not_after: datetime | None = None,
     ) -> None:
         self.status = status
         self.body = body
         self.latency_ms = latency_ms
         self.cert_seconds = cert_seconds
+        self.cert_not_after = cert_not_after
         self._json: Any = _UNREAD
 
     def read(self, operand: Operand) -> Any:

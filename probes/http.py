@@ -1,16 +1,21 @@
 """A generic HTTP check: status, body, TLS certificate expiry, as a template.
 
-Any template is a generic HTTP check (``probes.template``); :func:`make_http_probe` builds the
-common one from keyword arguments. ``recognised`` is always ``None`` (no call is made).
+Any template is a generic HTTP check (``probes.template``). :func:`check_template` makes the
+template of a configured check (``probes.checks``, a customer's ``checks``): its request, its
+conditions and, with a warning threshold, ``[CERTIFICATE_EXPIRATION] > Nd``, whose evidence
+shows the expiry date. :func:`make_http_probe` builds the common one from keyword arguments.
+``recognised`` is always ``None`` (no call is made).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import Any
 
 from classifier.observation import ProbeResult
 from probes.base import Probe, ProbeContext, ProbeTarget, Transport, run_http_probe
+from probes.conditions import Condition, parse_condition
 from probes.template import RequestTemplate, bound, probe_template
 
 
@@ -29,6 +34,26 @@ def http_template(
     if min_cert_days is not None:
         conditions.append(f"[CERTIFICATE_EXPIRATION] >= {min_cert_days:g}d")
     return RequestTemplate.parse(method=method, url=path, conditions=conditions)
+
+
+def check_template(
+    *,
+    method: str,
+    url: str,
+    conditions: Sequence[Condition],
+    headers: Mapping[str, str] | None = None,
+    body: Any = None,
+    certificate_warning_days: int | None = None,
+) -> RequestTemplate:
+    """A configured check's template (its parts were checked when the file was loaded): the
+    conditions in order, then the certificate's expiry when a warning threshold is set (a
+    certificate that expires within it, or none seen, fails the check)."""
+    judged = list(conditions)
+    if certificate_warning_days is not None:
+        judged.append(parse_condition(f"[CERTIFICATE_EXPIRATION] > {certificate_warning_days}d"))
+    return RequestTemplate(
+        method=method, url=url, conditions=tuple(judged), headers=dict(headers or {}), body=body
+    )
 
 
 def make_http_probe(

@@ -10,9 +10,13 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from probes.base import Probe
-from probes.click2dial import probe_click2dial
-from probes.crm import probe_crm
 from probes.http import probe_http
+from probes.template import probe_template
+
+# Click2Dial and CRM are request templates: the target's own, or its service's default
+# (``probes.template.DEFAULT_TEMPLATES``, judged by ``check_click2dial`` and ``check_crm``).
+probe_click2dial: Probe = probe_template
+probe_crm: Probe = probe_template
 
 # Read-only: no module-level mutable state; pass your own mapping to the scheduler to extend.
 PROBES: Mapping[str, Probe] = MappingProxyType(

@@ -13,7 +13,11 @@ if any, says whether the call was recognised (a miss is still a good round). The
 conditions evaluated, each with its actual value, in order: ``[STATUS] (503) == 2xx``.
 
 :data:`DEFAULT_SPECS` are the checks of the built-in services, written as a user would write
-them; the simulator (:mod:`ctiwatch.simulator`) serves the paths they name.
+them; the simulator (:mod:`ctiwatch.simulator`) serves the paths they name. While a service's
+template is its default (:data:`DEFAULT_TEMPLATES`), the service's built-in check judges the
+answer and prints the evidence ctiwatch has always printed (``[STATUS] (201) == 2xx, [STATE]
+(ringing), [CONTACT] (Bob) == Alice B.V.``); the alerts, timelines and stored results read the
+same as before templates.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from classifier.observation import ProbeResult
+from probes import click2dial, crm
 from probes.base import (
+    Check,
     HttpRequest,
     HttpResponse,
     ProbeContext,
@@ -48,35 +54,13 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _SINGLE = re.compile(r"^\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
-# The built-in services' checks (the defaults of ``probes.templates``). Each round of a call
-# service starts one call as the test user; the contact the answer names is the recognition.
+# The built-in services' checks (the defaults of ``probes.templates``), written as a user would
+# write them; each module keeps its own (``SPEC``) and the check that judges it (see below).
 DEFAULT_SPECS: Mapping[str, Mapping[str, Any]] = MappingProxyType(
-    {
-        "click2dial": MappingProxyType(
-            {
-                "method": "POST",
-                "url": "/api/v1/click2dial/{customer}/{location}/{user}/calls",
-                "headers": {},
-                "body": {"number": "{number}", "extension": "{extension}"},
-                "conditions": [
-                    "[STATUS] == 2xx",
-                    '[BODY].call_id != ""',
-                    "[BODY].state == any(dialing, ringing, connected)",
-                ],
-                "recognised": "[BODY].contact.name == {contact}",
-            }
-        ),
-        "crm": MappingProxyType(
-            {
-                "method": "GET",
-                "url": "/api/v1/recognition/{customer}/{location}/{user}?number={number}",
-                "headers": {},
-                "body": None,
-                "conditions": ["[STATUS] == 2xx", "has([BODY].contacts) == true"],
-                "recognised": "[BODY].contacts[*].name contains {contact}",
-            }
-        ),
-    }
+    {"click2dial": click2dial.SPEC, "crm": crm.SPEC}
+)
+_BUILTIN_CHECKS: Mapping[str, Check] = MappingProxyType(
+    {"click2dial": click2dial.check_click2dial, "crm": crm.check_crm}
 )
 
 
@@ -175,6 +159,9 @@ class RequestTemplate:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: Any = None
     recognised: Condition | None = None
+    # The built-in check of a default template (``DEFAULT_TEMPLATES``): it judges the answer
+    # in place of the conditions, with the evidence ctiwatch printed before templates existed.
+    builtin: Check | None = None
 
     @classmethod
     def parse(
@@ -186,6 +173,7 @@ class RequestTemplate:
         headers: Mapping[str, str] | None = None,
         body: Any = None,
         recognised: str | None = None,
+        builtin: Check | None = None,
     ) -> RequestTemplate:
         """From texts, checking each part; :class:`TemplateError` names the part."""
 
@@ -212,6 +200,7 @@ class RequestTemplate:
             recognised=None
             if recognised is None
             else part("recognised", parse_condition, recognised),
+            builtin=builtin,
         )
 
     def bind(self, target: ProbeTarget) -> BoundTemplate:
@@ -228,6 +217,7 @@ class RequestTemplate:
             HttpRequest(self.method, url, headers, body),
             tuple(condition.bind(values) for condition in self.conditions),
             None if self.recognised is None else self.recognised.bind(values),
+            self.builtin,
         )
 
 
@@ -266,17 +256,19 @@ def target_values(target: ProbeTarget) -> dict[str, str]:
 class BoundTemplate:
     """A template bound to one target: its request and the conditions it evaluates."""
 
-    __slots__ = ("_last", "_timed", "conditions", "recognised", "request")
+    __slots__ = ("_builtin", "_last", "_timed", "conditions", "recognised", "request")
 
     def __init__(
         self,
         request: HttpRequest,
         conditions: tuple[Condition, ...],
         recognised: Condition | None,
+        builtin: Check | None = None,
     ) -> None:
         self.request = request
         self.conditions = conditions
         self.recognised = recognised
+        self._builtin = builtin
         every = (*conditions, *((recognised,) if recognised is not None else ()))
         # Conditions on the time or the certificate judge more than the status and body.
         self._timed = any(c.left.kind in ("RESPONSE_TIME", "CERTIFICATE_EXPIRATION") for c in every)
@@ -291,7 +283,11 @@ class BoundTemplate:
         last = self._last
         if last is not None and last[0] == response.status and last[1] == response.body:
             return last[2]
-        verdict = self._judge(response, ctx, latency)
+        builtin = self._builtin
+        if builtin is not None:
+            verdict = builtin(response, target, ctx, latency)
+        else:
+            verdict = self._judge(response, ctx, latency)
         if not self._timed:
             self._last = (response.status, response.body, verdict)
         return verdict
@@ -301,7 +297,7 @@ class BoundTemplate:
     ) -> tuple[bool, bool | None, str]:
         not_after = response.tls_not_after
         cert = None if not_after is None else (not_after - ctx.clock.now()).total_seconds()
-        answer = Answer(response.status, response.body, round(latency * 1000.0, 3), cert)
+        answer = Answer(response.status, response.body, round(latency * 1000.0, 3), cert, not_after)
         shown = []
         for condition in self.conditions:
             ok, text = condition.evaluate(answer)
@@ -316,8 +312,16 @@ class BoundTemplate:
 
 
 DEFAULT_TEMPLATES: Mapping[str, RequestTemplate] = MappingProxyType(
-    {kind: RequestTemplate.parse(**spec) for kind, spec in DEFAULT_SPECS.items()}
+    {
+        kind: RequestTemplate.parse(**spec, builtin=_BUILTIN_CHECKS[kind])
+        for kind, spec in DEFAULT_SPECS.items()
+    }
 )
+"""The built-in services' templates: their requests are the specs', their answers are judged
+by the built-in checks (``check_click2dial``, ``check_crm``), so the evidence is what it
+always was. A configuration whose template is exactly the default gets these (see
+``ctiwatch.settings.template_from_config``); one that changes any part is judged by its
+conditions, each printing its actual value beside the expected one."""
 
 
 def bound(target: ProbeTarget, template: RequestTemplate) -> BoundTemplate:

@@ -33,7 +33,11 @@ def window_words(window: timedelta) -> str:
     return " ".join(parts) or f"{int(window.total_seconds())}s"
 
 
-SERVICE_NAMES: dict[str, str] = {"click2dial": "Click2Dial", "crm": "CRM integration"}
+SERVICE_NAMES: dict[str, str] = {
+    "click2dial": "Click2Dial",
+    "crm": "CRM integration",
+    "http": "HTTP check",
+}
 
 
 def service_name(service: str) -> str:

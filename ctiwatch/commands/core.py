@@ -21,7 +21,11 @@ def check_config(args: argparse.Namespace) -> int:
     check_references(config)
     customers = config.topology.customers
     users = sum(len(loc.users) for c in customers for loc in c.locations)
-    print(f"{args.file}: ok ({len(customers)} customers, {users} users)", file=sys.stdout)
+    checks = sum(len(config.probes.checks) + len(c.checks) for c in customers)
+    counted = f"{len(customers)} customers, {users} users" + (
+        f", {checks} checks" if checks else ""
+    )
+    print(f"{args.file}: ok ({counted})", file=sys.stdout)
     return 0
 
 

@@ -336,9 +336,10 @@ async def run_agent(
     """Probe ``plan.locations`` and publish the results until ``stop`` is set (or cancelled)."""
     from ctiwatch.settings import context_from_config, targets_from_config
     from probes import AiohttpTransport, Scheduler
+    from probes.transport import probe_session
 
     wanted = set(plan.locations)
-    targets = [t for t in targets_from_config(config) if t.key.location in wanted]
+    targets = [t for t in targets_from_config(config, checks=False) if t.key.location in wanted]
     settings = plan.settings
     stop = stop or asyncio.Event()
     buffer = await ResultBuffer.open(settings.buffer_path, max_rows=settings.buffer_max_rows)
@@ -353,7 +354,7 @@ async def run_agent(
             heartbeat_interval=config.probes.interval,
         )
         connector = aiohttp.TCPConnector(limit=config.probes.concurrency)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async with probe_session(connector) as session:
             scheduler = Scheduler(
                 targets,
                 AiohttpTransport(session),

@@ -52,7 +52,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from classifier.observation import CALLS, ProbeResult, Service, Source, TargetKey
+from classifier.observation import CALL_SERVICES, CALLS, ProbeResult, Service, Source, TargetKey
 from ctiwatch.config import TopologyConfig
 from ctiwatch.errors import Problem, problems
 
@@ -231,7 +231,7 @@ class TopologyIndex:
             for customer, locations in self._locations.items()
             for location, users in locations.items()
             for user in users
-            for service in Service
+            for service in CALL_SERVICES
         }
 
     def target(

@@ -43,6 +43,7 @@ from classifier.observation import ProbeResult, Service, Source, TargetKey
 from ctiwatch.app import Ctiwatch
 from ctiwatch.clock import RealClock
 from ctiwatch.config import MqttConfig, MqttTlsConfig, config_from_data, load_config
+from ctiwatch.mqtt.acl import mosquitto_acl
 from ctiwatch.mqtt.agent import AgentPublisher
 from ctiwatch.mqtt.backoff import Backoff
 from ctiwatch.mqtt.buffer import ResultBuffer
@@ -55,7 +56,6 @@ pytestmark = pytest.mark.mqtt
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "mqtt-secure.sh"
 SHIPPED_CONF = ROOT / "docker" / "mosquitto-secure.conf"
-SHIPPED_ACL = ROOT / "docker" / "mosquitto.acl"
 # Test material, made for each test and thrown away with its folder.
 PASSWORDS = {
     "ctiwatch": "service-test-password",
@@ -116,7 +116,7 @@ def secure_conf(workdir: Path, material: Path, acl: Path) -> str:
     text = SHIPPED_CONF.read_text()
     replacements = {
         "password_file /mosquitto/config/passwd": f"password_file {material}/passwd",
-        "acl_file /mosquitto/config/acl": f"acl_file {acl}",
+        "acl_file /mosquitto/acl/acl": f"acl_file {acl}",
         "listener 8883 0.0.0.0": "listener {port} 127.0.0.1",
         "cafile /mosquitto/certs/ca.pem": f"cafile {material}/ca.pem",
         "certfile /mosquitto/certs/server.pem": f"certfile {material}/server.pem",
@@ -149,7 +149,8 @@ async def secure_broker(tmp_path: Path) -> AsyncIterator[SecureBroker]:
     tag = uuid.uuid4().hex[:12]
     prefix = f"ctiwatch-test/{tag}/v1"
     acl = tmp_path / "acl"
-    acl.write_text(SHIPPED_ACL.read_text().replace("ctiwatch/v1/", f"{prefix}/"))
+    # The ACL for the test's prefix, made as `ctiwatch mqtt acl` makes it from mqtt.topic_prefix.
+    acl.write_text(mosquitto_acl(Topics(prefix)))
     broker = PrivateBroker(tmp_path, secure_conf(tmp_path, material, acl))
     await broker.start()
     try:

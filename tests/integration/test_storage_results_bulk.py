@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from classifier.observation import ProbeResult, Service, Source, TargetKey
+from classifier.observation import CALL_SERVICES, ProbeResult, Source, TargetKey
 from ctiwatch.storage import Rollup, Store
 from ctiwatch.storage.records import LATENCY_BOUNDS_MS, latency_bucket
 
@@ -23,7 +23,7 @@ STORED_SOURCE_IDS = {Source.PROBE: "central", Source.AGENT: "agent", Source.CALL
 KOLKATA = timezone(timedelta(hours=5, minutes=30))  # local hours are not UTC hours
 TARGETS = [
     TargetKey(service, customer, f"{customer}-ams", user)
-    for service in Service
+    for service in CALL_SERVICES
     for customer in ("acme", "zeta")
     for user in ("u1", "u2")
 ]

@@ -133,6 +133,17 @@ def test_unknown_service_rejects_that_result_alone_naming_the_allowed_values() -
     ]
 
 
+def test_an_agent_cannot_speak_for_a_customers_http_check() -> None:
+    # Checks run from the central workers only: a result naming one is refused like any
+    # service the agents do not probe.
+    forged = result(1, service="http", location="checks", user="portal")
+    decoded = decode_results(batch(result(0), forged), TOPOLOGY, now=NOW)
+    assert [r.result_id for r in decoded.results] == ["r0"]
+    assert [(e.reason, str(e)) for e in decoded.rejected] == [
+        ("invalid_payload", 'results[1].service: must be click2dial or crm, not "http"')
+    ]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from classifier.observation import Service, TargetKey
+from classifier.observation import CALL_SERVICES, Service, TargetKey
 from ctiwatch.clock import FixedClock
 from ctiwatch.config import ConfigError, config_from_data, load_config
 from ctiwatch.scenario import load_scenario
@@ -83,7 +83,7 @@ def test_the_default_configuration_holds_the_built_in_templates() -> None:
         assert {**shown, "body": shown["body"]} == dict(spec)
 
 
-@pytest.mark.parametrize("service", list(Service))
+@pytest.mark.parametrize("service", list(CALL_SERVICES))
 def test_the_simulator_serves_the_paths_the_default_templates_name(service: Service) -> None:
     config = config_from_data({"topology": topology(["alice"])})
     (target,) = [t for t in targets_from_config(config) if t.key.service is service]
@@ -106,6 +106,123 @@ def test_a_refusing_platform_gives_todays_evidence(status: int, kind: str) -> No
     result, _ = run(target, HttpResponse(status, b'{"error":"no"}', JSON))
     assert (result.ok, result.recognised) == (False, None)
     assert result.evidence.endswith(f" [STATUS] ({status}) == 2xx; 0 ms; 1 attempt")
+
+
+# Every answer the built-in checks tell apart, with the evidence ctiwatch printed before
+# templates existed (0cfe110^: probes/click2dial.py and probes/crm.py), word for word.
+TODAYS_CLICK2DIAL = [
+    (
+        201,
+        b'{"call_id":"c1","state":"ringing","contact":{"name":"ctiwatch test contact"}}',
+        (True, True),
+        "[STATUS] (201) == 2xx, [STATE] (ringing), "
+        "[CONTACT] (ctiwatch test contact) == ctiwatch test contact",
+    ),
+    (
+        200,
+        b'{"call_id":"c1","state":"connected","contact":{"name":"Bob"}}',
+        (True, False),
+        "[STATUS] (200) == 2xx, [STATE] (connected), [CONTACT] (Bob) == ctiwatch test contact",
+    ),
+    (
+        201,
+        b'{"call_id":"c1","state":"dialing"}',
+        (True, False),
+        "[STATUS] (201) == 2xx, [STATE] (dialing), [CONTACT] (none) == ctiwatch test contact",
+    ),
+    (503, b'{"error":"down"}', (False, None), "[STATUS] (503) == 2xx"),
+    (201, b"<html>", (False, None), "[STATUS] (201) == 2xx, [BODY] (<html>) is JSON"),
+    (201, b"[1]", (False, None), "[STATUS] (201) == 2xx, [BODY] is a JSON object"),
+    (
+        201,
+        b'{"state":"ringing"}',
+        (False, None),
+        "[STATUS] (201) == 2xx, [CALL_ID] (None) is set",
+    ),
+    (
+        201,
+        b'{"call_id":7,"state":"ringing"}',
+        (False, None),
+        "[STATUS] (201) == 2xx, [CALL_ID] (7) is set",
+    ),
+    (
+        201,
+        b'{"call_id":"c1","state":"failed"}',
+        (False, None),
+        "[STATUS] (201) == 2xx, [STATE] (failed) in dialing|ringing|connected",
+    ),
+]
+TODAYS_CRM = [
+    (
+        200,
+        b'{"contacts":[{"name":"ctiwatch test contact"}]}',
+        (True, True),
+        "[STATUS] (200) == 2xx, [CONTACT] (ctiwatch test contact) == ctiwatch test contact",
+    ),
+    (
+        200,
+        b'{"contacts":[{"name":"Bob"},{"name":"Carol"}]}',
+        (True, False),
+        "[STATUS] (200) == 2xx, [CONTACT] (Bob, Carol) == ctiwatch test contact",
+    ),
+    (
+        200,
+        b'{"contacts":[]}',
+        (True, False),
+        "[STATUS] (200) == 2xx, [CONTACT] (none) == ctiwatch test contact",
+    ),
+    (404, b"", (False, None), "[STATUS] (404) == 2xx"),
+    (200, b"x" * 100, (False, None), f"[STATUS] (200) == 2xx, [BODY] ({'x' * 80}...) is JSON"),
+    (200, b'{"matches":[]}', (False, None), "[STATUS] (200) == 2xx, [BODY] has a contacts list"),
+    (
+        200,
+        b'{"contacts":{"name":"x"}}',
+        (False, None),
+        "[STATUS] (200) == 2xx, [BODY] has a contacts list",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("service", "status", "body", "verdict", "evidence"),
+    [(Service.CLICK2DIAL, *case) for case in TODAYS_CLICK2DIAL]
+    + [(Service.CRM, *case) for case in TODAYS_CRM],
+)
+def test_the_default_templates_give_exactly_todays_evidence(
+    service: Service, status: int, body: bytes, verdict: tuple[bool, bool | None], evidence: str
+) -> None:
+    # The production path: targets from a configuration that names no template.
+    targets = targets_from_config(config_from_data({"topology": topology()}))
+    (target,) = [t for t in targets if t.key.service is service]
+    result, transport = run(target, HttpResponse(status, body, JSON))
+    (request,) = transport.requests
+    assert (result.ok, result.recognised) == verdict
+    assert result.evidence == f"{request.method} {request.url} {evidence}; 0 ms; 1 attempt"
+
+
+@pytest.mark.parametrize("service", list(CALL_SERVICES))
+def test_a_default_template_written_out_unchanged_is_the_built_in_one(service: Service) -> None:
+    written = config_from_data(
+        {
+            "probes": {"templates": {service.value: dict(DEFAULT_SPECS[service.value])}},
+            "topology": topology(),
+        }
+    )
+    (target,) = [t for t in targets_from_config(written) if t.key.service is service]
+    assert target.template is DEFAULT_TEMPLATES[service.value]
+
+
+def test_a_default_template_changed_in_one_part_prints_actual_and_expected() -> None:
+    # The same conditions with one more header: the user's template, judged by its conditions.
+    (target, _) = configured({"click2dial": {"headers": {"X-Trace": "{user}"}}})
+    body = b'{"call_id":"c1","state":"ringing","contact":{"name":"Bob"}}'
+    result, _ = run(target, HttpResponse(201, body, JSON))
+    assert (result.ok, result.recognised) == (True, False)
+    assert result.evidence.endswith(
+        '[STATUS] (201) == 2xx, [BODY].call_id (c1) != "", '
+        "[BODY].state (ringing) == any(dialing, ringing, connected), "
+        "[BODY].contact.name (Bob) == ctiwatch test contact; 0 ms; 1 attempt"
+    )
 
 
 def test_a_scenario_gives_the_same_output_with_the_default_templates_written_out() -> None:
@@ -230,7 +347,8 @@ def test_a_generic_http_check_judges_status_body_and_certificate() -> None:
     assert result.evidence == (
         "GET https://api.cloudcti.test/api/v1/status [STATUS] (200) == any(200, 204), "
         "[BODY].components[*].status (operational, degraded) contains operational, "
-        "len([BODY].components) (2) >= 2, [CERTIFICATE_EXPIRATION] (10.0d) > 14d; "
+        "len([BODY].components) (2) >= 2, "
+        "[CERTIFICATE_EXPIRATION] (10.0d, expires 2026-12-11 09:00 UTC) > 14d; "
         "0 ms; 1 attempt"
     )
     fresh = HttpResponse(200, body, JSON, tls_not_after=NOW + timedelta(days=60))
@@ -327,7 +445,7 @@ def test_a_bad_template_is_a_config_error_naming_the_service_and_field() -> None
 
 
 def test_the_default_templates_are_parsed_once_into_the_registry_values() -> None:
-    assert set(DEFAULT_TEMPLATES) == {service.value for service in Service}
+    assert set(DEFAULT_TEMPLATES) == {service.value for service in CALL_SERVICES}
     (click2dial, crm) = targets_from_config(config_from_data({"topology": topology()}))
     assert click2dial.template is not None and crm.template is not None
     assert [c.text for c in click2dial.template.conditions] == list(
