@@ -4,7 +4,8 @@ changed or cancelled, a reminder before each occurrence, and when each starts an
 Pure: the window, its recipients and ``now`` in; the e-mails with the instant each is due out.
 The shell writes them as outbox rows (``not_before``) in the transaction that changes the
 window, so a notice and its cause are never stored apart and the outbox sends each once: its
-idempotency key names the window, the revision, the kind, the occurrence and the recipient.
+idempotency key names the window, the revision, the kind, the occurrence and the recipient
+(customer and address: two customers with one contact address each get their own notice).
 A change or cancellation drops the pending notices of the earlier revisions (prefix
 :func:`notice_prefix`).
 """
@@ -23,6 +24,9 @@ from alerting.messages import one_line
 
 NoticeAction = Literal["scheduled", "changed", "cancelled"]
 SHOWN_OCCURRENCES = 10  # occurrences a notice lists; the feeds hold them all
+# The line that carries the customer's status page link (text), and its button (HTML).
+STATUS_PAGE_WORDS = "Your status page"
+STATUS_PAGE_BUTTON = "Open your status page"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,9 @@ class Recipient:
     email: str
     contact_name: str = ""
     locations: tuple[str, ...] = ()  # the customer's covered locations (names)
+    # This customer's own status page (``{web.public_url}/status/...``); "" when it has none
+    # or there is no public address: the notice then carries no link.
+    status_url: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +94,7 @@ def notices(
         letter = _body(window, person, action, zone, why)
         found.append(
             Notice(
-                key=f"{base}:{action}:{person.email}",
+                key=f"{base}:{action}:{person.customer}:{person.email}",
                 to=person.email,
                 kind=f"maintenance_{action}",
                 subject=subject,
@@ -111,7 +118,7 @@ def notices(
                 letter = _occurrence_body(window, span, person, kind, zone)
                 found.append(
                     Notice(
-                        key=f"{base}:{kind}:{index}:{person.email}",
+                        key=f"{base}:{kind}:{index}:{person.customer}:{person.email}",
                         to=person.email,
                         kind=f"maintenance_{kind}",
                         subject=subject,
@@ -175,6 +182,7 @@ class _Letter:
     notes: list[str]  # lines after the facts (emergency, why)
     closing: str
     footer: str
+    status_url: str = ""  # the customer's own status page, if it has one
 
     def text(self) -> str:
         lines = [self.greeting, "", self.opening, ""]
@@ -183,11 +191,15 @@ class _Letter:
         lines += self.notes
         if self.closing:
             lines += ["", self.closing]
+        if self.status_url:
+            lines += ["", f"{STATUS_PAGE_WORDS}: {self.status_url}"]
         lines += ["", self.footer, "", "CloudCTI"]
         return "\n".join(lines) + "\n"
 
     def html(self, subject: str) -> str:
-        return _html_template().render(subject=subject, letter=self, css=_CSS)
+        return _html_template().render(
+            subject=subject, letter=self, css=_CSS, status_page_button=STATUS_PAGE_BUTTON
+        )
 
 
 _CSS = {
@@ -202,6 +214,8 @@ _CSS = {
     "td": "padding:2px 0",
     "note": "margin:10px 0;padding:8px 12px;background:#fef3c7;border-left:4px solid #d97706",
     "foot": "margin:16px 0 0;font-size:12px;color:#6b7280",
+    "button": "display:inline-block;padding:8px 14px;background:#1d4ed8;color:#ffffff;"
+    "border-radius:6px;text-decoration:none;font-weight:600",
 }
 
 _HTML = """<!doctype html>
@@ -220,6 +234,10 @@ _HTML = """<!doctype html>
 <p style="{{ css.note }}">{{ note }}</p>
 {% endfor %}
 {% if letter.closing %}<p style="{{ css.p }}">{{ letter.closing }}</p>{% endif %}
+{% if letter.status_url %}
+<p style="{{ css.p }}"><a href="{{ letter.status_url }}" style="{{ css.button }}">\
+{{ status_page_button }}</a></p>
+{% endif %}
 <p style="{{ css.foot }}">{{ letter.footer }}<br>CloudCTI</p>
 </div>
 </body></html>
@@ -261,7 +279,7 @@ def _body(
             "a reminder before it starts, and a notice when it starts and when it ends."
         )
     footer = f"Maintenance window {window.id}, revision {window.revision}."
-    return _Letter(_greeting(person), opening, rows, notes, closing, footer)
+    return _Letter(_greeting(person), opening, rows, notes, closing, footer, person.status_url)
 
 
 def _occurrence_body(
@@ -279,4 +297,6 @@ def _occurrence_body(
     }[kind]
     rows = [("When", span_words(span, zone)), *_scope_rows(window, person)]
     footer = f"Maintenance window {window.id}, revision {window.revision}."
-    return _Letter(_greeting(person), opening, rows, _emergency_lines(window), "", footer)
+    return _Letter(
+        _greeting(person), opening, rows, _emergency_lines(window), "", footer, person.status_url
+    )

@@ -214,8 +214,10 @@ def voice_text(trigger: Trigger, incident: IncidentView, policy: RoutingPolicy) 
 _REPORT_TXT = """\
 {{ heading }}
 
+{% if incident_url %}
 Open in ctiwatch: {{ incident_url }}
 
+{% endif %}
 Customer
   Name:     {{ customer.label }} ({{ customer.id }})
   Contact:  {{ contact or "not known" }}
@@ -284,8 +286,8 @@ _REPORT_HTML = """\
 <h1 style="{{ css.h1 }}">{{ heading }}</h1>
 <p style="{{ css.p }}"><span style="{{ badge }}">P{{ priority }} {{ priority_label }}</span>
 {% if reason %} {{ reason }}{% endif %}</p>
-<p style="{{ css.p }}"><a href="{{ incident_url }}" style="{{ css.button }}">Open incident \
-#{{ number }} in ctiwatch</a></p>
+{% if incident_url %}<p style="{{ css.p }}"><a href="{{ incident_url }}" \
+style="{{ css.button }}">Open incident #{{ number }} in ctiwatch</a></p>{% endif %}
 <h2 style="{{ css.h2 }}">Customer</h2>
 <p style="{{ css.p }}">{{ customer.label }} ({{ customer.id }})<br>Contact: {{ contact or \
 "not known" }}</p>
@@ -313,7 +315,8 @@ _REPORT_HTML = """\
 {% endfor %}
 </pre>
 <p style="{{ css.foot }}">Sent by ctiwatch. On-call staff acknowledge incident #{{ number }} by \
-SMS: <code>ACK {{ number }}</code> &middot; <a href="{{ incident_url }}">{{ incident_url }}</a></p>
+SMS: <code>ACK {{ number }}</code>{% if incident_url %} &middot; <a href="{{ incident_url }}">\
+{{ incident_url }}</a>{% endif %}</p>
 </div>
 </body></html>
 """
@@ -326,8 +329,10 @@ Priority:  P{{ priority }} {{ priority_label }}
 Reported:  {{ opened_at }}
 Resolved:  {{ resolved_at }}{% if resolved_by %} by {{ resolved_by }}{% endif %}
 
+{% if incident_url %}
 Open in ctiwatch: {{ incident_url }}
 
+{% endif %}
 Affected locations and users
 {% for row in affected %}
   {{ row }}
@@ -357,8 +362,8 @@ P{{ priority }} {{ priority_label }}</span></td></tr>
 {% else %}<li>none recorded</li>
 {% endfor %}
 </ul>
-<p style="{{ css.p }}"><a href="{{ incident_url }}" style="{{ css.button }}">Open incident \
-#{{ number }} in ctiwatch</a></p>
+{% if incident_url %}<p style="{{ css.p }}"><a href="{{ incident_url }}" \
+style="{{ css.button }}">Open incident #{{ number }} in ctiwatch</a></p>{% endif %}
 </div>
 </body></html>
 """
@@ -445,7 +450,9 @@ def _context(
 
 
 def incident_url(policy: RoutingPolicy, number: int) -> str:
-    """The incident's page in the console: ``{public_url}/incidents/N``."""
+    """The incident's page in the console: ``{public_url}/incidents/N``; "" without one."""
+    if not policy.public_url:
+        return ""
     return f"{policy.public_url.rstrip('/')}/incidents/{number}"
 
 

@@ -125,8 +125,9 @@ class RoutingPolicy:
     contingency_min_p1_customers: int = 2
     oncall: tuple[str, ...] = ()
     timezone: str = "Europe/Amsterdam"  # times in texts are shown in this zone
-    # The console's address as people reach it: e-mails link to ``{public_url}/incidents/N``.
-    public_url: str = "http://127.0.0.1:8080"
+    # The console's address as people reach it: e-mails link to ``{public_url}/incidents/N``
+    # (None: e-mails carry no link).
+    public_url: str | None = "http://127.0.0.1:8080"
     # Paging (``alerting.paging``): SMS about incidents of these priorities raised outside
     # support hours wait for the next opening; ctiwatch's own problems (no incident) too,
     # unless ``internal_any_hour``.

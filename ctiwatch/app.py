@@ -387,6 +387,14 @@ class Ctiwatch:
                     )
                 if ingestion is not None:
                     running.append(tasks.create_task(keep("mqtt", ingestion.run), name="mqtt"))
+                if self.fake_twilio is not None:
+                    # The demo phone's messages and calls move on (sent, delivered, ringing...)
+                    # and report each change to /twilio/status, as Twilio does.
+                    running.append(
+                        tasks.create_task(
+                            keep("fake twilio", self.fake_twilio.run), name="fake twilio"
+                        )
+                    )
                 self._announce()
                 # Everything built at start-up lives for the whole run: keep it out of the
                 # cyclic collector's full passes, whose pauses would otherwise delay probe

@@ -745,8 +745,9 @@ class WebConfig(Strict):
     login_max_failures: int = Field(default=5, ge=1, le=1000)
     login_window: PositiveDuration = timedelta(minutes=15)
     demo_admin: DemoAdminConfig | None = None
-    # Where people reach the console: links in e-mails (``/incidents/N``) start with it.
-    public_url: HttpUrl = "http://127.0.0.1:8080"
+    # Where people reach ctiwatch: links in e-mails start with it (on-call's to the incident,
+    # ``/incidents/N``; a customer's to its own status page). ``null``: e-mails carry no link.
+    public_url: HttpUrl | None = "http://127.0.0.1:8080"
 
     @field_validator("hosts")
     @classmethod

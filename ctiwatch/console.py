@@ -87,6 +87,8 @@ log = logging.getLogger("ctiwatch.console")
 
 DEAD_LETTERS_SHOWN = 10  # the latest dead letters on the status page
 HISTORY_SHOWN = 10  # the latest resolved incidents on the status page
+# Twilio statuses that say a page reached its person (the timeline says so).
+REACHED_STATUSES = frozenset({"delivered", "completed", "read"})
 FIGURES_EVERY = timedelta(seconds=1)  # new results alone rebuild the status view at most this often
 # ... and at most every (targets / this) seconds: a view of 10,000 targets (its page, its JSON)
 # is rebuilt every 5 s while results stream in, so the work a second stays about the same.
@@ -838,10 +840,13 @@ class ConsoleServiceImpl:
         """The notices of ``action`` to the contacts of the customers ``window`` (and
         ``also``, what it was before a change) covers, in the same transaction."""
         assert window.id is not None
-        recipients = self._recipients(window)
+        tokens = await self._store.customer_links.tokens()
+        recipients = self._recipients(window, tokens)
         if also is not None:
-            known = {r.email for r in recipients}
-            recipients += [r for r in self._recipients(also) if r.email not in known]
+            known = {(r.customer, r.email) for r in recipients}
+            recipients += [
+                r for r in self._recipients(also, tokens) if (r.customer, r.email) not in known
+            ]
         facts = WindowFacts(
             id=window.id,
             revision=window.revision,
@@ -877,8 +882,9 @@ class ConsoleServiceImpl:
             )
         self._pipeline.outbox_ready.set()
 
-    def _recipients(self, window: MaintenanceRecord) -> list[Recipient]:
-        """The contacts (with an e-mail address) of the customers the window covers."""
+    def _recipients(self, window: MaintenanceRecord, tokens: dict[str, str]) -> list[Recipient]:
+        """The contacts (with an e-mail address) of the customers the window covers, each
+        with the link of its own customer's status page (``tokens``: customer -> link token)."""
         found: list[Recipient] = []
         for customer in self._config.topology.customers:
             if window.customers and customer.id not in window.customers:
@@ -899,9 +905,22 @@ class ConsoleServiceImpl:
                     locations=tuple(loc.name or loc.id for loc in locations)
                     if window.locations
                     else (),
+                    status_url=self._status_url(customer.id, customer.public, tokens),
                 )
             )
         return found
+
+    def _status_url(self, customer: str, public: bool, tokens: dict[str, str]) -> str:
+        """``customer``'s own status page at ``web.public_url``: its public address when config
+        makes it public, else its link; "" when it has neither or there is no public_url."""
+        base = self._config.web.public_url
+        if not base:
+            return ""
+        base = base.rstrip("/")
+        if public:
+            return f"{base}/status/c/{customer}"
+        token = tokens.get(customer)
+        return f"{base}/status/{token}" if token else ""
 
     async def _reload_maintenance(self) -> None:
         await self._pipeline.set_maintenance(await self._store.maintenance.list())
@@ -922,10 +941,14 @@ class ConsoleServiceImpl:
     async def delivery_status(
         self, provider_id: str, status: str, recipient: str, failed: bool
     ) -> None:
-        """Twilio's delivery report: failures go on the incident's timeline."""
+        """Twilio's delivery report: every one is logged; a page that reached its person
+        (``delivered``, ``completed``) goes on the incident's timeline, and one that failed
+        or was not answered too, with the next escalation step paged at once."""
         extra = {"provider_id": provider_id, "status": status, "to": recipient}
         if not failed:
             log.info("delivery report", extra=extra)
+            if status in REACHED_STATUSES:
+                await self._note_reached(provider_id, status, recipient)
             return
         log.warning("alert not delivered", extra=extra)
         message = await self._store.outbox.by_provider_id(provider_id)
@@ -944,6 +967,23 @@ class ConsoleServiceImpl:
             ) from None
         except StepFailed:
             raise step_not_stored("note the failed delivery on") from None
+
+    async def _note_reached(self, provider_id: str, status: str, recipient: str) -> None:
+        message = await self._store.outbox.by_provider_id(provider_id)
+        if message is None or message.incident_number is None:
+            return
+        entry = StoredEntry(
+            incident_number=message.incident_number,
+            at=self._clock.now(),
+            kind="alert_delivered",
+            detail=f"{message.kind} {message.channel} to {recipient or message.recipient}: "
+            f"Twilio reports {status}",
+        )
+        try:
+            async with self._store.transaction() as tx:
+                await tx.timeline.add(entry)
+        except (StorageError, SQLAlchemyError):
+            raise step_not_stored("note the delivery on") from None
 
     # --- views ---------------------------------------------------------------------------------
 

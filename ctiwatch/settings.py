@@ -193,7 +193,7 @@ def thresholds_from_config(cfg: ClassificationConfig) -> Thresholds:
 
 
 def routing_from_config(
-    cfg: AlertingConfig, timezone: str, public_url: str = "http://127.0.0.1:8080"
+    cfg: AlertingConfig, timezone: str, public_url: str | None = "http://127.0.0.1:8080"
 ) -> RoutingPolicy:
     """Whom routing reaches: the support address and lines, the on-call list, the P1 count
     that calls the contingency line."""
@@ -204,7 +204,7 @@ def routing_from_config(
         contingency_min_p1_customers=cfg.contingency_min_p1_customers,
         oncall=tuple(cfg.oncall),
         timezone=timezone,
-        public_url=public_url.rstrip("/"),
+        public_url=public_url.rstrip("/") if public_url else None,
         held_priorities=frozenset(cfg.paging.held_priorities),
         internal_any_hour=cfg.paging.agent_alerts == "any_hour",
     )

@@ -152,9 +152,11 @@ async def real_console(
     *,
     topology: dict[str, Any] | None = None,
     mqtt: MqttView | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> AsyncIterator[Scene]:
+    """``settings``: more configuration sections (``{"web": {...}}``)."""
     config = Config.model_validate(
-        {"topology": topology or TOPOLOGY, "storage": {"url": storage_url}}
+        {"topology": topology or TOPOLOGY, "storage": {"url": storage_url}, **(settings or {})}
     )
     clock = FixedClock(start)
     async with Store.open(storage_url) as store:

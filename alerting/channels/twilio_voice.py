@@ -16,6 +16,7 @@ from alerting.channels.twilio_http import call_twilio
 from alerting.outbox import OutboxMessage
 
 LANGUAGE = "en-GB"
+CALL_EVENTS = ("initiated", "ringing", "answered", "completed")  # StatusCallbackEvent
 
 
 def gather_url(webhook_base_url: str, incident: int) -> str:
@@ -58,7 +59,9 @@ class TwilioVoice:
         extra: dict[str, Any] = {}
         if self._status_callback:
             extra["status_callback"] = self._status_callback
-            extra["status_callback_event"] = ["completed"]
+            # Every change, not only the end: the call's course goes on record as it rings,
+            # is answered and ends (a no-answer, busy or failed end pages the next step).
+            extra["status_callback_event"] = list(CALL_EVENTS)
         created = await call_twilio(
             f"call to {message.recipient}",
             self._client.calls.create_async(

@@ -25,6 +25,12 @@ _NAV = """\
 {% macro pill(status) -%}
 <span class="pill {{ status|status_class }}">{{ status }}</span>
 {%- endmacro %}
+{% macro trail(history) -%}
+{% if history|length > 1 %}<span class="trail">
+{%- for status, at in history %}{{ ' → ' if not loop.first else '' }}<span
+ title="{{ at|local('%A %d %B %Y %H:%M:%S %Z') }}">{{ status }} {{ at|local('%H:%M:%S') }}</span>
+{%- endfor %}</span>{% endif %}
+{%- endmacro %}
 """
 
 _STYLE = """\
@@ -46,7 +52,7 @@ code { font: 13px/1.4 ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
 PHONE = (
     """\
 {% extends "base.html" %}
-{% from "fake_nav.html" import fake_nav, when, pill with context %}
+{% from "fake_nav.html" import fake_nav, when, pill, trail with context %}
 {% block title %}Fake phone{% endblock %}
 {% block nav_extra %}{{ fake_nav() }}{% endblock %}
 {% block style %}
@@ -69,6 +75,19 @@ PHONE = (
 .sms-meta, .sms-foot { font-size: 12px; color: var(--muted); display: flex; gap: 8px;
   align-items: center; flex-wrap: wrap; justify-content: flex-end; }
 .sms-meta strong { color: var(--text); }
+.person + .person { border-top: 1px solid var(--border); padding-top: 14px; }
+.person h3 { margin: 0 0 8px; font-size: 15px; display: flex; gap: 8px; align-items: center;
+  flex-wrap: wrap; }
+.person .thread { gap: 10px; }
+.sms.in { align-items: flex-start; }
+.sms.in .sms-meta, .sms.in .sms-foot { justify-content: flex-start; }
+.sms.in .bubble { background: #fff; color: var(--text); border: 1px solid var(--border);
+  border-radius: 18px 18px 18px 4px; }
+.trail { font-size: 11px; color: var(--muted); overflow-wrap: anywhere; }
+.answer-form { display: grid; grid-template-columns: minmax(0, 220px) minmax(0, 1fr) auto;
+  gap: 12px; align-items: end; }
+.answer-form label { margin-top: 0; }
+@media (max-width: 700px) { .answer-form { grid-template-columns: 1fr; } }
 .bubble { background: var(--link); color: #fff; border-radius: 18px 18px 4px 18px;
   padding: 9px 14px; margin: 4px 0; max-width: 88%; white-space: pre-wrap;
   overflow-wrap: anywhere; box-shadow: var(--shadow); }
@@ -106,6 +125,9 @@ PHONE = (
   <div>{{ result }}</div>
 </div>
 {% endif %}
+{% if told %}
+<div class="alert notice" role="status"><div>The phone at {{ told }}.</div></div>
+{% endif %}
 <section class="card reply">
   <h2>Reply by SMS as an on-call person</h2>
   <form class="reply-form" method="post" action="{{ phone_url }}/reply">
@@ -124,23 +146,66 @@ PHONE = (
   </form>
   <p class="commands muted small"><code>ACK 12</code> acknowledges incident 12 ·
     <code>RESOLVE 12</code> resolves it · <code>STATUS</code> lists the open incidents.
-    The fake Twilio signs the webhook as Twilio does and posts it to ctiwatch.</p>
+    The fake Twilio signs the webhook as Twilio does and posts it to ctiwatch; the reply and
+    ctiwatch's answer appear in that person's thread below.</p>
+</section>
+<section class="card">
+  <h2>How the phones answer</h2>
+  <form class="answer-form" method="post" action="{{ phone_url }}/answer">
+    <input type="hidden" name="csrf_token" value="{{ csrf }}">
+    <div>
+      <label for="answer-number">Number</label>
+      <input type="text" id="answer-number" name="number"
+             value="{{ numbers[0] if numbers else '' }}" list="numbers"
+             placeholder="+31612345678" required>
+    </div>
+    <div>
+      <label for="answer-mode">From now on the phone</label>
+      <select id="answer-mode" name="mode">
+      {% for mode in modes %}<option value="{{ mode }}">{{ mode_words[mode] }}</option>{% endfor %}
+      </select>
+    </div>
+    <button type="submit">Set</button>
+  </form>
+  <p class="commands muted small">Every phone answers unless told otherwise here. An SMS goes
+    queued → sent → delivered; a call queued → ringing → in-progress → completed, or ends
+    no-answer, busy or failed. Each change is posted, signed, to ctiwatch's status callback.
+  {% if phones %}Told:
+    {% for number, mode in phones|dictsort %}<code>{{ number }}</code> {{ mode_words[mode] }}
+    {{- '; ' if not loop.last else '.' }}{% endfor %}
+  {% endif %}</p>
 </section>
 <div class="grid2">
   <section class="card">
-    <h2>Text messages <span class="count">{{ messages|length }}</span></h2>
-    <div class="thread">
-    {% for m in messages %}
-      <article class="sms" data-sid="{{ m.sid }}">
-        <div class="sms-meta"><span>to <strong>{{ m.to }}</strong> from {{ m.from_ }}</span>
-          · {{ when(m.at) }}</div>
-        <div class="bubble">{{ m.body }}</div>
-        <div class="sms-foot">{{ pill(m.status) }}<span class="sid">{{ m.sid }}</span></div>
-      </article>
+    <h2>Text messages <span class="count">{{ sms_count }}</span></h2>
+    {% for t in threads %}
+    <section class="person" data-number="{{ t.number }}">
+      <h3>{{ t.number }}{% if t.mode != 'answer' %}
+        <span class="pill s-down">{{ t.mode }}</span>{% endif %}</h3>
+      <div class="thread">
+      {% for m in t.messages %}
+        {% if m.direction == 'inbound' %}
+        <article class="sms in" data-sid="{{ m.sid }}" data-direction="inbound">
+          <div class="sms-meta"><span>reply from <strong>{{ m.from_ }}</strong></span>
+            · {{ when(m.at) }}</div>
+          <div class="bubble">{{ m.body }}</div>
+          <div class="sms-foot">{{ pill(m.status) }}<span class="sid">{{ m.sid }}</span></div>
+        </article>
+        {% else %}
+        <article class="sms" data-sid="{{ m.sid }}" data-direction="{{ m.direction }}">
+          <div class="sms-meta"><span>{{ 'answer ' if m.direction == 'outbound-reply' else '' -}}
+            to <strong>{{ m.to }}</strong> from {{ m.from_ }}</span> · {{ when(m.at) }}</div>
+          <div class="bubble">{{ m.body }}</div>
+          <div class="sms-foot">{{ pill(m.status) }}{{ trail(m.history) }}
+            <span class="sid">{{ m.sid }}</span></div>
+        </article>
+        {% endif %}
+      {% endfor %}
+      </div>
+    </section>
     {% else %}
       <p class="empty">No text messages yet.</p>
     {% endfor %}
-    </div>
   </section>
   <section class="card">
     <h2>Calls <span class="count">{{ calls|length }}</span></h2>
@@ -158,7 +223,7 @@ PHONE = (
       <div class="actions">
         <span>{{ pill(c.status) }}
           {% if c.digits %}<span class="pressed">pressed {{ c.digits|join(", ") }}</span>{% endif %}
-          <span class="sid">{{ c.sid }}</span></span>
+          {{ trail(c.history) }} <span class="sid">{{ c.sid }}</span></span>
         {% if c.gather_action %}
         <form method="post" action="{{ phone_url }}/press">
           <input type="hidden" name="csrf_token" value="{{ csrf }}">

@@ -11,8 +11,19 @@
   created, then the client times out).
 * Webhooks back, signed with the auth token exactly as Twilio signs them
   (``twilio.request_validator.RequestValidator``): an inbound SMS reply to
-  ``<webhook_base_url>/twilio/sms`` (:meth:`reply_sms`), the digit pressed during a call to the
-  call's ``<Gather action>`` (:meth:`press`), delivery status callbacks (:meth:`send_status`).
+  ``<webhook_base_url>/twilio/sms`` (:meth:`reply_sms`; the reply and the answer ctiwatch gives
+  in its TwiML ``<Message>`` are kept in :attr:`replies`, the person's side of the thread), the
+  digit pressed during a call to the call's ``<Gather action>`` (:meth:`press`), delivery status
+  callbacks (:meth:`send_status`).
+* Status that moves on as Twilio's does, by the injected clock: an accepted SMS goes
+  ``queued`` → ``sent`` → ``delivered`` (``undelivered`` when the phone is told to fail), a call
+  ``queued`` → ``ringing`` → ``in-progress`` → ``completed``, or ends ``no-answer``, ``busy`` or
+  ``failed`` when the phone is told so (:meth:`answer_calls`). Each change is due at an instant
+  (:data:`SMS_STEPS`, :data:`CALL_STEPS`); :meth:`progress` carries out what is due at
+  ``clock.now()`` and POSTs a signed status callback to the ``StatusCallback`` URL given at send
+  time (for a call, only for the ``StatusCallbackEvent`` asked for, ``completed`` by default, as
+  Twilio does). :meth:`run` calls it as time passes (``ctiwatch run`` with the demo fakes); tests
+  set their clock and call :meth:`progress` themselves.
 * Inspection: :attr:`messages`, :attr:`calls`, and ``GET /_fake/messages`` / ``/_fake/calls``.
 """
 
@@ -21,12 +32,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import heapq
+import itertools
+import logging
 import re
 import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from typing import Any, Literal
 from urllib.parse import urljoin, urlparse
@@ -37,11 +51,38 @@ from twilio.request_validator import RequestValidator
 
 from ctiwatch.clock import Clock, RealClock
 
+_logger = logging.getLogger("ctiwatch.fakes.twilio")
+
 API = "/2010-04-01/Accounts/{account}"
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 FailureMode = Literal["500", "400", "429", "timeout", "lost"]
 FAILURE_MODES = ("500", "400", "429", "timeout", "lost")
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_BODY = 1600  # characters: Twilio's limit for one message
+
+# How the phone at a number takes what reaches it (:meth:`FakeTwilio.answer_calls`): answer (and
+# read every SMS), let a call ring out, be busy, or be unreachable (calls fail, SMS undelivered).
+AnswerMode = Literal["answer", "no-answer", "busy", "failed"]
+ANSWER_MODES: tuple[AnswerMode, ...] = ("answer", "no-answer", "busy", "failed")
+# The status changes after creation, each with the time since the one before.
+_S = timedelta(seconds=1)
+SMS_STEPS: dict[AnswerMode, tuple[tuple[str, timedelta], ...]] = {
+    "answer": (("sent", _S), ("delivered", 2 * _S)),
+    "no-answer": (("sent", _S), ("delivered", 2 * _S)),  # a phone that rings on still gets SMS
+    "busy": (("sent", _S), ("delivered", 2 * _S)),
+    "failed": (("sent", _S), ("undelivered", 2 * _S)),
+}
+CALL_STEPS: dict[AnswerMode, tuple[tuple[str, timedelta], ...]] = {
+    "answer": (("ringing", _S), ("in-progress", 5 * _S), ("completed", 60 * _S)),
+    "no-answer": (("ringing", _S), ("no-answer", 30 * _S)),
+    "busy": (("ringing", _S), ("busy", 2 * _S)),
+    "failed": (("failed", _S),),
+}
+FINAL_STATUSES = frozenset(
+    {"delivered", "undelivered", "failed", "completed", "no-answer", "busy", "canceled", "read"}
+)
+# A call's status and the StatusCallbackEvent that reports it.
+_CALL_EVENTS = {"initiated": "initiated", "ringing": "ringing", "in-progress": "answered"}
 
 
 @dataclass(slots=True)
@@ -54,11 +95,21 @@ class FakeMessage:
     at: datetime
     status_callback: str | None = None
     idempotency_key: str | None = None
+    # ``outbound-api`` (sent by ctiwatch through the API), ``inbound`` (a person's reply) or
+    # ``outbound-reply`` (ctiwatch's answer to it, from the webhook's TwiML).
+    direction: str = "outbound-api"
+    history: list[tuple[str, datetime]] = field(default_factory=list)  # (status, since)
+
+    @property
+    def person(self) -> str:
+        """The number at the other end: whose thread the message is in."""
+        return self.from_ if self.direction == "inbound" else self.to
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["from"] = data.pop("from_")
         data["at"] = self.at.isoformat()
+        data["history"] = [[status, at.isoformat()] for status, at in self.history]
         return data
 
 
@@ -74,6 +125,8 @@ class FakeCall:
     status_callback: str | None = None
     digits: list[str] = field(default_factory=list)
     idempotency_key: str | None = None
+    history: list[tuple[str, datetime]] = field(default_factory=list)  # (status, since)
+    events: tuple[str, ...] = ("completed",)  # StatusCallbackEvent: what is reported back
 
     @property
     def spoken(self) -> list[str]:
@@ -97,6 +150,8 @@ class FakeCall:
         data = asdict(self)
         data["from"] = data.pop("from_")
         data["at"] = self.at.isoformat()
+        data["history"] = [[status, at.isoformat()] for status, at in self.history]
+        data["events"] = list(self.events)
         data["spoken"] = self.spoken
         data["gather_action"] = self.gather_action
         return data
@@ -115,6 +170,18 @@ _LOST = web.RequestKey("ctiwatch_fake_lost", bool)
 def sign(auth_token: str, url: str, params: Mapping[str, str]) -> str:
     """``X-Twilio-Signature`` for a POST of ``params`` to ``url``."""
     return str(RequestValidator(auth_token).compute_signature(url, dict(params)))
+
+
+def twiml_messages(twiml: str) -> list[str]:
+    """The texts of the ``<Message>`` elements of a TwiML answer (none if it is not TwiML)."""
+    try:
+        root = ET.fromstring(twiml)
+    except ET.ParseError:
+        return []
+    if root.tag != "Response":
+        return []
+    texts = ("".join(node.itertext()).strip() for node in root.iter("Message"))
+    return [text for text in texts if text]
 
 
 def _error(status: int, code: int, message: str) -> web.Response:
@@ -155,12 +222,18 @@ class FakeTwilio:
         self._hang_seconds = hang_seconds
         self.messages: list[FakeMessage] = []
         self.calls: list[FakeCall] = []
+        self.replies: list[FakeMessage] = []  # people's SMS replies and ctiwatch's answers
         self.webhooks: list[WebhookResult] = []
         self.duplicates: list[str] = []  # idempotency keys answered from an earlier request
         self.requests = 0
         self._answered: dict[tuple[str, str], dict[str, Any]] = {}  # (path, key) -> answer
         self._failures: list[tuple[FailureMode, int]] = []  # (mode, Retry-After seconds)
         self._counter = 0
+        self._modes: dict[str, AnswerMode] = {}  # number -> how its phone takes what comes
+        # Status changes still to come: (due, order, message or call, status).
+        self._plan: list[tuple[datetime, int, FakeMessage | FakeCall, str]] = []
+        self._order = itertools.count()
+        self._planned = asyncio.Event()
         # SIDs are unique across restarts, as Twilio's are: ctiwatch remembers the SIDs of the
         # webhooks it acted on and refuses them again (a replay), so a fake started afresh
         # must not hand out SM...01 a second time.
@@ -195,7 +268,8 @@ class FakeTwilio:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession()
+        # A webhook that does not answer must not hold the phone up for aiohttp's 5 minutes.
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
         runner = web.AppRunner(self.app, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._port)
@@ -234,10 +308,32 @@ class FakeTwilio:
     def reset(self) -> None:
         self.messages.clear()
         self.calls.clear()
+        self.replies.clear()
+        self._plan.clear()
+        self._modes.clear()
         self.webhooks.clear()
         self.duplicates.clear()
         self._answered.clear()
         self._failures.clear()
+
+    def answer_calls(self, number: str, mode: AnswerMode) -> None:
+        """From now on the phone at ``number`` answers (the default), lets calls ring out
+        (``no-answer``), is ``busy``, or cannot be reached (``failed``: calls fail, SMS are
+        undelivered). What was sent before keeps the course it was given."""
+        if mode not in ANSWER_MODES:
+            raise ValueError(f"mode: must be one of {', '.join(ANSWER_MODES)}")
+        if mode == "answer":
+            self._modes.pop(number, None)
+        else:
+            self._modes[number] = mode
+
+    def answer_mode(self, number: str) -> AnswerMode:
+        return self._modes.get(number, "answer")
+
+    @property
+    def answer_modes(self) -> dict[str, AnswerMode]:
+        """The numbers told to do something other than answer."""
+        return dict(self._modes)
 
     def call_to(self, number: str) -> FakeCall:
         """The latest call to ``number``."""
@@ -282,7 +378,21 @@ class FakeTwilio:
             "SmsStatus": "received",
             "ApiVersion": "2010-04-01",
         }
-        return await self.post_webhook(f"{self.webhook_base_url}/twilio/sms", params)
+        at = self._clock.now()
+        reply = FakeMessage(sid, self.from_number, from_, body, "received", at, direction="inbound")
+        reply.history.append(("received", at))
+        self.replies.append(reply)
+        result = await self.post_webhook(f"{self.webhook_base_url}/twilio/sms", params)
+        if 200 <= result.status < 300:
+            for text in twiml_messages(result.body):
+                # What the TwiML <Message> says goes back to the person, as Twilio sends it.
+                answer = FakeMessage(
+                    self._sid("SM"), from_, self.from_number, text, "queued",
+                    self._clock.now(), direction="outbound-reply",
+                )  # fmt: skip
+                self.replies.append(answer)
+                self._set_out(answer, SMS_STEPS[self.answer_mode(from_)])
+        return result
 
     async def press(self, call_sid: str, digits: str) -> WebhookResult:
         """The callee presses ``digits`` during call ``call_sid``; posted to its Gather action."""
@@ -310,38 +420,105 @@ class FakeTwilio:
 
     async def send_status(self, sid: str, status: str) -> WebhookResult:
         """Report delivery ``status`` of a message (``delivered``, ``failed``, ``undelivered``)
-        or a call (``completed``, ``no-answer``, ``busy``, ``failed``) to its status callback."""
-        for message in self.messages:
-            if message.sid == sid:
-                message.status = status
-                params = {
-                    "MessageSid": sid,
-                    "SmsSid": sid,
-                    "AccountSid": self.account_sid,
-                    "From": message.from_,
-                    "To": message.to,
-                    "MessageStatus": status,
-                    "SmsStatus": status,
-                    "ApiVersion": "2010-04-01",
-                }
-                url = message.status_callback or f"{self.webhook_base_url}/twilio/status"
-                return await self.post_webhook(url, params)
-        for call in self.calls:
-            if call.sid == sid:
-                call.status = status
-                params = {
-                    "CallSid": sid,
-                    "AccountSid": self.account_sid,
-                    "From": call.from_,
-                    "To": call.to,
-                    "Called": call.to,
-                    "Direction": "outbound-api",
-                    "CallStatus": status,
-                    "ApiVersion": "2010-04-01",
-                }
-                url = call.status_callback or f"{self.webhook_base_url}/twilio/status"
-                return await self.post_webhook(url, params)
-        raise LookupError(f"no message or call {sid}")
+        or a call (``completed``, ``no-answer``, ``busy``, ``failed``) to its status callback
+        now, whatever was planned for it."""
+        items: list[FakeMessage | FakeCall] = [*self.messages, *self.calls]
+        item = next((m for m in items if m.sid == sid), None)
+        if item is None:
+            raise LookupError(f"no message or call {sid}")
+        item.status = status
+        item.history.append((status, self._clock.now()))
+        url = item.status_callback or f"{self.webhook_base_url}/twilio/status"
+        return await self.post_webhook(url, self._status_params(item, status))
+
+    # --- status that moves on ----------------------------------------------------------------
+
+    def _set_out(
+        self, item: FakeMessage | FakeCall, steps: tuple[tuple[str, timedelta], ...]
+    ) -> None:
+        """Plan ``item``'s status changes from its creation on."""
+        item.history.append((item.status, item.at))
+        due = item.at
+        for status, after in steps:
+            due += after
+            heapq.heappush(self._plan, (due, next(self._order), item, status))
+        self._planned.set()
+
+    def next_due(self) -> datetime | None:
+        """When the next status change is due; None when nothing is under way."""
+        return self._plan[0][0] if self._plan else None
+
+    async def progress(self) -> list[WebhookResult]:
+        """Carry out every status change due at ``clock.now()``, oldest first, each reported
+        to its status callback (signed) when one was asked for; the callbacks' answers."""
+        now = self._clock.now()
+        results: list[WebhookResult] = []
+        while self._plan and self._plan[0][0] <= now:
+            due, _, item, status = heapq.heappop(self._plan)
+            if item.status in FINAL_STATUSES:
+                continue  # e.g. told by hand (send_status) meanwhile
+            item.status = status
+            item.history.append((status, due))
+            result = await self._report(item, status)
+            if result is not None:
+                results.append(result)
+        return results
+
+    async def run(self) -> None:
+        """Forever: :meth:`progress` whenever a change falls due (``ctiwatch run``)."""
+        while True:
+            self._planned.clear()
+            try:
+                await self.progress()
+            except Exception:  # a callback that cannot be posted must not stop the phone
+                _logger.exception("the fake Twilio could not report a status change")
+            due = self.next_due()
+            wait = 60.0 if due is None else (due - self._clock.now()).total_seconds()
+            if wait <= 0:
+                continue
+            try:
+                async with asyncio.timeout(wait):
+                    await self._planned.wait()
+            except TimeoutError:
+                pass
+
+    async def _report(self, item: FakeMessage | FakeCall, status: str) -> WebhookResult | None:
+        """POST ``status`` of ``item`` to the callback asked for at send time, if any."""
+        if item.status_callback is None:
+            return None
+        if isinstance(item, FakeCall):
+            event = _CALL_EVENTS.get(status, "completed")
+            if event not in item.events:
+                return None
+        try:
+            return await self.post_webhook(item.status_callback, self._status_params(item, status))
+        except (aiohttp.ClientError, OSError) as exc:
+            result = WebhookResult(item.status_callback, 0, f"not delivered: {exc}")
+            self.webhooks.append(result)
+            return result
+
+    def _status_params(self, item: FakeMessage | FakeCall, status: str) -> dict[str, str]:
+        if isinstance(item, FakeMessage):
+            return {
+                "MessageSid": item.sid,
+                "SmsSid": item.sid,
+                "AccountSid": self.account_sid,
+                "From": item.from_,
+                "To": item.to,
+                "MessageStatus": status,
+                "SmsStatus": status,
+                "ApiVersion": "2010-04-01",
+            }
+        return {
+            "CallSid": item.sid,
+            "AccountSid": self.account_sid,
+            "From": item.from_,
+            "To": item.to,
+            "Called": item.to,
+            "Direction": "outbound-api",
+            "CallStatus": status,
+            "ApiVersion": "2010-04-01",
+        }
 
     # --- the REST API --------------------------------------------------------------------
 
@@ -437,6 +614,8 @@ class FakeTwilio:
             return _error(400, 21603, "A 'From' phone number is required.")
         if not isinstance(body, str) or not body:
             return _error(400, 21602, "Message body is required.")
+        if len(body) > MAX_BODY:
+            return _error(400, 21617, "The concatenated message body exceeds the 1600 limit.")
         at = self._clock.now()
         sid = self._sid("SM")
         callback = form.get("StatusCallback")
@@ -445,6 +624,7 @@ class FakeTwilio:
             request.headers.get(IDEMPOTENCY_HEADER),
         )  # fmt: skip
         self.messages.append(message)
+        self._set_out(message, SMS_STEPS[self.answer_mode(to)])
         data = self._base_json("Messages", sid, to, from_, at)
         segments = 1 if len(body) <= 160 else -(-len(body) // 153)
         data.update(
@@ -483,8 +663,10 @@ class FakeTwilio:
             url=str(url) if url else None,
             status_callback=str(callback) if callback else None,
             idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+            events=tuple(str(e) for e in form.getall("StatusCallbackEvent", [])) or ("completed",),
         )
         self.calls.append(call)
+        self._set_out(call, CALL_STEPS[self.answer_mode(to)])
         data = self._base_json("Calls", sid, to, from_, at)
         data.update(price=None, duration=None, parent_call_sid=None)
         return await self._accepted(request, data)

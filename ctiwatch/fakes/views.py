@@ -1,10 +1,15 @@
 """The fake phone and the mailbox as pages the web layer mounts (``add_fake_views``).
 
-* ``GET  {prefix}/phone``       every SMS and call the fake Twilio received, newest first, with a
-                                reply box (posts a signed SMS webhook) and "press 1" per call
+* ``GET  {prefix}/phone``       every SMS and call the fake Twilio received, newest first: the
+                                SMS as one thread per person (our messages, their replies and
+                                our answers), each with its status as it moved on (queued, sent,
+                                delivered...); a reply box (posts a signed SMS webhook), "press 1"
+                                per call, and how each phone answers
 * ``GET  {prefix}/phone.json``  the same as JSON
 * ``POST {prefix}/phone/reply`` form ``from``, ``body``
 * ``POST {prefix}/phone/press`` form ``call``, ``digits``
+* ``POST {prefix}/phone/answer`` form ``number``, ``mode`` (answer, no-answer, busy, failed): how
+                                the phone at ``number`` takes the calls and SMS still to come
 * ``GET  {prefix}/mailbox``     every mail the local SMTP server received, newest first
 * ``GET  {prefix}/mailbox.json``
 * ``GET  {prefix}/mailbox/{index}.html`` the HTML part of mail ``index`` (0 = the first received),
@@ -20,7 +25,7 @@ from __future__ import annotations
 import re
 import secrets
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -31,7 +36,15 @@ from aiohttp import web
 
 from ctiwatch.fakes.smtp import FakeSmtp, ReceivedMail
 from ctiwatch.fakes.templates import TEMPLATES
-from ctiwatch.fakes.twilio import FakeCall, FakeMessage, FakeTwilio, WebhookResult
+from ctiwatch.fakes.twilio import (
+    ANSWER_MODES,
+    MAX_BODY,
+    AnswerMode,
+    FakeCall,
+    FakeMessage,
+    FakeTwilio,
+    WebhookResult,
+)
 from ctiwatch.timefmt import iso_local
 from ctiwatch.web.auth import principal_of
 from ctiwatch.web.render import TEMPLATES as CONSOLE_TEMPLATES
@@ -40,11 +53,22 @@ TIME_FORMAT = "%a %d %b %H:%M:%S"  # Wed 25 Nov 18:02:10
 _OK_STATUSES = frozenset({"delivered", "completed", "received", "read"})
 _FAILED_STATUSES = frozenset({"failed", "undelivered", "no-answer", "busy", "canceled"})
 _ANSWERED = re.compile(r"^webhook answered (\d{3})\b")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}", re.ASCII)
+_DIGITS = re.compile(r"[0-9*#]{1,8}", re.ASCII)
 _HTML_PART_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
     "sandbox allow-popups allow-popups-to-escape-sandbox; frame-ancestors 'self'; base-uri 'none'"
 )
 
+# What a phone told to answer so does with the calls still to come (the page's words).
+MODE_WORDS: dict[str, str] = {
+    "answer": "answers its calls",
+    "no-answer": "lets calls ring out (no-answer)",
+    "busy": "is busy",
+    "failed": "cannot be reached (calls fail, SMS undelivered)",
+}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _Dated = TypeVar("_Dated", FakeMessage, FakeCall)
 
 
@@ -71,6 +95,64 @@ def reply_numbers(oncall: Iterable[str], twilio: FakeTwilio) -> list[str]:
     for _, number in sorted(reached, key=lambda pair: pair[0]):
         seen.setdefault(number, None)
     return list(seen)
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """The SMS between the Twilio number and one person, newest first."""
+
+    number: str
+    messages: list[FakeMessage]
+    mode: AnswerMode  # how that person's phone answers
+
+
+def threads(twilio: FakeTwilio) -> list[Thread]:
+    """One thread per person: what ctiwatch sent them, their replies and ctiwatch's answers;
+    the thread with the latest message first."""
+    by_person: dict[str, list[FakeMessage]] = {}
+    for message in [*twilio.messages, *twilio.replies]:
+        by_person.setdefault(message.person, []).append(message)
+    found = [
+        Thread(number, newest_first(items), twilio.answer_mode(number))
+        for number, items in by_person.items()
+    ]
+    return sorted(found, key=lambda t: t.messages[0].at, reverse=True)
+
+
+class BadInput(Exception):
+    """A form of the fake phone that cannot be taken: the page again, the reason (naming the
+    field) on top, with this HTTP status."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+async def _form(request: web.Request) -> Any:
+    try:
+        return await request.post()
+    except web.HTTPException:
+        raise  # e.g. 413: aiohttp's own answer
+    except Exception:  # whatever the parser trips on, it is the body's fault
+        raise BadInput("the body is not a readable form") from None
+
+
+def _field(form: Any, name: str, limit: int) -> str:
+    value = form.get(name, "")
+    if not isinstance(value, str):
+        raise BadInput(f"{name}: must be text")
+    value = value.strip()
+    if len(value) > limit:
+        raise BadInput(f"{name}: at most {limit} characters")
+    return value
+
+
+def _number(form: Any, name: str) -> str:
+    value = _field(form, name, 16)
+    if not _E164.fullmatch(value):
+        raise BadInput(f"{name}: must be a phone number in E.164 form, such as +31612345678")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,9 +285,10 @@ def add_fake_views(
     if twilio is not None:
         fake = twilio
 
-        async def phone(request: web.Request) -> web.Response:
+        def render_phone(request: web.Request, error: str = "", status: int = 200) -> web.Response:
             nonce = secrets.token_urlsafe(16)
-            result = request.query.get("result", "")
+            result = error or request.query.get("result", "")[:2000]
+            told = "" if error else request.query.get("told", "")[:200]
             html = _page(
                 env,
                 request,
@@ -213,21 +296,44 @@ def add_fake_views(
                 nonce=nonce,
                 page="phone",
                 twilio_url=fake.url,
-                messages=newest_first(fake.messages),
+                threads=threads(fake),
+                sms_count=len(fake.messages) + len(fake.replies),
                 calls=newest_first(fake.calls),
+                modes=ANSWER_MODES,
+                phones=fake.answer_modes,
                 webhooks=fake.webhooks[::-1],
                 numbers=reply_numbers(oncall, fake),
-                result=_twiml_text(result) if result else "",
+                result=_twiml_text(result) if result and not error else result,
                 result_ok=_result_ok(result),
+                told=told,
+                mode_words=MODE_WORDS,
                 **links,
             )
-            return _html_response(html, nonce)
+            response = _html_response(html, nonce)
+            response.set_status(status)
+            return response
+
+        async def phone(request: web.Request) -> web.Response:
+            return render_phone(request)
+
+        def refusing(handler: Handler) -> Handler:
+            """Bad input: the phone page again with the reason on top (4xx), never a trace."""
+
+            async def handle(request: web.Request) -> web.StreamResponse:
+                try:
+                    return await handler(request)
+                except BadInput as exc:
+                    return render_phone(request, exc.message, exc.status)
+
+            return handle
 
         async def phone_json(request: web.Request) -> web.Response:
             return web.json_response(
                 {
                     "messages": [m.as_json() for m in fake.messages],
+                    "replies": [m.as_json() for m in fake.replies],
                     "calls": [c.as_json() for c in fake.calls],
+                    "answer_modes": fake.answer_modes,
                     "webhooks": [
                         {"url": w.url, "status": w.status, "body": w.body} for w in fake.webhooks
                     ],
@@ -235,29 +341,43 @@ def add_fake_views(
             )
 
         async def reply(request: web.Request) -> web.Response:
-            form = await request.post()
-            sender, body = str(form.get("from", "")).strip(), str(form.get("body", "")).strip()
-            if not sender or not body:
-                raise web.HTTPBadRequest(text="from and body are required")
+            form = await _form(request)
+            sender, body = _number(form, "from"), _field(form, "body", MAX_BODY)
+            if not body:
+                raise BadInput("body: the text of the SMS is required")
             result = await fake.reply_sms(sender, body)
             raise web.HTTPSeeOther(
                 app.router["fake-phone"].url_for().with_query(result=_answered(result))
             )
 
         async def press(request: web.Request) -> web.Response:
-            form = await request.post()
+            form = await _form(request)
+            call, digits = _field(form, "call", 80), _field(form, "digits", 8) or "1"
+            if not _DIGITS.fullmatch(digits):
+                raise BadInput("digits: the keys 0-9, * and # only")
             try:
-                result = await fake.press(str(form.get("call", "")), str(form.get("digits", "1")))
+                result = await fake.press(call, digits)
             except LookupError as exc:
-                raise web.HTTPNotFound(text=str(exc)) from exc
+                raise BadInput(f"call: {exc}", 404) from exc
             raise web.HTTPSeeOther(
                 app.router["fake-phone"].url_for().with_query(result=_answered(result))
             )
 
+        async def answer(request: web.Request) -> web.Response:
+            form = await _form(request)
+            number, mode = _number(form, "number"), _field(form, "mode", 20)
+            if mode not in ANSWER_MODES:
+                raise BadInput(f"mode: must be one of {', '.join(ANSWER_MODES)}")
+            fake.answer_calls(number, mode)
+            raise web.HTTPSeeOther(
+                app.router["fake-phone"].url_for().with_query(told=f"{number} {MODE_WORDS[mode]}")
+            )
+
         app.router.add_get(f"{prefix}/phone", phone, name="fake-phone")
+        app.router.add_post(f"{prefix}/phone/answer", refusing(answer))
         app.router.add_get(f"{prefix}/phone.json", phone_json)
-        app.router.add_post(f"{prefix}/phone/reply", reply)
-        app.router.add_post(f"{prefix}/phone/press", press)
+        app.router.add_post(f"{prefix}/phone/reply", refusing(reply))
+        app.router.add_post(f"{prefix}/phone/press", refusing(press))
 
     if smtp is not None:
         mailbox_server = smtp

@@ -1,9 +1,11 @@
 """``store.customer_links``: the link of each customer's status page (``/status/<token>``).
 
-Only the token's SHA-256 is stored: the link is shown once, when it is made. A token is 32
-random bytes, so a plain hash is as good as a slow one here (nothing to guess), and it lets a
-request find its customer by an indexed equality. Rotating replaces the hash: the old link
-then finds nothing (404).
+A request finds its customer by the token's SHA-256 (an indexed equality; a token is 32 random
+bytes, so a plain hash is as good as a slow one here). The token itself is kept too (0011): the
+notices to the customer's contact carry the link (:meth:`CustomerLinkRepository.tokens`). It
+opens one customer's read-only page, which the database holds anyway; the CLI still shows a link
+once, when it is made. Rotating replaces both: the old link then finds nothing (404), and the
+notices built from then on carry the new one.
 """
 
 from __future__ import annotations
@@ -47,6 +49,16 @@ class CustomerLinkRepository:
         async with self._db.read() as conn:
             return (await conn.execute(query)).first() is not None
 
+    async def tokens(self) -> dict[str, str]:
+        """Each customer's current link token, for the links in its notices (a link made before
+        tokens were kept has none here until it is rotated)."""
+        query = select(CUSTOMER_LINKS.c.customer, CUSTOMER_LINKS.c.token).where(
+            CUSTOMER_LINKS.c.token.is_not(None)
+        )
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return {str(customer): str(token) for customer, token in rows}
+
     async def make(
         self,
         customer: str,
@@ -60,7 +72,12 @@ class CustomerLinkRepository:
         in the same transaction; None (nothing written) when the customer has a link and
         ``rotate`` is False (the existing link cannot be shown again)."""
         token = new_token()
-        values = {"token_hash": token_hash(token), "created_at": at, "created_by": by}
+        values = {
+            "token_hash": token_hash(token),
+            "token": token,
+            "created_at": at,
+            "created_by": by,
+        }
         async with self._db.write() as conn:
             exists = (
                 await conn.execute(

@@ -396,7 +396,9 @@ LEADER = table_of(LeaderRow)
 
 
 class CustomerLinkRow(SQLModel, table=True):
-    """The SHA-256 of a customer's status page token (0008); one link per customer."""
+    """A customer's status page token: its SHA-256, what a request is looked up by (0008), and
+    the token itself, for the link in the notices to the customer (0011; None for a link made
+    before, until it is rotated); one link per customer."""
 
     __tablename__ = "customer_links"
     __table_args__ = (UniqueConstraint("token_hash", name="uq_customer_links_token_hash"),)
@@ -405,6 +407,7 @@ class CustomerLinkRow(SQLModel, table=True):
     token_hash: str
     created_at: datetime = Field(sa_type=UTCDateTime)
     created_by: str
+    token: str | None = None
 
 
 CUSTOMER_LINKS = table_of(CustomerLinkRow)

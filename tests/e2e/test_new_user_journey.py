@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 import pytest
 import yaml
-from integration.running_app import WAIT_SECONDS, api_headers, free_ports, start
+from integration.running_app import WAIT_SECONDS, api_headers, free_ports, start, until
 from test_status_page_browser import chromium
 
 from ctiwatch.app import Ctiwatch
@@ -234,3 +234,55 @@ async def test_a_new_user_logs_in_follows_an_incident_live_schedules_maintenance
         assert other not in text, other
     await shot(customer_page, "10-customer-page")
     await outsider.close()
+
+
+async def test_the_oncall_person_replies_from_the_fake_phone_and_sees_it_in_their_thread(
+    running: tuple[Ctiwatch, Path], browser: Any
+) -> None:
+    """The page goes queued -> sent -> delivered; ``ACK 1`` typed into the reply box appears
+    in that person's thread beside the page, with ctiwatch's answer."""
+    app, _ = running
+    base, oncall = app.web_url, "+31612345678"  # the demo's first on-call number
+    twilio = app.fake_twilio
+    assert twilio is not None
+    page = await browser.new_page(viewport={"width": 390, "height": 844})
+    page.set_default_timeout(WAIT_MS)
+    await page.goto(f"{base}/login")
+    await page.fill("#username", ADMIN)
+    await page.fill("#password", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}/")
+
+    fault = {"service": "click2dial", "customer": "acme", "location": "acme-ams", "kind": "outage"}
+    headers = await api_headers(app)
+    async with (
+        aiohttp.ClientSession(headers=headers) as http,
+        http.post(f"{app.simulator_url}/admin/faults", json=fault) as response,
+    ):
+        assert response.status == 201, await response.text()
+
+    async def delivered() -> bool:
+        return any(m.to == oncall and m.status == "delivered" for m in twilio.messages)
+
+    await until(delivered, "the on-call page delivered")
+    await page.goto(f"{base}/fakes/phone")
+    thread = page.locator(f"section.person[data-number='{oncall}']")
+    page_sms = thread.locator("article.sms[data-direction='outbound-api']").first
+    assert "Reply ACK 1" in await page_sms.inner_text()
+    assert "delivered" in await page_sms.locator(".pill").inner_text()
+    assert "queued" in await page_sms.locator(".trail").inner_text()
+
+    assert await page.input_value("#from") == oncall
+    await page.fill("#body", "ACK 1")
+    await page.click(".reply-form button[type=submit]")
+    await page.wait_for_url(lambda url: "/fakes/phone" in url and "result=" in url)
+    reply = thread.locator("article.sms[data-direction='inbound']")
+    assert "ACK 1" in await reply.inner_text()
+    answer = thread.locator("article.sms[data-direction='outbound-reply']")
+    assert "Incident 1 acknowledged. Thank you." in await answer.inner_text()
+    # Newest first: our answer above the reply above the page it answers.
+    boxes = [await box.bounding_box() for box in (answer, reply, page_sms)]
+    assert [b["y"] for b in boxes] == sorted(b["y"] for b in boxes)
+    wide = await page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
+    assert not wide, "the phone page scrolls sideways at 390 px"
+    await shot(page, "11-phone-thread")

@@ -5,6 +5,7 @@ sender; the record keeps who, when, why and what it was before."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +15,7 @@ from console_scene import NOW, Scene, real_console
 from alerting.channels.email import SmtpEmail
 from alerting.sender import OutboxSender
 from ctiwatch.config import SmtpConfig
-from ctiwatch.fakes import FakeSmtp
+from ctiwatch.fakes import FakeSmtp, ReceivedMail
 from ctiwatch.web.service import WindowRequest
 
 TOPOLOGY = {
@@ -245,3 +246,124 @@ async def test_a_notice_arrives_as_text_with_a_styled_html_part_beside_it_everyt
     assert "<style" not in html and "<link" not in html  # inline CSS only
     assert 'style="' in html
     assert "Thu 03 Dec 2026 22:00 – Fri 04 Dec 02:00 CET" in html
+
+
+# --- the link to the customer's own status page --------------------------------------------
+
+LINKED = {
+    "customers": [
+        *TOPOLOGY["customers"],
+        {
+            "id": "hooli",
+            "name": "Hooli",  # a contact, but neither a link nor a public page
+            "contact": {"email": "noc@hooli.example"},
+            "locations": [{"id": "hooli-gvr", "users": ["gavin"]}],
+        },
+    ]
+}
+LINKED["customers"][1] = {**LINKED["customers"][1], "public": True}  # globex
+PUBLIC_URL = "https://status.cloudcti.example"
+URL = re.compile(r"https?://[^\s\"'<>]+")
+
+
+def urls(mail: ReceivedMail) -> set[str]:
+    """Every address in the mail, its text and its HTML part."""
+    return set(URL.findall(mail.text)) | set(URL.findall(mail.html))
+
+
+@pytest.fixture
+async def linked(storage_url: str) -> AsyncIterator[Scene]:
+    settings = {"web": {"public_url": PUBLIC_URL + "/"}}
+    async with real_console(storage_url, topology=LINKED, settings=settings) as scene:
+        yield scene
+
+
+async def test_every_notice_links_to_the_customers_own_status_page_and_nothing_else(
+    linked: Scene, smtp: FakeSmtp
+) -> None:
+    token = await linked.store.customer_links.make("acme", NOW, "test")
+    assert token is not None
+    own = {
+        "it@acme.example": f"{PUBLIC_URL}/status/{token}",
+        "ops@globex.example": f"{PUBLIC_URL}/status/c/globex",  # public: its public page
+    }
+    window = await linked.console.schedule_maintenance(
+        WindowRequest(START, END, None, None, "core switch replacement"), "Sanne"
+    )
+    await deliver(linked, smtp, NOW)
+    later = NOW + timedelta(hours=1)
+    linked.clock.set(later)
+    await linked.console.change_maintenance(
+        window.id,
+        WindowRequest(START, END + timedelta(hours=1), None, None, "core switch replacement"),
+        "Piet",
+        "an hour longer",
+    )
+    for at in (later, START - timedelta(hours=24), START, END + timedelta(hours=1)):
+        await deliver(linked, smtp, at)
+    week = timedelta(days=7)
+    another = await linked.console.schedule_maintenance(
+        WindowRequest(START + week, END + week, None, None, "core switch replacement, part 2"),
+        "Sanne",
+    )
+    await linked.console.cancel_maintenance(another.id, "Piet", "not needed after all")
+    await deliver(linked, smtp, END + timedelta(hours=1))
+
+    kinds = {m.message["X-Ctiwatch-Kind"] for m in smtp.messages}
+    assert kinds == {
+        f"maintenance_{k}"
+        for k in ("scheduled", "changed", "reminder", "started", "ended", "cancelled")
+    }
+    for mail in smtp.messages:
+        [to] = mail.rcpt_tos
+        if to == "noc@hooli.example":
+            assert urls(mail) == set()  # no link made, not public: no link, the text as ever
+            assert "status page" not in mail.text
+            assert mail.text.startswith("Dear customer,\n")
+            assert "Reason:    core switch replacement" in mail.text
+            continue
+        assert urls(mail) == {own[to]}, mail.subject
+        assert f"\nYour status page: {own[to]}\n" in mail.text
+        assert f'<a href="{own[to]}"' in mail.html
+        assert "/incidents" not in mail.text + mail.html
+
+
+async def test_a_rotated_link_is_the_one_in_the_notices_from_then_on(
+    linked: Scene, smtp: FakeSmtp
+) -> None:
+    first = await linked.store.customer_links.make("acme", NOW, "test")
+    window = await linked.console.schedule_maintenance(
+        WindowRequest(START, END, None, ["acme"], "upgrade"), "Sanne"
+    )
+    await deliver(linked, smtp, NOW)
+    second = await linked.store.customer_links.make("acme", NOW, "test", rotate=True)
+    await linked.console.change_maintenance(
+        window.id,
+        WindowRequest(
+            START + timedelta(hours=1), END + timedelta(hours=1), None, ["acme"], "upgrade"
+        ),
+        "Piet",
+        "later",
+    )
+    await deliver(linked, smtp, NOW)
+    scheduled, changed = smtp.messages
+    assert urls(scheduled) == {f"{PUBLIC_URL}/status/{first}"}
+    assert urls(changed) == {f"{PUBLIC_URL}/status/{second}"}
+
+
+async def test_without_a_public_url_a_notice_carries_no_link(
+    storage_url: str, smtp: FakeSmtp
+) -> None:
+    settings = {"web": {"public_url": None}}
+    async with real_console(storage_url, topology=LINKED, settings=settings) as scene:
+        await scene.store.customer_links.make("acme", NOW, "test")
+        await scene.console.schedule_maintenance(
+            WindowRequest(START, END, None, None, "upgrade"), "Sanne"
+        )
+        await deliver(scene, smtp, NOW)
+    assert len(smtp.messages) == 3
+    for mail in smtp.messages:
+        assert urls(mail) == set()
+        assert "status page" not in mail.text
+        assert "CloudCTI has scheduled maintenance that affects your services." in mail.text
+        assert "\nCloudCTI\n" in mail.text

@@ -197,3 +197,18 @@ def test_report_email_html_is_styled_inline_and_escapes_the_customer_text() -> N
     assert "&lt;script&gt;" in html and "a &amp; b &lt;i&gt;" in html
     assert "<style" not in html and "<link" not in html  # mail clients drop both
     assert 'style="' in html.split("<body", 1)[1]
+
+
+def test_without_a_public_url_the_emails_carry_no_link_and_read_the_same() -> None:
+    linked = email_report(INCIDENT, POLICY)
+    report = email_report(INCIDENT, replace(POLICY, public_url=None))
+    resolved = email_resolved(
+        INCIDENT, trigger(TriggerKind.RESOLVED), replace(POLICY, public_url=None)
+    )
+    for mail in (report, resolved):
+        assert "Open in ctiwatch" not in mail.text and "/incidents/" not in mail.text
+        assert "<a " not in mail.html and "/incidents/" not in mail.html
+    assert report.text == linked.text.replace(
+        "\nOpen in ctiwatch: http://127.0.0.1:8080/incidents/12\n", ""
+    )
+    assert "ACK 12" in report.html

@@ -177,3 +177,27 @@ def test_reply_numbers_are_oncall_first_then_everyone_reached_in_order(
 ) -> None:
     assert reply_numbers([], twilio) == [A, B]  # A was texted in July
     assert reply_numbers(["+31633333333"], twilio) == ["+31633333333", A, B]
+
+
+async def test_each_person_has_one_thread_with_their_replies_and_our_answers(
+    client: Client, twilio: FakeTwilio
+) -> None:
+    twilio.replies += [
+        FakeMessage(
+            "SM8", TWILIO, A, "ACK <7>", "received", utc(11, 25, 17, 6), direction="inbound"
+        ),
+        FakeMessage(
+            "SM9", A, TWILIO, "Incident 7 acknowledged.", "sent", utc(11, 25, 17, 6),
+            direction="outbound-reply",
+        ),
+    ]  # fmt: skip
+    page = await text_of(client, "/fakes/phone")
+    # A's thread has the latest message (the reply), so it comes first; then B's.
+    assert in_order(page, f'data-number="{A}"', f'data-number="{B}"')
+    thread_a = page.split(f'data-number="{A}"')[1].split('<section class="person"')[0]
+    assert in_order(
+        thread_a, "Incident 7 acknowledged.", "ACK &lt;7&gt;", "Click2Dial down", "summer test"
+    )
+    assert '<article class="sms in" data-sid="SM8" data-direction="inbound">' in thread_a
+    assert "escalated" not in thread_a  # B's message stays in B's thread
+    assert '<span class="count">5</span>' in page  # three sent, a reply and our answer
