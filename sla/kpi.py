@@ -63,6 +63,16 @@ class KpiRow:
     pending: int = 0  # incidents whose response or update is not due yet at ``now``
 
 
+@dataclass(frozen=True)
+class KpiReport:
+    """The report of one month (``None``: every month with incidents), as of ``generated_at``."""
+
+    month: str | None
+    performance_target: float  # 0..1: the share of incidents that must meet the SLA
+    rows: tuple[KpiRow, ...]
+    generated_at: datetime
+
+
 def _share(outcomes: list[bool]) -> float | None:
     return sum(outcomes) / len(outcomes) if outcomes else None
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ctiwatch.cli import main
-from ctiwatch.commands.report import kpi_incident
+from ctiwatch.kpi import kpi_incident
 from ctiwatch.storage import IncidentRecord, Store
 from sla.kpi import KpiIncident
 from sla.priority import Priority
