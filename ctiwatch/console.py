@@ -23,6 +23,7 @@ from alerting.maintenance import NoticeAction, Recipient, WindowFacts, notice_pr
 from classifier.conditions import Condition, ConditionKind
 from classifier.observation import Service
 from ctiwatch.config import Config
+from ctiwatch.kpi import current_month, read_kpi_report
 from ctiwatch.persist import SYSTEM_ACTOR, NotLeader, Pipeline, StepFailed
 from ctiwatch.readmodel import LiveRollups
 from ctiwatch.storage import (
@@ -57,6 +58,7 @@ from ctiwatch.web.service import (
     TimelineEntry,
     UserTile,
     check_customer,
+    check_month,
     check_priority_change,
     check_resolve,
     check_status_filter,
@@ -79,6 +81,7 @@ from incidents.maintenance import (
 from incidents.model import ConditionsStillHold, Incident, IncidentError, IncidentStatus
 from incidents.model import ScopeEntry as HeldEntry
 from pipeline.monitor import Outcome
+from sla.kpi import KpiReport
 from sla.priority import Priority
 from sla.words import service_name, window_words
 
@@ -506,6 +509,21 @@ class ConsoleServiceImpl:
             repair_due=incident.repair_due,
             timeline=tuple(_timeline_view(entry) for entry in timeline),
         )
+
+    # --- reports -------------------------------------------------------------------------------
+
+    async def kpi_report(self, month: str | None) -> KpiReport:
+        now = self._clock.now()
+        policy = self._monitor.policy
+        chosen = current_month(policy, now) if month is None else check_month(month)
+        try:
+            return await read_kpi_report(self._store, policy, chosen, now=now)
+        except (StorageError, SQLAlchemyError):
+            raise ServiceError(
+                "could not read the incidents: the database is not reachable; try again in a "
+                "moment",
+                status=503,
+            ) from None
 
     # --- people's actions ------------------------------------------------------------------------
 

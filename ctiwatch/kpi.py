@@ -5,52 +5,26 @@ One path from the stored incidents to the numbers: :func:`read_kpi_report` reads
 opened in a local month (or every one), turns each into a :class:`~sla.kpi.KpiIncident`
 (:func:`kpi_incident`) and hands them to :func:`sla.kpi.kpi_report`; :func:`kpi_csv` and
 :func:`kpi_document` write the rows the one way the CLI, the page's CSV download and the API
-answer them. A month is checked once too (:func:`parse_month`), so a bad one is refused in the
-same words everywhere.
+answer them. A month is checked once too (:func:`sla.kpi.parse_month`), so a bad one is refused
+in the same words everywhere.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
 from ctiwatch.storage import IncidentRecord, Store
-from sla.kpi import KpiIncident, KpiReport, KpiRow, kpi_report
+from sla.kpi import KpiIncident, KpiReport, KpiRow, kpi_report, parse_month
 from sla.targets import SlaPolicy
+from sla.words import percent
 
-# ASCII digits only (``\d`` would take any script's digits), and years a database stores.
-_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})", re.ASCII)
-FIRST_YEAR, LAST_YEAR = 1970, 2999
 _ALL_INCIDENTS = 2**31 - 1  # store.incidents.list has no "no limit"
 REPAIR_HOURS_WORDS = "support hours from opening to resolution"
-
-
-class MonthError(ValueError):
-    """A month that is not ``YYYY-MM``; the message says what was given (shortened)."""
-
-
-def parse_month(text: str) -> str:
-    """``text`` as a month ``YYYY-MM`` (blanks around it dropped), from 1970-01 to 2999-12.
-
-    Raises :class:`MonthError` (its message without the field's name: the caller names it,
-    ``--month`` or ``month``)."""
-    value = text.strip()
-    found = _MONTH.fullmatch(value)
-    if (
-        found is None
-        or not FIRST_YEAR <= int(found.group(1)) <= LAST_YEAR
-        or not 1 <= int(found.group(2)) <= 12
-    ):
-        shown = value if len(value) <= 40 else value[:40] + "..."
-        raise MonthError(
-            f"not a month such as 2026-12 (YYYY-MM, {FIRST_YEAR}-01 to {LAST_YEAR}-12): {shown!r}"
-        )
-    return value
 
 
 def current_month(policy: SlaPolicy, now: datetime) -> str:
@@ -105,6 +79,22 @@ async def read_kpi_report(
 
 
 # --- writing it -----------------------------------------------------------------------------
+
+
+def share_text(share: float | None) -> str:
+    """A share as the table and the page show it: ``66.6%`` (rounded down, so a share below
+    the performance target never shows as the target), ``-`` where nothing counts."""
+    return "-" if share is None else percent(share)
+
+
+def kpi_target_text(target: float) -> str:
+    """The performance target in words: ``90%``."""
+    return f"{target * 100:.0f}%"
+
+
+def hours_text(value: float | None) -> str:
+    """Support hours with two decimals, ``-`` where nothing was resolved."""
+    return "-" if value is None else f"{value:.2f}"
 
 
 @dataclass(frozen=True, slots=True)

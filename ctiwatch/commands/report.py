@@ -17,17 +17,17 @@ from typing import Any
 from ctiwatch.clock import RealClock
 from ctiwatch.config import Config, load_config
 from ctiwatch.kpi import (
-    KpiReport,
-    MonthError,
+    hours_text,
     kpi_csv,
     kpi_document,
     kpi_json,
-    parse_month,
+    kpi_target_text,
     read_kpi_report,
+    share_text,
 )
 from ctiwatch.settings import policy_from_config
 from ctiwatch.storage import StorageError, Store, normalize_url
-from sla.kpi import KpiRow
+from sla.kpi import KpiReport, KpiRow, MonthError, parse_month
 from sla.targets import SlaPolicy
 
 FORMATS = ("table", "csv", "json", "html")
@@ -94,17 +94,9 @@ def kpi_command(args: argparse.Namespace) -> int:
 # --- rendering ----------------------------------------------------------------------------
 
 
-def _percent(share: float | None) -> str:
-    return "-" if share is None else f"{share * 100:.1f}%"
-
-
-def _hours(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
 def _title(policy: SlaPolicy, month: str | None) -> str:
     period = month if month is not None else "all months"
-    return f"SLA KPIs {period} (performance target {policy.performance_target * 100:.0f}%)"
+    return f"SLA KPIs {period} (performance target {kpi_target_text(policy.performance_target)})"
 
 
 def render_table(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -> str:
@@ -127,12 +119,12 @@ def render_table(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -
             f"P{int(row.priority)} {row.priority.label}",
             str(row.incidents),
             str(row.pending),
-            _percent(row.response_met_share),
-            _percent(row.update_met_share),
-            _percent(row.met_share),
-            _percent(row.repair_met_share),
-            _hours(row.repair_hours),
-            _hours(row.repair_hours_max),
+            share_text(row.response_met_share),
+            share_text(row.update_met_share),
+            share_text(row.met_share),
+            share_text(row.repair_met_share),
+            hours_text(row.repair_hours),
+            hours_text(row.repair_hours_max),
             "met" if row.meets_target else "MISSED",
         )
         for row in rows
@@ -198,7 +190,7 @@ def _svg_chart(row: KpiRow, target: float) -> str:
             )
         parts.append(
             f'<text x="{_LABEL_W + _BAR_W + 6}" y="{text_y}" font-size="12">'
-            f"{escape(_percent(share))}</text>"
+            f"{escape(share_text(share))}</text>"
         )
     line_x = _LABEL_W + target * _BAR_W
     parts.append(
@@ -226,8 +218,8 @@ def render_html(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) ->
             f"<p>{_count(row.incidents, 'incident')}, {row.resolved} resolved"
             f"{f', {row.pending} pending' if row.pending else ''}; "
             f"{escape(verdict)}; "
-            f"repair {escape(_hours(row.repair_hours))} h mean, "
-            f"{escape(_hours(row.repair_hours_max))} h max (support hours)</p>"
+            f"repair {escape(hours_text(row.repair_hours))} h mean, "
+            f"{escape(hours_text(row.repair_hours_max))} h max (support hours)</p>"
             f"{_svg_chart(row, target)}"
             "</section>"
         )
@@ -241,7 +233,7 @@ def render_html(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) ->
         "<style>body{font-family:sans-serif;margin:2em}section{margin-bottom:1.5em}"
         "h2{font-size:1.1em;margin:0 0 .3em}</style></head>\n"
         f"<body><h1>{escape(title)}</h1>\n"
-        f"<p>Dashed line: performance target {target * 100:.0f}%.</p>\n"
+        f"<p>Dashed line: performance target {kpi_target_text(target)}.</p>\n"
         f"{body}\n</body></html>\n"
     )
 

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import jinja2
 
 from classifier.observation import CENTRAL
+from ctiwatch.kpi import hours_text, share_text
 from ctiwatch.timefmt import iso_local
 from ctiwatch.web.service import (
     SERVICE_STATES,
@@ -134,6 +135,8 @@ def build_environment(tz: ZoneInfo) -> jinja2.Environment:
     env.filters["thousands"] = thousands
     env.filters["duration"] = duration
     env.filters["service_name"] = service_name
+    env.filters["kpi_share"] = share_text
+    env.filters["kpi_hours"] = hours_text
     env.globals["worst_state"] = worst_state
     env.globals["deadline_rows"] = deadline_rows
     env.globals["seen_down"] = seen_down

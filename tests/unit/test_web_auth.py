@@ -204,7 +204,7 @@ async def test_every_route_but_the_public_ones_refuses_anonymous_requests(
     )
     client = await aiohttp_client(app)
     public: set[tuple[str, str]] = set()
-    walked = 0
+    walked: set[tuple[str, str]] = set()
     for route in app.router.routes():
         resource = route.resource
         assert resource is not None
@@ -213,7 +213,7 @@ async def test_every_route_but_the_public_ones_refuses_anonymous_requests(
             public.add((method, pattern))
             continue
         response = await client.request(method, concrete(pattern), allow_redirects=False, data={})
-        walked += 1
+        walked.add((method, pattern))
         where = (method, pattern, response.status)
         if pattern.startswith("/api/") or pattern == "/metrics":
             assert response.status == 401, where
@@ -223,7 +223,12 @@ async def test_every_route_but_the_public_ones_refuses_anonymous_requests(
         else:
             assert response.status == 403, where
             assert "log in first" in await response.text(), where
-    assert walked > 30
+    assert len(walked) > 30
+    assert {
+        ("GET", "/reports/kpi"),
+        ("GET", "/reports/kpi.csv"),
+        ("GET", "/api/v1/reports/kpi"),
+    } <= walked
     assert public == PUBLIC_ROUTES
 
 
@@ -251,6 +256,8 @@ async def test_each_role_may_do_its_own_and_lower_roles_actions_only(
     client = await as_role(aiohttp_client, app, accounts, role)
     assert (await client.get("/api/v1/status")).status == 200
     assert (await client.get("/incidents/2")).status == 200
+    assert (await client.get("/api/v1/reports/kpi?month=2026-12")).status == 200
+    assert (await client.get("/reports/kpi?month=2026-12")).status == 200
     assert (await client.post("/api/v1/incidents/2/ack", json={})).status == ack
     assert (await client.post("/api/v1/maintenance", json=WINDOW)).status == schedule
     assert (await client.get("/api/v1/audit")).status == audit
