@@ -19,7 +19,14 @@ from typing import Any, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from alerting.maintenance import NoticeAction, Recipient, WindowFacts, notice_prefix, notices
+from alerting.maintenance import (
+    NoticeAction,
+    Recipient,
+    WindowFacts,
+    notice_prefix,
+    notices,
+    span_words,
+)
 from classifier.conditions import Condition, ConditionKind
 from classifier.observation import Service
 from ctiwatch.config import Config
@@ -762,7 +769,8 @@ class ConsoleServiceImpl:
             async with self._store.transaction() as tx:
                 stored = await tx.maintenance.add(replace(asked, created_by=actor))
                 await self._enqueue_notices(tx, stored, "scheduled", now)
-                detail = f"{start.isoformat()} – {end.isoformat()}: {asked.reason}"
+                # In local time like every time people read (the API may send any offset).
+                detail = f"{span_words((start, end), self._calendar.zone)}: {asked.reason}"
                 await tx.audit.add(
                     AuditEntry(
                         now,

@@ -493,6 +493,16 @@ async def test_every_action_writes_an_audit_line_with_actor_and_address(
     assert '<tr class="audit-line" data-action="incident.ack">' in page
 
 
+async def test_the_audit_line_of_a_new_window_gives_its_times_in_local_time(
+    aiohttp_client: ClientFactory, app: web.Application, accounts: Accounts
+) -> None:
+    api = await as_role(aiohttp_client, app, accounts, "maintainer")
+    utc = {**WINDOW, "start": "2026-12-03T21:00:00Z", "end": "2026-12-04T01:00:00Z"}
+    assert (await api.post("/api/v1/maintenance", json=utc)).status == 201
+    [line] = [e for e in await accounts.audit_log() if e.action == "maintenance.schedule"]
+    assert line.detail == "Thu 03 Dec 2026 22:00 – Fri 04 Dec 02:00 CET: CRM connector upgrade"
+
+
 async def test_a_refused_action_writes_no_audit_line(
     aiohttp_client: ClientFactory, app: web.Application, accounts: Accounts
 ) -> None:
