@@ -2,11 +2,11 @@
 (``GET /api/v1/reports/kpi``), over the real console service on SQLite and PostgreSQL, compared
 with what ``ctiwatch report kpi`` prints as a process over the same database.
 
-The scene (``console_scene.example_scene`` at Tue 1 Dec 2026 10:00 Amsterdam, then): incident 1
-(Globex P2, opened Sun 29 Nov, resolved automatically) is November's; in December ACME's P1
-(incident 2, opened 09:30, response due 13:30) is acknowledged at 14:00, after its breach was
-recorded, and resolved by hand; Globex's bob fails three rounds at 14:00 (incident 3, P2),
-acknowledged at 14:02 and resolved automatically when he answers again from 14:12. Every incident is
+The scene is ``console_scene.kpi_scene``: incident 1 (Globex P2, opened Sun 29 Nov, resolved
+automatically) is November's; in December ACME's P1 (incident 2, opened 09:30, response due
+13:30) is acknowledged at 14:00, after its breach was recorded, and resolved by hand at 14:14;
+Globex's bob fails three rounds from 14:00 (incident 3, P2), acknowledged at 14:02 and resolved
+automatically when he answers again from 14:12. Every incident is
 resolved, so no outcome depends on the day the test runs (the CLI reads the real clock).
 """
 
@@ -18,7 +18,6 @@ import os
 import re
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
 from html import unescape
 from pathlib import Path
 
@@ -26,29 +25,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from auth_helpers import add_user, bearer, log_in, make_accounts, token_for
-from console_scene import NOW, Scene, example_scene, real_console
+from console_scene import Scene, kpi_scene, real_console
 
-from classifier.observation import Service
 from ctiwatch.web.app import build_web_app
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[..., Awaitable[Client]]
 REPO = Path(__file__).resolve().parents[2]
-
-
-async def kpi_scene(scene: Scene) -> None:
-    await example_scene(scene)
-    scene.clock.set(NOW + timedelta(hours=4))  # 14:00: the P1's response (13:30) is overdue
-    await scene.pipeline.tick()
-    await scene.console.acknowledge(2, "sanne")
-    scene.clock.set(scene.clock.now() + timedelta(minutes=2))  # rounds at 14:00, :01, :02
-    await scene.rounds("globex", "globex-utr", ["bob"], Service.CLICK2DIAL, ok=False, count=3)
-    await scene.console.acknowledge(3, "sanne")
-    scene.clock.set(scene.clock.now() + timedelta(minutes=12))  # answers at 14:12, :13, :14
-    await scene.rounds("globex", "globex-utr", ["bob"], Service.CLICK2DIAL, ok=True, count=3)
-    await scene.pipeline.tick()
-    await scene.console.resolve(2, "sanne", "trunk replaced by the carrier", force=True)
-    assert [i.status for i in await scene.console.incidents(None, None, 10)] == ["resolved"] * 3
 
 
 @pytest.fixture
