@@ -11,10 +11,11 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -95,6 +96,25 @@ def long_time(when: datetime | None, timezone: str) -> str:
         return "not set"
     local = local_time(when, timezone)
     return f"{local.strftime('%a %Y-%m-%d %H:%M')} ({local.tzname()})"
+
+
+# A probe log line starts with the result's instant in UTC (``classifier.rules``: the stored
+# fact, the same on every server); people read it in the display zone like every other time.
+_EVIDENCE_AT = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})Z ", re.ASCII)
+
+
+def evidence_line(line: str, timezone: str) -> str:
+    """A probe log line as people read it: its leading UTC instant
+    (``2026-12-01T09:00:03Z acme-ams/alice ...``) in the display zone
+    (``2026-12-01 10:00:03 CET acme-ams/alice ...``); any other line as it is."""
+    found = _EVIDENCE_AT.match(line)
+    if found is None:
+        return line
+    try:
+        at = datetime.fromisoformat(found.group(1)).replace(tzinfo=UTC)
+    except ValueError:  # the shape of a time but none (month 13): leave it as it was written
+        return line
+    return f"{local_time(at, timezone):%Y-%m-%d %H:%M:%S %Z} {line[found.end() :]}"
 
 
 def _due(when: datetime | None, priority: int, timezone: str) -> str:
@@ -442,7 +462,7 @@ def _context(
         "update_due": _due(incident.update_due, incident.priority, tz),
         "repair_due": _due(incident.repair_due, incident.priority, tz),
         "affected": affected_rows(incident),
-        "evidence": list(incident.evidence),
+        "evidence": [evidence_line(line, tz) for line in incident.evidence],
         "incident_url": incident_url(policy, incident.number),
         "css": _STYLES,
         "badge": _STYLES["badge"].format(colour=PRIORITY_COLOURS.get(incident.priority, "#4b5563")),

@@ -19,10 +19,18 @@ from typing import Any, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from alerting.maintenance import NoticeAction, Recipient, WindowFacts, notice_prefix, notices
+from alerting.maintenance import (
+    NoticeAction,
+    Recipient,
+    WindowFacts,
+    notice_prefix,
+    notices,
+    span_words,
+)
 from classifier.conditions import Condition, ConditionKind
 from classifier.observation import CALL_SERVICES, Service
 from ctiwatch.config import Config
+from ctiwatch.kpi import current_month, read_kpi_report
 from ctiwatch.persist import SYSTEM_ACTOR, NotLeader, Pipeline, StepFailed
 from ctiwatch.readmodel import LiveRollups
 from ctiwatch.storage import (
@@ -58,6 +66,7 @@ from ctiwatch.web.service import (
     UserTile,
     WindowRequest,
     check_customer,
+    check_month,
     check_priority_change,
     check_resolve,
     check_status_filter,
@@ -80,6 +89,7 @@ from incidents.maintenance import (
 from incidents.model import ConditionsStillHold, Incident, IncidentError, IncidentStatus
 from incidents.model import ScopeEntry as HeldEntry
 from pipeline.monitor import Outcome
+from sla.kpi import KpiReport
 from sla.priority import Priority
 from sla.words import service_name, window_words
 
@@ -537,6 +547,21 @@ class ConsoleServiceImpl:
             timeline=tuple(_timeline_view(entry) for entry in timeline),
         )
 
+    # --- reports -------------------------------------------------------------------------------
+
+    async def kpi_report(self, month: str | None) -> KpiReport:
+        now = self._clock.now()
+        policy = self._monitor.policy
+        chosen = current_month(policy, now) if month is None else check_month(month)
+        try:
+            return await read_kpi_report(self._store, policy, chosen, now=now)
+        except (StorageError, SQLAlchemyError):
+            raise ServiceError(
+                "could not read the incidents: the database is not reachable; try again in a "
+                "moment",
+                status=503,
+            ) from None
+
     # --- people's actions ------------------------------------------------------------------------
 
     async def acknowledge(self, number: int, actor: str, *, address: str = "") -> None:
@@ -730,7 +755,10 @@ class ConsoleServiceImpl:
             async with self._store.transaction() as tx:
                 stored = await tx.maintenance.add(replace(asked, created_by=actor))
                 await self._enqueue_notices(tx, stored, "scheduled", now)
-                detail = f"{window.start.isoformat()} – {window.end.isoformat()}: {asked.reason}"
+                # In local time like every time people read (the API may send any offset).
+                detail = (
+                    f"{span_words((window.start, window.end), self._calendar.zone)}: {asked.reason}"
+                )
                 await tx.audit.add(
                     AuditEntry(
                         now,

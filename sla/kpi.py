@@ -25,6 +25,7 @@ Months are calendar months in the calendar's time zone, by the incident's ``open
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +33,35 @@ from datetime import datetime
 
 from sla.priority import Priority
 from sla.targets import SlaPolicy
+
+# ASCII digits only (``\d`` would take any script's digits), and years a database stores.
+_MONTH = re.compile(r"([0-9]{4})-([0-9]{2})", re.ASCII)
+FIRST_YEAR, LAST_YEAR = 1970, 2999
+# The same rule as a JSON Schema pattern (the API's OpenAPI document).
+MONTH_PATTERN = "^(19[7-9][0-9]|2[0-9]{3})-(0[1-9]|1[0-2])$"
+
+
+class MonthError(ValueError):
+    """A month that is not ``YYYY-MM``; the message says what was given (shortened)."""
+
+
+def parse_month(text: str) -> str:
+    """``text`` as a month ``YYYY-MM``, from 1970-01 to 2999-12, exactly (no blanks around).
+
+    Raises :class:`MonthError` (its message without the field's name: the caller names it,
+    ``--month`` or ``month``)."""
+    value = text
+    found = _MONTH.fullmatch(value)
+    if (
+        found is None
+        or not FIRST_YEAR <= int(found.group(1)) <= LAST_YEAR
+        or not 1 <= int(found.group(2)) <= 12
+    ):
+        shown = value if len(value) <= 40 else value[:40] + "..."
+        raise MonthError(
+            f"not a month such as 2026-12 (YYYY-MM, {FIRST_YEAR}-01 to {LAST_YEAR}-12): {shown!r}"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -61,6 +91,16 @@ class KpiRow:
     repair_hours_max: float | None = None
     resolved: int = 0
     pending: int = 0  # incidents whose response or update is not due yet at ``now``
+
+
+@dataclass(frozen=True)
+class KpiReport:
+    """The report of one month (``None``: every month with incidents), as of ``generated_at``."""
+
+    month: str | None
+    performance_target: float  # 0..1: the share of incidents that must meet the SLA
+    rows: tuple[KpiRow, ...]
+    generated_at: datetime
 
 
 def _share(outcomes: list[bool]) -> float | None:

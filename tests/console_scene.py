@@ -212,6 +212,25 @@ async def example_scene(scene: Scene, now: datetime = NOW) -> None:
     ]
 
 
+async def kpi_scene(scene: Scene) -> None:
+    """The example scene, then every incident resolved (so the KPI report of either month
+    does not depend on the day it is read): ACME's P1 acknowledged at 14:00, after its response
+    breach, and resolved by hand at 14:14; Globex's bob down from 14:00 (a P2, acknowledged at
+    14:02), back from 14:12 (resolved automatically at 14:14)."""
+    await example_scene(scene)
+    scene.clock.set(NOW + timedelta(hours=4))  # 14:00: the P1's response (13:30) is overdue
+    await scene.pipeline.tick()
+    await scene.console.acknowledge(2, "sanne")
+    scene.clock.set(scene.clock.now() + timedelta(minutes=2))  # rounds at 14:00, :01, :02
+    await scene.rounds("globex", "globex-utr", ["bob"], Service.CLICK2DIAL, ok=False, count=3)
+    await scene.console.acknowledge(3, "sanne")
+    scene.clock.set(scene.clock.now() + timedelta(minutes=12))  # answers at 14:12, :13, :14
+    await scene.rounds("globex", "globex-utr", ["bob"], Service.CLICK2DIAL, ok=True, count=3)
+    await scene.pipeline.tick()
+    await scene.console.resolve(2, "sanne", "trunk replaced by the carrier", force=True)
+    assert [i.status for i in await scene.console.incidents(None, None, 10)] == ["resolved"] * 3
+
+
 # What the core adds to the timeline when a person forces the resolve of the scene's open
 # ACME P1 (incident 2) while its outage still holds: the condition is forgotten, not silenced.
 FORGOTTEN = (

@@ -1,44 +1,36 @@
-"""``report kpi``: the SLA KPI report per month and priority (table, CSV, JSON or HTML)."""
+"""``report kpi``: the SLA KPI report per month and priority (table, CSV, JSON or HTML).
+
+The numbers come from :mod:`ctiwatch.kpi`, as the console's ``/reports/kpi`` page and
+``GET /api/v1/reports/kpi`` give them; CSV and JSON are written by it too."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-import io
 import json
-import re
 import sys
 from collections.abc import Sequence
-from datetime import date
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from ctiwatch.clock import RealClock
 from ctiwatch.config import Config, load_config
+from ctiwatch.kpi import (
+    hours_text,
+    kpi_csv,
+    kpi_document,
+    kpi_json,
+    kpi_target_text,
+    read_kpi_report,
+    share_text,
+)
 from ctiwatch.settings import policy_from_config
-from ctiwatch.storage import IncidentRecord, StorageError, Store, normalize_url
-from sla.kpi import KpiIncident, KpiRow, kpi_report
+from ctiwatch.storage import StorageError, Store, normalize_url
+from sla.kpi import KpiReport, KpiRow, MonthError, parse_month
 from sla.targets import SlaPolicy
 
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 FORMATS = ("table", "csv", "json", "html")
-_ALL_INCIDENTS = 2**31 - 1  # store.incidents.list has no "no limit"
-CSV_FIELDS = (
-    "month",
-    "priority",
-    "incidents",
-    "resolved",
-    "pending",
-    "response_met_share",
-    "update_met_share",
-    "met_share",
-    "repair_met_share",
-    "repair_hours",
-    "repair_hours_max",
-    "meets_target",
-)
 
 
 def register(sub: Any) -> None:
@@ -52,44 +44,21 @@ def register(sub: Any) -> None:
 
 
 def month_argument(text: str) -> str:
-    if not _MONTH.match(text.strip()):
-        raise argparse.ArgumentTypeError(f"not a month such as 2026-12: {text!r}")
-    return text.strip()
+    try:
+        return parse_month(text)
+    except MonthError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def load_kpi_incidents(config: Config, month: str | None) -> list[KpiIncident]:
-    """The incidents opened in ``month`` (a local month; all when None), as KPI records, read
-    from the database of ``config.storage``.
+def load_kpi_report(config: Config, month: str | None) -> KpiReport:
+    """The report of ``month`` (a local month; all when None) over the incidents in the
+    database of ``config.storage``: :func:`ctiwatch.kpi.read_kpi_report`, the one the console
+    and the API answer with.
 
     Raises :class:`StorageError` when the database is missing or cannot be read."""
     policy = policy_from_config(config.sla)
     _require_database(config)
-    records = asyncio.run(_read_incidents(config, month))
-    return [kpi_incident(record, policy) for record in records]
-
-
-def kpi_incident(record: IncidentRecord, policy: SlaPolicy) -> KpiIncident:
-    """What the KPI needs of a stored incident. The response counts from the acknowledgement;
-    the update target was met unless a breach of it was recorded (``None``: no update target
-    for the incident's priority); while the incident is open, :func:`sla.kpi.update_outcome`
-    holds it pending until ``update_due`` passes."""
-    if "update" in record.breaches:
-        update_met: bool | None = False
-    elif record.update_due is not None or policy.target(record.priority).update is not None:
-        update_met = True
-    else:
-        update_met = None
-    return KpiIncident(
-        number=record.number,
-        priority=record.priority,
-        opened_at=record.opened_at,
-        response_due=record.response_due,
-        responded_at=record.acknowledged_at,
-        update_met=update_met,
-        resolved_at=record.resolved_at,
-        repair_due=record.repair_due,
-        update_due=record.update_due,
-    )
+    return asyncio.run(_read_report(config, policy, month))
 
 
 def _require_database(config: Config) -> None:
@@ -104,42 +73,30 @@ def _require_database(config: Config) -> None:
             )
 
 
-async def _read_incidents(config: Config, month: str | None) -> list[IncidentRecord]:
+async def _read_report(config: Config, policy: SlaPolicy, month: str | None) -> KpiReport:
     async with Store.open(config.storage.url) as store:
-        if month is None:
-            return list(reversed(await store.incidents.list(limit=_ALL_INCIDENTS)))
-        year, number = (int(part) for part in month.split("-"))
-        return await store.incidents.in_month(date(year, number, 1), tz=config.sla.timezone)
+        return await read_kpi_report(store, policy, month, now=RealClock().now())
 
 
 def kpi_command(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     policy = policy_from_config(config.sla)
     try:
-        incidents = load_kpi_incidents(config, args.month)
+        report = load_kpi_report(config, args.month)
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    rows = kpi_report(incidents, policy, args.month, now=RealClock().now())
     renderer = RENDERERS[args.format]
-    sys.stdout.write(renderer(rows, policy, args.month))
+    sys.stdout.write(renderer(report.rows, policy, args.month))
     return 0
 
 
 # --- rendering ----------------------------------------------------------------------------
 
 
-def _percent(share: float | None) -> str:
-    return "-" if share is None else f"{share * 100:.1f}%"
-
-
-def _hours(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
-
-
 def _title(policy: SlaPolicy, month: str | None) -> str:
     period = month if month is not None else "all months"
-    return f"SLA KPIs {period} (performance target {policy.performance_target * 100:.0f}%)"
+    return f"SLA KPIs {period} (performance target {kpi_target_text(policy.performance_target)})"
 
 
 def render_table(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -> str:
@@ -162,12 +119,12 @@ def render_table(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -
             f"P{int(row.priority)} {row.priority.label}",
             str(row.incidents),
             str(row.pending),
-            _percent(row.response_met_share),
-            _percent(row.update_met_share),
-            _percent(row.met_share),
-            _percent(row.repair_met_share),
-            _hours(row.repair_hours),
-            _hours(row.repair_hours_max),
+            share_text(row.response_met_share),
+            share_text(row.update_met_share),
+            share_text(row.met_share),
+            share_text(row.repair_met_share),
+            hours_text(row.repair_hours),
+            hours_text(row.repair_hours_max),
             "met" if row.meets_target else "MISSED",
         )
         for row in rows
@@ -187,42 +144,13 @@ def render_table(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -
     return "\n".join(lines) + "\n"
 
 
-def _row_dict(row: KpiRow) -> dict[str, Any]:
-    return {
-        "month": row.month,
-        "priority": int(row.priority),
-        "incidents": row.incidents,
-        "resolved": row.resolved,
-        "pending": row.pending,
-        "response_met_share": row.response_met_share,
-        "update_met_share": row.update_met_share,
-        "met_share": row.met_share,
-        "repair_met_share": row.repair_met_share,
-        "repair_hours": row.repair_hours,
-        "repair_hours_max": row.repair_hours_max,
-        "meets_target": row.meets_target,
-    }
-
-
 def render_csv(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        values = _row_dict(row)
-        values["meets_target"] = "yes" if row.meets_target else "no"
-        writer.writerow({key: "" if value is None else value for key, value in values.items()})
-    return out.getvalue()
+    return kpi_csv(rows)
 
 
 def render_json(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) -> str:
-    document = {
-        "month": month,
-        "performance_target": policy.performance_target,
-        "repair_hours": "support hours from opening to resolution",
-        "rows": [_row_dict(row) for row in rows],
-    }
-    return json.dumps(document, indent=2) + "\n"
+    document = kpi_document(rows, policy.performance_target, month)
+    return json.dumps(kpi_json(document), indent=2) + "\n"
 
 
 _BARS = (
@@ -262,7 +190,7 @@ def _svg_chart(row: KpiRow, target: float) -> str:
             )
         parts.append(
             f'<text x="{_LABEL_W + _BAR_W + 6}" y="{text_y}" font-size="12">'
-            f"{escape(_percent(share))}</text>"
+            f"{escape(share_text(share))}</text>"
         )
     line_x = _LABEL_W + target * _BAR_W
     parts.append(
@@ -290,8 +218,8 @@ def render_html(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) ->
             f"<p>{_count(row.incidents, 'incident')}, {row.resolved} resolved"
             f"{f', {row.pending} pending' if row.pending else ''}; "
             f"{escape(verdict)}; "
-            f"repair {escape(_hours(row.repair_hours))} h mean, "
-            f"{escape(_hours(row.repair_hours_max))} h max (support hours)</p>"
+            f"repair {escape(hours_text(row.repair_hours))} h mean, "
+            f"{escape(hours_text(row.repair_hours_max))} h max (support hours)</p>"
             f"{_svg_chart(row, target)}"
             "</section>"
         )
@@ -305,7 +233,7 @@ def render_html(rows: Sequence[KpiRow], policy: SlaPolicy, month: str | None) ->
         "<style>body{font-family:sans-serif;margin:2em}section{margin-bottom:1.5em}"
         "h2{font-size:1.1em;margin:0 0 .3em}</style></head>\n"
         f"<body><h1>{escape(title)}</h1>\n"
-        f"<p>Dashed line: performance target {target * 100:.0f}%.</p>\n"
+        f"<p>Dashed line: performance target {kpi_target_text(target)}.</p>\n"
         f"{body}\n</body></html>\n"
     )
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from ctiwatch.kpi import KpiDocument, kpi_document, kpi_json
 from ctiwatch.web import readmodel as cached
 from ctiwatch.web.actions import INCIDENT_ACTIONS, perform
 from ctiwatch.web.auth import actor_name, remote_address
@@ -38,6 +39,7 @@ from ctiwatch.web.service import (
     StatusView,
     incident_not_found,
 )
+from sla.kpi import MONTH_PATTERN
 
 # --- what the API answers (beside the service's view models) ----------------------------------
 
@@ -69,6 +71,12 @@ STATUS = Merged(StatusView, StatusBanner)
 INCIDENT = Merged(IncidentSummary, IncidentDetail, drop=("summary",))
 NUMBER = id_param("number", "The incident's number")
 WINDOW = id_param("id", "The maintenance window's id")
+MONTH = Param(
+    "month",
+    "query",
+    {"type": "string", "pattern": MONTH_PATTERN, "examples": ["2026-12"]},
+    "A local month, YYYY-MM (1970-01 to 2999-12); default: the current month",
+)
 ACTION_WORDS = {
     "ack": "Acknowledge an incident (the response target is met)",
     "update": "Post an update on an incident",
@@ -104,6 +112,7 @@ class Api:
             web.get(r"/api/v1/maintenance/{id:\d{1,9}}", self.maintenance_window),
             web.post(r"/api/v1/maintenance/{id:\d{1,9}}/change", self.change_maintenance),
             web.post(r"/api/v1/maintenance/{id:\d{1,9}}/cancel", self.cancel_maintenance),
+            web.get("/api/v1/reports/kpi", self.kpi_report),
             openapi_route(),
         ]
 
@@ -244,6 +253,25 @@ class Api:
             window_id, actor_name(request), body.why, address=remote_address(request)
         )
         return web.json_response(jsonable(window, self._tz))
+
+    @operation(
+        summary="The SLA KPI report of a month, per priority (as `ctiwatch report kpi`)",
+        response=KpiDocument,
+        params=(MONTH,),
+        description=(
+            "The incidents opened in the month (local time), per priority: the shares that met "
+            "their response, update and repair targets, the share that met the SLA (response "
+            "and, where set, update) against the performance target, and the repair time in "
+            "support hours. Open incidents whose response or update is not due yet are "
+            "`pending` and not counted. The same numbers as the console's KPI page and "
+            "`ctiwatch report kpi --month YYYY-MM --format json`."
+        ),
+    )
+    async def kpi_report(self, request: web.Request) -> web.Response:
+        check_query(request.query, ("month",))
+        report = await self._service.kpi_report(request.query.get("month") or None)
+        document = kpi_document(report.rows, report.performance_target, report.month)
+        return web.json_response(kpi_json(document))
 
     async def _incident_body(self, number: int) -> dict[str, Any]:
         detail = await self._service.incident(number)

@@ -21,6 +21,7 @@ from markupsafe import Markup
 from multidict import MultiDictProxy
 
 from ctiwatch.accounts import Principal
+from ctiwatch.kpi import kpi_csv, kpi_target_text
 from ctiwatch.web import readmodel as cached
 from ctiwatch.web.actions import DONE_MESSAGES, INCIDENT_ACTIONS, perform
 from ctiwatch.web.auth import actor_name, principal_of, remote_address
@@ -44,6 +45,7 @@ from ctiwatch.web.service import (
     StatusView,
     check_status_filter,
 )
+from sla.kpi import MonthError, parse_month
 from sla.words import service_name
 
 NONCE = web.RequestKey("csp_nonce", str)
@@ -96,6 +98,8 @@ class Pages:
             web.get(r"/maintenance/{id:\d{1,9}}", self.maintenance_window),
             web.post(r"/maintenance/{id:\d{1,9}}/change", self.change_maintenance),
             web.post(r"/maintenance/{id:\d{1,9}}/cancel", self.cancel_maintenance),
+            web.get("/reports/kpi", self.kpi),
+            web.get("/reports/kpi.csv", self.kpi_csv),
         ]
 
     def render(
@@ -496,6 +500,55 @@ class Pages:
             error = form_error(exc, MAINTENANCE_LABELS)
             return await self._maintenance_page(request, exc.status, error, _strings(form))
         return _redirect("/maintenance?done=cancelled")
+
+    # --- reports -------------------------------------------------------------------------
+
+    async def kpi(self, request: web.Request) -> web.Response:
+        """The SLA KPI report of a month (default: the current one), per priority: the numbers
+        of ``ctiwatch report kpi`` and ``GET /api/v1/reports/kpi``, and its CSV a click away."""
+        asked = request.query.get("month") or None
+        try:
+            report = await self._service.kpi_report(asked)
+        except ServiceError as exc:
+            if exc.status != 400:
+                raise
+            shown = asked if asked is not None and len(asked) <= 7 else ""
+            return self.render(
+                request, "kpi.html", status=400, report=None, month=shown, error=exc,
+                previous=None, following=None, target="",
+            )  # fmt: skip
+        month = report.month or ""
+        return self.render(
+            request,
+            "kpi.html",
+            report=report,
+            month=month,
+            previous=_step_month(month, -1),
+            following=_step_month(month, +1),
+            target=kpi_target_text(report.performance_target),
+        )
+
+    async def kpi_csv(self, request: web.Request) -> web.Response:
+        """The report's CSV, as ``ctiwatch report kpi --format csv`` writes it."""
+        report = await self._service.kpi_report(request.query.get("month") or None)
+        name = f"ctiwatch-kpi-{report.month}.csv"
+        return web.Response(
+            text=kpi_csv(report.rows),
+            content_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+
+def _step_month(month: str, step: int) -> str | None:
+    """The month ``step`` months from ``month`` (``YYYY-MM``); None outside the years a month
+    may name."""
+    year, number = (int(part) for part in month.split("-"))
+    index = year * 12 + number - 1 + step
+    shifted = f"{index // 12:04d}-{index % 12 + 1:02d}"
+    try:
+        return parse_month(shifted)
+    except MonthError:
+        return None
 
 
 def form_error(error: ServiceError, labels: Mapping[str, str]) -> ServiceError:

@@ -17,6 +17,7 @@ import jinja2
 from markupsafe import Markup
 
 from classifier.observation import CENTRAL
+from ctiwatch.kpi import hours_text, share_text
 from ctiwatch.timefmt import iso_local
 from ctiwatch.web.service import (
     SERVICE_STATES,
@@ -184,6 +185,8 @@ def build_environment(tz: ZoneInfo) -> jinja2.Environment:
     env.filters["thousands"] = thousands
     env.filters["duration"] = duration
     env.filters["service_name"] = service_name
+    env.filters["kpi_share"] = share_text
+    env.filters["kpi_hours"] = hours_text
     env.globals["worst_state"] = worst_state
     env.globals["deadline_rows"] = deadline_rows
     env.globals["seen_down"] = seen_down

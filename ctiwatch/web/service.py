@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 
 from classifier.observation import CALLS, CENTRAL, Service
 from ctiwatch.errors import Refused
+from sla.kpi import KpiReport, MonthError, parse_month
 from sla.timers import due_next
 from sla.words import unset_target
 
@@ -69,6 +70,15 @@ def required_text(value: str, field: str) -> str:
     if any(ord(c) < 32 and c not in "\r\n\t" for c in text):
         raise ServiceError(f"{field} must not contain control characters", field)
     return text
+
+
+def check_month(month: str) -> str:
+    """``month`` as a local month ``YYYY-MM`` (400, field ``month``, otherwise): the rule and
+    the words of ``ctiwatch report kpi --month``."""
+    try:
+        return parse_month(month)
+    except MonthError as exc:
+        raise ServiceError(f"month: {exc}", "month") from None
 
 
 def check_status_filter(status: str | None) -> None:
@@ -500,6 +510,12 @@ class ConsoleService(Protocol):
 
     async def maintenance(self) -> list[MaintenanceView]:
         """Every window, newest start first."""
+        ...
+
+    async def kpi_report(self, month: str | None) -> KpiReport:
+        """The SLA KPI report of the local ``month`` (``YYYY-MM``; None: the current one) as
+        ``ctiwatch report kpi`` gives it, as of now. A bad month is refused (400, field
+        ``month``); 503 when the database cannot be read."""
         ...
 
     async def maintenance_window(self, id: int) -> MaintenanceView:

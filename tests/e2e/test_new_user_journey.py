@@ -7,7 +7,8 @@ simulator's admin API and watch the incident appear on the open page without a r
 acknowledge it and resolve it through its forms, schedule a maintenance window in an evening
 two days ahead (listed, and the customer's notice in the fake mailbox) and see one inside working
 hours refused with the reason, and open a customer's page by the link ``ctiwatch customers link``
-prints and see no other customer. A screenshot of every step goes to ``tests/e2e/artifacts/``
+prints and see no other customer; then the month's SLA KPIs, reached from the navigation. A
+screenshot of every step goes to ``tests/e2e/artifacts/``
 (``CTIWATCH_SCREENSHOTS`` names another folder).
 
 The service runs on the real clock, so the maintenance times are chosen relative to now, and
@@ -235,6 +236,17 @@ async def test_a_new_user_logs_in_follows_an_incident_live_schedules_maintenance
     await shot(customer_page, "10-customer-page")
     await outsider.close()
 
+    # The month's SLA KPIs from the console's navigation: the P1 counted, its CSV a click away.
+    await page.goto(f"{base}/")
+    await page.click("nav a[href='/reports/kpi']")
+    await page.wait_for_url(f"{base}/reports/kpi")
+    p1 = page.locator("table.kpi tr[data-priority='1']")
+    assert await p1.locator("[data-cell=incidents]").inner_text() == "1"
+    assert await p1.locator("[data-cell=resolved]").inner_text() == "1"
+    month = calendar.local(app.clock.now()).strftime("%Y-%m")
+    assert await page.get_attribute("#csv", "href") == f"/reports/kpi.csv?month={month}"
+    await shot(page, "11-kpi")
+
 
 async def test_the_oncall_person_replies_from_the_fake_phone_and_sees_it_in_their_thread(
     running: tuple[Ctiwatch, Path], browser: Any
@@ -285,4 +297,4 @@ async def test_the_oncall_person_replies_from_the_fake_phone_and_sees_it_in_thei
     assert [b["y"] for b in boxes] == sorted(b["y"] for b in boxes)
     wide = await page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     assert not wide, "the phone page scrolls sideways at 390 px"
-    await shot(page, "11-phone-thread")
+    await shot(page, "12-phone-thread")

@@ -1,8 +1,9 @@
 """The pages in headless Chromium driven by playwright (Debian's ``chromium`` through
 ``executable_path``; never a downloaded browser): a customer's page names no other customer,
-and at 390 px wide the status page, an incident page and a customer page do not scroll
-sideways. Screenshots go to ``tests/e2e/artifacts/`` (git-ignored; ``CTIWATCH_SCREENSHOTS``
-names another folder, e.g. ``docs/screenshots`` to refresh the README's).
+at 390 px wide the status page, an incident page, a customer page and the KPI page do not
+scroll sideways, and at 1280 px the console's tables fit their cards. Screenshots go to
+``tests/e2e/artifacts/`` (git-ignored; ``CTIWATCH_SCREENSHOTS`` names another folder, e.g.
+``docs/screenshots`` to refresh the README's).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from auth_helpers import PASSWORD, add_user, make_accounts
-from console_scene import NOW, Scene, example_scene, real_console, sqlite_url
+from console_scene import NOW, Scene, example_scene, kpi_scene, real_console, sqlite_url
 from test_status_page_browser import chromium
 
 from classifier.observation import Service
@@ -121,14 +122,14 @@ async def test_a_customer_opens_its_page_and_sees_no_other_customer(
     await shot(page, "customer.png")
 
 
-@pytest.mark.parametrize("where", ["status", "incident", "customer"])
+@pytest.mark.parametrize("where", ["status", "incident", "customer", "kpi"])
 async def test_at_390_px_a_page_does_not_scroll_sideways(
     site: tuple[str, Scene], browser: Any, where: str
 ) -> None:
     base, scene = site
-    path = {"status": "/", "incident": "/incidents/2"}.get(where) or await customer_link(
-        scene, "acme"
-    )
+    path = {"status": "/", "incident": "/incidents/2", "kpi": "/reports/kpi"}.get(
+        where
+    ) or await customer_link(scene, "acme")
     page = await browser.new_page(viewport={"width": 390, "height": 844})
     if where == "customer":
         await page.goto(base + path)  # the link is all a customer needs
@@ -143,6 +144,50 @@ async def test_at_390_px_a_page_does_not_scroll_sideways(
     )
     await shot(page, f"{where}-390.png")
     assert width <= 390, wide
+
+
+@pytest.fixture
+async def kpi_site(tmp_path: Path) -> AsyncIterator[str]:
+    async with real_console(sqlite_url(tmp_path)) as scene:
+        await kpi_scene(scene)
+        async for base in serve(scene):
+            yield base
+
+
+async def wide_tables(page: Any) -> list[str]:
+    """Tables wider than the card that holds them (which would scroll inside it)."""
+    return list(
+        await page.evaluate(
+            """() => [...document.querySelectorAll('.table-scroll')]
+                .filter(e => e.scrollWidth > e.clientWidth + 0.5)
+                .map(e => (e.id || e.className) + ': ' + e.scrollWidth + ' > ' + e.clientWidth)"""
+        )
+    )
+
+
+@pytest.mark.parametrize("where", ["status", "incident", "maintenance"])
+async def test_at_1280_px_the_console_pages_tables_fit_their_cards(
+    site: tuple[str, Scene], browser: Any, where: str
+) -> None:
+    base, _ = site
+    path = {"status": "/", "incident": "/incidents/2", "maintenance": "/maintenance"}[where]
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await log_in(page, base, path)
+    await page.wait_for_load_state("load")
+    await shot(page, f"{where}.png")
+    assert await wide_tables(page) == []
+
+
+async def test_at_1280_px_the_kpi_report_fits_and_shows_the_missed_p1(
+    kpi_site: str, browser: Any
+) -> None:
+    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+    await log_in(page, kpi_site, "/reports/kpi")
+    await page.wait_for_load_state("load")
+    await shot(page, "kpi.png")
+    assert await wide_tables(page) == []
+    verdicts = await page.locator("table.kpi [data-cell=target]").all_inner_texts()
+    assert verdicts == ["✗ MISSED", "✓ met", "✓ met", "✓ met"]
 
 
 async def test_the_wall_screen_shows_at_least_50_user_services_on_a_1920_by_1080_screen(

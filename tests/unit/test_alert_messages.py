@@ -11,6 +11,7 @@ from alerting.channels.twilio_voice import build_twiml
 from alerting.messages import (
     email_report,
     email_resolved,
+    evidence_line,
     scope_summary,
     sms_text,
     to_gsm7,
@@ -197,6 +198,30 @@ def test_report_email_html_is_styled_inline_and_escapes_the_customer_text() -> N
     assert "&lt;script&gt;" in html and "a &amp; b &lt;i&gt;" in html
     assert "<style" not in html and "<link" not in html  # mail clients drop both
     assert 'style="' in html.split("<body", 1)[1]
+
+
+def test_report_email_shows_the_probe_log_lines_times_in_local_time() -> None:
+    # The classifier writes each line with the result's instant in UTC (classifier.rules).
+    lines = (
+        "2026-12-01T09:01:03Z acme-ams/alice POST http://sim/calls [STATUS] (503) == 2xx",
+        "2026-07-01T09:01:03Z acme-ams/bob GET http://sim/crm [STATUS] (503) == 2xx",
+        "2026-13-01T09:01:03Z not a time, left as it came",
+    )
+    report = email_report(replace(INCIDENT, evidence=lines), POLICY)
+    for expected in (
+        "  2026-12-01 10:01:03 CET acme-ams/alice POST http://sim/calls [STATUS] (503) == 2xx\n",
+        "  2026-07-01 11:01:03 CEST acme-ams/bob GET http://sim/crm [STATUS] (503) == 2xx\n",
+        "  2026-13-01T09:01:03Z not a time, left as it came\n",
+    ):
+        assert expected in report.text
+    assert "2026-12-01 10:01:03 CET acme-ams/alice" in report.html
+    assert "T09:01:03Z acme-ams" not in report.text + report.html
+
+
+def test_evidence_line_converts_only_the_leading_instant_of_a_long_line() -> None:
+    line = "2026-12-01T09:01:03Z " + "9" * 200_000
+    assert evidence_line(line, "Europe/Amsterdam").startswith("2026-12-01 10:01:03 CET 999")
+    assert evidence_line("1" * 200_000, "Europe/Amsterdam") == "1" * 200_000
 
 
 def test_without_a_public_url_the_emails_carry_no_link_and_read_the_same() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ctiwatch.cli import main
-from ctiwatch.commands.report import kpi_incident
+from ctiwatch.kpi import kpi_incident, share_text
 from ctiwatch.storage import IncidentRecord, Store
 from sla.kpi import KpiIncident
 from sla.priority import Priority
@@ -214,3 +214,19 @@ def test_kpi_record_of_a_priority_without_update_target_has_no_update_outcome() 
 
 def test_kpi_record_of_a_p1_whose_update_due_was_cleared_still_has_an_update_target() -> None:
     assert kpi_incident(replace(INCIDENTS[0], update_due=None), POLICY).update_met is True
+
+
+@pytest.mark.parametrize("month", ["0000-01", "2026-1", "٢٠٢٦-١٢", " 2026-12", "3000-01"])
+def test_report_kpi_refuses_a_month_out_of_range_in_one_line_naming_the_option(
+    month: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["report", "kpi", "--month", month])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--month: not a month such as 2026-12 (YYYY-MM, 1970-01 to 2999-12)" in err
+
+
+def test_a_share_just_below_the_target_never_shows_as_the_target() -> None:
+    assert (share_text(0.8999), share_text(2 / 3), share_text(None)) == ("89.9%", "66.6%", "-")

@@ -204,7 +204,7 @@ async def test_every_route_but_the_public_ones_refuses_anonymous_requests(
     )
     client = await aiohttp_client(app)
     public: set[tuple[str, str]] = set()
-    walked = 0
+    walked: set[tuple[str, str]] = set()
     for route in app.router.routes():
         resource = route.resource
         assert resource is not None
@@ -213,7 +213,7 @@ async def test_every_route_but_the_public_ones_refuses_anonymous_requests(
             public.add((method, pattern))
             continue
         response = await client.request(method, concrete(pattern), allow_redirects=False, data={})
-        walked += 1
+        walked.add((method, pattern))
         where = (method, pattern, response.status)
         if pattern.startswith("/api/") or pattern == "/metrics":
             assert response.status == 401, where
@@ -223,7 +223,12 @@ async def test_every_route_but_the_public_ones_refuses_anonymous_requests(
         else:
             assert response.status == 403, where
             assert "log in first" in await response.text(), where
-    assert walked > 30
+    assert len(walked) > 30
+    assert {
+        ("GET", "/reports/kpi"),
+        ("GET", "/reports/kpi.csv"),
+        ("GET", "/api/v1/reports/kpi"),
+    } <= walked
     assert public == PUBLIC_ROUTES
 
 
@@ -251,6 +256,8 @@ async def test_each_role_may_do_its_own_and_lower_roles_actions_only(
     client = await as_role(aiohttp_client, app, accounts, role)
     assert (await client.get("/api/v1/status")).status == 200
     assert (await client.get("/incidents/2")).status == 200
+    assert (await client.get("/api/v1/reports/kpi?month=2026-12")).status == 200
+    assert (await client.get("/reports/kpi?month=2026-12")).status == 200
     assert (await client.post("/api/v1/incidents/2/ack", json={})).status == ack
     assert (await client.post("/api/v1/maintenance", json=WINDOW)).status == schedule
     assert (await client.get("/api/v1/audit")).status == audit
@@ -484,6 +491,16 @@ async def test_every_action_writes_an_audit_line_with_actor_and_address(
     ]
     page = await (await client.get("/audit")).text()
     assert '<tr class="audit-line" data-action="incident.ack">' in page
+
+
+async def test_the_audit_line_of_a_new_window_gives_its_times_in_local_time(
+    aiohttp_client: ClientFactory, app: web.Application, accounts: Accounts
+) -> None:
+    api = await as_role(aiohttp_client, app, accounts, "maintainer")
+    utc = {**WINDOW, "start": "2026-12-03T21:00:00Z", "end": "2026-12-04T01:00:00Z"}
+    assert (await api.post("/api/v1/maintenance", json=utc)).status == 201
+    [line] = [e for e in await accounts.audit_log() if e.action == "maintenance.schedule"]
+    assert line.detail == "Thu 03 Dec 2026 22:00 – Fri 04 Dec 02:00 CET: CRM connector upgrade"
 
 
 async def test_a_refused_action_writes_no_audit_line(
