@@ -119,11 +119,16 @@ class Handovers:
                 status=503,
             ) from None
         log.info("action handed to the active monitor", extra={"handover": id, "kind": kind})
+        unread = False
         while True:
             try:
                 row = await self._store.handovers.get(id)
             except Exception as exc:  # the database away for a moment: look again
-                log.warning("handover not read", extra={"handover": id, "error": str(exc)[:300]})
+                if not unread:  # one line per wait
+                    log.warning(
+                        "handover not read", extra={"handover": id, "error": str(exc)[:300]}
+                    )
+                unread = True
                 row = None
             if row is not None and row.status == DONE and row.result is not None:
                 self.handed += 1
@@ -155,11 +160,15 @@ class Handovers:
     async def serve(self, apply: Apply) -> None:
         """While this worker is the active monitor (cancelled when it stops leading): apply
         the pending handovers, oldest first, every :attr:`serve_poll`."""
+        failing = False
         while True:
             try:
                 pending = await self._store.handovers.pending(self._clock.now())
+                failing = False
             except Exception as exc:
-                log.warning("handovers not read", extra={"error": str(exc)[:300]})
+                if not failing:  # one line while the database is away
+                    log.warning("handovers not read", extra={"error": str(exc)[:300]})
+                failing = True
                 pending = []
             for handover in pending:
                 if not self._leadership.leading:

@@ -10,7 +10,12 @@ never stored apart. The outbox sender and the timers task are woken afterwards.
 
 While the database is unreachable, results (the own probes' and the agents') wait in a bounded
 :class:`Backlog` in memory, oldest first; :meth:`Pipeline.catch_up` stores them in order once the
-database answers again, then applies them to the monitor, and re-runs what could not commit.
+database answers again, then applies them to the monitor, and re-runs what could not commit. A
+worker beside the active monitor (several workers) keeps and stores its results the same way, and
+leaves applying them to the active monitor, which reads them back.
+
+A person's action that came through another worker (:mod:`ctiwatch.handover`) is marked done in
+the transaction of the step that applied it (``handover``), so it is applied once or not at all.
 """
 
 from __future__ import annotations
