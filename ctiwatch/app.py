@@ -52,10 +52,11 @@ from ctiwatch.config import Config
 from ctiwatch.console import AgentHealthView, ConsoleServiceImpl
 from ctiwatch.custpages import CustomerPagesImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio, add_fake_views
+from ctiwatch.handover import Handovers
 from ctiwatch.leadership import Leadership
 from ctiwatch.membership import Membership
 from ctiwatch.metrics import Metrics
-from ctiwatch.mqtt.ingest import AgentHealth, AgentState, Ingestion, Refused
+from ctiwatch.mqtt.ingest import AgentHealth, AgentState, DeadMessage, Ingestion, Refused
 from ctiwatch.mqtt.schema import encode_result
 from ctiwatch.persist import RESTORED_RESOLVED, Pipeline, StepFailed, engine_windows, load_state
 from ctiwatch.settings import (
@@ -195,6 +196,7 @@ class Ctiwatch:
         # Several workers: this worker's heartbeat and its share of the targets to probe.
         self.membership: Membership | None = None
         self._storing_probes: set[asyncio.Task[None]] = set()  # probe batches being stored
+        self.handovers: Handovers | None = None
         self.metrics.watch_leader(lambda: self.leadership)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -246,6 +248,7 @@ class Ctiwatch:
                     on_agent_change=self._agent_changed,
                     park=self._park,
                     transient=is_transient,
+                    park_messages=self._park_messages,
                 )
                 self.metrics.watch_ingestion(self.ingestion)
             ingestion = self.ingestion
@@ -255,7 +258,15 @@ class Ctiwatch:
                 await self._restore_agents(store, ingestion)
                 agents = partial(_agent_views, ingestion)
                 mqtt = partial(_mqtt_view, ingestion)
-            console = self.console = ConsoleServiceImpl(config, pipeline, agents=agents, mqtt=mqtt)
+            handovers: Handovers | None = None
+            if leadership is not None:
+                # People's actions reaching a worker that does not lead go to the one that does.
+                handovers = self.handovers = Handovers(
+                    store, self.clock, leadership, wait=config.workers.handover_wait
+                )
+            console = self.console = ConsoleServiceImpl(
+                config, pipeline, agents=agents, mqtt=mqtt, handovers=handovers
+            )
             customer_pages = CustomerPagesImpl(config, pipeline, console)
 
             accounts = self.accounts = Accounts(
@@ -367,10 +378,14 @@ class Ctiwatch:
                         keep("outbox", partial(self._send, sender, store, pipeline)), name="outbox"
                     ),
                 ]
+                # Every worker keeps its results while the database is away, and stores them
+                # when it answers again (only the active monitor applies them).
+                running.append(
+                    tasks.create_task(keep("catch-up", pipeline.catch_up), name="catch-up")
+                )
                 if leadership is None:
                     running += [
                         tasks.create_task(keep("timers", pipeline.timers), name="timers"),
-                        tasks.create_task(keep("catch-up", pipeline.catch_up), name="catch-up"),
                         tasks.create_task(
                             keep("retention", partial(self._retention, store)), name="retention"
                         ),
@@ -429,8 +444,8 @@ class Ctiwatch:
         return self.identity.left_by_earlier_life(holder, process_alive)
 
     async def _roles(self, leadership: Leadership, pipeline: Pipeline, store: Store) -> None:
-        """Forever: while this worker leads, run the monitor's own tasks (timers, catching up
-        with the database, reading the results the other workers stored, retention), from the
+        """Forever: while this worker leads, run the monitor's own tasks (timers, reading the
+        results the other workers stored, people's actions they took in, retention), from the
         state as stored when it took over; while another leads, read the incidents back for
         the pages. A change of role cancels the one and starts the other."""
         workers = self.config.workers
@@ -447,12 +462,14 @@ class Ctiwatch:
                     back = self.config.probes.interval if first else lookback
                     running = [
                         tasks.create_task(keep("timers", pipeline.timers)),
-                        tasks.create_task(keep("catch-up", pipeline.catch_up)),
                         tasks.create_task(
                             keep("results", partial(pipeline.lead, workers.poll, back))
                         ),
                         tasks.create_task(keep("retention", partial(self._retention, store))),
                     ]
+                    if self.handovers is not None and self.console is not None:
+                        serve = partial(self.handovers.serve, self.console.apply_handover)
+                        running.append(tasks.create_task(keep("handovers", serve)))
                     log.info("running as the active monitor", extra={"role": self.role()})
                 else:
                     running = [
@@ -586,6 +603,19 @@ class Ctiwatch:
             ]
         )
         self.metrics.dead_letters.labels("mqtt").inc(len(refused))
+        if self.pipeline is not None:
+            self.pipeline.version.bump()  # the status page lists the latest dead letters
+
+    async def _park_messages(self, dead: list[DeadMessage]) -> None:
+        """MQTT messages rejected for a reason a person must look at (an agent publishing
+        under another's name), parked as dead letters by their topic."""
+        store = self.store
+        assert store is not None
+        now = self.clock.now()
+        await store.dead_letters.add_many(
+            [DeadLetter(now, "mqtt", item.topic, item.reason, item.payload) for item in dead]
+        )
+        self.metrics.dead_letters.labels("mqtt").inc(len(dead))
         if self.pipeline is not None:
             self.pipeline.version.bump()  # the status page lists the latest dead letters
 

@@ -790,6 +790,11 @@ class WorkersConfig(Strict):
     # How often the active monitor reads the results the other workers stored, and how often
     # the others read the incidents back for their pages.
     poll: PositiveDuration = Field(default=timedelta(seconds=1), le=timedelta(minutes=1))
+    # How long a person's action taken in by a worker that does not lead waits for the active
+    # monitor to apply it (a takeover takes lease + renew_every) before it answers 503.
+    handover_wait: PositiveDuration = Field(
+        default=timedelta(seconds=10), ge=timedelta(seconds=1), le=timedelta(minutes=1)
+    )
 
     @model_validator(mode="after")
     def _renew_well_within_the_lease(self) -> WorkersConfig:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from alerting.maintenance import (
 from classifier.conditions import Condition, ConditionKind
 from classifier.observation import CALL_SERVICES, Service
 from ctiwatch.config import Config
+from ctiwatch.handover import Handovers
 from ctiwatch.kpi import current_month, read_kpi_report
 from ctiwatch.persist import SYSTEM_ACTOR, NotLeader, Pipeline, StepFailed
 from ctiwatch.readmodel import LiveRollups
@@ -43,6 +45,7 @@ from ctiwatch.storage import (
     Transaction,
 )
 from ctiwatch.storage import TimelineEntry as StoredEntry
+from ctiwatch.storage.handovers import Handover
 from ctiwatch.web.service import (
     AgentState,
     AgentView,
@@ -108,6 +111,9 @@ _DOWN = frozenset({ConditionKind.LOCATION_UNAVAILABLE, ConditionKind.USER_UNAVAI
 _BREACHES: tuple[Breach, ...] = ("response", "update", "repair")
 # ``incident`` -> incident number, ``detail`` -> what happened, for the timeline.
 DeliveryNote = Callable[[int, str, str], None]
+# The handover the active monitor is applying in this task (ctiwatch.handover): set around the
+# console method it runs for it, read by ``_act``, whose step marks the handover done.
+_APPLYING: ContextVar[int | None] = ContextVar("ctiwatch_applying_handover", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +138,13 @@ class ConsoleServiceImpl:
         *,
         agents: Callable[[], list[AgentHealthView]] | None = None,
         mqtt: Callable[[], MqttView] | None = None,
+        handovers: Handovers | None = None,
     ) -> None:
         self._config = config
         self._pipeline = pipeline
+        # Several workers: people's actions taken in here while another worker leads are
+        # handed to it (ctiwatch.handover).
+        self._handovers = handovers
         self._store: Store = pipeline.store
         self._clock = pipeline.clock
         self._monitor = pipeline.monitor
@@ -571,7 +581,9 @@ class ConsoleServiceImpl:
                 raise ServiceError(f"incident {number} is already acknowledged", status=409)
             return self._monitor.acknowledge(number, now, actor)
 
-        await self._act(number, "acknowledge", action, self._audit(actor, address, "incident.ack"))
+        audit = self._audit(actor, address, "incident.ack")
+        args = {"number": number, "actor": actor, "address": address}
+        await self._act(number, "acknowledge", action, audit, ("acknowledge", args))
 
     async def update(self, number: int, actor: str, text: str, *, address: str = "") -> None:
         text = required_text(text, "text")
@@ -580,9 +592,9 @@ class ConsoleServiceImpl:
             self._open_incident(number, "update")
             return self._monitor.update(number, now, actor, text)
 
-        await self._act(
-            number, "update", action, self._audit(actor, address, "incident.update", text)
-        )
+        audit = self._audit(actor, address, "incident.update", text)
+        args = {"number": number, "actor": actor, "text": text, "address": address}
+        await self._act(number, "update", action, audit, ("update", args))
 
     async def change_priority(
         self, number: int, actor: str, priority: int, reason: str, *, address: str = ""
@@ -596,7 +608,14 @@ class ConsoleServiceImpl:
             return self._monitor.change_priority(number, Priority(priority), now, actor, reason)
 
         audit = self._audit(actor, address, "incident.priority", f"P{priority}: {reason}")
-        await self._act(number, "change the priority of", action, audit)
+        args = {
+            "number": number,
+            "actor": actor,
+            "priority": priority,
+            "reason": reason,
+            "address": address,
+        }
+        await self._act(number, "change the priority of", action, audit, ("change_priority", args))
 
     async def resolve(
         self,
@@ -620,9 +639,9 @@ class ConsoleServiceImpl:
                 raise conditions_still_hold(number, holding) from None
 
         detail = f"forced: {reason}" if force else reason
-        await self._act(
-            number, "resolve", action, self._audit(actor, address, "incident.resolve", detail)
-        )
+        audit = self._audit(actor, address, "incident.resolve", detail)
+        args = {"number": number, "actor": actor, "reason": reason, "force": force}
+        await self._act(number, "resolve", action, audit, ("resolve", args | {"address": address}))
 
     async def reopen(self, number: int, actor: str, *, address: str = "") -> None:
         def action(now: datetime) -> Outcome:
@@ -631,20 +650,23 @@ class ConsoleServiceImpl:
                 raise ServiceError(f"incident {number} is not resolved", status=409)
             return self._monitor.reopen(number, now, actor)
 
-        await self._act(number, "reopen", action, self._audit(actor, address, "incident.reopen"))
+        audit = self._audit(actor, address, "incident.reopen")
+        args = {"number": number, "actor": actor, "address": address}
+        await self._act(number, "reopen", action, audit, ("reopen", args))
 
     async def open_question(
         self, customer: str, actor: str, text: str, *, address: str = ""
     ) -> int:
         check_customer(customer, self._customers)
         text = required_text(text, "text")
-        outcome = await self._act(
+        args = {"customer": customer, "actor": actor, "text": text, "address": address}
+        numbers = await self._act(
             None,
             "open a question for",
             lambda now: self._monitor.open_question(customer, now, actor, text),
             self._audit(actor, address, "incident.question", f"{customer}: {text}"),
+            ("open_question", args),
         )
-        numbers = [e.incident for e in outcome.events if e.incident is not None]
         if not numbers:
             raise ServiceError("the question could not be opened", status=409)
         return numbers[0]
@@ -666,21 +688,86 @@ class ConsoleServiceImpl:
         number: int | None,
         verb: str,
         action: Callable[[datetime], Outcome],
-        audit: Callable[[Outcome], AuditEntry | None] | None = None,
-    ) -> Outcome:
-        try:
-            outcome = await self._pipeline.act(action, audit)
-        except IncidentError as exc:
-            text = str(exc)
-            raise ServiceError(text, status=404 if "does not exist" in text else 409) from exc
-        except NotLeader as exc:
-            raise ServiceError(f"could not {verb} it here: {exc}", status=503) from None
-        except StepFailed:
-            raise step_not_stored(verb) from None
-        if not outcome.events:
+        audit: Callable[[Outcome], AuditEntry | None] | None,
+        handed: tuple[str, dict[str, Any]],
+    ) -> list[int]:
+        """Run a person's action (``action``, with its ``audit`` line) on the monitor, or, while
+        another worker is the active monitor, hand it over (``handed``: the method's name and
+        arguments, as the active monitor runs it again); the incidents its events were about.
+        The active monitor checks everything again against its own state."""
+        applying = _APPLYING.get()
+        if applying is None and self._handovers is not None and self._handovers.needed:
+            numbers = await self._handed_over(handed, verb)
+        else:
+            try:
+                outcome = await self._pipeline.act(action, audit, handover=applying)
+            except IncidentError as exc:
+                text = str(exc)
+                raise ServiceError(text, status=404 if "does not exist" in text else 409) from exc
+            except NotLeader as exc:
+                if applying is not None or self._handovers is None:
+                    raise ServiceError(f"could not {verb} it here: {exc}", status=503) from None
+                outcome = None  # it stepped down just now: hand it to the next one
+            except StepFailed:
+                raise step_not_stored(verb) from None
+            if outcome is None:
+                numbers = await self._handed_over(handed, verb)
+            else:
+                found = [e.incident for e in outcome.events if e.incident is not None]
+                numbers = list(dict.fromkeys(found))
+        if not numbers:
             what = f"incident {number}" if number is not None else "it"
             raise ServiceError(f"cannot {verb} {what} in its current state", status=409)
-        return outcome
+        return numbers
+
+    async def _handed_over(self, handed: tuple[str, dict[str, Any]], verb: str) -> list[int]:
+        """``handed`` applied by the active monitor: the incidents its events were about."""
+        assert self._handovers is not None
+        kind, args = handed
+        result = await self._handovers.forward(kind, args, verb)
+        with contextlib.suppress(Exception):  # the pages read it again shortly anyway
+            await self._pipeline.reload()  # the person's next page shows what they did
+        found = result.get("incidents")
+        return [n for n in found if isinstance(n, int)] if isinstance(found, list) else []
+
+    async def apply_handover(self, handover: Handover) -> None:
+        """On the active monitor: run a handed-over action as the worker that took it in asked
+        (the same method, the same checks, against this worker's state); its step marks the
+        handover done, a refusal is its answer."""
+        assert self._handovers is not None
+        methods: dict[str, Callable[..., Any]] = {
+            "acknowledge": self.acknowledge,
+            "update": self.update,
+            "change_priority": self.change_priority,
+            "resolve": self.resolve,
+            "reopen": self.reopen,
+            "open_question": self.open_question,
+            "delivery_status": self.delivery_status,
+        }
+        method = methods.get(handover.kind)
+        token = _APPLYING.set(handover.id)
+        try:
+            if method is None:
+                raise ServiceError(f"unknown action {handover.kind!r}", status=400)
+            try:
+                await method(**handover.args)
+            except TypeError as exc:  # a worker of another version asked it differently
+                raise ServiceError(f"{handover.kind}: {exc}", status=400) from None
+            # An action that changed nothing (a delivery report on no incident) is done too.
+            await self._handovers.answer(handover, {"incidents": []})
+        except ServiceError as exc:
+            await self._handovers.refuse(handover, exc)
+        except Exception as exc:
+            log.exception("a handed-over action failed", extra={"handover": handover.id})
+            await self._handovers.refuse(
+                handover, ServiceError(f"could not {handover.kind}: {exc}", status=500)
+            )
+        finally:
+            _APPLYING.reset(token)
+        log.info(
+            "handed-over action answered",
+            extra={"handover": handover.id, "kind": handover.kind, "from": handover.origin},
+        )
 
     def _known_incident(self, number: int) -> Incident:
         try:
@@ -978,6 +1065,16 @@ class ConsoleServiceImpl:
             if status in REACHED_STATUSES:
                 await self._note_reached(provider_id, status, recipient)
             return
+        applying = _APPLYING.get()
+        if applying is None and self._handovers is not None and self._handovers.needed:
+            args = {
+                "provider_id": provider_id,
+                "status": status,
+                "recipient": recipient,
+                "failed": failed,
+            }
+            await self._handed_over(("delivery_status", args), "note the failed delivery on")
+            return
         log.warning("alert not delivered", extra=extra)
         message = await self._store.outbox.by_provider_id(provider_id)
         if message is None or message.incident_number is None:
@@ -988,7 +1085,9 @@ class ConsoleServiceImpl:
             f"Twilio reports {status}"
         )
         try:
-            await self._pipeline.act(lambda now: self._monitor.delivery_failed(number, now, detail))
+            await self._pipeline.act(
+                lambda now: self._monitor.delivery_failed(number, now, detail), handover=applying
+            )
         except NotLeader as exc:
             raise ServiceError(
                 f"could not note the failed delivery here: {exc}", status=503

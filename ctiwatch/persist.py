@@ -10,7 +10,12 @@ never stored apart. The outbox sender and the timers task are woken afterwards.
 
 While the database is unreachable, results (the own probes' and the agents') wait in a bounded
 :class:`Backlog` in memory, oldest first; :meth:`Pipeline.catch_up` stores them in order once the
-database answers again, then applies them to the monitor, and re-runs what could not commit.
+database answers again, then applies them to the monitor, and re-runs what could not commit. A
+worker beside the active monitor (several workers) keeps and stores its results the same way, and
+leaves applying them to the active monitor, which reads them back.
+
+A person's action that came through another worker (:mod:`ctiwatch.handover`) is marked done in
+the transaction of the step that applied it (``handover``), so it is applied once or not at all.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from ctiwatch.storage import (
     Store,
     TimelineEntry,
 )
+from ctiwatch.storage.handovers import HandoverGone
 from ctiwatch.storage.leader import Fenced
 from incidents.maintenance import MaintenanceWindow
 from incidents.model import Incident, IncidentError
@@ -153,6 +159,11 @@ class StepFailed(RuntimeError):
 
 class NotLeader(StepFailed):
     """This worker is not the active monitor (several workers): it changes no incident."""
+
+
+class Withdrawn(StepFailed):
+    """The handed-over action was withdrawn by the worker that took it in (its person was told
+    to try again) before this step could commit it: not applied."""
 
 
 OWN_RESULTS_KEPT = 200_000  # result ids the active monitor applied itself, not read back again
@@ -336,16 +347,11 @@ class Pipeline:
         """
         if not batch:
             return
-        leadership = self.leadership
-        if leadership is not None:
-            self._note_own(batch)  # told and applied here: not again when read back
-        if leadership is not None and not leadership.leading:
-            # Another worker is the active monitor: it reads these back from the database.
-            async with self._storing_results():
-                await self.store.results.add_many(batch)
-                self._tell(batch)
-            self._follow_results(batch)
-            return
+        # Another worker may be the active monitor: it reads these back from the database,
+        # so this one only stores them (and keeps them while the database is away, as the
+        # active monitor does) and shows them on its own pages.
+        leads = self.leading
+        self._note_own(batch)  # told and applied here: not again when read back
         if len(self.backlog):
             self._keep(batch)
             return
@@ -359,7 +365,20 @@ class Pipeline:
                 self._keep(batch)
                 return
             self._tell(batch)
-        await self._apply(batch)
+        await self._applied_or_followed(batch, leads)
+
+    async def _applied_or_followed(self, batch: list[ProbeResult], leads: bool) -> None:
+        """The active monitor applies a stored batch; a worker beside it only shows it."""
+        if leads:
+            await self._apply(batch)
+        else:
+            self._follow_results(batch)
+
+    @property
+    def leading(self) -> bool:
+        """Whether this worker's steps change the monitor: one process, or the active monitor
+        of several workers."""
+        return self.leadership is None or self.leadership.leading
 
     @contextlib.asynccontextmanager
     async def results_held(self) -> AsyncIterator[None]:
@@ -472,6 +491,10 @@ class Pipeline:
     async def _catch_up_once(self) -> None:
         stored = 0
         while (batch := self.backlog.take()) is not None:
+            # Kept while following, stored now: only the active monitor applies them (the
+            # others store them for it).
+            leads = self.leading
+            self._note_own(batch)
             async with self._storing_results():
                 try:
                     await self._store_or_park(batch)
@@ -482,8 +505,8 @@ class Pipeline:
                 self._reachable()
                 stored += len(batch)
                 self._tell(batch)
-            await self._apply(batch)
-        if self._dirty:
+            await self._applied_or_followed(batch, leads)
+        if self._dirty and self.leading:
             async with self.lock:
                 await self._recover()
         self._reachable()
@@ -521,13 +544,18 @@ class Pipeline:
         self,
         action: Callable[[datetime], Outcome],
         audit: Callable[[Outcome], AuditEntry | None] | None = None,
+        *,
+        handover: int | None = None,
     ) -> Outcome:
         """Run a person's action on the monitor (``action(now)``) and persist what it did,
-        with the audit line ``audit(outcome)`` gives in the same transaction.
+        with the audit line ``audit(outcome)`` gives in the same transaction; with
+        ``handover`` (the action came through another worker, :mod:`ctiwatch.handover`) that
+        handover is marked done in it too, with the incidents the action's events were about.
 
         Raises what the action raises (``IncidentError``: refused, nothing changed) or
-        :class:`StepFailed` when it could not be stored (nothing changed either)."""
-        return await self._step(action, audit)
+        :class:`StepFailed` when it could not be stored (nothing changed either;
+        :class:`Withdrawn` when the handover was withdrawn meanwhile)."""
+        return await self._step(action, audit, handover=handover)
 
     # --- atomic steps ----------------------------------------------------------------------------
 
@@ -537,6 +565,7 @@ class Pipeline:
         audit: Callable[[Outcome], AuditEntry | None] | None = None,
         *,
         results: bool = False,
+        handover: int | None = None,
     ) -> Outcome:
         """One step, all or nothing: the monitor's change and its incident, timeline and outbox
         rows commit together, or the monitor is put back to what the database holds. A
@@ -562,10 +591,21 @@ class Pipeline:
                 await self._failed("the monitor failed on a step", exc)
                 raise StepFailed(str(exc)) from exc
             try:
-                await self.persist(outcome, None if audit is None else audit(outcome))
+                await self.persist(
+                    outcome, None if audit is None else audit(outcome), handover=handover
+                )
             except Fenced as exc:
                 self._fenced(exc)
                 raise NotLeader(str(exc)) from exc
+            except HandoverGone as exc:
+                # Its person was told to try again: memory goes back to what is stored.
+                log.info("a handed-over action was withdrawn before it was applied: %s", exc)
+                self._dirty = True
+                try:
+                    await self._recover()
+                except Exception as again:
+                    log.warning("the database is not reachable yet", extra={"error": str(again)})
+                raise Withdrawn(str(exc)) from exc
             except Exception as exc:
                 await self._failed("a step could not be stored", exc)
                 raise StepFailed(f"could not be stored: {exc}") from exc
@@ -620,6 +660,9 @@ class Pipeline:
     # --- several workers ------------------------------------------------------------------------
 
     def _note_own(self, batch: list[ProbeResult]) -> None:
+        """Results this worker stores itself: not applied or told again when read back."""
+        if self.leadership is None:
+            return
         own = self._own
         for result in batch:
             own[result.result_id] = None
@@ -804,12 +847,15 @@ class Pipeline:
 
     # --- persistence ---------------------------------------------------------------------------
 
-    async def persist(self, outcome: Outcome, audit: AuditEntry | None = None) -> None:
+    async def persist(
+        self, outcome: Outcome, audit: AuditEntry | None = None, *, handover: int | None = None
+    ) -> None:
         """Store what one step did in one transaction (with ``audit``, the audit line of the
-        person's action it was); call with :attr:`lock` held."""
+        person's action it was, and ``handover`` marked done when the action came through
+        another worker); call with :attr:`lock` held."""
         incidents = self._touched(outcome)
         quiet = not outcome.messages and not outcome.held and not outcome.released
-        if not incidents and quiet and audit is None:
+        if not incidents and quiet and audit is None and handover is None:
             return
         now = self.now()
         timeline: list[TimelineEntry] = []
@@ -847,6 +893,11 @@ class Pipeline:
             for message in outcome.held:
                 await tx.held.add(message)
             await tx.held.remove(outcome.released)
+            if handover is not None:
+                numbers = [e.incident for e in outcome.events if e.incident is not None]
+                by = "" if self.leadership is None else self.leadership.holder
+                result = {"incidents": list(dict.fromkeys(numbers))}
+                await tx.handovers.complete(handover, result, now, by)
         self._stored_timeline.update(counts)
         self._forget_timelines()
         for event in outcome.events:

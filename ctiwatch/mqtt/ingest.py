@@ -7,7 +7,10 @@ deduplicated (a bounded filter of digests here, the database's unique key behind
 is left goes to the same sink as the local probes' results: ``async (list[ProbeResult]) -> None``.
 
 Every input is judged alone. A message that cannot be read is rejected with one log line and
-a counter, and nothing it contains reaches the sink. A batch the sink refuses is retried with
+a counter, and nothing it contains reaches the sink. A message that names another agent than
+its topic (``agent_mismatch``: an agent publishing under another's name, or a broker ACL that
+lets it) is also parked as a dead letter (``park_messages``) with its topic, reason and payload,
+for a person to look at. A batch the sink refuses is retried with
 backoff while the fault is the database's (``transient``: unreachable, locked), and otherwise
 split in halves until the results it refuses are found: those are parked (``park``, the
 dead-letter table) with the reason and the others stored, so one bad result never stops the
@@ -70,7 +73,21 @@ class Refused:
         return encode_result(self.result).decode()
 
 
+@dataclass(frozen=True, slots=True)
+class DeadMessage:
+    """A message rejected for a reason a person must look at, to be parked whole."""
+
+    topic: str
+    reason: str
+    payload: str  # as received (bytes that are not UTF-8 replaced)
+
+
+# Rejections parked as dead letters, not only counted and logged.
+PARKED_REASONS = frozenset({"agent_mismatch"})
+
+
 Park = Callable[[list[Refused]], Awaitable[None]]
+ParkMessages = Callable[[list[DeadMessage]], Awaitable[None]]
 Transient = Callable[[BaseException], bool]
 TOPIC_SHOWN = 200  # characters of a topic that go into a log line or an error
 
@@ -188,7 +205,7 @@ class IngestCounts:
     accepted: int = 0  # results passed on to the sink
     duplicates: int = 0  # results dropped because their id was seen before
     rejected: Counter[str] = field(default_factory=Counter)  # by reason (messages or results)
-    parked: int = 0  # accepted results the sink refused, parked as dead letters
+    parked: int = 0  # accepted results the sink refused and messages parked as dead letters
 
     def snapshot(self) -> dict[str, object]:
         return {
@@ -206,6 +223,7 @@ class Intake:
 
     results: list[ProbeResult]
     agent_changes: list[AgentState]
+    dead: list[DeadMessage] = field(default_factory=list)  # to park (PARKED_REASONS)
 
 
 class Receiver:
@@ -237,6 +255,9 @@ class Receiver:
             return self._receive(topic, payload, now)
         except PayloadError as exc:
             self._reject(topic, exc)
+            if exc.reason in PARKED_REASONS:
+                text = payload.decode("utf-8", errors="replace")
+                return Intake([], [], [DeadMessage(topic, f"{exc.reason}: {exc.message}", text)])
         except Exception as exc:  # a bug of ours, not the sender's: still only this message
             self.counts.rejected["internal_error"] += 1
             log.exception(
@@ -309,8 +330,10 @@ class Ingestion:
         backoff: Backoff | None = None,
         park: Park | None = None,
         transient: Transient = _never_transient,
+        park_messages: ParkMessages | None = None,
     ) -> None:
         self._mqtt = mqtt
+        self._park_messages = park_messages
         self._sink = sink
         self._clock = clock
         self._on_agent_change = on_agent_change
@@ -447,6 +470,15 @@ class Ingestion:
         intake = self.receiver.receive(topic, payload, self._clock.now())
         if intake.results:
             await self._queue.put(intake.results)
+        if intake.dead and self._park_messages is not None:
+            try:
+                await self._park_messages(intake.dead)
+                self.counts.parked += len(intake.dead)
+            except Exception as exc:  # counted and logged already; the database is away
+                log.warning(
+                    "a rejected mqtt message was not parked",
+                    extra={"topic": _shown(topic), "error": _reason(exc)[:300]},
+                )
         await self._notify(intake.agent_changes)
 
     async def _notify(self, changes: list[AgentState]) -> None:

@@ -15,6 +15,7 @@ from ctiwatch.storage import migrate
 from ctiwatch.storage.accounts import AccountRepository, TxAudit
 from ctiwatch.storage.dead_letters import DeadLetterRepository
 from ctiwatch.storage.engine import Database, StorageError, normalize_url, safe_url
+from ctiwatch.storage.handovers import HandoverRepository, TxHandovers
 from ctiwatch.storage.held import HeldRepository, TxHeld
 from ctiwatch.storage.incidents import IncidentRepository, TxIncidents, TxTimeline
 from ctiwatch.storage.leader import Fence, LeaderRepository, MemberRepository, check_fence
@@ -36,6 +37,7 @@ class Transaction:
     audit: TxAudit
     maintenance: TxMaintenance
     held: TxHeld
+    handovers: TxHandovers
 
 
 class Store:
@@ -56,6 +58,7 @@ class Store:
         self.leader = LeaderRepository(db)
         self.members = MemberRepository(db)
         self.customer_links = CustomerLinkRepository(db)
+        self.handovers = HandoverRepository(db)
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, echo: bool = False) -> _Opening:
@@ -119,6 +122,7 @@ class Store:
                 audit=TxAudit(conn),
                 maintenance=TxMaintenance(conn),
                 held=TxHeld(self._db, conn),
+                handovers=TxHandovers(conn),
             )
 
     async def apply_retention(
@@ -133,7 +137,8 @@ class Store:
         minute rollups (kept as long as ``minute_rollups``, default ``raw``: they only serve
         recent windows) and hour rollups (``rollups``) whose whole bucket ended by the
         cutoff; outbox messages that were sent (``sent_at``) or failed (``failed_at``) before
-        ``now - outbox``. Pending and claimed messages are never deleted, however old.
+        ``now - outbox``. Pending and claimed messages are never deleted, however old; handovers
+        (people's actions handed to the active monitor) written a week before ``now``.
         Returns rows deleted per table.
 
         Incidents and their timelines are kept for good: they are the SLA history that the
@@ -152,7 +157,12 @@ class Store:
                 db, ROLLUPS_HOUR, "bucket", now - rollups - hour, inclusive=True
             ),
             "outbox": await delete_where(db, OUTBOX, delivered_before(now - outbox)),
+            "handovers": await self.handovers.forget(now - HANDOVER_RETENTION),
         }
+
+
+# People's actions handed to the active monitor: kept a week, to look into a complaint.
+HANDOVER_RETENTION = timedelta(days=7)
 
 
 class _Opening:

@@ -395,6 +395,32 @@ class LeaderRow(SQLModel, table=True):
 LEADER = table_of(LeaderRow)
 
 
+class HandoverRow(SQLModel, table=True):
+    """A person's action taken in by a worker that is not the active monitor (0011), for the
+    active monitor to apply in its fenced step (``status`` pending -> done, with ``result``), or
+    withdrawn by the worker that took it in when no monitor applied it in time."""
+
+    __tablename__ = "handovers"
+    __table_args__ = (
+        Index("ix_handovers_status_id", "status", "id"),
+        Index("ix_handovers_created_at", "created_at"),  # retention
+    )
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BIG_ID)
+    kind: str
+    args: dict[str, Any] = Field(default_factory=dict, sa_type=json_type())
+    origin: str
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    deadline: datetime = Field(sa_type=UTCDateTime)
+    status: str
+    result: dict[str, Any] | None = Field(default=None, sa_type=json_type())
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    done_by: str | None = None
+
+
+HANDOVERS = table_of(HandoverRow)
+
+
 class CustomerLinkRow(SQLModel, table=True):
     """A customer's status page token: its SHA-256, what a request is looked up by (0008), and
     the token itself, for the link in the notices to the customer (0011; None for a link made

@@ -150,6 +150,8 @@ def _errors_middleware(pages: Pages) -> Middleware:
                 response = pages.error_page(request, exc.status, exc.message)
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="ctiwatch"'
+            if exc.retry_after is not None:
+                response.headers["Retry-After"] = str(exc.retry_after)
             return response
         except web.HTTPException as exc:
             if exc.status < 400:

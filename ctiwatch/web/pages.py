@@ -290,7 +290,8 @@ class Pages:
                     request, number, exc.status, shown, typed, confirm_resolve=True
                 )
             error = form_error(exc, INCIDENT_LABELS)
-            return await self._incident_page(request, number, exc.status, error, typed)
+            page = await self._incident_page(request, number, exc.status, error, typed)
+            return _retry_after(page, exc)
         return _redirect(f"/incidents/{number}?done={action}")
 
     async def new_question(self, request: web.Request) -> web.Response:
@@ -306,7 +307,7 @@ class Pages:
             )
         except ServiceError as exc:
             view = await self._service.status()
-            return self.render(
+            page = self.render(
                 request,
                 "question.html",
                 status=exc.status,
@@ -314,6 +315,7 @@ class Pages:
                 error=form_error(exc, QUESTION_LABELS),
                 form=_strings(form),
             )
+            return _retry_after(page, exc)
         return _redirect(f"/incidents/{number}?done=question")
 
     # --- maintenance ---------------------------------------------------------------------
@@ -595,6 +597,13 @@ def _resolve_body(form: MultiDictProxy[Any]) -> ResolveBody:
     if "force" in form:
         data["force"] = form["force"]
     return parse_form(ResolveBody, data)
+
+
+def _retry_after(response: web.Response, error: ServiceError) -> web.Response:
+    """A form answered 503 during a takeover says when to try again."""
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _redirect(location: str) -> web.Response:

@@ -51,6 +51,8 @@ class ServiceError(Refused):
         self.message = message
         self.field = field
         self.status = status
+        # Seconds after which trying again may succeed (a 503 during a takeover): Retry-After.
+        self.retry_after: int | None = None
 
 
 # --- the rules every ConsoleService applies to its input, in the same words ---------------------

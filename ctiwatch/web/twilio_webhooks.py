@@ -65,10 +65,10 @@ class TwilioActions(Protocol):
     the message is texted or spoken back.
     """
 
-    async def acknowledge(self, number: int, actor: str) -> None: ...
+    async def acknowledge(self, number: int, actor: str, *, address: str = "") -> None: ...
 
     async def resolve(
-        self, number: int, actor: str, reason: str = "", force: bool = False
+        self, number: int, actor: str, reason: str = "", force: bool = False, *, address: str = ""
     ) -> None: ...
 
     async def status_text(self) -> str:
@@ -200,9 +200,11 @@ def add_twilio_routes(
         actor = await who(sender, "SMS")
         try:
             if verb == "ACK":
-                await handler.acknowledge(number, actor)
+                await handler.acknowledge(number, actor, address=request.remote or "")
                 return _sms_reply(f"Incident {number} acknowledged. Thank you.")
-            await handler.resolve(number, actor, SMS_RESOLVE_REASON, force=True)
+            await handler.resolve(
+                number, actor, SMS_RESOLVE_REASON, force=True, address=request.remote or ""
+            )
             return _sms_reply(f"Incident {number} resolved.")
         except (ServiceError, LookupError) as exc:
             return _sms_reply(f"Incident {number}: {_refusal_text(exc)}")
@@ -221,7 +223,9 @@ def add_twilio_routes(
         if form.get("Digits", "") != "1":
             return _say(f"Incident {number} is not acknowledged. Goodbye.")
         try:
-            await handler.acknowledge(number, await who(callee, "phone"))
+            await handler.acknowledge(
+                number, await who(callee, "phone"), address=request.remote or ""
+            )
         except (ServiceError, LookupError) as exc:
             return _say(f"Incident {number}: {_refusal_text(exc)}")
         return _say(f"Incident {number} is acknowledged. Thank you. Goodbye.")

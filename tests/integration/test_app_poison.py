@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import aiomqtt
 import pytest
-from running_app import HOST, MQTT_PORT, broker_or_skip, start, until
+from running_app import HOST, MQTT_PORT, api_headers, broker_or_skip, start, until
 from test_app_agents import central_config
 
 from classifier.observation import Service, TargetKey
@@ -162,3 +162,53 @@ async def _one_life(
 
 async def _subscribed(app: Ctiwatch) -> bool:
     return app.ingestion is not None and app.ingestion.subscribed.is_set()
+
+
+async def test_a_batch_naming_another_agent_than_its_topic_is_parked_shown_and_counted(
+    tmp_path: Path,
+) -> None:
+    """An agent publishing under another's name (or a broker whose ACL lets it): the batch is
+    rejected, none of its results stored, and parked as a dead letter with its topic and reason,
+    listed in the console's dead letters and counted on /metrics."""
+    broker_or_skip()
+    tag = uuid.uuid4().hex[:10]
+    topics = Topics(f"ctiwatch-test/{tag}/v1")
+    app = Ctiwatch(central_config(tmp_path, tag))
+    stop = asyncio.Event()
+    task = await start(app, stop)
+    try:
+        assert app.ingestion is not None and app.store is not None and app.console is not None
+        await until(lambda: _subscribed(app), "ingestion subscribed")
+        forged = json.loads(batch(item(f"{tag}-forged", datetime.now(UTC))))
+        forged["agent"] = "rtm-1"
+        async with aiomqtt.Client(HOST, MQTT_PORT) as sender:
+            await sender.publish(topics.results("ams-1"), json.dumps(forged).encode(), qos=1)
+        store = app.store
+
+        async def parked() -> bool:
+            return bool(await store.dead_letters.latest())
+
+        await until(parked, "the forged batch parked")
+        [letter] = await store.dead_letters.latest()
+        assert (letter.source, letter.key) == ("mqtt", topics.results("ams-1"))
+        assert letter.reason == (
+            'agent_mismatch: agent: "rtm-1" does not match the topic\'s agent "ams-1"'
+        )
+        assert json.loads(letter.payload) == forged
+        view = await app.console.status()
+        assert [(d.key, d.reason) for d in view.dead_letters] == [(letter.key, letter.reason)]
+        headers = await api_headers(app, "viewer")
+        async with (
+            aiohttp.ClientSession(headers=headers) as http,
+            http.get(f"{app.web_url}/metrics") as response,
+        ):
+            metrics = await response.text()
+        assert 'ctiwatch_dead_letters_total{source="mqtt"} 1.0' in metrics
+        assert 'ctiwatch_mqtt_rejected_total{reason="agent_mismatch"} 1.0' in metrics
+        assert app.ingestion.counts.parked == 1
+        assert not await store.results.history(
+            TARGET, datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+        )
+    finally:
+        stop.set()
+        await task

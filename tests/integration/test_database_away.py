@@ -15,7 +15,7 @@ import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -25,11 +25,14 @@ from running_app import HOST, MQTT_PORT, api_headers, broker_or_skip, start, unt
 from sqlalchemy.engine import make_url
 from test_app_run import config_data, inject_outage
 
-from classifier.observation import ProbeResult
-from ctiwatch.app import Ctiwatch
+from classifier.observation import ProbeResult, Service, TargetKey
+from ctiwatch.app import Ctiwatch, restore_monitor
+from ctiwatch.clock import FixedClock
 from ctiwatch.config import Config
+from ctiwatch.leadership import Leadership
 from ctiwatch.mqtt.topics import Topics
-from ctiwatch.storage import Store
+from ctiwatch.persist import Pipeline
+from ctiwatch.storage import Store, is_transient
 
 pytestmark = [pytest.mark.postgres, pytest.mark.mqtt]
 
@@ -260,3 +263,54 @@ async def _all_results(store: Store) -> list[ProbeResult]:
             limit=100_000,
         )
     return results
+
+
+async def test_a_follower_keeps_its_results_while_the_database_is_away_and_stores_them_in_order(
+    tmp_path: Path, database: str, proxy: CuttableProxy
+) -> None:
+    """A worker beside the active monitor: what it probes while the database is away waits in
+    the same bounded backlog (the oldest dropped beyond it, counted), and is stored in order once
+    the database answers; it never applies them itself (the active monitor reads them back) and
+    only shows them on its own pages."""
+    clock = FixedClock(datetime(2026, 12, 1, 9, 0, tzinfo=UTC))
+    through = make_url(database).set(port=proxy.port).render_as_string(hide_password=False)
+    config = Config.model_validate(config_data(tmp_path) | {"storage": {"url": through}})
+    target = TargetKey(Service.CRM, "acme", "acme-ams", "alice")
+
+    def result(n: int) -> ProbeResult:
+        at = clock.now() + timedelta(seconds=n)
+        return ProbeResult(f"f{n:02d}", target, at, False, None, 5.0, 503, "POST -> 503")
+
+    async with Store.open(database) as direct, Store.open(through) as store:
+        leader = Leadership(direct.leader, clock, "node-a/1/aaa")
+        assert await leader.try_once()
+        follower = Leadership(store.leader, clock, "node-b/2/bbb")
+        assert not await follower.try_once()
+        monitor = await restore_monitor(config, store, clock)
+        pipeline = Pipeline(
+            monitor, store, clock, leadership=follower, transient=is_transient, backlog=5
+        )
+
+        proxy.cut()
+        for batch in ([1, 2], [3], [4, 5, 6], [7]):
+            await pipeline.on_results([result(n) for n in batch])
+        assert len(pipeline.backlog) == 5 and pipeline.backlog.dropped == 2
+        [problem] = pipeline.problems()
+        assert problem.startswith("database: unreachable since") and "2 dropped" in problem
+
+        proxy.restore()
+        catching_up = asyncio.create_task(pipeline.catch_up())
+        try:
+
+            async def stored() -> bool:
+                return not len(pipeline.backlog) and pipeline.unreachable_since is None
+
+            await until(stored, "the follower's backlog stored")
+        finally:
+            catching_up.cancel()
+        rows = await direct.results.stored_after(0)
+    assert [result.result_id for _, result in rows] == ["f03", "f04", "f05", "f06", "f07"]
+    assert [r for _, r in rows] == sorted((r for _, r in rows), key=lambda r: r.at)
+    # Stored for the active monitor, not applied here: the follower opened no incident (its
+    # classifier sees the results for its own pages only).
+    assert not monitor.engine.open_incidents()

@@ -20,7 +20,7 @@ from ctiwatch.storage.migrate import head_revision, upgrade
 from ctiwatch.storage.tables import MAINTENANCE, metadata
 
 # The newest migration: a new one changes this line.
-HEAD = "0011"
+HEAD = "0012"
 
 TABLES = {
     "agents",
@@ -30,6 +30,7 @@ TABLES = {
     "counters",
     "dead_letters",
     "held_messages",
+    "handovers",
     "leader",
     "customer_links",
     "incident_timeline",

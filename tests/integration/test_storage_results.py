@@ -250,7 +250,9 @@ async def test_retention_deletes_exactly_what_is_older_than_its_period(store: St
     deleted = await store.apply_retention(now, raw=timedelta(days=14), rollups=timedelta(days=400))
     # raw: 3 (all but the one at the cutoff); minute buckets 11:59 (ended 12:00) and the two
     # from 400 days ago; hour buckets: 400-days-ago 11:00 only (12:00 ends after the cutoff).
-    assert deleted == {"probe_results": 4, "rollups_minute": 3, "rollups_hour": 1, "outbox": 0}
+    assert deleted == {
+        "probe_results": 4, "rollups_minute": 3, "rollups_hour": 1, "outbox": 0, "handovers": 0
+    }  # fmt: skip
 
     kept = await store.results.history(CRM_U1, hour_cutoff - timedelta(days=1), now)
     assert [r.at for r in kept] == [raw_cutoff]
@@ -263,7 +265,9 @@ async def test_retention_deletes_exactly_what_is_older_than_its_period(store: St
         datetime(2026, 3, 1, 12, 0, tzinfo=UTC),
     ]
     again = await store.apply_retention(now)
-    assert again == {"probe_results": 0, "rollups_minute": 0, "rollups_hour": 0, "outbox": 0}
+    assert again == {
+        "probe_results": 0, "rollups_minute": 0, "rollups_hour": 0, "outbox": 0, "handovers": 0
+    }  # fmt: skip
 
 
 async def test_naive_datetimes_are_refused(store: Store) -> None:

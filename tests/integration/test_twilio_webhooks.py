@@ -40,12 +40,14 @@ class RecordingActions:
     calls: list[tuple[object, ...]] = field(default_factory=list)
     refuse: ServiceError | None = None
 
-    async def acknowledge(self, number: int, actor: str) -> None:
+    async def acknowledge(self, number: int, actor: str, *, address: str = "") -> None:
         if self.refuse is not None:
             raise self.refuse
         self.calls.append(("acknowledge", number, actor))
 
-    async def resolve(self, number: int, actor: str, reason: str = "", force: bool = False) -> None:
+    async def resolve(
+        self, number: int, actor: str, reason: str = "", force: bool = False, *, address: str = ""
+    ) -> None:
         self.calls.append(("resolve", number, actor, reason, force))
 
     async def status_text(self) -> str:

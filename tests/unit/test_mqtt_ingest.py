@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from ctiwatch.config import config_from_data
-from ctiwatch.mqtt.ingest import AgentHealth, AgentState, AgentTracker, Receiver
+from ctiwatch.mqtt.ingest import AgentHealth, AgentState, AgentTracker, DeadMessage, Receiver
 from ctiwatch.mqtt.schema import AgentStatus, encode_call, encode_status
 from ctiwatch.mqtt.topics import ParsedTopic, TopicKind, Topics
 
@@ -193,3 +193,22 @@ def test_results_and_calls_are_shared_between_workers_status_is_not() -> None:
         "$share/ctiwatch/ctiwatch/v1/calls/+",
         "ctiwatch/v1/agents/+/status",
     ]
+
+
+def test_a_batch_naming_another_agent_than_its_topic_is_given_out_to_be_parked_whole() -> None:
+    rx = receiver()
+    payload = results_payload("rtm-1", "x")
+
+    intake = rx.receive("ctiwatch/v1/results/ams-1", payload, T0)
+
+    assert intake.results == [] and intake.agent_changes == []
+    assert intake.dead == [
+        DeadMessage(
+            "ctiwatch/v1/results/ams-1",
+            'agent_mismatch: agent: "rtm-1" does not match the topic\'s agent "ams-1"',
+            payload.decode(),
+        )
+    ]
+    assert rx.counts.rejected == {"agent_mismatch": 1}
+    # Other rejections are counted and logged only.
+    assert rx.receive("ctiwatch/v1/results/ams-1", b"not json", T0).dead == []

@@ -17,6 +17,7 @@ from auth_helpers import bearer, make_accounts, token_for
 from console_scene import FORGOTTEN, Scene, example_scene, real_console
 
 from ctiwatch.console import ConsoleServiceImpl
+from ctiwatch.handover import RETRY_AFTER, no_monitor
 from ctiwatch.web.app import build_web_app
 from ctiwatch.web.service import StatusView, WindowRequest
 
@@ -594,3 +595,25 @@ async def test_api_refuses_an_unknown_query_parameter_naming_it(client: Client) 
         "error": "stauts: unknown query parameter (known: status, customer, limit)",
         "field": "stauts",
     }
+
+
+async def test_api_action_while_no_worker_leads_is_503_with_retry_after(
+    aiohttp_client: ClientFactory, scene: Scene
+) -> None:
+    class Takeover:
+        """The console of a worker that waited for an active monitor in vain."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(scene.console, name)
+
+        async def acknowledge(self, number: int, actor: str, *, address: str = "") -> None:
+            raise no_monitor("acknowledge", timedelta(seconds=10))
+
+    registry = prometheus_client.CollectorRegistry()
+    client = await api_client(aiohttp_client, scene, Takeover(), metrics_registry=registry)
+    response = await client.post("/api/v1/incidents/2/ack", json={})
+    assert response.status == 503
+    assert response.headers["Retry-After"] == str(RETRY_AFTER)
+    assert (await response.json())["error"].startswith(
+        "could not acknowledge it now: no worker is the active monitor at the moment"
+    )
