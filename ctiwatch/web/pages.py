@@ -332,11 +332,13 @@ class Pages:
     ) -> web.Response:
         view = await self._service.status()
         windows = await self._service.maintenance()
+        user = principal_of(request)
         return self.render(
             request,
             "maintenance.html",
             status=status,
             windows=windows,
+            maintainer=user is not None and user.may("maintainer"),
             customers=view.customers,
             now=view.generated_at,
             error=error,

@@ -849,6 +849,30 @@ async def test_a_viewer_sees_a_windows_history_but_no_form_and_may_not_change_it
     assert (await scene.console.maintenance_window(window.id)).revision == 1
 
 
+async def test_a_viewer_sees_the_maintenance_list_without_forms_they_may_not_use(
+    aiohttp_client: ClientFactory, scene: Scene
+) -> None:
+    window = await _evening_window(scene)
+    accounts = make_accounts(scene.store, scene.clock)
+    app = build_web_app(
+        scene.console, accounts=accounts, metrics_registry=prometheus_client.CollectorRegistry()
+    )
+    browser = await aiohttp_client(app)
+    await add_user(accounts, "piet", "viewer")
+    await add_user(accounts, "sanne", "maintainer")
+    await log_in(browser, "piet")
+    html = await page(browser, "/maintenance")
+    assert 'id="schedule"' not in html and 'class="cancel"' not in html
+    assert 'id="schedule-role"' in html and "maintainer</strong> role" in html
+    assert f'href="/maintenance/{window.id}">History</a>' in html
+    await browser.post("/logout", data={"csrf_token": ""}, allow_redirects=False)
+    browser.session.cookie_jar.clear()
+    await log_in(browser, "sanne")
+    html = await page(browser, "/maintenance")
+    assert 'id="schedule"' in html and 'class="cancel"' in html
+    assert f'href="/maintenance/{window.id}">Change</a>' in html
+
+
 async def test_a_change_without_the_sessions_csrf_token_is_refused(
     client: Client, scene: Scene
 ) -> None:
