@@ -96,6 +96,35 @@ async def start_worker(name: str, config_file: Path, web_url: str) -> Worker:
     return Worker(name, await spawn_run(config_file), web_url)
 
 
+async def start_workers(
+    names: list[str],
+    tmp_path: Path,
+    url: str,
+    fakes: tuple[FakeTwilio, FakeSmtp, str],
+    prefix: str,
+) -> list[Worker]:
+    """One ``ctiwatch run`` per name on database ``url`` and broker topic ``prefix``, with the
+    fake Twilio, SMTP and simulator of ``fakes``."""
+    twilio, smtp, simulator = fakes
+    workers: list[Worker] = []
+    for name in names:
+        config_file, web_url = worker_config(tmp_path, name, url, twilio, smtp, simulator, prefix)
+        workers.append(await start_worker(name, config_file, web_url))
+    return workers
+
+
+async def all_ready(workers: list[Worker]) -> None:
+    """Until every worker serves its status page (a worker that ended fails the test)."""
+
+    async def ready() -> bool:
+        for w in workers:
+            if w.process.returncode is not None:
+                pytest.fail(f"{w.name} ended with {w.process.returncode}: {w.lines[-5:]}")
+        return all(w.said("status page http") for w in workers)
+
+    await until(ready, f"{len(workers)} workers ready")
+
+
 @pytest.fixture
 async def workers_database(pg_database_factory: Any) -> AsyncIterator[str]:
     broker_or_skip()
@@ -113,21 +142,10 @@ async def test_three_workers_one_killed_while_leading_one_incident_pages_once_ta
     twilio, smtp, simulator = outside
     url = workers_database
     prefix = f"ctiwatch-test-{uuid.uuid4().hex[:8]}/v1"
-    workers: list[Worker] = []
-    for i in (1, 2, 3):
-        config_file, web_url = worker_config(
-            tmp_path, f"worker-{i}", url, twilio, smtp, simulator, prefix
-        )
-        workers.append(await start_worker(f"worker-{i}", config_file, web_url))
+    names = [f"worker-{i}" for i in (1, 2, 3)]
+    workers = await start_workers(names, tmp_path, url, outside, prefix)
     try:
-
-        async def all_ready() -> bool:
-            for w in workers:
-                if w.process.returncode is not None:
-                    pytest.fail(f"{w.name} ended with {w.process.returncode}: {w.lines[-5:]}")
-            return all(w.said("status page http") for w in workers)
-
-        await until(all_ready, "three workers ready")
+        await all_ready(workers)
         async with aiohttp.ClientSession() as http:
             roles = [await role(http, w) for w in workers]
         assert sorted(r.split(";")[0] for r in roles) == ["follower", "follower", "leader"]
@@ -257,15 +275,10 @@ async def test_three_workers_probe_each_target_once_per_round_and_take_over_a_ki
     """Probing spread over the live workers: each target is probed once per interval, by one
     worker, whatever the number of workers; a killed worker's targets are probed by the others
     once its heartbeat has run out (lease 3 s); every worker's status shows every target."""
-    twilio, smtp, simulator = outside
     url = workers_database
     prefix = f"ctiwatch-test-{uuid.uuid4().hex[:8]}/v1"
-    workers: list[Worker] = []
-    for i in (1, 2, 3):
-        config_file, web_url = worker_config(
-            tmp_path, f"worker-{i}", url, twilio, smtp, simulator, prefix
-        )
-        workers.append(await start_worker(f"worker-{i}", config_file, web_url))
+    names = [f"worker-{i}" for i in (1, 2, 3)]
+    workers = await start_workers(names, tmp_path, url, outside, prefix)
     keys = [
         TargetKey(service, customer["id"], location["id"], user)
         for customer in TOPOLOGY["customers"]

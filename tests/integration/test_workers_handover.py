@@ -18,14 +18,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from running_app import until
 from test_app_crash import TOKEN, outside  # noqa: F401 - outside is a fixture
 from test_workers import (  # noqa: F401 - workers_database is a fixture
     ONCALL,
     Worker,
+    all_ready,
     role,
-    start_worker,
-    worker_config,
+    start_workers,
     workers_database,
 )
 from twilio.request_validator import RequestValidator
@@ -53,7 +52,6 @@ async def test_people_acting_through_a_follower_console_api_and_sms_are_applied_
     workers_database: str,  # noqa: F811 - test_workers' fixture
     outside: tuple[FakeTwilio, FakeSmtp, str],  # noqa: F811 - test_app_crash's fixture
 ) -> None:
-    twilio, smtp, simulator = outside
     url = workers_database
     prefix = f"ctiwatch-test-{uuid.uuid4().hex[:8]}/v1"
     async with Store.open(url, migrate=False) as store:
@@ -61,19 +59,9 @@ async def test_people_acting_through_a_follower_console_api_and_sms_are_applied_
         token, _ = await accounts.create_token("ci", "oncall", by="test")
         await accounts.add_user("olga", "oncall", PASSWORD, by="test")
         await accounts.add_user("sanne", "oncall", PASSWORD, phone=ONCALL, by="test")
-    workers: list[Worker] = []
-    for name in ("worker-1", "worker-2"):
-        config_file, web_url = worker_config(tmp_path, name, url, twilio, smtp, simulator, prefix)
-        workers.append(await start_worker(name, config_file, web_url))
+    workers = await start_workers(["worker-1", "worker-2"], tmp_path, url, outside, prefix)
     try:
-
-        async def both_ready() -> bool:
-            for w in workers:
-                if w.process.returncode is not None:
-                    pytest.fail(f"{w.name} ended with {w.process.returncode}: {w.lines[-5:]}")
-            return all(w.said("status page http") for w in workers)
-
-        await until(both_ready, "two workers ready")
+        await all_ready(workers)
         async with aiohttp.ClientSession() as http:
             roles = [await role(http, w) for w in workers]
         assert sorted(r.split(";")[0] for r in roles) == ["follower", "leader"]
