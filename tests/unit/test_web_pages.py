@@ -36,14 +36,19 @@ async def scene(tmp_path: Path) -> AsyncIterator[Scene]:
 
 
 async def logged_in(
-    aiohttp_client: ClientFactory, scene: Scene, user: str = "sanne", **options: Any
+    aiohttp_client: ClientFactory,
+    scene: Scene,
+    user: str = "sanne",
+    role: str = "admin",
+    **options: Any,
 ) -> Client:
-    """A browser logged in as ``user`` (an admin) on an app built with ``options``."""
+    """A browser logged in as ``user`` (an admin unless ``role`` says otherwise) on an app
+    built with ``options``."""
     accounts = make_accounts(scene.store, scene.clock)
     options.setdefault("metrics_registry", prometheus_client.CollectorRegistry())
     app = build_web_app(scene.console, accounts=accounts, **options)
     client = await aiohttp_client(app)
-    await add_user(accounts, user, "admin")
+    await add_user(accounts, user, role)
     await log_in(client, user)
     return client
 
@@ -853,22 +858,13 @@ async def test_a_viewer_sees_the_maintenance_list_without_forms_they_may_not_use
     aiohttp_client: ClientFactory, scene: Scene
 ) -> None:
     window = await _evening_window(scene)
-    accounts = make_accounts(scene.store, scene.clock)
-    app = build_web_app(
-        scene.console, accounts=accounts, metrics_registry=prometheus_client.CollectorRegistry()
-    )
-    browser = await aiohttp_client(app)
-    await add_user(accounts, "piet", "viewer")
-    await add_user(accounts, "sanne", "maintainer")
-    await log_in(browser, "piet")
-    html = await page(browser, "/maintenance")
+    viewer = await logged_in(aiohttp_client, scene, "piet", role="viewer")
+    html = await page(viewer, "/maintenance")
     assert 'id="schedule"' not in html and 'class="cancel"' not in html
     assert 'id="schedule-role"' in html and "maintainer</strong> role" in html
     assert f'href="/maintenance/{window.id}">History</a>' in html
-    await browser.post("/logout", data={"csrf_token": ""}, allow_redirects=False)
-    browser.session.cookie_jar.clear()
-    await log_in(browser, "sanne")
-    html = await page(browser, "/maintenance")
+    maintainer = await logged_in(aiohttp_client, scene, "sanne", role="maintainer")
+    html = await page(maintainer, "/maintenance")
     assert 'id="schedule"' in html and 'class="cancel"' in html
     assert f'href="/maintenance/{window.id}">Change</a>' in html
 
