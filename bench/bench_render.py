@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bench.bench_web import topology as web_topology
 from classifier.observation import CALL_SERVICES, CENTRAL, ProbeResult, Service, Source, TargetKey
 from ctiwatch.app import restore_monitor
 from ctiwatch.clock import FixedClock
@@ -40,23 +41,7 @@ TZ = ZoneInfo("Europe/Amsterdam")
 
 
 def topology() -> dict[str, Any]:
-    return {
-        "customers": [
-            {
-                "id": f"c{c:02d}",
-                "name": f"Customer {c:02d}",
-                "locations": [
-                    {
-                        "id": f"c{c:02d}-l{loc}",
-                        "name": f"Site {loc}",
-                        "users": [f"u{c:02d}{loc}{u:02d}" for u in range(USERS)],
-                    }
-                    for loc in range(LOCATIONS)
-                ],
-            }
-            for c in range(CUSTOMERS)
-        ]
-    }
+    return web_topology(CUSTOMERS, LOCATIONS, USERS)
 
 
 def results(clock: FixedClock, share: int, tick: int) -> list[ProbeResult]:

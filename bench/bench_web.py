@@ -47,7 +47,10 @@ NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 ROUTES = ("/healthz", "/", "/api/v1/status")
 
 
-def topology() -> dict[str, Any]:
+def topology(
+    customers: int = CUSTOMERS, locations: int = LOCATIONS, users: int = USERS
+) -> dict[str, Any]:
+    """``customers`` x ``locations`` x ``users`` users (also the render benchmark's)."""
     return {
         "customers": [
             {
@@ -57,12 +60,12 @@ def topology() -> dict[str, Any]:
                     {
                         "id": f"c{c:02d}-l{loc}",
                         "name": f"Site {loc}",
-                        "users": [f"u{c:02d}{loc}{u}" for u in range(USERS)],
+                        "users": [f"u{c:02d}{loc}{u:02d}" for u in range(users)],
                     }
-                    for loc in range(LOCATIONS)
+                    for loc in range(locations)
                 ],
             }
-            for c in range(CUSTOMERS)
+            for c in range(customers)
         ]
     }
 
