@@ -13,6 +13,7 @@ evidence line (``POST http://... [STATUS] (503) == 201; 4 ms; 3 attempts``), nev
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import os
@@ -148,9 +149,32 @@ def cached_request(
     return request
 
 
+class _IdStream:
+    """Unpredictable ids without a system call each: a keyed BLAKE2b of a counter, the key
+    drawn from ``os.urandom`` once per process (and again in a forked child). ``os.urandom``
+    per id gave the interpreter away on every probe, and the event loop waited for it back
+    while a worker thread (SQLite, gzip) held it."""
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self._key = os.urandom(32)
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        message = next(self._counter).to_bytes(8, "big")
+        return hashlib.blake2b(message, key=self._key, digest_size=16).hexdigest()
+
+
+_IDS = _IdStream()
+os.register_at_fork(after_in_child=_IDS.reseed)
+
+
 def random_ids() -> str:
-    """128 random bits as 32 hex digits (the shape of ``uuid4().hex``, without the UUID)."""
-    return os.urandom(16).hex()
+    """128 unpredictable bits as 32 hex digits (the shape of ``uuid4().hex``), unique within
+    the process and, by their key, across processes."""
+    return _IDS()
 
 
 def sequential_ids(prefix: str = "r") -> Callable[[], str]:
