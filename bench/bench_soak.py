@@ -76,7 +76,7 @@ from alerting.rotation import on_call
 from alerting.sender import OutboxSender, this_process
 from classifier.observation import ProbeResult, TargetKey
 from ctiwatch.accounts import Accounts
-from ctiwatch.app import restore_monitor
+from ctiwatch.app import restore_monitor, settle
 from ctiwatch.clock import LoopClock
 from ctiwatch.config import Config
 from ctiwatch.console import ConsoleServiceImpl
@@ -778,6 +778,7 @@ class Soak:
                     flush=True,
                 )
                 console = ConsoleServiceImpl(config, pipeline)
+                background.append(tasks.create_task(settle(console)))  # as ctiwatch run does
                 accounts = Accounts(store, clock)
                 token, _ = await accounts.create_token("soak", "viewer", by="bench")
                 web_app = build_web_app(

@@ -98,6 +98,12 @@ from sla.words import service_name, window_words
 
 log = logging.getLogger("ctiwatch.console")
 
+
+def _log_failed_build(build: asyncio.Future[StatusView]) -> None:
+    if not build.cancelled() and (error := build.exception()) is not None:
+        log.error("building the status view failed: %s", error, exc_info=error)
+
+
 DEAD_LETTERS_SHOWN = 10  # the latest dead letters on the status page
 HISTORY_SHOWN = 10  # the latest resolved incidents on the status page
 # Twilio statuses that say a page reached its person (the timeline says so).
@@ -172,8 +178,13 @@ class ConsoleServiceImpl:
         self._building = asyncio.Lock()
         self._view: StatusView | None = None
         self._built: tuple[int, int, tuple[object, ...]] = (-1, -1, ())
-        self._valid_until = datetime.min.replace(tzinfo=UTC)
+        # When the built view's epoch ends: the next start or end of a maintenance window.
+        self._epoch_until = datetime.min.replace(tzinfo=UTC)
         self._builds = 0
+        self._epoch = 0  # a new one for every build a caller waits for
+        self._behind: asyncio.Future[StatusView] | None = None
+        # How old a view of the epoch may be and still be served while the next is built.
+        self._behind_at_most = self._figures_every + VIEW_MAX_AGE
         self._history: tuple[int, tuple[IncidentSummary, ...]] | None = None
         self._known_tiles: dict[tuple[str, str, str, str], UserTile] = {}
         self._known_rows: dict[tuple[str, str, str], RecognitionRow] = {}
@@ -193,16 +204,50 @@ class ConsoleServiceImpl:
         A view is rebuilt when an incident, a condition, a window or an agent changed; when
         only new results moved its figures, at most every :data:`FIGURES_EVERY` (longer for
         many targets, see :data:`FIGURES_TARGETS_PER_SECOND`); and after
-        :data:`VIEW_MAX_AGE` or when a maintenance window starts or ends."""
+        :data:`VIEW_MAX_AGE` or when a maintenance window starts or ends.
+
+        When only figures moved (or its "ago"s aged) and the view is younger than the figures'
+        interval plus :data:`VIEW_MAX_AGE`, callers get it at once while the next one is built
+        behind it (:meth:`_build_behind`): nobody waits for figures. A view a caller waits for
+        (something else changed, or the view is older than that) begins a new *epoch*; views of
+        one epoch differ only in figures, and the web answers with the last rendering of the
+        epoch while the next one renders (``FragmentCache``). So asking after an incident,
+        condition, window or agent change, or after that interval, always shows it."""
         now = self._clock.now()
         view = self._view
-        if view is not None and self._fresh(view, now):
-            return view
+        if view is not None and self._same_epoch(view, now):
+            if self._fresh(view, now):
+                return view
+            if now - view.generated_at < self._behind_at_most:
+                self._build_behind()
+                return view
+        return await self._rebuild(waited=True)
+
+    async def caught_up(self) -> StatusView:
+        """The view with everything known now: a caller's, once the build it may have
+        started behind the served view is done."""
+        await self.status()
+        if self._behind is not None:
+            await asyncio.shield(self._behind)
+        return await self.status()
+
+    def _build_behind(self) -> None:
+        """Build the next view of this epoch in the background (unless one is being built)."""
+        if self._building.locked() or (self._behind is not None and not self._behind.done()):
+            return
+        self._behind = asyncio.ensure_future(self._rebuild(waited=False))
+        self._behind.add_done_callback(_log_failed_build)
+
+    async def _rebuild(self, *, waited: bool) -> StatusView:
+        """A new view (or the one just built by whoever held the lock). One that a caller
+        waits for begins a new epoch: what it renders is waited for too."""
         async with self._building:
             now = self._clock.now()
             view = self._view
             if view is not None and self._fresh(view, now):
                 return view
+            if waited or view is None or not self._same_epoch(view, now):
+                self._epoch += 1
             version = self._pipeline.version
             built = (version.value, version.major, self._agents_key())
             view = await self._build_status(now)
@@ -210,14 +255,22 @@ class ConsoleServiceImpl:
             self._view = view
             return view
 
+    def _same_epoch(self, view: StatusView, now: datetime) -> bool:
+        """Only figures can have moved since ``view`` was built: no incident, condition,
+        window or agent changed and no window began or ended (time passing and new results
+        only move its figures and its "ago"s)."""
+        if not view.generated_at <= now < self._epoch_until:
+            return False
+        _, major, agents = self._built
+        return self._pipeline.version.major == major and self._agents_key() == agents
+
     def _fresh(self, view: StatusView, now: datetime) -> bool:
-        if not view.generated_at <= now < self._valid_until:
+        if not self._same_epoch(view, now):
             return False
-        value, major, agents = self._built
-        version = self._pipeline.version
-        if version.major != major or self._agents_key() != agents:
+        age = now - view.generated_at
+        if age >= VIEW_MAX_AGE:
             return False
-        return version.value == value or now - view.generated_at < self._figures_every
+        return self._pipeline.version.value == self._built[0] or age < self._figures_every
 
     def _agents_key(self) -> tuple[object, ...]:
         """What of the agents and the broker changes a view at once (not the counts)."""
@@ -244,7 +297,7 @@ class ConsoleServiceImpl:
             for at in (o.start, o.end)
             if at > now
         ]
-        self._valid_until = min([now + VIEW_MAX_AGE, *boundaries])
+        self._epoch_until = min(boundaries, default=datetime.max.replace(tzinfo=UTC))
         # The conditions by place, so that a tile finds its own without scanning them all.
         held_at: dict[tuple[str, str, Service], list[Condition]] = {}
         for condition in held:
@@ -292,6 +345,7 @@ class ConsoleServiceImpl:
                 for d in await self._store.dead_letters.latest(DEAD_LETTERS_SHOWN)
             ),
             version=self._builds,
+            epoch=self._epoch,
             history=history,
             recognition=tuple(recognition),
             users=tuple(users),

@@ -119,11 +119,13 @@ class Api:
     @operation(summary="The live status: banner, tiles, incidents, agents", response=STATUS)
     async def status(self, request: web.Request) -> web.Response:
         view = await self._service.status()
-        return (
-            await self._cache.fetch(
-                view.version, "status.json", lambda: cached.data_of(self._status_json.pieces(view))
-            )
-        ).response(request)
+        found = await self._cache.fetch(
+            view.version,
+            "status.json",
+            lambda: cached.data_of(self._status_json.pieces(view)),
+            view.epoch,
+        )
+        return found.response(request)
 
     @operation(
         summary="Incidents, newest first",

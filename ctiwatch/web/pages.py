@@ -145,7 +145,7 @@ class Pages:
                 )
             )
 
-        shared = await self._cache.fetch(status.version, "status.html", render)
+        shared = await self._cache.fetch(status.version, "status.html", render, status.epoch)
         return shared.response(request, self.viewer(request))
 
     def viewer(self, request: web.Request) -> bytes:
@@ -170,9 +170,8 @@ class Pages:
         async def render() -> cached.Rendered:
             return await cached.page_of([await self._live_html(status)])
 
-        return (await self._cache.fetch(status.version, "status_live.html", render)).response(
-            request
-        )
+        found = await self._cache.fetch(status.version, "status_live.html", render, status.epoch)
+        return found.response(request)
 
     async def _live_html(self, status: StatusView) -> str:
         """The live part as every visitor gets it, rendered once per view for both the page
@@ -198,7 +197,8 @@ class Pages:
                 self.pieces(template, path, view=status, banner=overall(status))
             )
 
-        return (await self._cache.fetch(status.version, template, render)).response(request)
+        found = await self._cache.fetch(status.version, template, render, status.epoch)
+        return found.response(request)
 
     def pieces(self, template: str, path: str, **context: Any) -> Iterator[str]:
         """``template`` as every visitor gets it (no name, notice or nonce: cacheable), a

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import gzip
 import hashlib
+import logging
 import re
 import struct
 import time
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from typing import TypeVar, cast
 
 from aiohttp import web
+
+log = logging.getLogger("ctiwatch.web")
 
 # Level 1: about three times faster than 6 on these pages for a few percent more bytes; a view
 # of 10,000 targets is compressed once per build, in a worker thread.
@@ -257,18 +260,32 @@ R = TypeVar("R", Rendered, Framed)
 
 
 class FragmentCache:
-    """What was rendered from the current view, by name; forgotten when the view changes."""
+    """What was rendered from the current view, by name; forgotten when the view changes.
+
+    Views of one *epoch* differ only in their figures (``StatusView.epoch``: the console
+    begins a new one whenever a caller had to wait for a view). A request for a view with no
+    rendering yet gets the last rendering of the same epoch at once and the view is rendered
+    behind it; only the first rendering of an epoch is waited for (by every request that
+    asks meanwhile, one rendering for all)."""
 
     def __init__(self) -> None:
         self._version: int | None = None
         self._items: dict[str, Rendered | Framed] = {}
         self._rendering: dict[tuple[int, str], asyncio.Future[Rendered | Framed]] = {}
+        # The newest rendering per name: (its view's version, its epoch, the rendering).
+        self._last: dict[str, tuple[int, int | None, Rendered | Framed]] = {}
 
-    async def fetch(self, version: int | None, name: str, render: Callable[[], Awaitable[R]]) -> R:
-        """What ``render`` makes of view ``version``, kept under ``name`` until the view changes
-        (``None``: not cached), once per version and name however many requests wait for it.
-        A rendering hands the loop back as it goes (:func:`page_of`, :func:`data_of`,
-        :func:`framed_of`)."""
+    async def fetch(
+        self,
+        version: int | None,
+        name: str,
+        render: Callable[[], Awaitable[R]],
+        epoch: int | None = None,
+    ) -> R:
+        """What ``render`` makes of view ``version`` (of ``epoch``; ``None``: never answered
+        from another view), kept under ``name`` until the view changes (``None``: not cached),
+        once per version and name however many requests ask for it. A rendering hands the
+        loop back as it goes (:func:`page_of`, :func:`data_of`, :func:`framed_of`)."""
         if version is None:
             return await render()
         if version != self._version:
@@ -281,8 +298,25 @@ class FragmentCache:
         pending = self._rendering.get(key)
         if pending is None:
             pending = self._rendering[key] = asyncio.ensure_future(render())
-            pending.add_done_callback(lambda _: self._rendering.pop(key, None))
-        rendered = await asyncio.shield(pending)
+            pending.add_done_callback(lambda done: self._rendered(key, epoch, done))
+        last = self._last.get(name)
+        if epoch is not None and last is not None and last[1] == epoch:
+            return cast(R, last[2])  # this view is rendered behind the last of its epoch
+        return cast(R, await asyncio.shield(pending))
+
+    def _rendered(
+        self, key: tuple[int, str], epoch: int | None, done: asyncio.Future[Rendered | Framed]
+    ) -> None:
+        self._rendering.pop(key, None)
+        if done.cancelled():
+            return
+        if (error := done.exception()) is not None:
+            log.error("rendering %s failed: %s", key[1], error, exc_info=error)
+            return
+        version, name = key
+        rendered = done.result()
         if version == self._version:
             self._items.setdefault(name, rendered)
-        return cast(R, rendered)
+        last = self._last.get(name)
+        if last is None or last[0] <= version:
+            self._last[name] = (version, epoch, rendered)

@@ -458,6 +458,9 @@ class StatusView:
     # Which build of the read model this is (a new number per build): the web caches what it
     # renders from a view under it. None: not cached (e.g. a test double).
     version: int | None = None
+    # Views of one epoch differ only in their figures (results came in): while the next
+    # view of an epoch is rendered, the web may answer with the last (FragmentCache).
+    epoch: int | None = None
     # The latest resolved incidents, newest first (the operators' history).
     history: tuple[IncidentSummary, ...] = ()
     # Recognition per customer, then its locations, then their users (the trailing window).

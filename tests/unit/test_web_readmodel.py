@@ -3,6 +3,7 @@ state version, never ticking the pipeline, never reading raw results per request
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import zlib
 from collections.abc import AsyncIterator
@@ -17,7 +18,14 @@ from hypothesis import strategies as st
 
 from classifier.observation import Service
 from ctiwatch.readmodel import StateVersion
-from ctiwatch.web.readmodel import SLOT, crc32_combine, framed
+from ctiwatch.web.readmodel import (
+    SLOT,
+    FragmentCache,
+    Rendered,
+    crc32_combine,
+    data,
+    framed,
+)
 
 
 @pytest.fixture
@@ -126,12 +134,112 @@ async def test_a_users_tile_and_row_follow_its_new_results_between_builds(scene:
     before_tile, before_row = carol(await scene.console.status())
     await scene.calls("globex", "globex-utr", "carol", recognised=3, unrecognised=1)
     scene.clock.set(NOW + timedelta(seconds=2))
-    view = await scene.console.status()
+    view = await scene.console.caught_up()
     after_tile, after_row = carol(view)
     assert (after_row.calls - before_row.calls, after_row.misses - before_row.misses) == (4, 1)
     assert after_tile.recognition_rate == after_row.rate != before_tile.recognition_rate
     scene.clock.set(NOW + timedelta(hours=1, minutes=2))  # the calls left the window
     assert carol(await scene.console.status())[1].calls == 0
+
+
+async def test_new_figures_are_built_behind_the_served_view_and_nobody_waits_for_them(
+    scene: Scene,
+) -> None:
+    before = await scene.console.status()
+    await scene.calls("globex", "globex-utr", "carol", recognised=3, unrecognised=1)
+    scene.clock.set(NOW + timedelta(seconds=2))
+    served = await scene.console.status()  # only figures moved: the view there is, at once
+    assert served is before
+    after = await scene.console.caught_up()  # ... and the next one was being built behind it
+    assert after.version is not None and before.version is not None
+    assert after.version > before.version and after.epoch == before.epoch
+    assert tile(after, "globex", "crm").calls == tile(before, "globex", "crm").calls + 4
+
+
+async def test_a_view_older_than_its_figures_may_lag_is_built_before_it_is_served(
+    scene: Scene,
+) -> None:
+    before = await scene.console.status()
+    await scene.calls("globex", "globex-utr", "carol", recognised=3, unrecognised=1)
+    scene.clock.set(NOW + timedelta(seconds=7))  # beyond a second's figures plus 5 s of age
+    after = await scene.console.status()
+    assert after.epoch != before.epoch  # waited for: what renders it is waited for too
+    assert tile(after, "globex", "crm").calls == tile(before, "globex", "crm").calls + 4
+
+
+async def test_an_incident_change_begins_an_epoch_every_reader_waits_for(scene: Scene) -> None:
+    before = await scene.console.status()
+    scene.clock.set(NOW + timedelta(seconds=2))
+    await scene.console.acknowledge(2, "Sanne")
+    after = await scene.console.status()
+    assert after.epoch != before.epoch
+    assert [i.status for i in after.open_incidents] == ["acknowledged"]
+
+
+# --- renderings per view: one per version, the last of an epoch while the next renders ------
+
+
+async def test_one_rendering_per_view_however_many_ask_for_it_at_once() -> None:
+    cache, made = FragmentCache(), []
+
+    async def render() -> Rendered:
+        made.append(1)
+        await asyncio.sleep(0)
+        return data("one")
+
+    found = await asyncio.gather(*(cache.fetch(1, "page", render, epoch=1) for _ in range(5)))
+    assert made == [1] and {f.body for f in found} == {b"one"}
+
+
+async def test_a_view_of_the_same_epoch_is_answered_with_the_last_rendering_while_it_renders() -> (
+    None
+):
+    cache = FragmentCache()
+    await cache.fetch(1, "page", lambda: _rendered("v1"), epoch=7)
+    release = asyncio.Event()
+
+    async def slow() -> Rendered:
+        await release.wait()
+        return data("v2")
+
+    # View 2 differs from view 1 only in figures (epoch 7): answered with view 1's rendering
+    # at once, view 2 rendered behind it.
+    assert (await cache.fetch(2, "page", slow, epoch=7)).body == b"v1"
+    assert (await cache.fetch(2, "page", slow, epoch=7)).body == b"v1"
+    release.set()
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert (await cache.fetch(2, "page", slow, epoch=7)).body == b"v2"
+
+
+async def test_the_first_rendering_of_a_new_epoch_is_waited_for() -> None:
+    cache = FragmentCache()
+    await cache.fetch(1, "page", lambda: _rendered("v1"), epoch=7)
+    assert (await cache.fetch(2, "page", lambda: _rendered("v2"), epoch=8)).body == b"v2"
+    assert (await cache.fetch(3, "page", lambda: _rendered("v3"), epoch=None)).body == b"v3"
+
+
+async def test_a_failed_rendering_is_logged_and_the_next_request_renders_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cache = FragmentCache()
+    await cache.fetch(1, "page", lambda: _rendered("v1"), epoch=7)
+
+    async def broken() -> Rendered:
+        raise RuntimeError("template broke")
+
+    assert (await cache.fetch(2, "page", broken, epoch=7)).body == b"v1"
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert "rendering page failed: template broke" in caplog.text
+    assert (await cache.fetch(2, "page", lambda: _rendered("v2"), epoch=7)).body == b"v1"
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert (await cache.fetch(2, "page", lambda: _rendered("v2"), epoch=7)).body == b"v2"
+
+
+async def _rendered(text: str) -> Rendered:
+    return data(text)
 
 
 # --- a shared page with the viewer's part spliced in -------------------------------------------
