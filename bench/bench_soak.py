@@ -81,6 +81,7 @@ from ctiwatch.clock import LoopClock
 from ctiwatch.config import Config
 from ctiwatch.console import ConsoleServiceImpl
 from ctiwatch.fakes import FakeSmtp, FakeTwilio
+from ctiwatch.memory import tune_allocator
 from ctiwatch.metrics import Metrics
 from ctiwatch.mqtt.ingest import AgentTracker, Receiver
 from ctiwatch.mqtt.schema import encode_results
@@ -1055,6 +1056,8 @@ def main(argv: Sequence[str] = ()) -> int:
         tracemalloc.start(1)
     load = os.getloadavg()
     print(f"load average before the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    tuned = tune_allocator()  # as ctiwatch run does, before any thread exists
+    print(f"allocator: {', '.join(tuned) or 'as the C library has it'}", flush=True)
     report = soak(args)
     print(describe(report), flush=True)
     load = os.getloadavg()

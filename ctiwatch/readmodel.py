@@ -93,6 +93,9 @@ def _counted_minutes(now: datetime, window: timedelta) -> tuple[int, int]:
     return first, math.floor(seconds / 60)
 
 
+_ZEROS = bytes(8 * (6 + _HISTOGRAM))  # a new bucket's values, as doubles
+
+
 class _Place:
     """One place's minute buckets over the window and their running total.
 
@@ -101,13 +104,15 @@ class _Place:
     __slots__ = ("buckets", "total")
 
     def __init__(self) -> None:
-        self.buckets: dict[int, list[float]] = {}
+        # Each bucket an ``array("d")``: 8 bytes a value, where a list held a float object
+        # (24 bytes) and a pointer for each (at 10,000 targets, ~6 MB less).
+        self.buckets: dict[int, array[float]] = {}
         self.total: list[float] = [0.0] * (6 + _HISTOGRAM)
 
-    def bucket(self, minute: int) -> list[float]:
+    def bucket(self, minute: int) -> array[float]:
         found = self.buckets.get(minute)
         if found is None:
-            found = self.buckets[minute] = [0.0] * (6 + _HISTOGRAM)
+            found = self.buckets[minute] = array("d", _ZEROS)
             if len(self.buckets) > 1 and minute < max(self.buckets):
                 self.buckets = dict(sorted(self.buckets.items()))  # a late minute: keep order
         return found
@@ -118,7 +123,7 @@ class _Place:
         # Element by element in C; latency_max is a maximum (the total's is taken over the
         # buckets when asked, its slot stays 0).
         latency_max = max(bucket[4], values[4])
-        bucket[:] = map(operator.add, bucket, values)
+        bucket[:] = array("d", map(operator.add, bucket, values))
         bucket[4] = latency_max
         total[:] = map(operator.add, total, values)
         total[4] = 0.0

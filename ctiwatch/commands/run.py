@@ -13,6 +13,7 @@ from typing import Any
 from ctiwatch.app import Ctiwatch
 from ctiwatch.config import Config, load_config
 from ctiwatch.logs import secrets_of, setup_logging
+from ctiwatch.memory import tune_allocator
 from ctiwatch.single import AnotherRun
 from ctiwatch.storage import StorageError
 
@@ -32,6 +33,7 @@ def register(sub: Any) -> None:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    tune_allocator()  # before any thread exists
     config = load_config(args.config)
     setup_logging(config.logging, os.environ, secrets=secrets_of(config))
     if logging.getLogger().level > logging.DEBUG:
