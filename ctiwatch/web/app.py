@@ -88,9 +88,25 @@ def build_web_app(
         app.add_routes([web.get("/metrics", _metrics_handler(metrics_registry))])
     if versions is not None:
         EventStreams(versions).install(app)
+        app.middlewares.append(_state_header(versions))
     if extra_routes is not None:
         extra_routes(app)
     return app
+
+
+def _state_header(versions: Versions) -> Middleware:
+    """Live fragments say the state version as of their answer (``X-Ctiwatch-State``): a
+    polling page given a view older than that (new figures are built behind the view served)
+    asks again soon, as a page listening to ``/events`` does for the version it heard."""
+
+    @web.middleware
+    async def state_header(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        if request.path.startswith("/fragments/") or request.path.endswith("/fragment"):
+            response.headers["X-Ctiwatch-State"] = str(versions.value)
+        return response
+
+    return state_header
 
 
 def _healthz(

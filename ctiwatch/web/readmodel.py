@@ -274,6 +274,7 @@ class FragmentCache:
         self._rendering: dict[tuple[int, str], asyncio.Future[Rendered | Framed]] = {}
         # The newest rendering per name: (its view's version, its epoch, the rendering).
         self._last: dict[str, tuple[int, int | None, Rendered | Framed]] = {}
+        self._epoch = -1  # the newest epoch asked for
 
     async def fetch(
         self,
@@ -291,6 +292,9 @@ class FragmentCache:
         if version != self._version:
             self._version = version
             self._items = {}
+        if epoch is not None and epoch > self._epoch:  # what older epochs rendered is done with
+            self._epoch = epoch
+            self._last = {n: last for n, last in self._last.items() if last[1] == epoch}
         found = self._items.get(name)
         if found is not None:
             return cast(R, found)

@@ -461,6 +461,9 @@ class StatusView:
     # Views of one epoch differ only in their figures (results came in): while the next
     # view of an epoch is rendered, the web may answer with the last (FragmentCache).
     epoch: int | None = None
+    # The state version (``StateVersion.value``, what ``/events`` streams) it was built at:
+    # a live page that heard of a newer one asks again (its view is being built behind).
+    state: int | None = None
     # The latest resolved incidents, newest first (the operators' history).
     history: tuple[IncidentSummary, ...] = ()
     # Recognition per customer, then its locations, then their users (the trailing window).

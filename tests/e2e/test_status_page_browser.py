@@ -16,6 +16,7 @@ import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,9 @@ async def serve(
     accounts = make_accounts(scene.store, scene.clock)
     secret, _ = await accounts.create_token("wall", "viewer", kiosk=True, by="test")
     service: ConsoleServiceImpl = scene.console
-    app = build_web_app(service, accounts=accounts, metrics_registry=None)
+    app = build_web_app(
+        service, accounts=accounts, metrics_registry=None, versions=scene.pipeline.version
+    )
     reads = 0
 
     @web.middleware
@@ -141,6 +144,28 @@ async def test_status_page_shows_a_change_without_reloading(tmp_path: Path) -> N
     assert 'data-live="ok"' in dom
 
 
+async def test_a_polling_page_catches_up_with_figures_built_behind_the_view_it_was_given(
+    tmp_path: Path,
+) -> None:
+    async with real_console(sqlite_url(tmp_path)) as scene:
+        await example_scene(scene)
+
+        async def calls_on_second_poll(n: int) -> None:
+            if n == 2:  # only figures move: this poll is given the view before them
+                await scene.calls("globex", "globex-utr", "carol", recognised=30, unrecognised=0)
+                scene.clock.set(scene.clock.now() + timedelta(seconds=2))
+
+        async for url in serve(scene, calls_on_second_poll):
+            # Polls at 0 s and 10 s (virtual); the page then asks again a second later, and
+            # again, until the fragment was built at the state its answer named: well before
+            # the third poll at 20 s.
+            dom = await run_chromium(
+                tmp_path / "profile", "--virtual-time-budget=15000", "--dump-dom", url
+            )
+    foot = dom.split('data-tile="globex/globex-utr/crm"')[1].split('class="tile-foot"')[1]
+    assert "30 calls" in foot.split("</div>")[0]
+
+
 async def test_status_page_screenshot(base_url: str, tmp_path: Path) -> None:
     shot = tmp_path / "status.png"
     await run_chromium(
@@ -162,3 +187,64 @@ async def test_status_page_screenshot(base_url: str, tmp_path: Path) -> None:
 def keep(shot: Path, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, folder / shot.name)
+
+
+async def test_the_live_page_catches_up_with_figures_built_behind_the_view_it_was_given(
+    tmp_path: Path,
+) -> None:
+    """Only figures moved (answered calls came in): the page hears the new state over
+    ``/events`` and is first given the view before it (the next is built and rendered behind
+    it), then asks again until the fragment says it was built at the state it heard."""
+    driver = pytest.importorskip("playwright.async_api")
+    async with real_console(sqlite_url(tmp_path)) as scene:
+        await example_scene(scene)
+        accounts = make_accounts(scene.store, scene.clock)
+        token, _ = await accounts.create_token("ops", "viewer", by="test")
+        before = await scene.console.status()
+        calls = next(
+            t.calls
+            for c in before.customers
+            if c.id == "globex"
+            for loc in c.locations
+            for t in loc.services
+            if t.service == "crm"
+        )
+        app = build_web_app(
+            scene.console,
+            accounts=accounts,
+            metrics_registry=None,
+            versions=scene.pipeline.version,
+        )
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        tile = '.tile[data-tile="globex/globex-utr/crm"] .tile-foot'
+        try:
+            async with driver.async_playwright() as playing:
+                browser = await playing.chromium.launch(
+                    executable_path=chromium(), args=["--no-sandbox", "--disable-dev-shm-usage"]
+                )
+                try:
+                    context = await browser.new_context(
+                        extra_http_headers={"Authorization": f"Bearer {token}"}
+                    )
+                    page = await context.new_page()
+                    await page.goto(f"http://{host}:{port}/")
+                    await page.wait_for_selector('body[data-live="ok"]')
+                    assert f"{calls + 30} calls" not in await page.inner_text(tile)
+                    await scene.calls(
+                        "globex", "globex-utr", "carol", recognised=30, unrecognised=0
+                    )
+                    scene.clock.set(scene.clock.now() + timedelta(seconds=2))
+                    await page.wait_for_function(
+                        "([selector, text]) => document.querySelector(selector)"
+                        ".textContent.includes(text)",
+                        arg=[tile, f"{calls + 30} calls"],
+                        timeout=20_000,
+                    )
+                finally:
+                    await browser.close()
+        finally:
+            await runner.cleanup()

@@ -140,7 +140,8 @@ async def test_the_shared_status_page_shows_each_viewer_their_own_menu_and_no_on
 
 async def test_status_page_shows_times_in_amsterdam_local_time(client: Client) -> None:
     html = await page(client, "/")
-    assert '<time id="generated" datetime="2026-12-01T10:00:00+01:00">10:00:00</time>' in html
+    assert '<time id="generated" datetime="2026-12-01T10:00:00+01:00"' in html
+    assert ">10:00:00</time>" in html
     assert ">42s ago</time>" in html  # last probe, relative to the status's own time
     assert "All times are Europe/Amsterdam local time" in html
 

@@ -219,6 +219,13 @@ async def test_the_first_rendering_of_a_new_epoch_is_waited_for() -> None:
     assert (await cache.fetch(3, "page", lambda: _rendered("v3"), epoch=None)).body == b"v3"
 
 
+async def test_renderings_of_an_older_epoch_are_let_go_when_a_new_epoch_is_asked_for() -> None:
+    cache = FragmentCache()
+    await cache.fetch(1, "wall", lambda: _rendered("wall v1"), epoch=7)
+    await cache.fetch(2, "page", lambda: _rendered("page v2"), epoch=8)
+    assert [name for name in cache._last] == ["page"]
+
+
 async def test_a_failed_rendering_is_logged_and_the_next_request_renders_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -6,6 +6,11 @@
 (function () {
   "use strict";
   var POLL = 10000;
+  // A fragment older than the state last heard of (from /events, or a fragment's
+  // X-Ctiwatch-State header when polling: the server builds new figures behind the view it
+  // serves) is asked for again this much later, until it catches up.
+  var CATCH_UP = 1000;
+  var catchUp = null;
   var live = document.getElementById("live");
   if (!live) { return; }
   var serverOffset = 0; // server time minus browser time, from the last fragment
@@ -54,6 +59,11 @@
     if (stamp) {
       var at = Date.parse(stamp.getAttribute("datetime"));
       if (!isNaN(at)) { serverOffset = at - Date.now(); }
+      var heard = Number(live.getAttribute("data-state-version"));
+      var built = Number(stamp.getAttribute("data-state"));
+      if (stamp.getAttribute("data-state") && heard > built && catchUp === null) {
+        catchUp = setTimeout(function () { catchUp = null; refresh(); }, CATCH_UP);
+      }
     }
     setState(true, label());
     tick();
@@ -64,6 +74,10 @@
     pending = fetch(live.getAttribute("data-fragment") || "/fragments/status", { cache: "no-store" })
       .then(function (response) {
         if (!response.ok) { throw new Error("HTTP " + response.status); }
+        var state = Number(response.headers.get("X-Ctiwatch-State"));
+        if (state > Number(live.getAttribute("data-state-version"))) {
+          live.setAttribute("data-state-version", String(state));
+        }
         return response.text();
       })
       .then(swap)
