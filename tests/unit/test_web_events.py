@@ -123,31 +123,29 @@ async def test_without_javascript_the_page_reloads_itself(client: Client) -> Non
     assert "reloads every 30 s" in page
 
 
-async def test_the_app_streams_events_when_given_the_state_version(
-    aiohttp_client: ClientFactory, scene: Scene
-) -> None:
+@pytest.fixture
+async def app_client(aiohttp_client: ClientFactory, scene: Scene) -> Client:
+    """The whole app as ``ctiwatch run`` builds it (given the state version), as a viewer."""
     accounts = make_accounts(scene.store, scene.clock)
     app = build_web_app(
         scene.console, accounts=accounts, metrics_registry=None, versions=scene.pipeline.version
     )
-    client = await aiohttp_client(app, headers=bearer(await token_for(accounts, "wall", "viewer")))
-    response = await client.get("/events")
+    return await aiohttp_client(app, headers=bearer(await token_for(accounts, "wall", "viewer")))
+
+
+async def test_the_app_streams_events_when_given_the_state_version(app_client: Client) -> None:
+    response = await app_client.get("/events")
     assert response.status == 200
     assert await next_event(response) == ["retry: 5000"]
     response.close()
 
 
 async def test_live_fragments_name_the_state_they_answer_at_and_the_one_they_were_built_at(
-    aiohttp_client: ClientFactory, scene: Scene
+    app_client: Client, scene: Scene
 ) -> None:
-    accounts = make_accounts(scene.store, scene.clock)
-    app = build_web_app(
-        scene.console, accounts=accounts, metrics_registry=None, versions=scene.pipeline.version
-    )
-    client = await aiohttp_client(app, headers=bearer(await token_for(accounts, "wall", "viewer")))
     for path in ("/fragments/status", "/fragments/wall"):
-        response = await client.get(path)
+        response = await app_client.get(path)
         built = (await scene.console.status()).state
         assert response.headers["X-Ctiwatch-State"] == str(scene.pipeline.version.value)
         assert f'data-state="{built}"' in await response.text()
-    assert "X-Ctiwatch-State" not in (await client.get("/")).headers
+    assert "X-Ctiwatch-State" not in (await app_client.get("/")).headers
