@@ -250,7 +250,7 @@ class ConsoleServiceImpl:
                 self._epoch += 1
             version = self._pipeline.version
             built = (version.value, version.major, self._agents_key())
-            view = replace(await self._build_status(now), state=version.value)
+            view = replace(await self._build_status(now), state=built[0])  # as it began
             self._built = built
             self._view = view
             return view

@@ -176,6 +176,23 @@ async def test_an_incident_change_begins_an_epoch_every_reader_waits_for(scene: 
     assert [i.status for i in after.open_incidents] == ["acknowledged"]
 
 
+async def test_a_view_names_the_state_version_its_build_began_at(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    build = scene.console._build_status
+
+    async def results_stored_meanwhile(now: datetime) -> Any:
+        view = await build(now)
+        scene.pipeline.version.bump(major=False)
+        return view
+
+    monkeypatch.setattr(scene.console, "_build_status", results_stored_meanwhile)
+    scene.clock.set(NOW + timedelta(minutes=1))
+    began = scene.pipeline.version.value
+    view = await scene.console.status()
+    assert view.state == began < scene.pipeline.version.value  # its page will ask again
+
+
 # --- renderings per view: one per version, the last of an epoch while the next renders ------
 
 
